@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers import only downward:
+//   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan
+//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox
+//   MusterDeploy (plan + ssh + etcd) -> muster (thin CLI)
+let package = Package(
+    name: "muster",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "muster", targets: ["muster"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
+                       providers: [.apt(["libssh2-1-dev"])]),
+        .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"])]),
+        .target(name: "MusterBasics",
+                dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
+        .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
+        .target(name: "MusterPlan", dependencies: [
+            "MusterBasics", "MusterYAML", "MusterInventory",
+            .product(name: "Mustache", package: "swift-mustache"),
+        ]),
+        .target(name: "MusterSSH", dependencies: ["CLibSSH2", "MusterBasics"]),
+        .target(name: "MusterEtcd", dependencies: ["MusterBasics"]),
+        .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
+        .target(name: "MusterDeploy", dependencies: [
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd",
+        ]),
+        .executableTarget(name: "muster", dependencies: [
+            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
+        .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
+        .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan"],
+                    resources: [.copy("Golden")]),
+        .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
+        .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd"]),
+        .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
+        .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox"]),
+    ]
+)
