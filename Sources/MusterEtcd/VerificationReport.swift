@@ -1,0 +1,221 @@
+import Foundation
+
+/// The result of `muster verify` for one cluster: what the members said, and the checks.
+public struct VerificationReport: Sendable, Equatable {
+    public struct MemberRow: Sendable, Equatable {
+        public var id: UInt64
+        public var started: Bool
+        public var name: String
+        public var peerURLs: [String]
+        public var clientURLs: [String]
+        public var isLearner: Bool
+        public var status: String { started ? "started" : "unstarted" }
+    }
+
+    public struct EndpointRow: Sendable, Equatable {
+        public var endpoint: String
+        /// The inventory's name for the member behind this endpoint.
+        public var name: String
+        public var id: UInt64? = nil
+        public var version: String = ""
+        public var dbSize: Int64 = 0
+        public var dbSizeInUse: Int64 = 0
+        public var isLeader: Bool = false
+        public var isLearner: Bool = false
+        public var raftTerm: UInt64 = 0
+        public var raftIndex: UInt64 = 0
+        public var raftAppliedIndex: UInt64 = 0
+        /// The leader this member names.
+        public var leader: UInt64 = 0
+        /// Errors etcd itself reports in the status (e.g. `NOSPACE`).
+        public var errors: [String] = []
+        /// Why the status could not be read; nil when it was.
+        public var error: String?
+    }
+
+    public struct HealthRow: Sendable, Equatable {
+        public var endpoint: String
+        public var name: String
+        public var healthy: Bool
+        /// Round trip of `GET /health`; nil when there was no answer.
+        public var tookMilliseconds: Double?
+        public var error: String?
+    }
+
+    public struct Check: Sendable, Equatable {
+        public var name: String
+        public var ok: Bool
+        public var detail: String
+        public init(name: String, ok: Bool, detail: String) {
+            self.name = name; self.ok = ok; self.detail = detail
+        }
+    }
+
+    public var clusterName: String
+    public var expectedClusterID: UInt64
+    public var observedClusterID: UInt64?
+    public var members: [MemberRow] = []
+    public var endpoints: [EndpointRow] = []
+    public var health: [HealthRow] = []
+    /// In evaluation order; `orderedChecks` puts failures first.
+    public var checks: [Check] = []
+
+    public init(clusterName: String, expectedClusterID: UInt64) {
+        self.clusterName = clusterName
+        self.expectedClusterID = expectedClusterID
+    }
+
+    public var ok: Bool { !checks.isEmpty && checks.allSatisfy(\.ok) }
+    public var failedChecks: [Check] { checks.filter { !$0.ok } }
+    /// Failed checks first, each group in evaluation order.
+    public var orderedChecks: [Check] { checks.filter { !$0.ok } + checks.filter(\.ok) }
+    /// 0 when every check passes, 1 when any fails.
+    public var exitCode: Int32 { ok ? 0 : 1 }
+
+    public func check(named name: String) -> Check? { checks.first { $0.name == name } }
+
+    // MARK: Table
+
+    /// Tables in the style of `etcdctl -w table`, then the checks, failures first.
+    public func table() -> String {
+        var out = "cluster \(clusterName)"
+        if let observedClusterID { out += " (cluster ID \(EtcdIDs.hex(observedClusterID)))" }
+        out += "\n\nmember list:\n"
+        out += TextTable.render(
+            header: ["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"],
+            rows: members.map {
+                [EtcdIDs.hex($0.id), $0.status, $0.name, $0.peerURLs.joined(separator: ","),
+                 $0.clientURLs.joined(separator: ","), String($0.isLearner)]
+            })
+        out += "\nendpoint status:\n"
+        out += TextTable.render(
+            header: ["ENDPOINT", "ID", "VERSION", "DB SIZE", "IS LEADER", "IS LEARNER", "RAFT TERM",
+                     "RAFT INDEX", "RAFT APPLIED INDEX", "ERRORS"],
+            rows: endpoints.map { row in
+                guard let id = row.id, row.error == nil else {
+                    return [row.endpoint, "", "", "", "", "", "", "", "", row.error ?? ""]
+                }
+                return [row.endpoint, EtcdIDs.hex(id), row.version, HumanBytes.format(row.dbSize),
+                        String(row.isLeader), String(row.isLearner), String(row.raftTerm),
+                        String(row.raftIndex), String(row.raftAppliedIndex),
+                        row.errors.joined(separator: ", ")]
+            })
+        out += "\nendpoint health:\n"
+        out += TextTable.render(
+            header: ["ENDPOINT", "HEALTH", "TOOK", "ERROR"],
+            rows: health.map {
+                [$0.endpoint, String($0.healthy),
+                 $0.tookMilliseconds.map { String(format: "%.3fms", $0) } ?? "", $0.error ?? ""]
+            })
+        out += "\nchecks:\n"
+        for check in orderedChecks {
+            out += "\(check.ok ? "PASS" : "FAIL")  \(check.name): \(check.detail)\n"
+        }
+        let failed = failedChecks.count
+        out += failed == 0 ? "\nall \(checks.count) checks passed\n"
+                           : "\n\(failed) of \(checks.count) checks failed\n"
+        return out
+    }
+
+    // MARK: JSON
+
+    /// The document described in VERIFY_JSON.md (sorted keys, explicit nulls).
+    public func jsonValue() -> JSONValue {
+        .object([
+            "cluster": .string(clusterName),
+            "cluster_id": .string(EtcdIDs.hex(expectedClusterID)),
+            "observed_cluster_id": observedClusterID.map { .string(EtcdIDs.hex($0)) } ?? .null,
+            "ok": .bool(ok),
+            "members": .array(members.map { member in
+                .object([
+                    "id": .string(EtcdIDs.hex(member.id)),
+                    "status": .string(member.status),
+                    "name": .string(member.name),
+                    "peer_urls": .array(member.peerURLs.map(JSONValue.string)),
+                    "client_urls": .array(member.clientURLs.map(JSONValue.string)),
+                    "is_learner": .bool(member.isLearner),
+                ])
+            }),
+            "endpoints": .array(endpoints.map { row in
+                let answered = row.error == nil && row.id != nil
+                return .object([
+                    "endpoint": .string(row.endpoint),
+                    "name": .string(row.name),
+                    "id": row.id.map { .string(EtcdIDs.hex($0)) } ?? .null,
+                    "version": answered ? .string(row.version) : .null,
+                    "db_size": answered ? .int(row.dbSize) : .null,
+                    "db_size_human": answered ? .string(HumanBytes.format(row.dbSize)) : .null,
+                    "db_size_in_use": answered ? .int(row.dbSizeInUse) : .null,
+                    "is_leader": .bool(row.isLeader),
+                    "is_learner": .bool(row.isLearner),
+                    "leader": answered ? .string(EtcdIDs.hex(row.leader)) : .null,
+                    "raft_term": answered ? .uint(row.raftTerm) : .null,
+                    "raft_index": answered ? .uint(row.raftIndex) : .null,
+                    "raft_applied_index": answered ? .uint(row.raftAppliedIndex) : .null,
+                    "errors": .array(row.errors.map(JSONValue.string)),
+                    "error": row.error.map(JSONValue.string) ?? .null,
+                ])
+            }),
+            "health": .array(health.map { row in
+                .object([
+                    "endpoint": .string(row.endpoint),
+                    "name": .string(row.name),
+                    "healthy": .bool(row.healthy),
+                    "took_ms": row.tookMilliseconds.map(JSONValue.double) ?? .null,
+                    "error": row.error.map(JSONValue.string) ?? .null,
+                ])
+            }),
+            "checks": .array(orderedChecks.map { check in
+                .object(["name": .string(check.name), "ok": .bool(check.ok), "detail": .string(check.detail)])
+            }),
+        ])
+    }
+
+    /// `--output json`: pretty-printed, keys sorted, ends with a newline.
+    public func json() -> String { jsonValue().serialized() }
+}
+
+/// Byte counts as etcdctl prints DB sizes (go-humanize `Bytes`: SI units, "20 kB").
+public enum HumanBytes {
+    public static func format(_ bytes: Int64) -> String {
+        let value = Double(max(bytes, 0))
+        if value < 10 { return "\(max(bytes, 0)) B" }
+        let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+        let exponent = min(Int((log(value) / log(1000)).rounded(.down)), units.count - 1)
+        let scaled = (value / pow(1000, Double(exponent)) * 10 + 0.5).rounded(.down) / 10
+        return String(format: scaled < 10 ? "%.1f" : "%.0f", scaled) + " " + units[exponent]
+    }
+}
+
+/// Text tables drawn like etcdctl's (olekukonko/tablewriter): `+---+` borders, centred upper-case
+/// headers, one space of padding, cells right-aligned as `etcdctl -w table` sets them.
+public enum TextTable {
+    public static func render(header: [String], rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
+        }
+        let rule = "+" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+") + "+\n"
+        func line(_ cells: [String], _ pad: (String, Int) -> String) -> String {
+            "|" + widths.indices.map { index in
+                " " + pad(index < cells.count ? cells[index] : "", widths[index]) + " "
+            }.joined(separator: "|") + "|\n"
+        }
+        var out = rule + line(header, center) + rule
+        for row in rows { out += line(row, right) }
+        if !rows.isEmpty { out += rule }
+        return out
+    }
+
+    static func center(_ text: String, _ width: Int) -> String {
+        let gap = width - text.count
+        let left = gap / 2
+        return String(repeating: " ", count: left) + text + String(repeating: " ", count: gap - left)
+    }
+
+    static func right(_ text: String, _ width: Int) -> String {
+        String(repeating: " ", count: width - text.count) + text
+    }
+}
