@@ -1,0 +1,363 @@
+internal import CLibSSH2
+import Foundation
+import MusterBasics
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Opening a session: TCP connect with our own timeout, handshake, host key, authentication.
+enum Connector {
+    static func open(_ target: SSHTarget) throws -> SessionHandle {
+        let deadline = Deadline(seconds: target.connectTimeout)
+        let fd = try tcpConnect(target, deadline)
+        guard let raw = libssh2_session_init_ex(nil, nil, nil, nil) else {
+            close(fd)
+            throw SSHError(host: target.name, step: "connect", kind: .connect,
+                           message: "libssh2_session_init failed")
+        }
+        let session = SessionHandle(raw: raw, socket: fd, host: target.name,
+                                    timeoutMilliseconds: Int(target.commandTimeout * 1000))
+        // OpenSSH's own order, so a key recorded by `ssh` (ed25519 first) is the one negotiated.
+        _ = libssh2_session_method_pref(
+            raw, LIBSSH2_METHOD_HOSTKEY,
+            "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa")
+        let where_ = "\(target.address):\(target.port)"
+        let rc = try session.retry(
+            "handshake", deadline,
+            what: "waiting for the SSH handshake with \(where_) after \(format(target.connectTimeout)) s"
+                + " (the port accepted TCP but no SSH server answered)"
+        ) { Int(libssh2_session_handshake(raw, fd)) }
+        if rc != 0 {
+            throw session.error("handshake", .connect,
+                                "SSH handshake with \(where_) failed: \(session.lastError)")
+        }
+        try verifyHostKey(session, target)
+        try authenticate(session, target, Deadline(seconds: max(target.connectTimeout, 30)))
+        libssh2_keepalive_config(raw, 0, UInt32(max(1, target.keepaliveInterval)))
+        return session
+    }
+
+    static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    }
+
+    // MARK: TCP
+
+    static func tcpConnect(_ target: SSHTarget, _ deadline: Deadline) throws -> Int32 {
+        func fail(_ kind: SSHError.Kind, _ message: String) -> SSHError {
+            SSHError(host: target.name, step: "connect", kind: kind, message: message)
+        }
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let gai = getaddrinfo(target.address, String(target.port), &hints, &list)
+        guard gai == 0, let first = list else {
+            throw fail(.connect, "cannot resolve \(target.address): \(String(cString: gai_strerror(gai)))")
+        }
+        defer { freeaddrinfo(list) }
+        let where_ = "\(target.address):\(target.port)"
+        var problem = "no address"
+        var next: UnsafeMutablePointer<addrinfo>? = first
+        while let info = next {
+            next = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            if fd < 0 { problem = String(cString: strerror(errno)); continue }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
+            var rc = Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen)
+            if rc != 0 && errno == EINPROGRESS {
+                var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                repeat {
+                    rc = poll(&pfd, 1, Int32(deadline.remainingMilliseconds))
+                } while rc < 0 && errno == EINTR
+                if rc == 0 {
+                    close(fd)
+                    throw fail(.timeout, "TCP connect to \(where_) timed out after "
+                               + "\(format(target.connectTimeout)) s")
+                }
+                var soError: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length)
+                if soError != 0 { errno = soError; rc = -1 } else { rc = 0 }
+            }
+            if rc == 0 {
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return fd
+            }
+            problem = String(cString: strerror(errno))
+            close(fd)
+        }
+        throw fail(.connect, "cannot connect to \(where_): \(problem)")
+    }
+
+    // MARK: Host keys
+
+    /// "SHA256:" and the unpadded base64 of the key blob's SHA-256, as OpenSSH prints it.
+    static func fingerprint(_ blob: Data) -> String {
+        let hex = Array(Digest.sha256Hex(blob).utf8)
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(32)
+        func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : c - 87 }
+        for index in stride(from: 0, to: hex.count, by: 2) {
+            bytes.append(nibble(hex[index]) << 4 | nibble(hex[index + 1]))
+        }
+        let base64 = Data(bytes).base64EncodedString()
+        return "SHA256:" + base64.replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The key type name at the start of an SSH key blob ("ssh-ed25519", "ecdsa-sha2-nistp256").
+    static func keyTypeName(_ blob: Data) -> String {
+        let bytes = [UInt8](blob.prefix(64))
+        guard bytes.count >= 4 else { return "unknown" }
+        let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        guard length > 0, 4 + length <= bytes.count else { return "unknown" }
+        return String(decoding: bytes[4..<(4 + length)], as: UTF8.self)
+    }
+
+    static func verifyHostKey(_ session: SessionHandle, _ target: SSHTarget) throws {
+        let step = "host key"
+        var length = 0
+        var type: Int32 = 0
+        guard let pointer = libssh2_session_hostkey(session.raw, &length, &type) else {
+            throw session.error(step, .hostKey, "server sent no host key: \(session.lastError)")
+        }
+        let key = Data(bytes: pointer, count: length)
+        let offered = fingerprint(key)
+        let typeName = keyTypeName(key)
+        let name = target.knownHostsName
+        let file = target.knownHostsFile
+        guard let known = KnownHostsHandle(session: session) else {
+            throw session.error(step, .hostKey, "libssh2_knownhost_init failed")
+        }
+        // Line by line: libssh2 1.10's readfile gives up at the first line it cannot parse
+        // (e.g. an sk-ssh-ed25519 key); skipping such lines is what OpenSSH does too.
+        if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+            for line in text.split(whereSeparator: \.isNewline) {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix("@") { continue }
+                _ = trimmed.withCString {
+                    libssh2_knownhost_readline(known.raw, $0, strlen($0), MUSTER_KNOWNHOST_FILE_OPENSSH)
+                }
+            }
+        }
+        var entry: UnsafeMutablePointer<libssh2_knownhost>?
+        let port: Int32 = target.port == 22 ? -1 : Int32(target.port)
+        let check = key.withUnsafeBytes { buffer in
+            libssh2_knownhost_checkp(
+                known.raw, target.address, port,
+                buffer.baseAddress!.assumingMemoryBound(to: CChar.self), length,
+                muster_knownhost_check_mask(type), &entry)
+        }
+        switch check {
+        case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+            return
+        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
+            var expected = "an unreadable key"
+            if let base64 = entry?.pointee.key.map({ String(cString: $0) }),
+               let blob = Data(base64Encoded: base64) {
+                expected = "\(keyTypeName(blob)) \(fingerprint(blob))"
+            }
+            throw session.error(step, .hostKeyChanged, """
+                HOST KEY CHANGED for \(name): \(file) expects \(expected), the server offered \
+                \(typeName) \(offered). Refusing to connect: this may be an attack, or the host \
+                was reinstalled (then remove the old entry: ssh-keygen -R '\(name)' -f \(file)).
+                """)
+        case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+            guard target.acceptNewHostKeys else {
+                throw session.error(step, .hostKeyUnknown, """
+                    unknown host key for \(name): \(typeName) \(offered) is not in \(file). \
+                    Check the fingerprint, then rerun with --accept-new-host-keys to record it.
+                    """)
+            }
+            let line = "\(name) \(typeName) \(key.base64EncodedString())\n"
+            do {
+                try appendLine(line, to: file)
+            } catch {
+                throw session.error(step, .hostKey, "cannot record the host key in \(file): \(error)")
+            }
+        default:
+            throw session.error(step, .hostKey,
+                                "cannot check the host key against \(file): \(session.lastError)")
+        }
+    }
+
+    static func appendLine(_ line: String, to file: String) throws {
+        let directory = (file as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        let fd = Glibc.open(file, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        // Start on a fresh line if the file does not end with one.
+        var last: UInt8 = 0
+        let size = lseek(fd, 0, SEEK_END)
+        if size > 0 {
+            let readFD = Glibc.open(file, O_RDONLY)
+            if readFD >= 0 {
+                _ = pread(readFD, &last, 1, size - 1)
+                close(readFD)
+            }
+        }
+        let text = (size > 0 && last != 10 ? "\n" : "") + line
+        let written = text.withCString { write(fd, $0, strlen($0)) }
+        guard written == text.utf8.count else { throw POSIXError(.EIO) }
+    }
+
+    // MARK: Authentication
+
+    /// What a private key file holds, read without decrypting it.
+    struct KeyInfo {
+        var type: String?
+        var encrypted: Bool
+        var isRSA: Bool { type == "ssh-rsa" }
+    }
+
+    static func keyInfo(_ path: String) -> KeyInfo {
+        if let pub = try? String(contentsOfFile: path + ".pub", encoding: .utf8),
+           let first = pub.split(separator: " ").first {
+            let encrypted = keyInfoFromPrivate(path).encrypted
+            return KeyInfo(type: String(first), encrypted: encrypted)
+        }
+        return keyInfoFromPrivate(path)
+    }
+
+    private static func keyInfoFromPrivate(_ path: String) -> KeyInfo {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            return KeyInfo(type: nil, encrypted: false)
+        }
+        if text.contains("BEGIN RSA PRIVATE KEY") {
+            return KeyInfo(type: "ssh-rsa", encrypted: text.contains("ENCRYPTED"))
+        }
+        if text.contains("BEGIN EC PRIVATE KEY") {
+            return KeyInfo(type: "ecdsa", encrypted: text.contains("ENCRYPTED"))
+        }
+        guard text.contains("BEGIN OPENSSH PRIVATE KEY") else {
+            return KeyInfo(type: nil, encrypted: text.contains("ENCRYPTED"))
+        }
+        let body = text.split(whereSeparator: \.isNewline)
+            .filter { !$0.hasPrefix("-----") }.joined()
+        guard let blob = Data(base64Encoded: body) else { return KeyInfo(type: nil, encrypted: false) }
+        // "openssh-key-v1\0", string cipher, string kdf, string kdf options, uint32 n, string key.
+        var reader = BlobReader(bytes: [UInt8](blob))
+        guard reader.skip(15), let cipher = reader.string(), reader.string() != nil,
+              reader.string() != nil, reader.skip(4), let publicKey = reader.string()
+        else { return KeyInfo(type: nil, encrypted: false) }
+        let encrypted = String(decoding: cipher, as: UTF8.self) != "none"
+        return KeyInfo(type: keyTypeName(Data(publicKey)), encrypted: encrypted)
+    }
+
+    struct BlobReader {
+        var bytes: [UInt8]
+        var offset = 0
+
+        mutating func skip(_ count: Int) -> Bool {
+            guard offset + count <= bytes.count else { return false }
+            offset += count
+            return true
+        }
+
+        mutating func string() -> [UInt8]? {
+            guard offset + 4 <= bytes.count else { return nil }
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            guard offset + 4 + length <= bytes.count else { return nil }
+            defer { offset += 4 + length }
+            return Array(bytes[offset + 4..<offset + 4 + length])
+        }
+    }
+
+    static let rsaExplanation = """
+        RSA keys cannot work here: libssh2 1.10 signs only with ssh-rsa (SHA-1), it cannot do \
+        rsa-sha2-256/512, and OpenSSH 8.8 and later (9.x included) refuse ssh-rsa signatures. \
+        Use an ed25519 or ECDSA key.
+        """
+
+    static func authenticate(_ session: SessionHandle, _ target: SSHTarget, _ deadline: Deadline) throws {
+        let step = "authenticate"
+        let user = target.user
+        let userLength = UInt32(user.utf8.count)
+        var tried = [String]()
+        var sawRSA = false
+        let identity = target.identityFile.flatMap { $0.isEmpty ? nil : $0 }
+        let info = identity.map(keyInfo)
+
+        if let socketPath = target.agentSocket, !socketPath.isEmpty, let agent = AgentHandle(session: session) {
+            libssh2_agent_set_identity_path(agent.raw, socketPath)
+            if libssh2_agent_connect(agent.raw) == 0 {
+                agent.connected = true
+                if libssh2_agent_list_identities(agent.raw) == 0 {
+                    var identities = [(pointer: UnsafeMutablePointer<libssh2_agent_publickey>, blob: Data)]()
+                    var previous: UnsafeMutablePointer<libssh2_agent_publickey>?
+                    while true {
+                        var current: UnsafeMutablePointer<libssh2_agent_publickey>?
+                        guard libssh2_agent_get_identity(agent.raw, &current, previous) == 0,
+                              let current else { break }
+                        let blob = Data(bytes: current.pointee.blob, count: Int(current.pointee.blob_len))
+                        identities.append((current, blob))
+                        previous = current
+                    }
+                    // The configured key first, to stay under sshd's MaxAuthTries.
+                    if let identity, let wanted = publicKeyBlob(identity + ".pub"),
+                       let index = identities.firstIndex(where: { $0.blob == wanted }) {
+                        identities.insert(identities.remove(at: index), at: 0)
+                    }
+                    for candidate in identities.prefix(5) {
+                        let rc = try session.retry(step, deadline, what: "authenticating") {
+                            Int(libssh2_agent_userauth(agent.raw, user, candidate.pointer))
+                        }
+                        if rc == 0 { return }
+                        let type = keyTypeName(candidate.blob)
+                        if type == "ssh-rsa" { sawRSA = true }
+                        let comment = candidate.pointer.pointee.comment.map { String(cString: $0) } ?? ""
+                        tried.append("agent key \(type) \(fingerprint(candidate.blob)) \(comment)"
+                                     .trimmingCharacters(in: .whitespaces) + ": refused")
+                    }
+                    if identities.isEmpty { tried.append("ssh-agent at \(socketPath): no keys") }
+                } else {
+                    tried.append("ssh-agent at \(socketPath): cannot list keys: \(session.lastError)")
+                }
+            } else {
+                tried.append("ssh-agent at \(socketPath): cannot connect: \(session.lastError)")
+            }
+        }
+
+        if let identity {
+            if !FileManager.default.isReadableFile(atPath: identity) {
+                tried.append("identity file \(identity): not readable")
+            } else {
+                let publicPath = identity + ".pub"
+                let pub = FileManager.default.fileExists(atPath: publicPath) ? publicPath : nil
+                let passphrase = ProcessInfo.processInfo.environment["MUSTER_SSH_PASSPHRASE"]
+                let rc = try session.retry(step, deadline, what: "authenticating") {
+                    Int(libssh2_userauth_publickey_fromfile_ex(
+                        session.raw, user, userLength, pub, identity, passphrase))
+                }
+                if rc == 0 { return }
+                var text = "identity file \(identity): \(session.lastError)"
+                if info?.encrypted == true && passphrase == nil {
+                    text += " (the key is encrypted: set MUSTER_SSH_PASSPHRASE)"
+                }
+                tried.append(text)
+                if info?.isRSA == true { sawRSA = true }
+            }
+        }
+
+        if tried.isEmpty {
+            throw session.error(step, .auth, "no credentials for \(user)@\(target.address): "
+                                + "configure an identity file or run an ssh-agent (SSH_AUTH_SOCK)")
+        }
+        var message = "authentication as \(user) failed; tried " + tried.joined(separator: "; ")
+        if sawRSA { message += ". " + rsaExplanation }
+        throw session.error(step, .auth, message)
+    }
+
+    /// The key blob of an OpenSSH public key file ("type base64 comment").
+    static func publicKeyBlob(_ path: String) -> Data? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        guard fields.count >= 2 else { return nil }
+        return Data(base64Encoded: String(fields[1]))
+    }
+}
