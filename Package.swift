@@ -36,8 +36,7 @@ let package = Package(
             "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd",
         ]),
         .executableTarget(name: "muster", dependencies: [
-            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",
-            "MusterEtcd", "MusterDeploy", "MusterSandbox",
+            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),

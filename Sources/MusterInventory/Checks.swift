@@ -1,0 +1,118 @@
+import MusterYAML
+
+/// Cross-references between hosts, clusters and DNS, after every value has its type.
+struct InventoryChecks {
+    let inventory: Inventory
+    let sink: DiagnosticSink
+
+    func run() {
+        checkHosts()
+        checkDNS()
+        for cluster in inventory.clusters { checkCluster(cluster) }
+        checkPortClashes()
+        checkDiscoveryCycles()
+    }
+
+    private func checkHosts() {
+        var byAddress: [String: String] = [:]
+        for host in inventory.hosts {
+            if let other = byAddress[host.address] {
+                sink.error(host.mark, "host '\(host.name)' has the same address \(host.address) as host '\(other)'")
+            } else {
+                byAddress[host.address] = host.name
+            }
+        }
+    }
+
+    private func checkDNS() {
+        guard let dns = inventory.dns else { return }
+        if inventory.host(named: dns.server) == nil {
+            sink.error(dns.mark, "dns server '\(dns.server)' is not a host of this inventory")
+        }
+    }
+
+    private func checkCluster(_ cluster: Cluster) {
+        for name in cluster.members where inventory.host(named: name) == nil {
+            sink.error(cluster.mark, "cluster '\(cluster.name)' names host '\(name)', which is not defined under 'hosts'")
+        }
+        switch cluster.bootstrap {
+        case .staticCluster:
+            break
+        case .discovery(let source, let size, _):
+            if size < cluster.members.count {
+                sink.error(cluster.bootstrapMark, "discovery size \(size) of cluster '\(cluster.name)' is smaller than its \(cluster.members.count) members: the extra members could never join")
+            }
+            if size < 1 || size > 99 {
+                sink.error(cluster.bootstrapMark, "discovery size \(size) must be between 1 and 99")
+            }
+            if case .cluster(let backend) = source {
+                if backend == cluster.name {
+                    sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' cannot be its own discovery backend")
+                } else if inventory.cluster(named: backend) == nil {
+                    sink.error(cluster.bootstrapMark, "discovery cluster '\(backend)' is not a cluster of this inventory")
+                }
+            }
+        case .dns(let domain, _):
+            guard let dns = inventory.dns else {
+                sink.error(cluster.bootstrapMark, "DNS bootstrap of cluster '\(cluster.name)' needs a top-level 'dns' section naming the host that runs dnsmasq")
+                return
+            }
+            _ = dns
+            for name in cluster.members {
+                guard let host = inventory.host(named: name) else { continue }
+                if let fqdn = host.fqdn, !fqdn.hasSuffix("." + domain) {
+                    sink.error(host.mark, "fqdn '\(fqdn)' of host '\(name)' is not under the DNS domain '\(domain)' of cluster '\(cluster.name)'")
+                }
+            }
+        }
+    }
+
+    /// Two clusters may share a host, but not a port on it.
+    private func checkPortClashes() {
+        var used: [String: [Int: String]] = [:]
+        for cluster in inventory.clusters {
+            for name in cluster.members {
+                for (port, role) in [(cluster.clientPort, "client"), (cluster.peerPort, "peer")] {
+                    if let other = used[name]?[port] {
+                        sink.error(cluster.mark, "\(role) port \(port) of cluster '\(cluster.name)' on host '\(name)' is already used by \(other)")
+                    } else {
+                        used[name, default: [:]][port] = "the \(role) port of cluster '\(cluster.name)'"
+                    }
+                }
+            }
+        }
+    }
+
+    private func checkDiscoveryCycles() {
+        for cluster in inventory.clusters {
+            var seen: [String] = [cluster.name]
+            var current = cluster
+            while case .discovery(.cluster(let backend), _, _) = current.bootstrap,
+                  let next = inventory.cluster(named: backend) {
+                if seen.contains(backend) {
+                    if backend == cluster.name, seen.count > 1 {
+                        sink.error(cluster.bootstrapMark, "clusters form a discovery cycle: \((seen + [backend]).joined(separator: " -> "))")
+                    }
+                    break
+                }
+                seen.append(backend)
+                current = next
+            }
+        }
+    }
+}
+
+extension Inventory {
+    /// Checks that need the member binary's version (asked of `etcd --version` before planning).
+    public func check(memberVersion: String) throws {
+        let sink = DiagnosticSink(file: file)
+        for cluster in clusters {
+            if case .dns = cluster.bootstrap, !cluster.tls, memberVersion.hasPrefix("3.4.") {
+                sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' bootstraps by DNS SRV without TLS, but etcd \(memberVersion) ignores plain _etcd-server._tcp records (etcd issue 11321, fixed in 3.5): set 'tls: true' or use etcd 3.5")
+            }
+        }
+        if !sink.diagnostics.isEmpty {
+            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: [])
+        }
+    }
+}

@@ -1,0 +1,310 @@
+import Foundation
+import MusterYAML
+
+/// Reads an inventory file and checks it, reporting every problem with its line and column.
+public enum InventoryLoader {
+    public static func load(path: String) throws -> Inventory {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw InventoryError(
+                diagnostics: [Diagnostic(file: path, mark: Mark(line: 1, column: 1),
+                                         message: "cannot read the inventory file")],
+                sourceLines: [])
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> Inventory {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let sink = DiagnosticSink(file: file)
+        let root: Node?
+        do {
+            root = try YAMLParser.parse(text)
+        } catch let error as YAMLSyntaxError {
+            sink.error(error.mark, error.message)
+            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: lines)
+        }
+        guard let root else {
+            sink.error(Mark(line: 1, column: 1), "the inventory is empty")
+            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: lines)
+        }
+        let inventory = InventoryDecoder(file: file, sink: sink).decode(root)
+        if let inventory, sink.diagnostics.isEmpty {
+            InventoryChecks(inventory: inventory, sink: sink).run()
+        }
+        guard let inventory, sink.diagnostics.isEmpty else {
+            let sorted = sink.diagnostics.sorted {
+                ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
+            }
+            throw InventoryError(diagnostics: sorted, sourceLines: lines)
+        }
+        return inventory
+    }
+}
+
+/// Turns the YAML tree into the model; type and key errors are reported, not thrown.
+struct InventoryDecoder {
+    let file: String
+    let sink: DiagnosticSink
+
+    func decode(_ root: Node) -> Inventory? {
+        guard let top = MappingReader(root, context: "the inventory", sink: sink) else { return nil }
+        top.rejectUnknownKeys(["ssh", "member", "hosts", "dns", "clusters", "paths"])
+        let defaults = top.mapping("ssh", context: "ssh").map { ssh(from: $0, base: SSHSettings()) }
+            ?? SSHSettings()
+        let member = top.mapping("member", context: "member").map(member) ?? MemberSettings(mark: root.mark)
+        var hosts: [Host] = []
+        if let reader = top.mapping("hosts", context: "hosts") {
+            for entry in reader.keysInOrder {
+                if let host = host(name: entry.name, keyMark: entry.key.mark, node: entry.value, defaults: defaults) {
+                    hosts.append(host)
+                }
+            }
+        } else {
+            sink.error(top.mark("hosts"), "the inventory needs a 'hosts' mapping")
+        }
+        let dns = top.mapping("dns", context: "dns").flatMap(dnsSettings)
+        var clusters: [Cluster] = []
+        if let reader = top.mapping("clusters", context: "clusters") {
+            for entry in reader.keysInOrder {
+                if let cluster = cluster(name: entry.name, keyMark: entry.key.mark, node: entry.value,
+                                         defaultDNSDomain: dns?.domain) {
+                    clusters.append(cluster)
+                }
+            }
+        } else {
+            sink.error(top.mark("clusters"), "the inventory needs a 'clusters' mapping")
+        }
+        let paths = top.mapping("paths", context: "paths").map(paths) ?? HostPaths()
+        return Inventory(file: file, member: member, hosts: hosts, dns: dns, clusters: clusters, paths: paths)
+    }
+
+    private func ssh(from reader: MappingReader, base: SSHSettings) -> SSHSettings {
+        reader.rejectUnknownKeys(["user", "port", "identity", "known_hosts", "connect_timeout"])
+        var settings = base
+        if let user = reader.string("user") {
+            if Names.isValidUser(user) { settings.user = user } else {
+                sink.error(reader.mark("user"), "'\(user)' is not a valid user name")
+            }
+        }
+        if let port = reader.int("port") {
+            if (1...65535).contains(port) { settings.port = port } else {
+                sink.error(reader.mark("port"), "SSH port \(port) is out of range 1-65535")
+            }
+        }
+        if let identity = reader.string("identity") { settings.identity = identity }
+        if let knownHosts = reader.string("known_hosts") { settings.knownHosts = knownHosts }
+        if let timeout = reader.int("connect_timeout") {
+            if (1...300).contains(timeout) { settings.connectTimeout = timeout } else {
+                sink.error(reader.mark("connect_timeout"), "connect_timeout must be 1-300 seconds")
+            }
+        }
+        return settings
+    }
+
+    private func member(_ reader: MappingReader) -> MemberSettings {
+        reader.rejectUnknownKeys(["binary", "etcdctl", "version"])
+        var settings = MemberSettings(mark: reader.node.mark)
+        if let binary = reader.string("binary") { settings.binary = binary }
+        settings.etcdctl = reader.string("etcdctl")
+        if let version = reader.string("version") {
+            if Names.isVersion(version) { settings.version = version } else {
+                sink.error(reader.mark("version"), "member version '\(version)' is not like 3.4.23")
+            }
+        }
+        return settings
+    }
+
+    private func host(name: String, keyMark: Mark, node: Node, defaults: SSHSettings) -> Host? {
+        if !Names.isValidHostName(name) {
+            sink.error(keyMark, "host name '\(name)' must be letters, digits, '-', '_' or '.', starting with a letter or digit")
+        }
+        guard let reader = MappingReader(node, context: "host '\(name)'", sink: sink) else { return nil }
+        reader.rejectUnknownKeys(["address", "fqdn", "ssh"])
+        guard let address = reader.string("address") else {
+            if reader["address"] == nil { sink.error(node.mark, "host '\(name)' needs an 'address'") }
+            return nil
+        }
+        if !Names.isIPAddress(address) {
+            sink.error(reader.mark("address"), "address '\(address)' of host '\(name)' is not an IPv4 or IPv6 address (etcd listens on IPs only)")
+        }
+        let fqdn = reader.string("fqdn")
+        if let fqdn, !Names.isDomainName(fqdn) {
+            sink.error(reader.mark("fqdn"), "fqdn '\(fqdn)' of host '\(name)' is not a valid DNS name")
+        }
+        let ssh = reader.mapping("ssh", context: "ssh of host '\(name)'").map { self.ssh(from: $0, base: defaults) } ?? defaults
+        return Host(name: name, address: address, fqdn: fqdn, ssh: ssh, mark: keyMark)
+    }
+
+    private func dnsSettings(_ reader: MappingReader) -> DNSSettings? {
+        reader.rejectUnknownKeys(["server", "domain", "configure_resolvers"])
+        let server = reader.string("server")
+        let domain = reader.string("domain")
+        if server == nil, reader["server"] == nil { sink.error(reader.node.mark, "dns needs a 'server' (the host that runs dnsmasq)") }
+        if domain == nil, reader["domain"] == nil { sink.error(reader.node.mark, "dns needs a 'domain'") }
+        if let domain, !Names.isDomainName(domain) {
+            sink.error(reader.mark("domain"), "dns domain '\(domain)' is not a valid DNS name")
+        }
+        guard let server, let domain else { return nil }
+        return DNSSettings(server: server, domain: domain,
+                           configureResolvers: reader.bool("configure_resolvers") ?? false,
+                           mark: reader.mark("server"))
+    }
+
+    private func paths(_ reader: MappingReader) -> HostPaths {
+        reader.rejectUnknownKeys(["install", "config", "data", "run", "log", "dnsmasq", "systemd"])
+        var paths = HostPaths()
+        func set(_ key: String, _ keyPath: WritableKeyPath<HostPaths, String>) {
+            guard let value = reader.string(key) else { return }
+            if Names.isSafeAbsolutePath(value) { paths[keyPath: keyPath] = value } else {
+                sink.error(reader.mark(key), "path '\(value)' must be absolute and made of letters, digits, '/', '.', '-', '_'")
+            }
+        }
+        set("install", \.install); set("config", \.config); set("data", \.data); set("run", \.run)
+        set("log", \.log); set("dnsmasq", \.dnsmasq); set("systemd", \.systemd)
+        return paths
+    }
+
+    private func cluster(name: String, keyMark: Mark, node: Node, defaultDNSDomain: String?) -> Cluster? {
+        if !Names.isValidClusterName(name) {
+            sink.error(keyMark, "cluster name '\(name)' must be lowercase letters, digits and '-', starting with a letter or digit")
+        }
+        guard let reader = MappingReader(node, context: "cluster '\(name)'", sink: sink) else { return nil }
+        reader.rejectUnknownKeys(["members", "client_port", "peer_port", "token", "tls", "client_listen",
+                                  "etcd", "bootstrap"])
+        var cluster = Cluster(name: name, members: [], token: name, mark: keyMark, bootstrapMark: keyMark)
+        if let members = reader.stringList("members") {
+            cluster.members = members.map(\.0)
+            var seen = Set<String>()
+            for (member, mark) in members where !seen.insert(member).inserted {
+                sink.error(mark, "host '\(member)' is listed twice in cluster '\(name)'")
+            }
+            if members.isEmpty { sink.error(reader.mark("members"), "cluster '\(name)' has no members") }
+        } else if reader["members"] == nil {
+            sink.error(keyMark, "cluster '\(name)' needs 'members'")
+        }
+        for (key, keyPath) in [("client_port", \Cluster.clientPort), ("peer_port", \Cluster.peerPort)] {
+            if let port = reader.int(key) {
+                if (1...65535).contains(port) { cluster[keyPath: keyPath] = port } else {
+                    sink.error(reader.mark(key), "\(key) \(port) is out of range 1-65535")
+                }
+            }
+        }
+        if cluster.clientPort == cluster.peerPort {
+            sink.error(reader.mark("peer_port"), "cluster '\(name)' uses port \(cluster.peerPort) for both clients and peers")
+        }
+        if let token = reader.string("token") {
+            if Names.isToken(token) { cluster.token = token } else {
+                sink.error(reader.mark("token"), "token '\(token)' must be letters, digits, '-', '_' or '.'")
+            }
+        }
+        if let tls = reader.bool("tls") { cluster.tls = tls }
+        if let listen = reader.string("client_listen") {
+            if let value = ClientListen(rawValue: listen) { cluster.clientListen = value } else {
+                sink.error(reader.mark("client_listen"), "client_listen must be 'address' or 'loopback', found '\(listen)'")
+            }
+        }
+        if let etcd = reader.mapping("etcd", context: "etcd options of cluster '\(name)'") {
+            cluster.etcdOptions = etcdOptions(etcd)
+        }
+        if let bootstrapNode = reader["bootstrap"] {
+            cluster.bootstrapMark = bootstrapNode.mark
+            if let bootstrap = bootstrap(bootstrapNode, cluster: name, defaultDNSDomain: defaultDNSDomain) {
+                cluster.bootstrap = bootstrap
+            }
+        }
+        return cluster
+    }
+
+    private func etcdOptions(_ reader: MappingReader) -> [EtcdOption] {
+        var options: [EtcdOption] = []
+        for entry in reader.keysInOrder {
+            if EtcdKeys.managedByMuster.contains(entry.name) {
+                sink.error(entry.key.mark, "etcd key '\(entry.name)' is set by muster from the inventory; remove it")
+                continue
+            }
+            guard EtcdKeys.known.contains(entry.name) else {
+                let hint = closest(to: entry.name, in: EtcdKeys.known).map { "; did you mean '\($0)'?" } ?? ""
+                sink.error(entry.key.mark, "'\(entry.name)' is not an etcd configuration key\(hint)")
+                continue
+            }
+            guard case .scalar(let text, let style) = entry.value.value else {
+                sink.error(entry.value.mark, "etcd key '\(entry.name)' must be a single value, found \(entry.value.kindName)")
+                continue
+            }
+            options.append(EtcdOption(key: entry.name, value: ScalarType.infer(text, style: style, tag: entry.value.tag)))
+        }
+        return options
+    }
+
+    private func bootstrap(_ node: Node, cluster: String, defaultDNSDomain: String?) -> Bootstrap? {
+        if let text = node.scalarText {
+            if text == "static" { return .staticCluster }
+            sink.error(node.mark, "bootstrap of cluster '\(cluster)' must be 'static', { discovery: ... } or { dns: ... }, found '\(text)'")
+            return nil
+        }
+        guard let reader = MappingReader(node, context: "bootstrap of cluster '\(cluster)'", sink: sink) else { return nil }
+        reader.rejectUnknownKeys(["static", "discovery", "dns"])
+        guard reader.keysInOrder.count == 1, let mode = reader.keysInOrder.first else {
+            sink.error(node.mark, "bootstrap of cluster '\(cluster)' must name exactly one of static, discovery, dns")
+            return nil
+        }
+        switch mode.name {
+        case "static":
+            return .staticCluster
+        case "discovery":
+            guard let discovery = MappingReader(mode.value, context: "discovery of cluster '\(cluster)'", sink: sink) else { return nil }
+            discovery.rejectUnknownKeys(["cluster", "url", "service", "size", "proxy"])
+            let sources: [DiscoverySource] = [
+                discovery.string("cluster").map(DiscoverySource.cluster),
+                discovery.string("url").map(DiscoverySource.url),
+                discovery.string("service").map(DiscoverySource.service),
+            ].compactMap { $0 }
+            guard sources.count == 1, let source = sources.first else {
+                sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service'")
+                return nil
+            }
+            switch source {
+            case .url(let url), .service(let url):
+                if !Names.isHTTPURL(url) {
+                    sink.error(mode.value.mark, "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
+                }
+            case .cluster: break
+            }
+            guard let size = discovery.int("size") else {
+                if discovery["size"] == nil {
+                    sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs a 'size'")
+                }
+                return nil
+            }
+            let proxy = discovery.string("proxy")
+            if let proxy, !Names.isHTTPURL(proxy) {
+                sink.error(discovery.mark("proxy"), "discovery proxy '\(proxy)' must be an http:// URL")
+            }
+            return .discovery(source: source, size: size, proxy: proxy)
+        case "dns":
+            let dns: MappingReader?
+            if case .scalar(let text, .plain) = mode.value.value, text.isEmpty || text == "~" {
+                dns = nil
+            } else {
+                dns = MappingReader(mode.value, context: "dns bootstrap of cluster '\(cluster)'", sink: sink)
+                if dns == nil { return nil }
+            }
+            dns?.rejectUnknownKeys(["domain", "service_name"])
+            let domain = dns?.string("domain") ?? defaultDNSDomain
+            guard let domain else {
+                sink.error(mode.value.mark, "DNS bootstrap of cluster '\(cluster)' needs a domain, and the inventory has no 'dns' section")
+                return nil
+            }
+            if !Names.isDomainName(domain) {
+                sink.error(mode.value.mark, "DNS domain '\(domain)' is not a valid DNS name")
+            }
+            let serviceName = dns?.string("service_name") ?? ""
+            if !serviceName.isEmpty, !Names.isToken(serviceName) {
+                sink.error(dns?.mark("service_name") ?? mode.value.mark, "service_name '\(serviceName)' must be letters, digits, '-' or '_'")
+            }
+            return .dns(domain: domain, serviceName: serviceName)
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import MusterYAML
+
+/// How muster reaches a host over SSH. Inventory-wide defaults merged with a host's own.
+public struct SSHSettings: Sendable, Equatable {
+    public var user: String = "root"
+    public var port: Int = 22
+    /// Private key file; `nil` means ssh-agent only.
+    public var identity: String?
+    public var knownHosts: String = "~/.ssh/known_hosts"
+    public var connectTimeout: Int = 10
+}
+
+public struct Host: Sendable {
+    public var name: String
+    public var address: String
+    public var fqdn: String?
+    public var ssh: SSHSettings
+    public var mark: Mark
+}
+
+public struct MemberSettings: Sendable {
+    /// etcd on the controller, shipped to every host.
+    public var binary: String = "/usr/bin/etcd"
+    /// etcdctl to ship beside it; defaults to `etcdctl` next to `binary` when present.
+    public var etcdctl: String?
+    /// Overrides asking the binary (`etcd --version`), for rendering where it is absent.
+    public var version: String?
+    public var mark: Mark
+}
+
+public struct DNSSettings: Sendable {
+    public var server: String
+    public var domain: String
+    /// Put the server first in members' resolv.conf (the old file is kept beside it).
+    public var configureResolvers: Bool = false
+    public var mark: Mark
+}
+
+/// Where things live on a host; each path gets the cluster's name appended.
+public struct HostPaths: Sendable, Equatable {
+    public var install = "/opt/muster/bin"
+    public var config = "/etc/etcd"
+    public var data = "/var/lib/etcd"
+    public var run = "/run/etcd"
+    public var log = "/var/log/etcd"
+    public var dnsmasq = "/etc/dnsmasq.d"
+    public var systemd = "/etc/systemd/system"
+    public init() {}
+}
+
+public enum DiscoverySource: Sendable, Equatable {
+    /// A token on another cluster of this inventory (brought up first, with v2 enabled).
+    case cluster(String)
+    /// An existing etcd's v2 keys API, e.g. `http://172.19.19.122:2379`.
+    case url(String)
+    /// A discovery.etcd.io-style service asked `GET /new?size=N`.
+    case service(String)
+}
+
+public enum Bootstrap: Sendable, Equatable {
+    case staticCluster
+    case discovery(source: DiscoverySource, size: Int, proxy: String?)
+    case dns(domain: String, serviceName: String)
+
+    public var modeName: String {
+        switch self {
+        case .staticCluster: return "static"
+        case .discovery: return "discovery"
+        case .dns: return "dns"
+        }
+    }
+}
+
+/// Which addresses a member serves clients on.
+public enum ClientListen: String, Sendable {
+    /// Its address and 127.0.0.1 (the walkthrough's layout).
+    case address
+    /// 127.0.0.1 only: reachable from the controller through an SSH tunnel (`verify --via-ssh`).
+    case loopback
+}
+
+/// One extra etcd config key the inventory sets, with its YAML type kept.
+public struct EtcdOption: Sendable, Equatable {
+    public var key: String
+    public var value: ScalarType
+}
+
+public struct Cluster: Sendable {
+    public var name: String
+    public var members: [String]
+    public var clientPort = 2379
+    public var peerPort = 2380
+    public var token: String
+    public var tls = true
+    public var clientListen = ClientListen.address
+    public var etcdOptions: [EtcdOption] = []
+    public var bootstrap = Bootstrap.staticCluster
+    public var mark: Mark
+    public var bootstrapMark: Mark
+}
+
+/// A checked inventory: every reference resolves, every value is in range.
+public struct Inventory: Sendable {
+    public var file: String
+    public var member: MemberSettings
+    public var hosts: [Host]
+    public var dns: DNSSettings?
+    public var clusters: [Cluster]
+    public var paths: HostPaths
+
+    public func host(named name: String) -> Host? { hosts.first { $0.name == name } }
+    public func cluster(named name: String) -> Cluster? { clusters.first { $0.name == name } }
+
+    /// Clusters ordered so that a discovery backend comes before the clusters that use it.
+    public var clustersInBringUpOrder: [Cluster] {
+        var ordered: [Cluster] = []
+        var placed = Set<String>()
+        func place(_ cluster: Cluster, depth: Int) {
+            guard !placed.contains(cluster.name), depth < clusters.count + 1 else { return }
+            if case .discovery(.cluster(let backend), _, _) = cluster.bootstrap,
+               let dependency = self.cluster(named: backend) {
+                place(dependency, depth: depth + 1)
+            }
+            placed.insert(cluster.name)
+            ordered.append(cluster)
+        }
+        clusters.forEach { place($0, depth: 0) }
+        return ordered
+    }
+
+    /// Names of clusters that serve as another's discovery backend (they need v2 enabled).
+    public var discoveryBackends: Set<String> {
+        Set(clusters.compactMap {
+            if case .discovery(.cluster(let backend), _, _) = $0.bootstrap { return backend }
+            return nil
+        })
+    }
+}

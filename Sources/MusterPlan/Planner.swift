@@ -1,0 +1,194 @@
+import MusterBasics
+import MusterInventory
+
+/// Facts gathered before planning, so the planner itself stays pure.
+public struct PlanFacts: Sendable {
+    /// `etcd --version` of the member binary, or `member.version`.
+    public var memberVersion: String
+    /// Discovery tokens from muster's local state, by cluster name.
+    public var discoveryTokens: [String: DiscoveryToken]
+
+    public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:]) {
+        self.memberVersion = memberVersion
+        self.discoveryTokens = discoveryTokens
+    }
+}
+
+public struct PlanError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Turns a checked inventory into the plan: URLs, IDs, tokens, DNS records and paths.
+public struct Planner {
+    public static let placeholderMarker = "MUSTER-PLACEHOLDER"
+    let inventory: Inventory
+    let facts: PlanFacts
+
+    public init(inventory: Inventory, facts: PlanFacts) {
+        self.inventory = inventory
+        self.facts = facts
+    }
+
+    public func plan(only clusterName: String? = nil) throws -> [ClusterPlan] {
+        if let clusterName, inventory.cluster(named: clusterName) == nil {
+            throw PlanError(description: "no cluster '\(clusterName)' in \(inventory.file) (clusters: \(inventory.clusters.map(\.name).joined(separator: ", ")))")
+        }
+        var plans: [String: ClusterPlan] = [:]
+        var order: [String] = []
+        for cluster in inventory.clustersInBringUpOrder {
+            plans[cluster.name] = try plan(cluster, backends: plans)
+            order.append(cluster.name)
+        }
+        guard let clusterName else { return order.compactMap { plans[$0] } }
+        // A cluster needs its discovery backend: keep the chain it depends on.
+        var needed: [String] = []
+        var current: String? = clusterName
+        while let name = current, !needed.contains(name) {
+            needed.insert(name, at: 0)
+            current = plans[name]?.dependsOn.first
+        }
+        return needed.compactMap { plans[$0] }
+    }
+
+    private func plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> ClusterPlan {
+        let scheme = cluster.tls ? "https" : "http"
+        let isBackend = inventory.discoveryBackends.contains(cluster.name)
+        var dnsDomain: String?
+        if case .dns(let domain, _) = cluster.bootstrap { dnsDomain = domain }
+
+        let discovery = try discoveryPlan(cluster, backends: backends)
+        let idToken: String? = switch cluster.bootstrap {
+        case .staticCluster, .dns: cluster.token
+        case .discovery: discovery.flatMap { $0.isPlaceholder ? nil : $0.url }
+        }
+
+        var members: [MemberPlan] = []
+        for name in cluster.members {
+            guard let host = inventory.host(named: name) else { continue }
+            let advertiseHost: String
+            if let dnsDomain {
+                advertiseHost = host.fqdn ?? "\(host.name).\(dnsDomain)"
+            } else {
+                advertiseHost = host.fqdn ?? urlHost(host.address)
+            }
+            let address = urlHost(host.address)
+            let peerURL = "\(scheme)://\(advertiseHost):\(cluster.peerPort)"
+            let loopback = "\(scheme)://127.0.0.1:\(cluster.clientPort)"
+            let listenClients: [String]
+            let advertiseClients: [String]
+            switch cluster.clientListen {
+            case .address:
+                listenClients = ["\(scheme)://\(address):\(cluster.clientPort)", loopback]
+                advertiseClients = ["\(scheme)://\(advertiseHost):\(cluster.clientPort)", loopback]
+            case .loopback:
+                listenClients = [loopback]
+                advertiseClients = [loopback]
+            }
+            members.append(MemberPlan(
+                cluster: cluster.name, host: host.name, name: host.name, address: host.address,
+                peerURL: peerURL, clientURLs: advertiseClients,
+                listenPeerURLs: ["\(scheme)://\(address):\(cluster.peerPort)"],
+                listenClientURLs: listenClients,
+                endpoint: cluster.clientListen == .address ? listenClients[0] : loopback,
+                memberID: idToken.map { EtcdIDs.memberID(peerURLs: [peerURL], token: $0) },
+                paths: paths(for: cluster)))
+        }
+        let ids = members.compactMap(\.memberID)
+        return ClusterPlan(
+            name: cluster.name, mode: cluster.bootstrap.modeName, tls: cluster.tls,
+            memberVersion: facts.memberVersion,
+            initialClusterToken: cluster.bootstrap.modeName == "discovery" ? nil : cluster.token,
+            enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
+            clusterID: ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil,
+            members: members, discovery: discovery,
+            dns: dnsPlan(cluster, members: members),
+            dependsOn: discovery?.backendCluster.map { [$0] } ?? [])
+    }
+
+    private func discoveryPlan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> DiscoveryPlan? {
+        guard case .discovery(let source, let size, let proxy) = cluster.bootstrap else { return nil }
+        let stored = facts.discoveryTokens[cluster.name]
+        switch source {
+        case .cluster(let backendName):
+            guard let backend = backends[backendName], let first = backend.members.first else {
+                throw PlanError(description: "discovery backend '\(backendName)' of cluster '\(cluster.name)' has no members")
+            }
+            guard let token = stored?.token else {
+                throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
+            }
+            // etcd's discovery client speaks plain v2 keys to the backend's advertised client URL.
+            let base = first.clientURLs[0] + "/v2/keys/discovery/" + token
+            return DiscoveryPlan(backend: .cluster, backendCluster: backendName, token: token, url: base,
+                                 isPlaceholder: false, size: size, proxy: proxy, serviceURL: nil,
+                                 sizeKeyURL: base + "/_config/size")
+        case .url(let url):
+            guard let token = stored?.token else {
+                throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
+            }
+            let base = trimmedSlash(url) + "/v2/keys/discovery/" + token
+            return DiscoveryPlan(backend: .url, backendCluster: nil, token: token, url: base,
+                                 isPlaceholder: false, size: size, proxy: proxy, serviceURL: nil,
+                                 sizeKeyURL: base + "/_config/size")
+        case .service(let service):
+            if let answered = stored?.serviceURL {
+                return DiscoveryPlan(backend: .service, backendCluster: nil,
+                                     token: String(answered.split(separator: "/").last ?? ""),
+                                     url: answered, isPlaceholder: false, size: size, proxy: proxy,
+                                     serviceURL: trimmedSlash(service), sizeKeyURL: nil)
+            }
+            return DiscoveryPlan(backend: .service, backendCluster: nil, token: Self.placeholderMarker,
+                                 url: trimmedSlash(service) + "/\(Self.placeholderMarker)-asked-of-the-service-at-up",
+                                 isPlaceholder: true, size: size, proxy: proxy,
+                                 serviceURL: trimmedSlash(service), sizeKeyURL: nil)
+        }
+    }
+
+    private func dnsPlan(_ cluster: Cluster, members: [MemberPlan]) -> DNSPlan? {
+        guard case .dns(let domain, let serviceName) = cluster.bootstrap, let dns = inventory.dns,
+              let server = inventory.host(named: dns.server) else { return nil }
+        // With TLS the -ssl records replace the plain ones: etcd 3.5 merges both lookups and
+        // would otherwise see every member twice.
+        let suffix = (cluster.tls ? "-ssl" : "") + (serviceName.isEmpty ? "" : "-\(serviceName)")
+        func records(_ kind: String, port: Int) -> [SRVRecord] {
+            members.map { member in
+                SRVRecord(service: "_etcd-\(kind)\(suffix)._tcp", domain: domain,
+                          target: hostPart(of: member.peerURL), port: port)
+            }
+        }
+        let hostRecords = members.map { HostRecord(fqdn: hostPart(of: $0.peerURL), address: $0.address) }
+        return DNSPlan(serverHost: server.name, serverAddress: server.address, domain: domain,
+                       serviceName: serviceName,
+                       configPath: "\(inventory.paths.dnsmasq)/muster-\(cluster.name).conf",
+                       serverRecords: records("server", port: cluster.peerPort),
+                       clientRecords: records("client", port: cluster.clientPort),
+                       hostRecords: hostRecords)
+    }
+
+    private func paths(for cluster: Cluster) -> MemberPaths {
+        let p = inventory.paths, name = cluster.name, version = facts.memberVersion
+        let configDir = "\(p.config)/\(name)"
+        return MemberPaths(
+            binary: "\(p.install)/etcd-\(version)", etcdctl: "\(p.install)/etcdctl-\(version)",
+            configDir: configDir, config: "\(configDir)/conf.yml", pkiDir: "\(configDir)/pki",
+            data: "\(p.data)/\(name)", unit: "\(p.systemd)/etcd-\(name).service",
+            startScript: "\(configDir)/start-member.sh", runDir: p.run, pidfile: "\(p.run)/\(name).pid",
+            logDir: p.log, log: "\(p.log)/\(name).log")
+    }
+}
+
+/// IPv6 literals need brackets inside URLs.
+func urlHost(_ address: String) -> String {
+    address.contains(":") ? "[\(address)]" : address
+}
+
+func hostPart(of url: String) -> String {
+    let afterScheme = url.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first ?? ""
+    if afterScheme.hasPrefix("[") { return String(afterScheme.prefix { $0 != "]" }) + "]" }
+    return String(afterScheme.split(separator: ":").first ?? "")
+}
+
+func trimmedSlash(_ url: String) -> String {
+    var url = url
+    while url.hasSuffix("/") { url.removeLast() }
+    return url
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// Writes rendered files under `DIR/HOST/PATH`, mirroring each host's filesystem, and removes
+/// only the files an earlier render of the same tree wrote (listed in a manifest).
+public enum RenderedTree {
+    static let manifestName = ".muster-rendered"
+
+    @discardableResult
+    public static func write(_ plan: Plan, to directory: String, summary: String, json: Data) throws -> [String] {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let manifestPath = "\(directory)/\(manifestName)"
+        let previous = (try? String(contentsOfFile: manifestPath, encoding: .utf8))?
+            .split(separator: "\n").map(String.init) ?? []
+        var written: [String] = []
+        for file in plan.files {
+            let relative = "\(file.host)\(file.path)"
+            try writeFile(Data(file.contents.utf8), at: "\(directory)/\(relative)", mode: file.mode)
+            written.append(relative)
+        }
+        try writeFile(Data(summary.utf8), at: "\(directory)/plan.txt", mode: 0o644)
+        try writeFile(json, at: "\(directory)/plan.json", mode: 0o644)
+        written += ["plan.txt", "plan.json"]
+        for stale in Set(previous).subtracting(written) where !stale.contains("..") {
+            try? manager.removeItem(atPath: "\(directory)/\(stale)")
+        }
+        try writeFile(Data((written.joined(separator: "\n") + "\n").utf8), at: manifestPath, mode: 0o644)
+        return written.map { "\(directory)/\($0)" }
+    }
+
+    private static func writeFile(_ data: Data, at path: String, mode: Int) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        chmod(path, mode_t(mode))
+    }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// Flags every inventory-reading command takes.
+struct InventoryOptions: ParsableArguments {
+    @Argument(help: "The inventory file (YAML).")
+    var inventory: String
+
+    @Option(help: "Only this cluster (and the discovery backend it needs).")
+    var cluster: String?
+
+    @Option(help: "Muster's state directory for this inventory (default: .muster/NAME beside it).")
+    var state: String?
+
+    @Option(help: "Directory of the templates to render (default: found beside the muster binary).")
+    var templates: String?
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
