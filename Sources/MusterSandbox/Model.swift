@@ -1,0 +1,93 @@
+import Foundation
+
+/// One sandbox host: a network namespace with its own sshd, hostname, pid namespace and a private
+/// copy-on-write view of the controller's root filesystem.
+public struct SandboxHost: Sendable, Codable, Equatable {
+    /// Inventory name: `host1`, `host2`, ...
+    public var name: String
+    /// `ip netns` name, e.g. `muster-h1`.
+    public var namespace: String
+    /// The host's IPv4 address on the sandbox bridge.
+    public var address: String
+    /// `hostN.sandbox.muster.test`; the host's own `/etc/hosts` knows it.
+    public var fqdn: String
+    public var sshPort: Int
+    /// The controller-side end of the host's veth pair (the host side is `eth0`).
+    public var veth: String
+    /// Everything of this host on the controller: `STATE/hosts/host1`.
+    public var rootDir: String
+    /// Overlay layers: `lowerdir=/`, this `upperdir` (the host's own files) and `workdir`,
+    /// mounted at `mergedDir` inside the host's private mount namespace only.
+    public var upperDir: String
+    public var workDir: String
+    public var mergedDir: String
+    /// sshd's log (stderr of the host's launcher).
+    public var logPath: String
+    /// `unshare`, the host's launcher on the controller (parent of the host's pid namespace).
+    public var launcher: SandboxProcess?
+    /// sshd, pid 1 of the host's pid namespace, as the controller sees it.
+    public var sshd: SandboxProcess?
+    public var sshdPid: Int32 { sshd?.pid ?? 0 }
+}
+
+/// A process the sandbox started, recorded with its kernel start time so that a reused pid is
+/// never signalled.
+public struct SandboxProcess: Sendable, Codable, Equatable {
+    public var role: String
+    public var pid: Int32
+    public var startTime: UInt64
+}
+
+public struct SandboxState: Sendable, Codable, Equatable {
+    public enum Phase: String, Sendable, Codable { case building, running }
+    public var phase: Phase
+    /// Which set of names this sandbox owns: 0 gives `mstr-br0` and `muster-h1`...
+    public var slot: Int
+    public var bridge: String
+    /// `10.213.7.0/24`
+    public var subnet: String
+    /// The bridge's (controller's) address in the subnet, `.1`.
+    public var gateway: String
+    public var domain: String
+    public var hosts: [SandboxHost]
+    public var clientKeyPath: String
+    public var knownHostsPath: String
+    public var stateDir: String
+    public var createdAt: Date
+
+    /// Every process the sandbox started (launchers and sshds), for `down`.
+    public var pids: [SandboxProcess] {
+        hosts.flatMap { [$0.sshd, $0.launcher].compactMap { $0 } }
+    }
+
+    public func host(named name: String) -> SandboxHost? { hosts.first { $0.name == name } }
+}
+
+/// What `writeInventory` generates.
+public enum SandboxBootstrap: String, Sendable, CaseIterable, Codable {
+    case `static`, discovery, dns
+}
+
+public struct SandboxError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A health report of one sandbox, for `muster sandbox status`.
+public struct SandboxStatus: Sendable {
+    public var state: SandboxState
+    /// Empty when every namespace, the bridge and every recorded process are alive.
+    public var problems: [String]
+    public var healthy: Bool { problems.isEmpty && state.phase == .running }
+
+    public var report: String {
+        var lines = ["sandbox \(state.stateDir): \(healthy ? "up" : "broken") "
+                     + "(bridge \(state.bridge), subnet \(state.subnet), \(state.hosts.count) hosts)"]
+        for host in state.hosts {
+            lines.append("  \(host.name)  \(host.address)  netns \(host.namespace)  sshd pid \(host.sshdPid)")
+        }
+        lines += problems.map { "  problem: \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}

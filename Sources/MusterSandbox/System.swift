@@ -1,0 +1,120 @@
+import Foundation
+import MusterBasics
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small controller-side helpers: processes by recorded pid, the global lock, TCP probes.
+enum System {
+    static func requireRoot(_ what: String) throws {
+        guard geteuid() == 0 else {
+            throw SandboxError("muster sandbox \(what) needs root: it creates network namespaces, a "
+                + "bridge and mounts; run it as root (for example with sudo)")
+        }
+    }
+
+    /// Fails with one clear message naming every missing program and its Debian package.
+    static func requireTools() throws {
+        let needed: [(String, String)] = [
+            ("/usr/sbin/ip", "iproute2"), ("/usr/sbin/sshd", "openssh-server"),
+            ("/usr/bin/ssh-keygen", "openssh-client"), ("/usr/sbin/dnsmasq", "dnsmasq-base"),
+            ("/usr/bin/unshare", "util-linux"), ("/usr/bin/nsenter", "util-linux"),
+            ("/usr/sbin/pivot_root", "util-linux"), ("/usr/bin/setsid", "util-linux"),
+        ]
+        let missing = needed.filter { !FileManager.default.isExecutableFile(atPath: $0.0) }
+        guard missing.isEmpty else {
+            let names = missing.map { "\($0.0) (apt-get install -y \($0.1))" }
+            throw SandboxError("muster sandbox needs programs that are missing: "
+                + names.joined(separator: ", "))
+        }
+    }
+
+    /// The kernel's start time of `pid` (field 22 of /proc/PID/stat), nil when it is gone.
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 22 is fields[19]. A zombie counts as gone.
+        guard fields.count > 19, fields[0] != "Z" else { return nil }
+        return UInt64(fields[19])
+    }
+
+    static func record(_ pid: Int32, role: String) -> SandboxProcess? {
+        startTime(of: pid).map { SandboxProcess(role: role, pid: pid, startTime: $0) }
+    }
+
+    /// True when the recorded process still runs (same pid and same start time).
+    static func isAlive(_ process: SandboxProcess) -> Bool {
+        startTime(of: process.pid) == process.startTime
+    }
+
+    /// Signals `process` only if it is still the process we recorded.
+    static func signal(_ process: SandboxProcess, _ signo: Int32) {
+        if isAlive(process) { _ = kill(process.pid, signo) }
+    }
+
+    /// The pids `/proc` lists as children of `pid`.
+    static func children(of pid: Int32) -> [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0) }
+    }
+
+    /// Polls `condition` every `interval` until it holds, at most `attempts` times.
+    @discardableResult
+    static func waitUntil(attempts: Int, interval: TimeInterval, _ condition: () -> Bool) -> Bool {
+        for attempt in 0..<attempts {
+            if condition() { return true }
+            if attempt + 1 < attempts { Thread.sleep(forTimeInterval: interval) }
+        }
+        return false
+    }
+
+    /// Whether a TCP connection to `address:port` opens within `timeoutMs`.
+    static func tcpReachable(address: String, port: Int, timeoutMs: Int32 = 500) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, address, &sin.sin_addr) == 1 else { return false }
+        let rc = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if rc == 0 { return true }
+        guard errno == EINPROGRESS else { return false }
+        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&pfd, 1, timeoutMs) == 1 else { return false }
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        return error == 0
+    }
+}
+
+/// An exclusive `flock` on one machine-wide file, so that two `up`/`down` never interleave and
+/// two sandboxes never pick the same names or subnet. Waits at most `timeout` seconds.
+final class SandboxLock {
+    static let path = "/run/lock/muster-sandbox.lock"
+    private let fd: Int32
+
+    init(timeout: TimeInterval = 120) throws {
+        try? FileManager.default.createDirectory(atPath: "/run/lock", withIntermediateDirectories: true)
+        fd = open(Self.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SandboxError("cannot open \(Self.path): \(String(cString: strerror(errno)))") }
+        let attempts = max(1, Int(timeout / 0.2))
+        let locked = System.waitUntil(attempts: attempts, interval: 0.2) { flock(fd, LOCK_EX | LOCK_NB) == 0 }
+        guard locked else {
+            close(fd)
+            throw SandboxError("another muster sandbox command holds \(Self.path) (waited \(Int(timeout)) s)")
+        }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
