@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// `header` of every v3 gateway response.
 public struct ResponseHeader: Sendable, Equatable, Decodable {

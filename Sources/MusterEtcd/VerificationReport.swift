@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// The result of `muster verify` for one cluster: what the members said, and the checks.
 public struct VerificationReport: Sendable, Equatable {
@@ -136,26 +137,7 @@ public struct VerificationReport: Sendable, Equatable {
                     "is_learner": .bool(member.isLearner),
                 ])
             }),
-            "endpoints": .array(endpoints.map { row in
-                let answered = row.error == nil && row.id != nil
-                return .object([
-                    "endpoint": .string(row.endpoint),
-                    "name": .string(row.name),
-                    "id": row.id.map { .string(EtcdIDs.hex($0)) } ?? .null,
-                    "version": answered ? .string(row.version) : .null,
-                    "db_size": answered ? .int(row.dbSize) : .null,
-                    "db_size_human": answered ? .string(HumanBytes.format(row.dbSize)) : .null,
-                    "db_size_in_use": answered ? .int(row.dbSizeInUse) : .null,
-                    "is_leader": .bool(row.isLeader),
-                    "is_learner": .bool(row.isLearner),
-                    "leader": answered ? .string(EtcdIDs.hex(row.leader)) : .null,
-                    "raft_term": answered ? .uint(row.raftTerm) : .null,
-                    "raft_index": answered ? .uint(row.raftIndex) : .null,
-                    "raft_applied_index": answered ? .uint(row.raftAppliedIndex) : .null,
-                    "errors": .array(row.errors.map(JSONValue.string)),
-                    "error": row.error.map(JSONValue.string) ?? .null,
-                ])
-            }),
+            "endpoints": .array(endpoints.map(VerificationReport.endpointJSON)),
             "health": .array(health.map { row in
                 .object([
                     "endpoint": .string(row.endpoint),
@@ -169,6 +151,28 @@ public struct VerificationReport: Sendable, Equatable {
                 .object(["name": .string(check.name), "ok": .bool(check.ok), "detail": .string(check.detail)])
             }),
         ])
+    }
+
+    static func endpointJSON(_ row: EndpointRow) -> JSONValue {
+        let answered = row.error == nil && row.id != nil
+        func ifAnswered(_ value: JSONValue) -> JSONValue { answered ? value : .null }
+        var object: [String: JSONValue] = [:]
+        object["endpoint"] = .string(row.endpoint)
+        object["name"] = .string(row.name)
+        object["id"] = row.id.map { .string(EtcdIDs.hex($0)) } ?? .null
+        object["version"] = ifAnswered(.string(row.version))
+        object["db_size"] = ifAnswered(.int(row.dbSize))
+        object["db_size_human"] = ifAnswered(.string(HumanBytes.format(row.dbSize)))
+        object["db_size_in_use"] = ifAnswered(.int(row.dbSizeInUse))
+        object["is_leader"] = .bool(row.isLeader)
+        object["is_learner"] = .bool(row.isLearner)
+        object["leader"] = ifAnswered(.string(EtcdIDs.hex(row.leader)))
+        object["raft_term"] = ifAnswered(.uint(row.raftTerm))
+        object["raft_index"] = ifAnswered(.uint(row.raftIndex))
+        object["raft_applied_index"] = ifAnswered(.uint(row.raftAppliedIndex))
+        object["errors"] = .array(row.errors.map(JSONValue.string))
+        object["error"] = row.error.map(JSONValue.string) ?? .null
+        return .object(object)
     }
 
     /// `--output json`: pretty-printed, keys sorted, ends with a newline.

@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// A member as the inventory and the planner describe it.
 public struct ExpectedMember: Sendable, Equatable {
