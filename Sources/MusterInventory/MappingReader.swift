@@ -116,7 +116,7 @@ struct MappingReader {
 /// The known name nearest to a misspelt one, when it is close enough to be a likely typo.
 func closest(to name: String, in known: Set<String>) -> String? {
     let best = known.map { ($0, editDistance(name, $0)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
-    guard let best, best.1 <= max(1, name.count / 3) else { return nil }
+    guard let best, best.1 <= max(2, name.count / 3) else { return nil }
     return best.0
 }
 

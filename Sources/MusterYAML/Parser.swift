@@ -34,7 +34,8 @@ public enum YAMLParser {
         let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
         var message = problem
         if let context = parser.context.map({ String(cString: $0) }) {
-            message = "\(problem) \(context)"
+            let start = parser.context_mark
+            message = "\(problem) \(context) (started at \(start.line + 1):\(start.column + 1))"
         }
         // libyaml points at the problem itself; context_mark is where the construct began.
         let mark = parser.problem_mark
