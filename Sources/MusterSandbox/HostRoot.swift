@@ -24,9 +24,12 @@ enum HostRoot {
         for dir in [host.upperDir, host.workDir, host.mergedDir] {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        for path in masked + [state.stateDir] {
-            try whiteout(path, in: host.upperDir)
+        var paths: [String] = []
+        for path in (masked + [state.stateDir]).sorted()
+        where !paths.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) {
+            paths.append(path)
         }
+        for path in paths { try whiteout(path, in: host.upperDir) }
         let resolver = state.hosts.last?.address ?? state.gateway
         try write("/etc/hostname", "\(host.name)\n", in: host)
         try write("/etc/hosts", """

@@ -28,6 +28,15 @@ public struct SandboxHost: Sendable, Codable, Equatable {
     /// sshd, pid 1 of the host's pid namespace, as the controller sees it.
     public var sshd: SandboxProcess?
     public var sshdPid: Int32 { sshd?.pid ?? 0 }
+
+    public init(name: String, namespace: String, address: String, fqdn: String, sshPort: Int,
+                veth: String, rootDir: String, upperDir: String, workDir: String, mergedDir: String,
+                logPath: String, launcher: SandboxProcess? = nil, sshd: SandboxProcess? = nil) {
+        self.name = name; self.namespace = namespace; self.address = address; self.fqdn = fqdn
+        self.sshPort = sshPort; self.veth = veth; self.rootDir = rootDir; self.upperDir = upperDir
+        self.workDir = workDir; self.mergedDir = mergedDir; self.logPath = logPath
+        self.launcher = launcher; self.sshd = sshd
+    }
 }
 
 /// A process the sandbox started, recorded with its kernel start time so that a reused pid is
@@ -58,6 +67,15 @@ public struct SandboxState: Sendable, Codable, Equatable {
     /// Every process the sandbox started (launchers and sshds), for `down`.
     public var pids: [SandboxProcess] {
         hosts.flatMap { [$0.sshd, $0.launcher].compactMap { $0 } }
+    }
+
+    public init(phase: Phase, slot: Int, bridge: String, subnet: String, gateway: String,
+                domain: String, hosts: [SandboxHost], clientKeyPath: String, knownHostsPath: String,
+                stateDir: String, createdAt: Date) {
+        self.phase = phase; self.slot = slot; self.bridge = bridge; self.subnet = subnet
+        self.gateway = gateway; self.domain = domain; self.hosts = hosts
+        self.clientKeyPath = clientKeyPath; self.knownHostsPath = knownHostsPath
+        self.stateDir = stateDir; self.createdAt = createdAt
     }
 
     public func host(named name: String) -> SandboxHost? { hosts.first { $0.name == name } }

@@ -45,7 +45,7 @@ public enum Sandbox {
             try build(&state, log: log)
         } catch {
             log("bringing the sandbox up failed: \(error); tearing down what was built")
-            teardown(state, log: log)
+            teardown((try? loadState(stateDir: stateDir)) ?? state, log: log)
             throw error
         }
         return (state, false)
@@ -115,8 +115,10 @@ public enum Sandbox {
             try LocalProcess.check([ip, "-n", host.namespace, "addr", "add", host.address + "/24", "dev", "eth0"])
             try LocalProcess.check([ip, "-n", host.namespace, "link", "set", "eth0", "up"])
             try HostRoot.prepare(host: host, state: state, clientPublicKey: clientPublicKey)
-            let (launcher, sshd) = try launch(host)
-            state.hosts[index].launcher = launcher
+            let sshd = try launch(host) { launcher in
+                state.hosts[index].launcher = launcher
+                try save(state)
+            }
             state.hosts[index].sshd = sshd
             try save(state)
         }
@@ -145,35 +147,32 @@ public enum Sandbox {
     }
 
     /// Starts the host: `ip netns exec` + `unshare` (new mount, UTS, IPC and pid namespaces) run
-    /// the launch script, detached in its own session, output to the host's log.
-    static func launch(_ host: SandboxHost) throws -> (SandboxProcess, SandboxProcess) {
-        let pidFile = host.rootDir + "/launcher.pid"
-        let inner = Shell.join([
+    /// the launch script, spawned directly (not through Foundation's Process, whose termination
+    /// watch never fires while a daemon holds its descriptors) in a session of its own, with every
+    /// descriptor but the log closed. `recordLauncher` is called as soon as the pid is known.
+    static func launch(_ host: SandboxHost, recordLauncher: (SandboxProcess) throws -> Void)
+        throws -> SandboxProcess
+    {
+        let pid = try System.spawnDetached([
             ip, "netns", "exec", host.namespace,
             "/usr/bin/unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
             "--propagation", "private", "/bin/sh", "-c", HostRoot.launchScript(host: host),
-        ])
-        let wrapper = "echo $$ > \(Shell.quote(pidFile)); exec \(inner)"
-        let outer = "/usr/bin/setsid /bin/sh -c \(Shell.quote(wrapper)) </dev/null >>\(Shell.quote(host.logPath)) 2>&1 &"
-        try LocalProcess.check(["/bin/sh", "-c", outer], timeout: 20)
-
-        var launcher: SandboxProcess?
+        ], log: host.logPath)
+        guard let launcher = System.record(pid, role: "\(host.name) launcher") else {
+            throw SandboxError("\(host.name): the launcher exited at once; its log \(host.logPath):\n\(tail(host.logPath))")
+        }
+        try recordLauncher(launcher)
         var sshd: SandboxProcess?
         System.waitUntil(attempts: 100, interval: 0.05) {
-            if launcher == nil,
-               let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-               let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                launcher = System.record(pid, role: "\(host.name) launcher")
-            }
-            if let launcher, let child = System.children(of: launcher.pid).first {
+            if let child = System.children(of: launcher.pid).first {
                 sshd = System.record(child, role: "\(host.name) sshd")
             }
-            return sshd != nil
+            return sshd != nil || !System.isAlive(launcher)
         }
-        guard let launcher, let sshd else {
+        guard let sshd else {
             throw SandboxError("\(host.name): the host did not start within 5 s; its log \(host.logPath):\n\(tail(host.logPath))")
         }
-        return (launcher, sshd)
+        return sshd
     }
 
     // MARK: down
@@ -218,7 +217,10 @@ public enum Sandbox {
             log("stopping \(process.role) (pid \(process.pid))")
             System.signal(process, SIGKILL)
         }
-        let gone = System.waitUntil(attempts: 100, interval: 0.1) { !state.pids.contains(where: System.isAlive) }
+        let gone = System.waitUntil(attempts: 100, interval: 0.1) {
+            for process in state.pids { System.reap(process.pid) }
+            return !state.pids.contains(where: System.isAlive)
+        }
         if !gone { log("warning: some sandbox processes outlived SIGKILL for 10 s") }
         let namespaces = Network.namespaces()
         for host in state.hosts {
@@ -325,7 +327,7 @@ public enum Sandbox {
         }
         return try LocalProcess.run([
             "/usr/bin/nsenter", "-t", String(sshd.pid), "-n", "-m", "-u", "-i", "-p", "-r", "-w",
-            "/bin/sh", "-c", command,
+            "/bin/bash", "-c", System.closeInherited, "muster-sandbox", "/bin/sh", "-c", command,
         ], environment: ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
         timeout: timeout)
     }

@@ -53,6 +53,52 @@ enum System {
         if isAlive(process) { _ = kill(process.pid, signo) }
     }
 
+    /// A bash script that closes every descriptor above 2 and execs its arguments: what a
+    /// process that may leave daemons behind runs first, so that no daemon keeps our pipes open.
+    static let closeInherited =
+        #"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec "$@""#
+
+    /// Spawns `arguments` (absolute path first) in a new session, stdin from /dev/null, stdout
+    /// and stderr appended to `log`, every other descriptor closed; returns its pid at once.
+    static func spawnDetached(_ arguments: [String], log: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        var attributes = posix_spawnattr_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawnattr_init(&attributes)
+        defer {
+            posix_spawn_file_actions_destroy(&actions)
+            posix_spawnattr_destroy(&attributes)
+        }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // glibc's POSIX_SPAWN_SETSID (0x80); Swift's Glibc module does not export it.
+        let setsid: Int32 = 0x80
+        posix_spawnattr_setflags(&attributes, Int16(setsid | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        // bash closes every inherited descriptor above 2 (another thread's pipe ends, say), then
+        // execs the program, so the pid stays the program's.
+        let full = ["/bin/bash", "-c", closeInherited, "muster-sandbox"] + arguments
+        let argv = full.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, environ)
+        guard rc == 0 else {
+            throw SandboxError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
+        }
+        return pid
+    }
+
+    /// Collects `pid` if it is our exited child (a no-op otherwise).
+    static func reap(_ pid: Int32) {
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, WNOHANG)
+    }
+
     /// The pids `/proc` lists as children of `pid`.
     static func children(of pid: Int32) -> [Int32] {
         let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
