@@ -36,7 +36,8 @@ let package = Package(
             "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd",
         ]),
         .executableTarget(name: "muster", dependencies: [
-            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan",
+            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),

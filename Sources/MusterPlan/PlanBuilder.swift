@@ -3,7 +3,7 @@ import MusterInventory
 
 /// Inventory file to plan and rendered files: the one path that `render`, `up`, `verify` and
 /// `down` share, so they always agree on URLs, tokens and IDs.
-public struct PlanBuilder {
+public struct PlanBuilder: Sendable {
     public var inventoryPath: String
     public var stateDirectory: String?
     public var templatesDirectory: String?

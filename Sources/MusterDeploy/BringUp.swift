@@ -1,0 +1,420 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterInventory
+import MusterPlan
+import MusterSSH
+
+/// `muster up`: preflight every host, push binary and files, register discovery, start members
+/// gated on their peers, wait for health, verify.
+public struct BringUp: Sendable {
+    public var builder: PlanBuilder
+    public var options: RunOptions
+    public var progress: Progress
+    public var dryRun = false
+
+    public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
+        self.builder = builder
+        self.options = options
+        self.progress = progress
+    }
+
+    public struct Outcome: Sendable {
+        public var reports: [VerificationReport]
+        public var changed: Bool
+        public var bytesSent: Int
+    }
+
+    public func run() async throws -> Outcome {
+        var built = try builder.build(lock: true)
+        defer { built.state.unlock() }
+        if let tlsCluster = built.plan.clusters.first(where: \.tls) {
+            throw DeployError(host: nil, step: "plan", "cluster '\(tlsCluster.name)' has tls: true; muster cannot issue certificates yet, so `up` refuses TLS clusters: set 'tls: false' (render works for TLS)")
+        }
+        built = try askServicesForTokens(built)
+        let inventory = built.inventory
+        let hostNames = Set(built.plan.clusters.flatMap { cluster in
+            cluster.members.map(\.host) + (cluster.dns.map { [$0.serverHost] } ?? [])
+        })
+        let hosts = inventory.hosts.filter { hostNames.contains($0.name) }
+        let fleet = try await Fleet.connect(hosts, options: options, progress: progress)
+        do {
+            let outcome = try await bringUp(built, fleet: fleet)
+            await fleet.close()
+            return outcome
+        } catch {
+            await fleet.close()
+            throw error
+        }
+    }
+
+    private func bringUp(_ initial: PlanBuilder.Result, fleet: Fleet) async throws -> Outcome {
+        var built = initial
+        let facts = try await preflight(built, fleet: fleet)
+        if dryRun {
+            progress.note("dry run: preflight passed; nothing changed")
+            return Outcome(reports: [], changed: false, bytesSent: 0)
+        }
+        let counter = ByteCounter()
+        var changed = false
+        try await pushBinaries(built, fleet: fleet, counter: counter)
+        for name in built.plan.clusters.map(\.name) {
+            built = try await refreshDiscoveryToken(for: name, built, facts: facts)
+            guard let cluster = built.plan.cluster(named: name) else { continue }
+            let files = built.plan.files.filter { file in
+                cluster.members.contains { file.path.hasPrefix($0.paths.configDir + "/") || file.path == $0.paths.unit }
+                    || file.path == cluster.dns?.configPath
+            }
+            try await prepareHosts(cluster, fleet: fleet)
+            let pushed = try await push(files, fleet: fleet, counter: counter)
+            let running = cluster.members.filter { facts[$0.host]?.members[cluster.name]?.runningPid != nil }
+            try refuseChangesToRunningMembers(cluster, pushed: pushed, running: running)
+            if running.count == cluster.members.count {
+                progress.note("cluster \(cluster.name): every member already running with this config; left alone")
+                continue
+            }
+            changed = true
+            if let dns = cluster.dns { try await serveDNS(dns, cluster: cluster, fleet: fleet, inventory: built.inventory) }
+            try await registerDiscovery(cluster)
+            try await start(cluster, fleet: fleet, facts: facts)
+            try await waitHealthy(cluster, fleet: fleet)
+            try markFormed(cluster, state: built.state)
+        }
+        var reports: [VerificationReport] = []
+        for cluster in built.plan.clusters {
+            progress.note("cluster \(cluster.name): verifying")
+            reports.append(try await Verification.verify(cluster, fleet: fleet, viaSSH: false))
+        }
+        if !changed && counter.total == 0 {
+            progress.note("nothing to do: every cluster is up with this plan; no bytes moved")
+        }
+        return Outcome(reports: reports, changed: changed || counter.total > 0, bytesSent: counter.total)
+    }
+
+    // MARK: preflight
+
+    private func preflight(_ built: PlanBuilder.Result, fleet: Fleet) async throws -> [String: HostFacts] {
+        let plan = built.plan
+        let hostNames = fleet.sessions.keys.sorted()
+        let gathered = try await withThrowingTaskGroup(of: (String, HostFacts).self) { group in
+            for host in hostNames {
+                let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
+                group.addTask {
+                    let output = try await fleet.check(host, "preflight", HostFacts.script(for: members), timeout: 30)
+                    return (host, HostFacts.parse(output))
+                }
+            }
+            var all: [String: HostFacts] = [:]
+            for try await (host, facts) in group { all[host] = facts }
+            return all
+        }
+        var problems: [String] = []
+        let localArch = try LocalProcess.run(["uname", "-m"]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        for host in hostNames {
+            guard let facts = gathered[host] else { continue }
+            if facts.architecture != localArch {
+                problems.append("\(host): architecture \(facts.architecture) does not fit the member binary (\(localArch))")
+            }
+            if facts.freeKilobytes < 200_000 {
+                problems.append("\(host): only \(facts.freeKilobytes / 1024) MiB free on /")
+            }
+        }
+        for cluster in plan.clusters {
+            for member in cluster.members {
+                guard let facts = gathered[member.host] else { continue }
+                let mine = facts.members[cluster.name] ?? HostFacts.MemberFacts(hasData: false)
+                if mine.hasData, mine.marker != member.marker {
+                    let whose = mine.marker.map { "member '\($0)'" } ?? "something muster did not start"
+                    problems.append("\(member.host): data dir \(member.paths.data) holds data of \(whose), not of member \(member.marker); move it away (muster never deletes etcd data without --wipe-data on down)")
+                }
+                if mine.runningPid == nil {
+                    for port in member.listenPorts where facts.listeningPorts.contains(port) {
+                        problems.append("\(member.host): port \(port) for cluster '\(cluster.name)' is already taken by another process")
+                    }
+                }
+            }
+            if let dns = cluster.dns, gathered[dns.serverHost]?.hasDnsmasq != true {
+                problems.append("\(dns.serverHost): dnsmasq is not installed (needed to serve DNS SRV for cluster '\(cluster.name)')")
+            }
+        }
+        for host in hostNames { progress.host(host, "preflight", problems.contains { $0.hasPrefix("\(host):") } ? "FAILED" : "ok") }
+        if !problems.isEmpty {
+            throw DeployError(host: nil, step: "preflight", "nothing was changed on any host:\n  " + problems.joined(separator: "\n  "))
+        }
+        return gathered
+    }
+
+    // MARK: discovery
+
+    /// A service backend hands out the token URL: ask it once and record it before planning.
+    private func askServicesForTokens(_ built: PlanBuilder.Result) throws -> PlanBuilder.Result {
+        var tokens = try built.state.discoveryTokens()
+        var asked = false
+        for cluster in built.plan.clusters {
+            guard let discovery = cluster.discovery, discovery.isPlaceholder, let service = discovery.serviceURL else { continue }
+            try options.addressGuard(hostOfURL(service))
+            let url = try blocking { try await DiscoveryService.newToken(serviceURL: service, size: discovery.size) }
+            progress.note("cluster \(cluster.name): discovery service gave \(url)")
+            tokens[cluster.name] = DiscoveryToken(token: String(url.split(separator: "/").last ?? ""), serviceURL: url)
+            asked = true
+        }
+        guard asked else { return built }
+        try built.state.saveDiscoveryTokens(tokens)
+        built.state.unlock()
+        return try builder.build(lock: true)
+    }
+
+    /// A token that already holds members of a cluster that never formed is spent: make a new one.
+    private func refreshDiscoveryToken(for name: String, _ built: PlanBuilder.Result,
+                                       facts: [String: HostFacts]) async throws -> PlanBuilder.Result {
+        guard let cluster = built.plan.cluster(named: name), let discovery = cluster.discovery,
+              discovery.backend != .service else { return built }
+        var tokens = try built.state.discoveryTokens()
+        if tokens[name]?.formed == true { return built }
+        if cluster.members.contains(where: { facts[$0.host]?.members[name]?.hasData == true }) { return built }
+        try options.addressGuard(hostOfURL(discovery.url))
+        let registered = try await V2Keys.registeredMembers(discoveryURL: discovery.url)
+        guard !registered.isEmpty else { return built }
+        progress.note("cluster \(name): token \(discovery.token) already holds \(registered.count) member(s); making a fresh one")
+        tokens[name] = DiscoveryToken(token: LocalState.newToken())
+        try built.state.saveDiscoveryTokens(tokens)
+        built.state.unlock()
+        return try builder.build(lock: true)
+    }
+
+    private func registerDiscovery(_ cluster: ClusterPlan) async throws {
+        guard let discovery = cluster.discovery, let sizeKey = discovery.sizeKeyURL else { return }
+        let base = String(sizeKey.dropLast("/_config/size".count))
+        try options.addressGuard(hostOfURL(base))
+        do {
+            try await V2Keys.setDiscoverySize(baseURL: base, size: discovery.size)
+        } catch {
+            throw DeployError(host: nil, step: "discovery", "cannot set the size of token \(discovery.token) at \(sizeKey): \(error) (the backend needs enable-v2: true)")
+        }
+        progress.note("cluster \(cluster.name): discovery size \(discovery.size) registered at \(sizeKey)")
+    }
+
+    private func markFormed(_ cluster: ClusterPlan, state: LocalState) throws {
+        guard cluster.discovery != nil else { return }
+        var tokens = try state.discoveryTokens()
+        tokens[cluster.name]?.formed = true
+        try state.saveDiscoveryTokens(tokens)
+    }
+
+    // MARK: push
+
+    private func pushBinaries(_ built: PlanBuilder.Result, fleet: Fleet, counter: ByteCounter) async throws {
+        let member = built.inventory.member
+        let etcdctl = member.etcdctl ?? (member.binary as NSString).deletingLastPathComponent + "/etcdctl"
+        let hasEtcdctl = FileManager.default.isExecutableFile(atPath: etcdctl)
+        var destinations: [String: MemberPaths] = [:]
+        for cluster in built.plan.clusters { for m in cluster.members { destinations[m.host] = m.paths } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (host, paths) in destinations {
+                group.addTask {
+                    let session = try fleet.session(host)
+                    let result = try await session.upload(from: member.binary, to: paths.binary, mode: 0o755)
+                    counter.add(result.bytesSent)
+                    var message = result.skipped ? "etcd unchanged" : "etcd sent (\(result.bytesSent / 1024) KiB)"
+                    if hasEtcdctl {
+                        let ctl = try await session.upload(from: etcdctl, to: paths.etcdctl, mode: 0o755)
+                        counter.add(ctl.bytesSent)
+                        message += ctl.skipped ? ", etcdctl unchanged" : ", etcdctl sent"
+                    }
+                    progress.host(host, "binary", message)
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// The etcd user, and directories owned by it; data dirs 0700 as etcd wants them.
+    private func prepareHosts(_ cluster: ClusterPlan, fleet: Fleet) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for member in cluster.members {
+                group.addTask {
+                    let p = member.paths
+                    let script = """
+                    id -u etcd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir \(Shell.quote(p.data)) --shell /usr/sbin/nologin etcd
+                    mkdir -p \(Shell.join([p.configDir, p.runDir, p.logDir]))
+                    [ -d \(Shell.quote(p.data)) ] || install -d -m 0700 -o etcd -g etcd \(Shell.quote(p.data))
+                    chown etcd:etcd \(Shell.quote(p.logDir))
+                    """
+                    try await fleet.check(member.host, "prepare", script)
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Uploads files (sha256-skipped when unchanged); returns the ones that really changed.
+    private func push(_ files: [RenderedFile], fleet: Fleet, counter: ByteCounter) async throws -> [RenderedFile] {
+        let byHost = Dictionary(grouping: files, by: \.host)
+        return try await withThrowingTaskGroup(of: [RenderedFile].self) { group in
+            for (host, hostFiles) in byHost {
+                group.addTask {
+                    var changed: [RenderedFile] = []
+                    for file in hostFiles {
+                        let result = try await fleet.session(host).upload(data: Data(file.contents.utf8), to: file.path, mode: file.mode)
+                        counter.add(result.bytesSent)
+                        if !result.skipped { changed.append(file) }
+                    }
+                    progress.host(host, "files", changed.isEmpty ? "\(hostFiles.count) unchanged" : "\(changed.count) of \(hostFiles.count) written")
+                    return changed
+                }
+            }
+            var all: [RenderedFile] = []
+            for try await changed in group { all += changed }
+            return all
+        }
+    }
+
+    /// etcd ignores name, initial cluster, token, bootstrap mode and peer URLs once it has data;
+    /// keeping a running member on an old file while claiming success would be a lie.
+    private func refuseChangesToRunningMembers(_ cluster: ClusterPlan, pushed: [RenderedFile], running: [MemberPlan]) throws {
+        let changed = running.filter { member in pushed.contains { $0.host == member.host && $0.path == member.paths.config } }
+        guard !changed.isEmpty else { return }
+        throw DeployError(host: changed[0].host, step: "config",
+                          "conf.yml of running member(s) \(changed.map(\.name).joined(separator: ", ")) of cluster '\(cluster.name)' changed; muster does not roll config changes into a running cluster yet. The new file is in place; restart the member yourself (`muster down` then `up` keeps data), and note that etcd ignores changes to names, peer URLs, tokens and bootstrap once a member has data")
+    }
+
+    // MARK: DNS
+
+    private func serveDNS(_ dns: DNSPlan, cluster: ClusterPlan, fleet: Fleet, inventory: Inventory) async throws {
+        let pidfile = "/run/etcd/dnsmasq-\(cluster.name).pid"
+        let script = """
+        mkdir -p /run/etcd
+        if [ -d /run/systemd/system ] && systemctl is-active -q dnsmasq 2>/dev/null; then
+            systemctl restart dnsmasq
+        else
+            if [ -s \(Shell.quote(pidfile)) ]; then kill "$(cat \(Shell.quote(pidfile)))" 2>/dev/null; sleep 0.2; fi
+            dnsmasq --conf-file=\(Shell.quote(dns.configPath)) --pid-file=\(Shell.quote(pidfile)) --listen-address=\(Shell.quote(dns.serverAddress)) --bind-interfaces --no-resolv --no-hosts --user=root
+        fi
+        """
+        try await fleet.check(dns.serverHost, "dns", script)
+        progress.host(dns.serverHost, "dns", "dnsmasq serving \(dns.configPath)")
+        let configure = inventory.dns?.configureResolvers == true
+        for member in cluster.members {
+            if configure {
+                let resolv = """
+                if ! head -n 1 /etc/resolv.conf | grep -qx 'nameserver \(dns.serverAddress)'; then
+                    [ -f /etc/resolv.conf.muster-backup ] || cp /etc/resolv.conf /etc/resolv.conf.muster-backup
+                    { echo 'nameserver \(dns.serverAddress)'; grep -v '^nameserver \(dns.serverAddress)$' /etc/resolv.conf.muster-backup; } > /etc/resolv.conf.muster-new
+                    cat /etc/resolv.conf.muster-new > /etc/resolv.conf && rm -f /etc/resolv.conf.muster-new
+                fi
+                """
+                try await fleet.check(member.host, "resolver", resolv)
+            }
+            for record in dns.hostRecords {
+                let output = try await fleet.session(member.host).run("getent hosts \(Shell.quote(record.fqdn))", timeout: 15)
+                guard output.stdoutText.split(separator: " ").first.map(String.init) == record.address else {
+                    throw DeployError(host: member.host, step: "dns",
+                                      "\(record.fqdn) resolves to '\(output.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))', not \(record.address): this host's resolver must use the dnsmasq on \(dns.serverHost) (\(dns.serverAddress)); set dns.configure_resolvers: true to let muster put it first in /etc/resolv.conf")
+                }
+            }
+        }
+    }
+
+    // MARK: start and wait
+
+    private func start(_ cluster: ClusterPlan, fleet: Fleet, facts: [String: HostFacts]) async throws {
+        for member in cluster.members {
+            if facts[member.host]?.members[cluster.name]?.runningPid != nil {
+                progress.host(member.host, "start", "\(cluster.name) already running")
+                continue
+            }
+            let p = member.paths
+            let command: String
+            if facts[member.host]?.hasSystemd == true {
+                let unit = "etcd-\(cluster.name)"
+                command = "systemctl daemon-reload && systemctl enable -q \(Shell.quote(unit)) && systemctl start --no-block \(Shell.quote(unit))"
+            } else {
+                command = "sh \(Shell.quote(p.startScript))"
+            }
+            let marker = "echo \(Shell.quote(member.marker)) > \(Shell.quote(p.configDir + "/member.id"))"
+            let output = try await fleet.check(member.host, "start", "\(marker) && \(command)")
+            progress.host(member.host, "start", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            // A member asks its peers for /members with a 1 s timeout: starting the next one only
+            // once this one listens keeps peers from stalling each other.
+            try await waitForPort(member, fleet: fleet)
+        }
+    }
+
+    private func waitForPort(_ member: MemberPlan, fleet: Fleet) async throws {
+        let port = member.listenPorts.first ?? 2380
+        for _ in 0..<100 {
+            if PortProbe.isOpen(host: member.address, port: port) { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw await failure(member, fleet: fleet, step: "start", "peer port \(port) did not open within 5 s")
+    }
+
+    private func waitHealthy(_ cluster: ClusterPlan, fleet: Fleet) async throws {
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false)
+        defer { Task { await endpoints.close() } }
+        let deadline = Date().addingTimeInterval(60)
+        var unhealthy = cluster.members
+        while Date() < deadline {
+            var still: [MemberPlan] = []
+            for member in unhealthy {
+                let healthy = (try? await endpoints.client(for: member.endpoint, timeout: 2).health())?.healthy ?? false
+                if healthy { progress.host(member.host, "health", "\(cluster.name) healthy") } else { still.append(member) }
+            }
+            unhealthy = still
+            if unhealthy.isEmpty { await endpoints.close(); return }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        await endpoints.close()
+        throw await failure(unhealthy[0], fleet: fleet, step: "health",
+                            "\(unhealthy.map(\.name).joined(separator: ", ")) not healthy after 60 s")
+    }
+
+    /// The error for a member that failed, with the last lines of its log and etcd's known causes.
+    private func failure(_ member: MemberPlan, fleet: Fleet, step: String, _ message: String) async -> DeployError {
+        let log = (try? await fleet.session(member.host).run("tail -n 25 \(Shell.quote(member.paths.log))", timeout: 10, privileged: true))?.stdoutText ?? ""
+        var text = "\(message)\nlast lines of \(member.paths.log):\n\(log)"
+        if let cause = KnownErrors.explain(log) { text += "\ncause: \(cause)" }
+        return DeployError(host: member.host, step: step, text)
+    }
+}
+
+extension MemberPlan {
+    var listenPorts: [Int] {
+        (listenPeerURLs + listenClientURLs).compactMap { URLComponents(string: $0)?.port }.uniqued()
+    }
+}
+
+extension Array where Element: Hashable {
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}
+
+func hostOfURL(_ url: String) -> String {
+    URLComponents(string: url)?.host ?? url
+}
+
+/// Bytes sent by uploads across hosts.
+final class ByteCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sum = 0
+    func add(_ bytes: Int) { lock.lock(); sum += bytes; lock.unlock() }
+    var total: Int { lock.lock(); defer { lock.unlock() }; return sum }
+}
+
+/// Runs async work from a synchronous context (for the few steps that happen before any lane).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = ResultBox<T>()
+    let semaphore = DispatchSemaphore(value: 0)
+    Task.detached {
+        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        semaphore.signal()
+    }
+    semaphore.wait()
+    return try box.result!.get()
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
+}

@@ -1,0 +1,48 @@
+import Foundation
+import MusterEtcd
+import MusterPlan
+import MusterSSH
+
+/// How the controller reaches each member's client URL: directly, or through an SSH tunnel
+/// (`--via-ssh`, and clusters whose members serve clients on their own loopback only).
+final class Endpoints: @unchecked Sendable {
+    private var mapped: [String: String] = [:]
+    private var tunnels: [SSHTunnel] = []
+
+    /// Opens one tunnel per member that needs it; `viaSSH` tunnels every member.
+    static func open(for cluster: ClusterPlan, fleet: Fleet, viaSSH: Bool) async throws -> Endpoints {
+        let endpoints = Endpoints()
+        for member in cluster.members {
+            let isLoopback = member.endpoint.contains("://127.0.0.1:")
+            guard viaSSH || isLoopback else { continue }
+            guard let url = URLComponents(string: member.endpoint), let port = url.port else { continue }
+            let tunnel = try await fleet.session(member.host).openTunnel(toHost: "127.0.0.1", port: port)
+            endpoints.tunnels.append(tunnel)
+            endpoints.mapped[member.endpoint] = "\(url.scheme ?? "http")://127.0.0.1:\(tunnel.localPort)"
+        }
+        return endpoints
+    }
+
+    func url(for endpoint: String) -> String { mapped[endpoint] ?? endpoint }
+
+    func client(for endpoint: String, timeout: TimeInterval = 5) -> EtcdClient {
+        EtcdClient(baseURL: url(for: endpoint), timeout: timeout)
+    }
+
+    func close() async {
+        for tunnel in tunnels { await tunnel.close() }
+        tunnels = []
+    }
+}
+
+extension ClusterPlan {
+    /// What verification asserts, as the planner predicted it.
+    var expectation: ClusterExpectation {
+        ClusterExpectation(
+            clusterName: name, clusterID: clusterID ?? 0,
+            members: members.map {
+                ExpectedMember(name: $0.name, memberID: $0.memberID ?? 0, peerURLs: [$0.peerURL],
+                               clientURLs: $0.clientURLs, endpoint: $0.endpoint)
+            })
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import MusterBasics
+import MusterPlan
+
+/// What one host says about itself and about the members muster plans for it, gathered in a
+/// single round trip so that preflight costs one channel per host.
+struct HostFacts: Sendable {
+    struct MemberFacts: Sendable {
+        var hasData: Bool
+        /// `CLUSTER NAME ID` as muster wrote it when it first started this member.
+        var marker: String?
+        var runningPid: Int32?
+        var runningExe: String?
+        var configSHA: String?
+    }
+    var architecture: String
+    var hasSystemd: Bool
+    var hasDnsmasq: Bool
+    var freeKilobytes: Int
+    var listeningPorts: Set<Int>
+    var members: [String: MemberFacts]  // by cluster name
+
+    /// One shell script that prints `key value` lines; every path in it is quoted.
+    static func script(for members: [MemberPlan]) -> String {
+        var lines = [
+            "echo arch $(uname -m)",
+            "[ -d /run/systemd/system ] && echo systemd yes",
+            "command -v dnsmasq >/dev/null 2>&1 && echo dnsmasq yes",
+            "echo free $(df -Pk / | awk 'NR==2 {print $4}')",
+            "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == \"0A\" {print \"listen\", $2}'",
+        ]
+        for member in members {
+            let c = Shell.quote(member.cluster)
+            let p = member.paths
+            lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
+            lines.append("[ -f \(Shell.quote(p.configDir + "/member.id")) ] && echo \(c) marker $(cat \(Shell.quote(p.configDir + "/member.id")))")
+            lines.append("pid=$(cat \(Shell.quote(p.pidfile)) 2>/dev/null) && kill -0 \"$pid\" 2>/dev/null && echo \(c) pid \"$pid\" && echo \(c) exe $(readlink /proc/$pid/exe)")
+            lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(sha256sum \(Shell.quote(p.config)) | cut -d' ' -f1)")
+        }
+        return lines.map { "{ \($0); } 2>/dev/null" }.joined(separator: "\n") + "\ntrue\n"
+    }
+
+    static func parse(_ output: String) -> HostFacts {
+        var facts = HostFacts(architecture: "", hasSystemd: false, hasDnsmasq: false, freeKilobytes: 0,
+                              listeningPorts: [], members: [:])
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ", maxSplits: 2).map(String.init)
+            guard words.count >= 2 else { continue }
+            switch words[0] {
+            case "arch": facts.architecture = words[1]
+            case "systemd": facts.hasSystemd = true
+            case "dnsmasq": facts.hasDnsmasq = true
+            case "free": facts.freeKilobytes = Int(words[1]) ?? 0
+            case "listen":
+                if let portHex = words[1].split(separator: ":").last, let port = Int(portHex, radix: 16) {
+                    facts.listeningPorts.insert(port)
+                }
+            default:
+                guard words.count == 3 else { continue }
+                var member = facts.members[words[0]] ?? MemberFacts(hasData: false)
+                switch words[1] {
+                case "data": member.hasData = true
+                case "marker": member.marker = words[2]
+                case "pid": member.runningPid = Int32(words[2])
+                case "exe": member.runningExe = words[2]
+                case "confsha": member.configSHA = words[2]
+                default: break
+                }
+                facts.members[words[0]] = member
+            }
+        }
+        return facts
+    }
+}
+
+extension MemberPlan {
+    /// What muster writes beside the config when it first starts a member, so a later run
+    /// can tell this member's data from another cluster's.
+    var marker: String { "\(cluster) \(name) \(memberID.map(EtcdIDs.hex) ?? "unknown")" }
+}

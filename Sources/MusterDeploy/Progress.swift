@@ -1,0 +1,40 @@
+import Foundation
+
+/// Per-host progress lines while long steps run. Plain lines, one per event, so the output reads
+/// the same on a terminal, in a log file and in CI.
+public final class Progress: @unchecked Sendable {
+    private let lock = NSLock()
+    private let start = Date()
+    private let quiet: Bool
+    public init(quiet: Bool = false) { self.quiet = quiet }
+
+    public func host(_ host: String, _ step: String, _ message: String) {
+        line(String(format: "%6.2fs  %-10@ %-9@ %@", Date().timeIntervalSince(start), host as NSString,
+                    step as NSString, message as NSString))
+    }
+
+    public func note(_ message: String) {
+        line(String(format: "%6.2fs  %@", Date().timeIntervalSince(start), message as NSString))
+    }
+
+    private func line(_ text: String) {
+        guard !quiet else { return }
+        lock.lock(); defer { lock.unlock() }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
+
+/// A step that failed on a host, named so the user knows where to look.
+public struct DeployError: Error, CustomStringConvertible, Sendable {
+    public var host: String?
+    public var step: String
+    public var message: String
+    public init(host: String?, step: String, _ message: String) {
+        self.host = host
+        self.step = step
+        self.message = message
+    }
+    public var description: String {
+        (host.map { "\($0): " } ?? "") + "\(step): \(message)"
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import MusterSandbox
+
+struct SandboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Real hosts on this machine: network namespaces with their own sshd and filesystem.",
+        subcommands: [SandboxUp.self, SandboxDown.self, SandboxStatusCommand.self, SandboxInventory.self])
+}
+
+struct SandboxLocation: ParsableArguments {
+    @Option(help: "The sandbox's state directory.")
+    var stateDir: String = Sandbox.defaultStateDir
+}
+
+struct SandboxUp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "up", abstract: "Create the sandbox hosts.")
+    @OptionGroup var location: SandboxLocation
+    @Option(help: "How many hosts.") var hosts = 3
+
+    func run() async throws {
+        try await reportingErrors {
+            let (state, alreadyRunning) = try Sandbox.up(hosts: hosts, stateDir: location.stateDir) { print($0) }
+            print(alreadyRunning ? "sandbox already up" : "sandbox up")
+            for host in state.hosts { print("  \(host.name)  \(host.address)") }
+        }
+    }
+}
+
+struct SandboxDown: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop every sandbox process and remove it.")
+    @OptionGroup var location: SandboxLocation
+    func run() async throws {
+        try await reportingErrors {
+            try Sandbox.down(stateDir: location.stateDir) { print($0) }
+        }
+    }
+}
+
+struct SandboxStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Say what is up.")
+    @OptionGroup var location: SandboxLocation
+    func run() async throws {
+        guard let status = Sandbox.statusReport(stateDir: location.stateDir) else {
+            print("no sandbox in \(location.stateDir)")
+            return
+        }
+        print(status.report)
+        if !status.healthy { throw ExitCode(1) }
+    }
+}
+
+struct SandboxInventory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inventory", abstract: "Write an inventory for the sandbox hosts and print its path.")
+    @OptionGroup var location: SandboxLocation
+    @Option(help: "static, discovery or dns.") var bootstrap = "static"
+    @Option(help: "Where to write it.") var out: String?
+    @Option(help: "The member binary the inventory names.") var memberBinary = "/usr/bin/etcd"
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let state = Sandbox.status(stateDir: location.stateDir) else {
+                throw ValidationError("no sandbox in \(location.stateDir): run `muster sandbox up` first")
+            }
+            guard let mode = SandboxBootstrap(rawValue: bootstrap) else {
+                throw ValidationError("--bootstrap must be static, discovery or dns")
+            }
+            let path = out ?? "\(location.stateDir)/inventory-\(bootstrap).yml"
+            print(try Sandbox.writeInventory(state: state, bootstrap: mode, to: path, memberBinary: memberBinary))
+        }
+    }
+}
