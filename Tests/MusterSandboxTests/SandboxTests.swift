@@ -182,8 +182,12 @@ struct SandboxLifecycleTests {
         #expect(!namespaces.contains(second.hosts[0].namespace))
         #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/\(second.bridge)"))
         #expect(!FileManager.default.fileExists(atPath: dir))
-        for process in second.pids {
-            #expect(!FileManager.default.fileExists(atPath: "/proc/\(process.pid)"), "\(process.role) still runs")
+        for process in first.pids + second.pids {
+            // The same pid with the same start time would be the same process (pids get reused).
+            let stat = (try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            let alive = fields.count > 19 && fields[0] != "Z" && UInt64(fields[19]) == process.startTime
+            #expect(!alive, "\(process.role) (pid \(process.pid)) still runs")
         }
         let sleeping = try LocalProcess.run(["/usr/bin/pgrep", "-f", "^sleep 600$"])
         #expect(sleeping.stdoutText.isEmpty, "a host process outlived down")
