@@ -79,7 +79,9 @@ public struct Planner {
             switch cluster.clientListen {
             case .address:
                 listenClients = ["\(scheme)://\(address):\(cluster.clientPort)", loopback]
-                advertiseClients = ["\(scheme)://\(advertiseHost):\(cluster.clientPort)", loopback]
+                // Not 127.0.0.1 as the walkthrough did: clients that discover endpoints from the
+                // member list (`etcdctl --cluster`, client balancers) would dial their own loopback.
+                advertiseClients = ["\(scheme)://\(advertiseHost):\(cluster.clientPort)"]
             case .loopback:
                 listenClients = [loopback]
                 advertiseClients = [loopback]

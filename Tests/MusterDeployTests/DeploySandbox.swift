@@ -1,0 +1,78 @@
+import Foundation
+import MusterBasics
+import MusterDeploy
+import MusterPlan
+import MusterSandbox
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().path
+
+/// A sandbox of the deploy tests' own (not the sandbox tests' one, whose last test tears its
+/// sandbox down), brought up once per test process and removed at exit.
+enum DeploySandbox {
+    static let stateDir = "/var/lib/muster/sandbox-deploy-tests"
+    private final class Box: @unchecked Sendable {
+        let lock = NSLock()
+        var state: SandboxState?
+        var failure: String?
+    }
+    private static let box = Box()
+
+    static func acquire() throws -> SandboxState {
+        box.lock.lock(); defer { box.lock.unlock() }
+        if let state = box.state { return state }
+        if let failure = box.failure { throw SandboxError("deploy sandbox failed earlier: \(failure)") }
+        do {
+            let (state, _) = try Sandbox.up(hosts: 3, stateDir: stateDir) { FileHandle.standardError.write(Data("[deploy sandbox] \($0)\n".utf8)) }
+            box.state = state
+            atexit { try? Sandbox.down(stateDir: DeploySandbox.stateDir) { _ in } }
+            return state
+        } catch {
+            box.failure = "\(error)"
+            throw error
+        }
+    }
+
+    /// etcd 3.5.16 as scripts/fetch-etcd35.sh unpacks it (set-up fetches it, never a test).
+    static let etcd35 = ProcessInfo.processInfo.environment["MUSTER_ETCD35"] ?? "/var/cache/muster/etcd-3.5/usr/bin/etcd"
+
+    static var options: RunOptions {
+        var options = RunOptions()
+        // Network rule: nothing but the sandbox's own addresses, routed through its bridge.
+        options.addressGuard = { address in try Sandbox.checkRoute(to: address, stateDir: DeploySandbox.stateDir) }
+        return options
+    }
+
+    /// Writes a sandbox inventory (optionally edited) to a fresh directory; returns its builder.
+    static func inventory(_ bootstrap: SandboxBootstrap, binary: String = "/usr/bin/etcd",
+                          edit: (String) -> String = { $0 }) throws -> PlanBuilder {
+        let state = try acquire()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-deploy-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/inventory.yml"
+        let text = edit(try Sandbox.inventoryYAML(state: state, bootstrap: bootstrap, memberBinary: binary))
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return PlanBuilder(inventoryPath: path, templatesDirectory: repositoryRoot + "/templates")
+    }
+
+    static func host(_ name: String) throws -> SandboxHost {
+        guard let host = try acquire().host(named: name) else { throw SandboxError("no \(name)") }
+        return host
+    }
+
+    /// Runs a command inside a sandbox host.
+    static func exec(_ name: String, _ command: String) throws -> String {
+        let result = try Sandbox.exec(host: host(name), command: command)
+        return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func down(_ builder: PlanBuilder, wipe: Bool) async throws {
+        var tearDown = TearDown(builder: builder, options: options, progress: Progress(quiet: true))
+        tearDown.wipeData = wipe
+        try await tearDown.run()
+    }
+
+    static func up(_ builder: PlanBuilder) async throws -> BringUp.Outcome {
+        try await BringUp(builder: builder, options: options, progress: Progress()).run()
+    }
+}

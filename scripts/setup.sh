@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what muster, its sandbox and its tests need on Debian 12 (as root), and fetches
+# etcd 3.5.16 for the second member version. Idempotent; never run from inside a test.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "setup needs root (apt-get, network namespaces)" >&2; exit 1; }
+packages=(libssh2-1-dev libyaml-dev openssh-server openssh-client etcd-server etcd-client
+          dnsmasq-base iproute2 util-linux procps python3 ca-certificates)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts etcd-server's own service where systemd runs; muster ships its own members.
+if [ -d /run/systemd/system ]; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+"$(dirname "$0")/fetch-etcd35.sh" >/dev/null
+command -v swift >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }

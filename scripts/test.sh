@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: units, golden renders, and integration tests against real sshd,
+# etcd and dnsmasq on sandbox hosts. Builds once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling muster|Build complete" | tail -n 20
+set +e
+swift test --skip-build > .build/test-output.log 2>&1
+status=$?
+set -e
+grep -vE "^(◇|↳ )|Test case passing|started\.$" .build/test-output.log || true
+# Leave nothing running: the test sandboxes remove themselves at exit; make sure.
+for dir in /var/lib/muster/sandbox-tests /var/lib/muster/sandbox-deploy-tests; do
+    [ -f "$dir/state.json" ] && .build/debug/muster sandbox down --state-dir "$dir" >/dev/null 2>&1 || true
+done
+exit "$status"
