@@ -45,7 +45,14 @@ enum System {
 
     /// True when the recorded process still runs (same pid and same start time).
     static func isAlive(_ process: SandboxProcess) -> Bool {
-        startTime(of: process.pid) == process.startTime
+        startTime(of: process.pid) == process.startTime && !isZombie(process.pid)
+    }
+
+    /// A killed process stays in /proc as a zombie until its parent reaps it: that is not alive.
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     /// Signals `process` only if it is still the process we recorded.

@@ -164,6 +164,13 @@ struct SandboxLifecycleTests {
         // A half-built sandbox (a host's sshd killed, as by a killed run) is torn down and rebuilt.
         let sshd = try #require(first.hosts[0].sshd)
         kill(sshd.pid, SIGKILL)
+        // Bounded wait until the kernel has taken it down (it may linger as a zombie briefly).
+        for _ in 0..<50 {
+            guard let stat = try? String(contentsOfFile: "/proc/\(sshd.pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")"),
+                  !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") else { break }
+            usleep(100_000)
+        }
         let (second, existedAgain) = try Sandbox.up(hosts: 1, stateDir: dir) { log.append($0) }
         #expect(!existedAgain)
         #expect(second.hosts[0].sshdPid != sshd.pid)
