@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MusterBasics
 import Testing
 @testable import MusterEtcd
@@ -128,6 +131,7 @@ struct RealClusterTests {
         #expect(report.observedClusterID == expectation.clusterID)
 
         let table = report.table()
+        if ProcessInfo.processInfo.environment["MUSTER_SHOW_REPORTS"] != nil { print(table, report.json()) }
         #expect(table.contains("|        ID        | STATUS  |"))
         #expect(table.contains("| RAFT APPLIED INDEX |"))
         #expect(table.contains("PASS  write-read:"))
@@ -209,10 +213,67 @@ struct RealClusterTests {
         #expect(report.check(named: "members-present")?.ok == true)
         #expect(report.check(named: "cluster-id")?.ok == true)
         let table = report.table()
+        if ProcessInfo.processInfo.environment["MUSTER_SHOW_REPORTS"] != nil { print(table) }
         let firstCheck = table.components(separatedBy: "checks:\n")[1]
         #expect(firstCheck.hasPrefix("FAIL  "))
         let document = try JSONShape.validate(report.json())
         if case .bool(let ok)? = document["ok"] { #expect(!ok) } else { Issue.record("no ok in JSON") }
+
+        // Quorum lost: /health answers 503 {"health":"false"}, a result rather than an error.
+        cluster.stop("m2")
+        let survivor = EtcdClient(baseURL: cluster.node("m1").clientURL, timeout: 10)
+        let deadline = Date().addingTimeInterval(30)
+        var health = try await survivor.health()
+        while health.healthy && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(300))
+            health = try await survivor.health()
+        }
+        #expect(!health.healthy)
+        #expect(health.httpStatus == 503)
+        let lost = await Verifier(expectation: expectation,
+                                  clientFactory: { EtcdClient(baseURL: $0, timeout: 3) }).run()
+        #expect(lost.exitCode == 1)
+        #expect(lost.check(named: "endpoints-healthy")?.detail.contains("m1 (\(cluster.node("m1").clientURL)) unhealthy") == true,
+                "\(lost.table())")
+        try JSONShape.validate(lost.json())
+    }
+
+    /// `GET SERVICE/new?size=N` answers with the discovery URL as text. Served here by a
+    /// throwaway one-file HTTP server on 127.0.0.1.
+    @Test func discoveryServiceToken() async throws {
+        let python = "/usr/bin/python3"
+        try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is needed to serve the fake discovery service")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("muster-disc-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let url = "http://127.0.0.1:2379/v2/keys/discovery/0123abcd"
+        try Data((url + "\n").utf8).write(to: root.appendingPathComponent("new"))
+        let port = try LocalEtcdCluster.freePorts(1)[0]
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", root.path, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            // SIGKILL: children inherit the test runner's blocked-signal mask, so python would
+            // never see a SIGTERM (etcd, in Go, unblocks its own signals).
+            kill(server.processIdentifier, SIGKILL)
+            _ = LocalEtcdCluster.waitGone(server, seconds: 10)
+        }
+
+        var token: String?
+        var lastError: (any Error)?
+        let deadline = Date().addingTimeInterval(15)
+        while token == nil && Date() < deadline {
+            do { token = try await DiscoveryService.newToken(serviceURL: "http://127.0.0.1:\(port)/", size: 3) }
+            catch { lastError = error; try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(token == url, "\(String(describing: lastError))")
+
+        await #expect(throws: EtcdClientError.self) {
+            _ = try await DiscoveryService.newToken(serviceURL: "http://127.0.0.1:\(port)/missing", size: 3)
+        }
     }
 
     /// Nothing listens: failed checks carrying the error, no crash.

@@ -83,17 +83,36 @@ final class LocalEtcdCluster: @unchecked Sendable {
         lock.withLock { processes[node.name] = process }
     }
 
-    /// SIGTERM, then SIGKILL after 10 s; waits for the exit.
+    /// SIGTERM, then SIGKILL after 10 s; waits (bounded) for the exit.
     func stop(_ name: String) {
         guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return }
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            while process.isRunning { usleep(20_000) }
+        let pid = process.processIdentifier
+        guard LocalEtcdCluster.alive(process) else { return }
+        kill(pid, SIGTERM)
+        if LocalEtcdCluster.waitGone(process, seconds: 10) { return }
+        kill(pid, SIGKILL)
+        _ = LocalEtcdCluster.waitGone(process, seconds: 5)
+    }
+
+    /// Running, as far as the kernel says: a zombie (exited, not yet reaped by Foundation) counts
+    /// as gone, so a slow or absent reaper can never hang the tests.
+    static func alive(_ process: Process) -> Bool {
+        guard process.isRunning else { return false }
+        let pid = process.processIdentifier
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
+    static func waitGone(_ process: Process, seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while alive(process) {
+            if Date() >= deadline { return false }
+            usleep(20_000)
         }
+        return true
     }
 
     func stopAll() {
