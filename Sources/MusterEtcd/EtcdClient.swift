@@ -32,7 +32,15 @@ struct HTTPAnswer: Sendable {
 /// Minimal HTTP over URLSession, shared by the v3 gateway client and the v2 discovery helpers.
 struct HTTP: Sendable {
     var timeout: TimeInterval
-    var session: URLSession
+    private let owner: SessionOwner
+    var session: URLSession { owner.session }
+
+    /// Owns the URLSession and invalidates it when the last copy of the client goes away.
+    final class SessionOwner: Sendable {
+        let session: URLSession
+        init(_ session: URLSession) { self.session = session }
+        deinit { session.finishTasksAndInvalidate() }
+    }
 
     init(timeout: TimeInterval) {
         self.timeout = timeout
@@ -42,7 +50,7 @@ struct HTTP: Sendable {
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.urlCache = nil
         configuration.httpCookieStorage = nil
-        session = URLSession(configuration: configuration)
+        owner = SessionOwner(URLSession(configuration: configuration))
     }
 
     func send(_ method: String, _ urlString: String, body: Data? = nil,
