@@ -31,6 +31,7 @@ enum AddressGuard {
     @Sendable static func check(_ address: String) throws {
         if address.hasPrefix("127.") || address == "::1" || address == "localhost" { return }
         let sandboxOnly = ProcessInfo.processInfo.environment["MUSTER_SANDBOX_ONLY"] == "1"
+        if let state = Sandbox.status(), address == state.gateway { return }  // the controller's side of the bridge
         if sandboxOnly {
             try Sandbox.checkRoute(to: address)
             return

@@ -39,7 +39,11 @@ enum DeploySandbox {
     static var options: RunOptions {
         var options = RunOptions()
         // Network rule: nothing but the sandbox's own addresses, routed through its bridge.
-        options.addressGuard = { address in try Sandbox.checkRoute(to: address, stateDir: DeploySandbox.stateDir) }
+        options.addressGuard = { address in
+            // The gateway is the controller's own side of the bridge (services for hosts listen there).
+            if address == (try? DeploySandbox.acquire())?.gateway { return }
+            try Sandbox.checkRoute(to: address, stateDir: DeploySandbox.stateDir)
+        }
         return options
     }
 
