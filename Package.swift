@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
@@ -30,14 +34,29 @@ let package = Package(
             .product(name: "Mustache", package: "swift-mustache"),
         ]),
         .target(name: "MusterSSH", dependencies: ["CLibSSH2", "MusterBasics"]),
-        .target(name: "MusterEtcd", dependencies: ["MusterBasics"]),
+        .target(name: "MusterEtcd", dependencies: [
+            "MusterBasics",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], exclude: ["VERIFY_JSON.md"]),
+        // Cluster CA and member/client certificates, in Swift (no openssl).
+        .target(name: "MusterPKI", dependencies: [
+            "MusterBasics",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd.
+        .target(name: "MusterDiscovery", dependencies: [
+            "MusterBasics", "MusterEtcd",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
-            "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd",
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",
-            "MusterEtcd", "MusterDeploy", "MusterSandbox",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
@@ -47,5 +66,7 @@ let package = Package(
         .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd"]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
         .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox"]),
+        .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI"]),
+        .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd"]),
     ]
 )

@@ -86,7 +86,9 @@ public struct BringUp: Sendable {
             reports.append(try await Verification.verify(cluster, fleet: fleet, viaSSH: false))
         }
         if !changed && counter.total == 0 {
-            progress.note("nothing to do: every cluster is up with this plan; no bytes moved")
+            progress.note("nothing to do: every cluster is up with this plan; moved 0 bytes")
+        } else {
+            progress.note("done: moved \(counter.total) bytes")
         }
         return Outcome(reports: reports, changed: changed || counter.total > 0, bytesSent: counter.total)
     }

@@ -9,98 +9,108 @@ import MusterSandbox
 /// three hosts and the same ports, and each one leaves them wiped for the next.
 @Suite(.serialized) struct BringUpTests {
     @Test func staticClusterComesUpVerifiesAndReRunsAsNoOp() async throws {
-        let builder = try DeploySandbox.inventory(.static)
-        let first = try await DeploySandbox.up(builder)
-        #expect(first.reports.count == 1)
-        #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let first = try await DeploySandbox.up(builder)
+            #expect(first.reports.count == 1)
+            #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
 
-        // The running member is muster's shipped binary, not anything the host had.
-        let exe = try DeploySandbox.exec("host1", "readlink /proc/$(cat /run/etcd/main.pid)/exe")
-        #expect(exe == "/opt/muster/bin/etcd-3.4.23")
-        #expect(try DeploySandbox.exec("host1", "test -e /usr/bin/etcd && echo present || echo absent") == "absent")
+            // The running member is muster's shipped binary, not anything the host had.
+            let exe = try DeploySandbox.exec("host1", "readlink /proc/$(cat /run/etcd/main.pid)/exe")
+            #expect(exe == "/opt/muster/bin/etcd-3.4.23")
+            #expect(try DeploySandbox.exec("host1", "test -e /usr/bin/etcd && echo present || echo absent") == "absent")
 
-        // etcdctl on the controller agrees that every endpoint is healthy.
-        let endpoints = try ["host1", "host2", "host3"].map { "http://\(try DeploySandbox.host($0).address):2379" }
-        try Sandbox.checkRoute(to: try DeploySandbox.host("host1").address, stateDir: DeploySandbox.stateDir)
-        let health = try LocalProcess.run(["etcdctl", "--endpoints=\(endpoints[0])", "endpoint", "health", "--cluster"],
-                                          environment: ["ETCDCTL_API": "3"])
-        #expect(health.succeeded, "\(health.stderrText)")
-        #expect(health.stderrText.components(separatedBy: "is healthy").count - 1 == 3, "\(health.stderrText)")
+            // etcdctl on the controller agrees that every endpoint is healthy.
+            let endpoints = try ["host1", "host2", "host3"].map { "http://\(try DeploySandbox.host($0).address):2379" }
+            try Sandbox.checkRoute(to: try DeploySandbox.host("host1").address, stateDir: DeploySandbox.stateDir)
+            let health = try LocalProcess.run(["etcdctl", "--endpoints=\(endpoints[0])", "endpoint", "health", "--cluster"],
+                                              environment: ["ETCDCTL_API": "3"])
+            #expect(health.succeeded, "\(health.stderrText)")
+            #expect(health.stderrText.components(separatedBy: "is healthy").count - 1 == 3, "\(health.stderrText)")
 
-        // Re-run: nothing moves, the same processes keep running, files keep inode and mtime.
-        let probe = "cat /run/etcd/main.pid; stat -c '%i %Y' /opt/muster/bin/etcd-3.4.23 /etc/etcd/main/conf.yml /etc/etcd/main/start-member.sh"
-        let before = try DeploySandbox.exec("host2", probe)
-        let second = try await DeploySandbox.up(builder)
-        #expect(second.bytesSent == 0)
-        #expect(!second.changed)
-        #expect(second.reports.allSatisfy { $0.ok })
-        #expect(try DeploySandbox.exec("host2", probe) == before)
+            // Re-run: nothing moves, the same processes keep running, files keep inode and mtime.
+            let probe = "cat /run/etcd/main.pid; stat -c '%i %Y' /opt/muster/bin/etcd-3.4.23 /etc/etcd/main/conf.yml /etc/etcd/main/start-member.sh"
+            let before = try DeploySandbox.exec("host2", probe)
+            let second = try await DeploySandbox.up(builder)
+            #expect(second.bytesSent == 0)
+            #expect(!second.changed)
+            #expect(second.reports.allSatisfy { $0.ok })
+            #expect(try DeploySandbox.exec("host2", probe) == before)
 
-        // down keeps data: a key written before survives down and up.
-        try LocalProcess.check(["etcdctl", "--endpoints=\(endpoints[1])", "put", "/kept", "yes"], environment: ["ETCDCTL_API": "3"])
-        try await DeploySandbox.down(builder, wipe: false)
-        #expect(try DeploySandbox.exec("host3", "test -d /var/lib/etcd/main/member && echo kept") == "kept")
-        let third = try await DeploySandbox.up(builder)
-        #expect(third.reports.allSatisfy { $0.ok })
-        let value = try LocalProcess.check(["etcdctl", "--endpoints=\(endpoints[2])", "get", "/kept", "--print-value-only"],
-                                           environment: ["ETCDCTL_API": "3"])
-        #expect(value.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "yes")
-        try await DeploySandbox.down(builder, wipe: true)
-        #expect(try DeploySandbox.exec("host3", "test -d /var/lib/etcd/main && echo left || echo gone") == "gone")
+            // down keeps data: a key written before survives down and up.
+            try LocalProcess.check(["etcdctl", "--endpoints=\(endpoints[1])", "put", "/kept", "yes"], environment: ["ETCDCTL_API": "3"])
+            try await DeploySandbox.down(builder, wipe: false)
+            #expect(try DeploySandbox.exec("host3", "test -d /var/lib/etcd/main/member && echo kept") == "kept")
+            let third = try await DeploySandbox.up(builder)
+            #expect(third.reports.allSatisfy { $0.ok })
+            let value = try LocalProcess.check(["etcdctl", "--endpoints=\(endpoints[2])", "get", "/kept", "--print-value-only"],
+                                               environment: ["ETCDCTL_API": "3"])
+            #expect(value.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "yes")
+            try await DeploySandbox.down(builder, wipe: true)
+            #expect(try DeploySandbox.exec("host3", "test -d /var/lib/etcd/main && echo left || echo gone") == "gone")
+        }
     }
 
     @Test func discoveryOnAnotherClusterOfTheInventory() async throws {
-        let builder = try DeploySandbox.inventory(.discovery)
-        let outcome = try await DeploySandbox.up(builder)
-        #expect(outcome.reports.map(\.clusterName).sorted() == ["disco", "main"])
-        #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
-        try await DeploySandbox.down(builder, wipe: true)
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.discovery)
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.map(\.clusterName).sorted() == ["disco", "main"])
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
     }
 
     @Test func staticClusterOnEtcd35() async throws {
-        guard FileManager.default.isExecutableFile(atPath: DeploySandbox.etcd35) else {
-            Issue.record("etcd 3.5 missing at \(DeploySandbox.etcd35): run scripts/setup.sh (it fetches it)")
-            return
+        try await onSandbox {
+            guard FileManager.default.isExecutableFile(atPath: DeploySandbox.etcd35) else {
+                Issue.record("etcd 3.5 missing at \(DeploySandbox.etcd35): run scripts/setup.sh (it fetches it)")
+                return
+            }
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35)
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            #expect(try DeploySandbox.exec("host2", "readlink /proc/$(cat /run/etcd/main.pid)/exe") == "/opt/muster/bin/etcd-3.5.16")
+            try await DeploySandbox.down(builder, wipe: true)
         }
-        let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35)
-        let outcome = try await DeploySandbox.up(builder)
-        #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
-        #expect(try DeploySandbox.exec("host2", "readlink /proc/$(cat /run/etcd/main.pid)/exe") == "/opt/muster/bin/etcd-3.5.16")
-        try await DeploySandbox.down(builder, wipe: true)
     }
 
     @Test func dnsSRVOnEtcd35() async throws {
-        guard FileManager.default.isExecutableFile(atPath: DeploySandbox.etcd35) else {
-            Issue.record("etcd 3.5 missing at \(DeploySandbox.etcd35): run scripts/setup.sh (it fetches it)")
-            return
+        try await onSandbox {
+            guard FileManager.default.isExecutableFile(atPath: DeploySandbox.etcd35) else {
+                Issue.record("etcd 3.5 missing at \(DeploySandbox.etcd35): run scripts/setup.sh (it fetches it)")
+                return
+            }
+            let builder = try DeploySandbox.inventory(.dns, binary: DeploySandbox.etcd35) {
+                $0.replacingOccurrences(of: "  domain: ", with: "  configure_resolvers: true\n  domain: ")
+            }
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            try await DeploySandbox.down(builder, wipe: true)
         }
-        let builder = try DeploySandbox.inventory(.dns, binary: DeploySandbox.etcd35) {
-            $0.replacingOccurrences(of: "  domain: ", with: "  configure_resolvers: true\n  domain: ")
-        }
-        let outcome = try await DeploySandbox.up(builder)
-        #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
-        try await DeploySandbox.down(builder, wipe: true)
     }
 
     @Test func preflightFailureChangesNothing() async throws {
-        let builder = try DeploySandbox.inventory(.static)
-        // Another process holds host2's client port.
-        let listing = "find /etc/etcd /opt/muster /var/lib/etcd 2>/dev/null | sort"
-        let before = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, listing) }
-        let blockerPid = try DeploySandbox.exec("host2", "setsid python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 2379)); s.listen(); time.sleep(60)' </dev/null >/dev/null 2>&1 & echo $!")
-        defer { _ = try? DeploySandbox.exec("host2", "kill \(blockerPid) 2>/dev/null") }
-        for _ in 0..<50 {
-            if try DeploySandbox.exec("host2", "cat /proc/net/tcp").contains(":094B") { break }
-            try await Task.sleep(nanoseconds: 100_000_000)
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            // Another process holds host2's client port.
+            let listing = "find /etc/etcd /opt/muster /var/lib/etcd 2>/dev/null | sort"
+            let before = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, listing) }
+            let blockerPid = try DeploySandbox.exec("host2", "setsid python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 2379)); s.listen(); time.sleep(60)' </dev/null >/dev/null 2>&1 & echo $!")
+            defer { _ = try? DeploySandbox.exec("host2", "kill \(blockerPid) 2>/dev/null") }
+            for _ in 0..<50 {
+                if try DeploySandbox.exec("host2", "cat /proc/net/tcp").contains(":094B") { break }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("up should have failed preflight")
+            } catch let error as DeployError {
+                #expect(error.step == "preflight")
+                #expect(error.description.contains("host2: port 2379"), "\(error)")
+            }
+            let after = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, listing) }
+            #expect(after == before)
         }
-        do {
-            _ = try await DeploySandbox.up(builder)
-            Issue.record("up should have failed preflight")
-        } catch let error as DeployError {
-            #expect(error.step == "preflight")
-            #expect(error.description.contains("host2: port 2379"), "\(error)")
-        }
-        let after = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, listing) }
-        #expect(after == before)
     }
 }

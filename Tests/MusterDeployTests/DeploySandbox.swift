@@ -70,6 +70,19 @@ enum DeploySandbox {
         return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Leaves every host as a scenario expects to find it, whatever an earlier failed one left:
+    /// no member or dnsmasq running, no etcd data or config, the original resolv.conf.
+    static func wipeHosts() throws {
+        for host in try acquire().hosts {
+            try Sandbox.exec(host: host, command: """
+                for p in /run/etcd/*.pid; do [ -s "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
+                rm -rf /var/lib/etcd /etc/etcd /run/etcd /var/log/etcd /etc/dnsmasq.d/muster-*
+                [ -f /etc/resolv.conf.muster-backup ] && cat /etc/resolv.conf.muster-backup > /etc/resolv.conf && rm -f /etc/resolv.conf.muster-backup
+                true
+                """)
+        }
+    }
+
     static func down(_ builder: PlanBuilder, wipe: Bool) async throws {
         var tearDown = TearDown(builder: builder, options: options, progress: Progress(quiet: true))
         tearDown.wipeData = wipe
@@ -78,5 +91,36 @@ enum DeploySandbox {
 
     static func up(_ builder: PlanBuilder) async throws -> BringUp.Outcome {
         try await BringUp(builder: builder, options: options, progress: Progress()).run()
+    }
+}
+
+/// Suites run in parallel, but every sandbox scenario uses the same three hosts and ports:
+/// each scenario holds this lock for its whole run.
+actor SandboxLock {
+    static let shared = SandboxLock()
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy { busy = true; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
+}
+
+/// Runs `body` alone on the deploy sandbox.
+func onSandbox<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    await SandboxLock.shared.acquire()
+    do {
+        try DeploySandbox.wipeHosts()
+        let value = try await body()
+        await SandboxLock.shared.release()
+        return value
+    } catch {
+        await SandboxLock.shared.release()
+        throw error
     }
 }
