@@ -59,6 +59,7 @@ let package = Package(
             "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
         .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan"]),

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The outcome of a program run on the controller.
 public struct ProcessResult: Sendable {
@@ -24,61 +27,116 @@ public struct LocalProcessError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Runs programs on the controller (never on a managed host: that is MusterSSH's job).
+///
+/// Built on posix_spawn rather than Foundation's `Process`: the pipes are close-on-exec, so a
+/// program started concurrently (or a daemon a child leaves behind) never holds another call's
+/// pipe open, and children start with an empty signal mask and default handlers (a test runner's
+/// blocked SIGTERM would otherwise be inherited). Output is read until the child exits, then
+/// drained for a bounded time: a detached grandchild that kept the pipe cannot hang the caller.
 public enum LocalProcess {
-    /// Runs `arguments[0]` (looked up in PATH when not absolute), waits at most `timeout` seconds,
-    /// and returns its output. Does not throw on a non-zero exit; see `check`.
     public static func run(
         _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil,
         timeout: TimeInterval = 60
     ) throws -> ProcessResult {
         precondition(!arguments.isEmpty)
-        let process = Process()
-        if arguments[0].hasPrefix("/") {
-            process.executableURL = URL(fileURLWithPath: arguments[0])
-            process.arguments = Array(arguments.dropFirst())
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, pipe(&inPipe) == 0 else {
+            throw LocalProcessError(command: arguments, result: nil, reason: "cannot create pipes")
+        }
+        // Glibc's pipe2 is not visible to Swift; the window before FD_CLOEXEC is tiny, and the
+        // bounded drain below keeps a leaked descriptor from hanging anyone.
+        for fd in outPipe + errPipe + inPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if input == nil {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = arguments
+            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         }
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
-        do { try process.run() } catch {
-            throw LocalProcessError(command: arguments, result: nil, reason: "cannot start: \(error)")
-        }
-        // Drain both pipes concurrently: a full stderr pipe would stall the child.
-        let collected = OutputCollector()
-        let group = DispatchGroup()
-        for (pipe, isStdout) in [(outPipe, true), (errPipe, false)] {
-            group.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.store(data, stdout: isStdout)
-                group.leave()
-            }
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment ?? [:] { env[key] = value }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        close(outPipe[1]); close(errPipe[1]); close(inPipe[0])
+        guard spawned == 0 else {
+            close(outPipe[0]); close(errPipe[0]); close(inPipe[1])
+            throw LocalProcessError(command: arguments, result: nil,
+                                    reason: "cannot start: \(String(cString: strerror(spawned)))")
         }
         if let input {
+            let writer = inPipe[1]
             DispatchQueue.global().async {
-                try? inPipe.fileHandleForWriting.write(contentsOf: input)
-                try? inPipe.fileHandleForWriting.close()
+                input.withUnsafeBytes { buffer in
+                    var offset = 0
+                    while offset < buffer.count {
+                        let n = write(writer, buffer.baseAddress! + offset, buffer.count - offset)
+                        if n <= 0 { break }
+                        offset += n
+                    }
+                }
+                close(writer)
+            }
+        } else {
+            close(inPipe[1])
+        }
+        defer { close(outPipe[0]); close(errPipe[0]) }
+        var stdout = Data(), stderr = Data()
+        var open = [outPipe[0], errPipe[0]]
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32?
+        var drainUntil: Date?
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            if status == nil, let code = reap(pid) {
+                status = code
+                drainUntil = Date().addingTimeInterval(2)
+            }
+            if let drainUntil, Date() > drainUntil { break }
+            if status == nil, Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = reap(pid, wait: true)
+                throw LocalProcessError(command: arguments, result: nil, reason: "timed out after \(Int(timeout)) s")
+            }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), 50)
+            guard ready > 0 else { continue }
+            for entry in fds where entry.revents != 0 {
+                let n = read(entry.fd, &buffer, buffer.count)
+                if n > 0 {
+                    if entry.fd == outPipe[0] { stdout.append(contentsOf: buffer[0..<n]) } else { stderr.append(contentsOf: buffer[0..<n]) }
+                } else {
+                    open.removeAll { $0 == entry.fd }
+                }
             }
         }
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            _ = finished.wait(timeout: .now() + 5)
-            _ = group.wait(timeout: .now() + 5)
-            throw LocalProcessError(command: arguments, result: nil,
-                                    reason: "timed out after \(Int(timeout)) s")
-        }
-        _ = group.wait(timeout: .now() + 10)
-        return ProcessResult(status: process.terminationStatus,
-                             stdout: collected.stdout, stderr: collected.stderr)
+        let code = status ?? reap(pid, wait: true) ?? -1
+        return ProcessResult(status: code, stdout: stdout, stderr: stderr)
+    }
+
+    /// The exit status (128+signal for a signal) once `pid` has ended; `nil` while it runs.
+    private static func reap(_ pid: pid_t, wait: Bool = false) -> Int32? {
+        var raw: Int32 = 0
+        let rc = waitpid(pid, &raw, wait ? 0 : WNOHANG)
+        guard rc == pid else { return nil }
+        return raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
     }
 
     /// Like `run`, but throws when the program exits non-zero.
@@ -94,15 +152,4 @@ public enum LocalProcess {
         }
         return result
     }
-}
-
-private final class OutputCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var out = Data(), err = Data()
-    func store(_ data: Data, stdout: Bool) {
-        lock.lock(); defer { lock.unlock() }
-        if stdout { out = data } else { err = data }
-    }
-    var stdout: Data { lock.lock(); defer { lock.unlock() }; return out }
-    var stderr: Data { lock.lock(); defer { lock.unlock() }; return err }
 }
