@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import MusterDiscovery
+
+struct DiscoveryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "discovery",
+        abstract: "A discovery.etcd.io-compatible discovery service, backed by an etcd you run.",
+        subcommands: [DiscoveryServe.self])
+}
+
+struct DiscoveryServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve GET /new?size=N and the v2 keys protocol of etcd's discovery client, in the foreground.",
+        discussion: """
+            Tokens live in the backing etcd under /_etcd/registry/TOKEN (the layout of \
+            etcd-io/discoveryserver); it must serve the v2 keys API (--enable-v2). Tokens older \
+            than --max-age-days are deleted by an hourly sweep. One log line per request on \
+            standard output. The service stays in the foreground and stops on SIGTERM or SIGINT; \
+            to detach it, start it with setsid and redirect its output, e.g. \
+            `setsid muster discovery serve ... --pidfile /run/muster-discovery.pid \
+            >/var/log/muster-discovery.log 2>&1 < /dev/null &`, and stop it with \
+            `kill $(cat /run/muster-discovery.pid)`.
+            """)
+
+    @Option(help: ArgumentHelp("Address and port to listen on: IP:PORT or [IPv6]:PORT.", valueName: "addr:port"))
+    var listen: String
+
+    @Option(help: ArgumentHelp("The backing etcd's client URL (http://HOST:PORT).", valueName: "url"))
+    var etcd: String
+
+    @Option(name: .customLong("base-url"),
+            help: ArgumentHelp("The start of the token URLs /new answers (default: http:// plus the request's Host).", valueName: "url"))
+    var baseURL: String?
+
+    @Option(help: ArgumentHelp("Write the service's pid here once it listens (removed when it stops).", valueName: "path"))
+    var pidfile: String?
+
+    @Option(help: "Delete tokens created more than this many days ago.")
+    var maxAgeDays = 7
+
+    @Option(help: "Seconds a long poll (?wait=true) waits before an empty answer (etcd then asks again).")
+    var waitTimeout = 30
+
+    func validate() throws {
+        guard Self.parseListen(listen) != nil else {
+            throw ValidationError("--listen must be IP:PORT or [IPv6]:PORT with an IP address (e.g. 0.0.0.0:8087), not '\(listen)'")
+        }
+        guard Self.isHTTPURL(etcd) else { throw ValidationError("--etcd must be an http:// or https:// URL, not '\(etcd)'") }
+        if let baseURL, !Self.isHTTPURL(baseURL) {
+            throw ValidationError("--base-url must be an http:// or https:// URL, not '\(baseURL)'")
+        }
+        guard (1...3650).contains(maxAgeDays) else { throw ValidationError("--max-age-days must be 1-3650") }
+        guard (1...3600).contains(waitTimeout) else { throw ValidationError("--wait-timeout must be 1-3600 seconds") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let (host, port) = Self.parseListen(listen) else { throw ValidationError("bad --listen") }
+            var options = DiscoveryServerOptions(host: host, port: port, etcdURL: etcd, baseURL: baseURL, pidfile: pidfile)
+            options.maxTokenAge = TimeInterval(maxAgeDays) * 86400
+            options.waitTimeout = TimeInterval(waitTimeout)
+            options.handleSignals = true
+            try await DiscoveryServer(options: options).run()
+        }
+    }
+
+    static func parseListen(_ text: String) -> (host: String, port: Int)? {
+        let host: Substring, portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard let port = Int(portText), (0...65535).contains(port), isIPAddress(String(host)) else { return nil }
+        return (String(host), port)
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+
+    static func isHTTPURL(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https" else { return false }
+        return url.host != nil
+    }
+}
