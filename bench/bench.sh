@@ -165,7 +165,7 @@ ansible_run() {
 }
 
 sshd_counts() {  # host1's sshd log: connections accepted, session channels opened
-    local log=$state/hosts/host1/sshd.log
+    local log=$state/hosts/host1/upper/var/log/muster-sshd.log
     echo "$(grep -c 'Accepted publickey' "$log") $(grep -c 'server_input_channel_open: ctype' "$log")"
 }
 

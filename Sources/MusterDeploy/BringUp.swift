@@ -50,25 +50,24 @@ public struct BringUp: Sendable {
 
     private func bringUp(_ initial: PlanBuilder.Result, fleet: Fleet) async throws -> Outcome {
         var built = initial
-        let facts = try await preflight(built, fleet: fleet)
+        let binaries = try shippedBinaries(built)
+        let facts = try await preflight(built, fleet: fleet, binaries: binaries)
         if dryRun {
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)
         }
         let counter = ByteCounter()
         var changed = false
-        try await pushBinaries(built, fleet: fleet, counter: counter)
+        // The binary goes out to every host that lacks it while nothing else needs the lanes.
+        var staged = try await stageBinaries(binaries, built: built, fleet: fleet, facts: facts, counter: counter)
         for name in built.plan.clusters.map(\.name) {
             built = try await refreshDiscoveryToken(for: name, built, facts: facts)
             guard let cluster = built.plan.cluster(named: name) else { continue }
-            let files = built.plan.files.filter { file in
-                cluster.members.contains { file.path.hasPrefix($0.paths.configDir + "/") || file.path == $0.paths.unit }
-                    || file.path == cluster.dns?.configPath
-            }
-            try await prepareHosts(cluster, fleet: fleet)
-            let pushed = try await push(files, fleet: fleet, counter: counter)
             let running = cluster.members.filter { facts[$0.host]?.members[cluster.name]?.runningPid != nil }
-            try refuseChangesToRunningMembers(cluster, pushed: pushed, running: running)
+            let files = filesToWrite(for: cluster, in: built.plan, facts: facts)
+            try refuseChangesToRunningMembers(cluster, changed: files, running: running)
+            let applied = try await apply(cluster, files: files, staged: staged, facts: facts, fleet: fleet, counter: counter)
+            staged = staged.filter { !applied.contains($0.key.host) }
             if running.count == cluster.members.count {
                 progress.note("cluster \(cluster.name): every member already running with this config; left alone")
                 continue
@@ -93,16 +92,116 @@ public struct BringUp: Sendable {
         return Outcome(reports: reports, changed: changed || counter.total > 0, bytesSent: counter.total)
     }
 
+    // MARK: binaries and files
+
+    private struct StagedKey: Hashable { var host: String; var remotePath: String }
+
+    private func shippedBinaries(_ built: PlanBuilder.Result) throws -> [ShippedBinary] {
+        guard let paths = built.plan.clusters.first?.members.first?.paths else { return [] }
+        let member = built.inventory.member
+        var binaries = [try ShippedBinary(localPath: member.binary, remotePath: paths.binary)]
+        let etcdctl = member.etcdctl ?? (member.binary as NSString).deletingLastPathComponent + "/etcdctl"
+        if FileManager.default.isExecutableFile(atPath: etcdctl) {
+            binaries.append(try ShippedBinary(localPath: etcdctl, remotePath: paths.etcdctl))
+        }
+        return binaries
+    }
+
+    /// Sends each binary a host lacks to /tmp over SFTP; returns where each one waits.
+    private func stageBinaries(_ binaries: [ShippedBinary], built: PlanBuilder.Result, fleet: Fleet,
+                               facts: [String: HostFacts], counter: ByteCounter) async throws -> [StagedKey: String] {
+        let memberHosts = Set(built.plan.clusters.flatMap { $0.members.map(\.host) })
+        return try await withThrowingTaskGroup(of: [StagedKey: String].self) { group in
+            for host in memberHosts {
+                let missing = binaries.filter { binary in facts[host].map { !binary.isCurrent(on: $0) } ?? true }
+                guard !missing.isEmpty else {
+                    progress.host(host, "binary", "unchanged")
+                    continue
+                }
+                let progress = progress
+                group.addTask {
+                    var staged: [StagedKey: String] = [:]
+                    for binary in missing {
+                        let temporary = "/tmp/muster-\((binary.remotePath as NSString).lastPathComponent).\(UInt32.random(in: 0...UInt32.max))"
+                        let sent = try await fleet.session(host).send(from: binary.localPath, to: temporary)
+                        counter.add(sent)
+                        staged[StagedKey(host: host, remotePath: binary.remotePath)] = temporary
+                    }
+                    progress.host(host, "binary", "sent \(missing.map { ($0.remotePath as NSString).lastPathComponent }.joined(separator: ", ")) (\(missing.reduce(0) { $0 + $1.size } / 1024) KiB)")
+                    return staged
+                }
+            }
+            var all: [StagedKey: String] = [:]
+            for try await staged in group { all.merge(staged) { $1 } }
+            return all
+        }
+    }
+
+    /// The cluster's files (and its dnsmasq conf) that differ from what the hosts hold.
+    private func filesToWrite(for cluster: ClusterPlan, in plan: Plan, facts: [String: HostFacts]) -> [RenderedFile] {
+        plan.files.filter { file in
+            let belongs = cluster.members.contains { $0.host == file.host && (file.path.hasPrefix($0.paths.configDir + "/") || file.path == $0.paths.unit) }
+                || (file.host == cluster.dns?.serverHost && file.path == cluster.dns?.configPath)
+            guard belongs, let hostFacts = facts[file.host] else { return belongs }
+            return !file.isCurrent(on: hostFacts)
+        }
+    }
+
+    /// One command per host that needs anything; hosts already in shape get no channel at all.
+    /// Returns the hosts whose staged binaries were placed.
+    private func apply(_ cluster: ClusterPlan, files: [RenderedFile], staged: [StagedKey: String],
+                       facts: [String: HostFacts], fleet: Fleet, counter: ByteCounter) async throws -> Set<String> {
+        var scripts: [String: ApplyScript] = [:]
+        for member in cluster.members {
+            var script = ApplyScript()
+            let hostFacts = facts[member.host]
+            if hostFacts?.hasEtcdUser != true { script.ensureEtcdUser(home: member.paths.data) }
+            let needed = [member.paths.configDir, member.paths.data, member.paths.runDir, member.paths.logDir]
+            if !needed.allSatisfy({ hostFacts?.existingDirectories.contains($0) == true }) { script.ensureDirectories(member) }
+            for (key, temporary) in staged where key.host == member.host {
+                script.place(staged: temporary, at: key.remotePath)
+            }
+            for file in files where file.host == member.host { script.write(file) }
+            scripts[member.host] = script
+        }
+        for file in files where scripts[file.host] == nil {
+            var script = ApplyScript()
+            script.write(file)
+            scripts[file.host] = script
+        }
+        return try await withThrowingTaskGroup(of: String?.self) { group in
+            for (host, script) in scripts {
+                let written = files.filter { $0.host == host }.count
+                guard !script.isEmpty else {
+                    progress.host(host, "files", "\(cluster.name): unchanged")
+                    continue
+                }
+                let progress = progress
+                group.addTask {
+                    try await fleet.check(host, "apply", script.text, timeout: 60)
+                    counter.add(script.bytes)
+                    progress.host(host, "files", "\(cluster.name): \(written) written")
+                    return host
+                }
+            }
+            var hosts = Set<String>()
+            for try await host in group { if let host { hosts.insert(host) } }
+            return hosts
+        }
+    }
+
     // MARK: preflight
 
-    private func preflight(_ built: PlanBuilder.Result, fleet: Fleet) async throws -> [String: HostFacts] {
+    private func preflight(_ built: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary]) async throws -> [String: HostFacts] {
         let plan = built.plan
         let hostNames = fleet.sessions.keys.sorted()
         let gathered = try await withThrowingTaskGroup(of: (String, HostFacts).self) { group in
             for host in hostNames {
                 let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
+                let files = plan.files.filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaries.map(\.remotePath))
+                let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
                 group.addTask {
-                    let output = try await fleet.check(host, "preflight", HostFacts.script(for: members), timeout: 30)
+                    let output = try await fleet.check(host, "preflight", HostFacts.script(for: members, files: files, directories: directories), timeout: 30)
                     return (host, HostFacts.parse(output))
                 }
             }
@@ -205,79 +304,13 @@ public struct BringUp: Sendable {
 
     // MARK: push
 
-    private func pushBinaries(_ built: PlanBuilder.Result, fleet: Fleet, counter: ByteCounter) async throws {
-        let member = built.inventory.member
-        let etcdctl = member.etcdctl ?? (member.binary as NSString).deletingLastPathComponent + "/etcdctl"
-        let hasEtcdctl = FileManager.default.isExecutableFile(atPath: etcdctl)
-        var destinations: [String: MemberPaths] = [:]
-        for cluster in built.plan.clusters { for m in cluster.members { destinations[m.host] = m.paths } }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (host, paths) in destinations {
-                group.addTask {
-                    let session = try fleet.session(host)
-                    let result = try await session.upload(from: member.binary, to: paths.binary, mode: 0o755)
-                    counter.add(result.bytesSent)
-                    var message = result.skipped ? "etcd unchanged" : "etcd sent (\(result.bytesSent / 1024) KiB)"
-                    if hasEtcdctl {
-                        let ctl = try await session.upload(from: etcdctl, to: paths.etcdctl, mode: 0o755)
-                        counter.add(ctl.bytesSent)
-                        message += ctl.skipped ? ", etcdctl unchanged" : ", etcdctl sent"
-                    }
-                    progress.host(host, "binary", message)
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
-
-    /// The etcd user, and directories owned by it; data dirs 0700 as etcd wants them.
-    private func prepareHosts(_ cluster: ClusterPlan, fleet: Fleet) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for member in cluster.members {
-                group.addTask {
-                    let p = member.paths
-                    let script = """
-                    id -u etcd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir \(Shell.quote(p.data)) --shell /usr/sbin/nologin etcd
-                    mkdir -p \(Shell.join([p.configDir, p.runDir, p.logDir]))
-                    [ -d \(Shell.quote(p.data)) ] || install -d -m 0700 -o etcd -g etcd \(Shell.quote(p.data))
-                    chown etcd:etcd \(Shell.quote(p.logDir))
-                    """
-                    try await fleet.check(member.host, "prepare", script)
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
-
-    /// Uploads files (sha256-skipped when unchanged); returns the ones that really changed.
-    private func push(_ files: [RenderedFile], fleet: Fleet, counter: ByteCounter) async throws -> [RenderedFile] {
-        let byHost = Dictionary(grouping: files, by: \.host)
-        return try await withThrowingTaskGroup(of: [RenderedFile].self) { group in
-            for (host, hostFiles) in byHost {
-                group.addTask {
-                    var changed: [RenderedFile] = []
-                    for file in hostFiles {
-                        let result = try await fleet.session(host).upload(data: Data(file.contents.utf8), to: file.path, mode: file.mode)
-                        counter.add(result.bytesSent)
-                        if !result.skipped { changed.append(file) }
-                    }
-                    progress.host(host, "files", changed.isEmpty ? "\(hostFiles.count) unchanged" : "\(changed.count) of \(hostFiles.count) written")
-                    return changed
-                }
-            }
-            var all: [RenderedFile] = []
-            for try await changed in group { all += changed }
-            return all
-        }
-    }
-
     /// etcd ignores name, initial cluster, token, bootstrap mode and peer URLs once it has data;
     /// keeping a running member on an old file while claiming success would be a lie.
-    private func refuseChangesToRunningMembers(_ cluster: ClusterPlan, pushed: [RenderedFile], running: [MemberPlan]) throws {
-        let changed = running.filter { member in pushed.contains { $0.host == member.host && $0.path == member.paths.config } }
+    private func refuseChangesToRunningMembers(_ cluster: ClusterPlan, changed files: [RenderedFile], running: [MemberPlan]) throws {
+        let changed = running.filter { member in files.contains { $0.host == member.host && $0.path == member.paths.config } }
         guard !changed.isEmpty else { return }
         throw DeployError(host: changed[0].host, step: "config",
-                          "conf.yml of running member(s) \(changed.map(\.name).joined(separator: ", ")) of cluster '\(cluster.name)' changed; muster does not roll config changes into a running cluster yet. The new file is in place; restart the member yourself (`muster down` then `up` keeps data), and note that etcd ignores changes to names, peer URLs, tokens and bootstrap once a member has data")
+                          "conf.yml of running member(s) \(changed.map(\.name).joined(separator: ", ")) of cluster '\(cluster.name)' changed; muster does not roll config changes into a running cluster yet, so nothing was written. Stop the cluster (`muster down` keeps data) and run `up` again, and note that etcd ignores changes to names, peer URLs, tokens and bootstrap once a member has data")
     }
 
     // MARK: DNS

@@ -19,16 +19,28 @@ struct HostFacts: Sendable {
     var freeKilobytes: Int
     var listeningPorts: Set<Int>
     var members: [String: MemberFacts]  // by cluster name
+    var hasEtcdUser = false
+    /// sha256 and octal mode of every file muster would write on this host, as it is there now.
+    var files: [String: (sha256: String, mode: String)] = [:]
+    var existingDirectories: Set<String> = []
 
     /// One shell script that prints `key value` lines; every path in it is quoted.
-    static func script(for members: [MemberPlan]) -> String {
+    static func script(for members: [MemberPlan], files: [String], directories: [String]) -> String {
         var lines = [
             "echo arch $(uname -m)",
             "[ -d /run/systemd/system ] && echo systemd yes",
             "command -v dnsmasq >/dev/null 2>&1 && echo dnsmasq yes",
             "echo free $(df -Pk / | awk 'NR==2 {print $4}')",
             "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == \"0A\" {print \"listen\", $2}'",
+            "id -u etcd >/dev/null 2>&1 && echo etcduser yes",
         ]
+        for path in files {
+            let quoted = Shell.quote(path)
+            lines.append("[ -f \(quoted) ] && echo file $(sha256sum \(quoted) | cut -c1-64) $(stat -c %a \(quoted)) \(quoted)")
+        }
+        for path in directories {
+            lines.append("[ -d \(Shell.quote(path)) ] && echo dir \(Shell.quote(path))")
+        }
         for member in members {
             let c = Shell.quote(member.cluster)
             let p = member.paths
@@ -51,6 +63,11 @@ struct HostFacts: Sendable {
             case "systemd": facts.hasSystemd = true
             case "dnsmasq": facts.hasDnsmasq = true
             case "free": facts.freeKilobytes = Int(words[1]) ?? 0
+            case "etcduser": facts.hasEtcdUser = true
+            case "dir": facts.existingDirectories.insert(words[1])
+            case "file":
+                let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
+                if parts.count == 4 { facts.files[parts[3]] = (parts[1], parts[2]) }
             case "listen":
                 if let portHex = words[1].split(separator: ":").last, let port = Int(portHex, radix: 16) {
                     facts.listeningPorts.insert(port)

@@ -152,6 +152,17 @@ public final class SSHSession: Sendable {
         return UploadResult(skipped: false, bytesSent: sent)
     }
 
+    /// Writes a local file to exactly `remotePath` over SFTP (pipelined, fsynced), with no checks
+    /// and no rename: for callers that already know the file differs and place it themselves
+    /// (muster's apply script moves staged files into place in one command per host).
+    public func send(from localPath: String, to remotePath: String) async throws -> Int {
+        let step = "send \(remotePath)"
+        let seconds = target.commandTimeout
+        return try await onLane { state in
+            try state.sftpWrite(.file(localPath), to: remotePath, timeout: seconds, step: step)
+        }
+    }
+
     /// Forwards connections to a local 127.0.0.1 port through this session to `host:port` as the
     /// remote host sees it (direct-tcpip).
     public func openTunnel(toHost host: String, port: Int) async throws -> SSHTunnel {

@@ -144,7 +144,7 @@ enum HostRoot {
             cd /
             umount -l /.muster-oldroot
             rmdir /.muster-oldroot
-            exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+            exec /usr/sbin/sshd -D -E /var/log/muster-sshd.log -f /etc/ssh/sshd_config
             """
     }
 }

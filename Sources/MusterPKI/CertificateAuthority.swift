@@ -1,0 +1,284 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a certificate is for; decides its extended key usages.
+public enum CertificateKind: String, Sendable, CaseIterable {
+    /// A member's client-port certificate. Carries clientAuth too: etcd 3.4's gRPC gateway dials
+    /// its own client port with it (etcd issue 9785).
+    case server
+    /// A member's peer-port certificate: peers are servers and clients of each other.
+    case peer
+    /// muster's and operators' etcdctl certificate.
+    case client
+
+    var extendedKeyUsages: [ExtendedKeyUsage.Usage] {
+        switch self {
+        case .server, .peer: return [.serverAuth, .clientAuth]
+        case .client: return [.clientAuth]
+        }
+    }
+}
+
+/// A freshly signed certificate and its private key, both PEM.
+public struct IssuedCertificate: Sendable {
+    public var certificatePEM: String
+    /// PKCS#8 (`BEGIN PRIVATE KEY`), which etcd, Go and NIOSSL all read.
+    public var privateKeyPEM: String
+    public var notAfter: Date
+}
+
+/// Why a certificate or key could not be read, made or written.
+public struct PKIError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+}
+
+/// A cluster's certificate authority: `ca.crt` (PEM) and `ca.key` (PEM, 0600) in one directory,
+/// an ECDSA P-256 key, self-signed for 10 years. Loaded when both files exist, created when neither
+/// does; one without the other is an error (never silently replaced: members trust the old CA).
+public struct CertificateAuthority: Sendable {
+    public static let validityDays = 3650
+
+    public let directory: String
+    public let certificate: Certificate
+    let privateKey: Certificate.PrivateKey
+    /// True when this call created the CA (no files were there).
+    public let created: Bool
+
+    public var certificatePath: String { directory + "/ca.crt" }
+    public var keyPath: String { directory + "/ca.key" }
+    public var notAfter: Date { certificate.notValidAfter }
+
+    public var certificatePEM: String {
+        get throws { try certificate.serializeAsPEM().pemString + "\n" }
+    }
+
+    /// Loads the CA in `directory`, or creates it (and the directory, 0700) when absent.
+    public init(directory: String, commonName: String = "muster CA") throws {
+        self.directory = directory
+        let certificatePath = directory + "/ca.crt", keyPath = directory + "/ca.key"
+        let manager = FileManager.default
+        switch (manager.fileExists(atPath: certificatePath), manager.fileExists(atPath: keyPath)) {
+        case (true, true):
+            let certificate = try PKIFiles.readCertificate(certificatePath)
+            let key = try PKIFiles.readKey(keyPath)
+            guard Certificate.PublicKey(key.publicKey) == certificate.publicKey else {
+                throw PKIError(path: keyPath, message: "does not match \(certificatePath)")
+            }
+            guard (try? certificate.extensions.basicConstraints) == .isCertificateAuthority(maxPathLength: 0) else {
+                throw PKIError(path: certificatePath, message: "not a CA certificate")
+            }
+            self.certificate = certificate
+            self.privateKey = Certificate.PrivateKey(key)
+            self.created = false
+        case (false, false):
+            try PKIFiles.makeDirectory(directory)
+            let key = P256.Signing.PrivateKey()
+            let now = Date()
+            let name = try DistinguishedName {
+                OrganizationName("muster")
+                CommonName(commonName)
+            }
+            let publicKey = Certificate.PublicKey(key.publicKey)
+            let certificate = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: publicKey,
+                notValidBefore: now - 3600, notValidAfter: now + Double(CertificateAuthority.validityDays) * 86400,
+                issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                    Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+                    SubjectKeyIdentifier(hash: publicKey)
+                },
+                issuerPrivateKey: .init(key))
+            // Key first: a crash between the two writes leaves a key without a certificate,
+            // which the next run reports instead of trusting a certificate without its key.
+            try PKIFiles.write(key.pemRepresentation + "\n", to: keyPath, mode: 0o600)
+            try PKIFiles.write(try certificate.serializeAsPEM().pemString + "\n", to: certificatePath, mode: 0o644)
+            self.certificate = certificate
+            self.privateKey = Certificate.PrivateKey(key)
+            self.created = true
+        case (true, false):
+            throw PKIError(path: keyPath, message: "missing while \(certificatePath) exists; restore it or remove both to make a new CA (every member must then get new certificates)")
+        case (false, true):
+            throw PKIError(path: certificatePath, message: "missing while \(keyPath) exists; restore it or remove both to make a new CA")
+        }
+    }
+
+    /// Signs a new key pair for `commonName` with the given subject alternative names. Entries of
+    /// `dnsNames` that are IP addresses are put among the IP SANs (Go matches IPs only there).
+    public func issue(kind: CertificateKind, commonName: String, dnsNames: [String], ipAddresses: [String],
+                      validityDays: Int = 825) throws -> IssuedCertificate {
+        let sans = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
+        let key = P256.Signing.PrivateKey()
+        let now = Date()
+        // Never past the CA's own end: a chain is only as valid as its shortest link.
+        let notAfter = min(now + Double(validityDays) * 86400, certificate.notValidAfter)
+        let publicKey = Certificate.PublicKey(key.publicKey)
+        let caKeyID = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier
+            ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
+        let subject = try DistinguishedName {
+            OrganizationName("muster")
+            CommonName(commonName)
+        }
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))  // ECDSA: no key encipherment
+            try ExtendedKeyUsage(kind.extendedKeyUsages)
+            SubjectKeyIdentifier(hash: publicKey)
+            AuthorityKeyIdentifier(keyIdentifier: caKeyID)
+            if !sans.isEmpty { sans.extensionValue }
+        }
+        let issued = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: publicKey,
+            notValidBefore: now - 3600, notValidAfter: notAfter,
+            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: privateKey)
+        return IssuedCertificate(certificatePEM: try issued.serializeAsPEM().pemString + "\n",
+                                 privateKeyPEM: key.pemRepresentation + "\n",
+                                 notAfter: issued.notValidAfter)
+    }
+
+    /// Whether `certificate` carries this CA's signature and names it as issuer.
+    public func signed(_ certificate: Certificate) -> Bool {
+        certificate.issuer == self.certificate.subject
+            && self.certificate.publicKey.isValidSignature(certificate.signature, for: certificate)
+    }
+}
+
+/// A certificate's subject alternative names, normalised for comparison: DNS names lowercased,
+/// IP addresses as their network-order bytes.
+struct SANs: Equatable {
+    var dnsNames: Set<String> = []
+    var ipAddresses: Set<[UInt8]> = []
+
+    var isEmpty: Bool { dnsNames.isEmpty && ipAddresses.isEmpty }
+
+    init(dnsNames: [String], ipAddresses: [String]) throws {
+        for name in dnsNames {
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            if let bytes = SANs.parseIP(trimmed) { self.ipAddresses.insert(bytes); continue }
+            guard trimmed.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-.*_".contains($0)) }) else {
+                throw PKIError(path: "", message: "\"\(name)\" is not a DNS name")
+            }
+            self.dnsNames.insert(trimmed.lowercased())
+        }
+        for address in ipAddresses {
+            let trimmed = address.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let bytes = SANs.parseIP(trimmed) else {
+                throw PKIError(path: "", message: "\"\(address)\" is not an IP address")
+            }
+            self.ipAddresses.insert(bytes)
+        }
+    }
+
+    init(_ certificate: Certificate) {
+        guard let names = try? certificate.extensions.subjectAlternativeNames else { return }
+        for name in names {
+            switch name {
+            case .dnsName(let dns): dnsNames.insert(dns.lowercased())
+            case .ipAddress(let octets): ipAddresses.insert(Array(octets.bytes))
+            default: break
+            }
+        }
+    }
+
+    var extensionValue: SubjectAlternativeNames {
+        SubjectAlternativeNames(
+            dnsNames.sorted().map { GeneralName.dnsName($0) }
+                + ipAddresses.sorted { $0.lexicographicallyPrecedes($1) }
+                    .map { GeneralName.ipAddress(ASN1OctetString(contentBytes: $0[...])) })
+    }
+
+    /// IPv4 (4 bytes) or IPv6 (16 bytes), via inet_pton.
+    static func parseIP(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        }
+        var v6 = in6_addr()
+        let unbracketed = text.hasPrefix("[") && text.hasSuffix("]") ? String(text.dropFirst().dropLast()) : text
+        if inet_pton(AF_INET6, unbracketed, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+        return nil
+    }
+}
+
+/// Reading and writing PEM files with the right modes.
+enum PKIFiles {
+    static func readText(_ path: String) throws -> String {
+        do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw PKIError(path: path, message: "cannot read: \(error.localizedDescription)")
+        }
+    }
+
+    static func readCertificate(_ path: String) throws -> Certificate {
+        let text = try readText(path)
+        do { return try Certificate(pemEncoded: text) } catch {
+            throw PKIError(path: path, message: "not a PEM certificate: \(error)")
+        }
+    }
+
+    static func readKey(_ path: String) throws -> P256.Signing.PrivateKey {
+        let text = try readText(path)
+        do { return try P256.Signing.PrivateKey(pemRepresentation: text) } catch {
+            throw PKIError(path: path, message: "not a PEM ECDSA P-256 private key: \(error)")
+        }
+    }
+
+    /// Creates `path` (and missing parents) with mode 0700, and tightens it if it existed.
+    static func makeDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw PKIError(path: path, message: "cannot create directory: \(error.localizedDescription)")
+        }
+        guard chmod(path, 0o700) == 0 else {
+            throw PKIError(path: path, message: "chmod 0700: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Writes `text` to a temporary file created with `mode` (never wider, whatever the umask
+    /// allows), flushes it, then renames it over `path`: readers see the old or the new file.
+    static func write(_ text: String, to path: String, mode: mode_t) throws {
+        let temporary = path + ".tmp.\(UInt32.random(in: 0...UInt32.max))"
+        let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode)
+        guard descriptor >= 0 else {
+            throw PKIError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        var failure: String?
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                failure = "write: \(String(cString: strerror(errno)))"
+                break
+            }
+            written += count
+        }
+        if failure == nil && fchmod(descriptor, mode) != 0 { failure = "fchmod: \(String(cString: strerror(errno)))" }
+        if failure == nil && fsync(descriptor) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
+        if close(descriptor) != 0 && failure == nil { failure = "close: \(String(cString: strerror(errno)))" }
+        if failure == nil && rename(temporary, path) != 0 { failure = "rename: \(String(cString: strerror(errno)))" }
+        if let failure {
+            unlink(temporary)
+            throw PKIError(path: path, message: failure)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import Crypto
+import Foundation
+import X509
+
+/// A certificate and key on the controller, as files and as their PEM text.
+public struct CertificateFiles: Sendable, Equatable {
+    public var certPath: String
+    public var keyPath: String
+    public var certificatePEM: String
+    public var privateKeyPEM: String
+    public var notAfter: Date
+}
+
+/// What `ClusterPKI` did about one certificate.
+public enum CertificateOutcome: Sendable, Equatable, CustomStringConvertible {
+    /// The files on disk were still right and were kept as they are.
+    case reused
+    /// There were none: issued.
+    case issued
+    /// There were, but they had to be replaced (expiring, names changed, another CA, ...).
+    case renewed(reason: String)
+
+    public var description: String {
+        switch self {
+        case .reused: return "reused"
+        case .issued: return "issued"
+        case .renewed(let reason): return "renewed (\(reason))"
+        }
+    }
+}
+
+/// One member's server and peer certificates.
+public struct MemberCertificates: Sendable {
+    public var member: String
+    public var caPath: String
+    public var caPEM: String
+    public var server: CertificateFiles
+    public var peer: CertificateFiles
+    public var serverOutcome: CertificateOutcome
+    public var peerOutcome: CertificateOutcome
+
+    /// True when either certificate was written by this call (first issue or renewal): the member
+    /// needs the new files and, if it runs, a restart.
+    public var renewed: Bool { serverOutcome != .reused || peerOutcome != .reused }
+}
+
+/// A cluster's PKI in muster's local state, `STATE/pki/CLUSTER/` (directories 0700, keys 0600):
+///
+///     ca.crt ca.key                      the cluster CA (ECDSA P-256, 10 years)
+///     MEMBER-server.crt MEMBER-server.key  a member's client-port certificate (serverAuth+clientAuth)
+///     MEMBER-peer.crt MEMBER-peer.key      a member's peer-port certificate (serverAuth+clientAuth)
+///     client.crt client.key              muster's and operators' etcdctl certificate, CN "muster"
+///
+/// Certificates are reused while they still fit: signed by this CA, key matching, the same SANs
+/// and usages, and not expiring within `renewalWindow`. Otherwise they are issued anew.
+public struct ClusterPKI: Sendable {
+    public static let defaultRenewalWindow: TimeInterval = 30 * 86400
+    public static let clientCommonName = "muster"
+
+    public let cluster: String
+    public let directory: String
+    public let authority: CertificateAuthority
+    /// Certificates expiring sooner than this are renewed.
+    public var renewalWindow: TimeInterval = ClusterPKI.defaultRenewalWindow
+    /// Validity of newly issued member and client certificates.
+    public var validityDays: Int = 825
+
+    public var caPath: String { authority.certificatePath }
+
+    /// `STATE/pki/CLUSTER`.
+    public static func directory(stateDirectory: String, cluster: String) -> String {
+        stateDirectory + "/pki/" + cluster
+    }
+
+    /// Opens the cluster's PKI, creating the CA on first use.
+    public init(stateDirectory: String, cluster: String) throws {
+        try ClusterPKI.checkFileName(cluster, what: "cluster")
+        self.cluster = cluster
+        try PKIFiles.makeDirectory(stateDirectory + "/pki")
+        directory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster)
+        try PKIFiles.makeDirectory(directory)
+        authority = try CertificateAuthority(directory: directory, commonName: "muster CA for \(cluster)")
+    }
+
+    /// The member's server and peer certificates, each covering `dnsNames` and `ipAddresses`
+    /// (muster passes the address, the FQDN, the DNS SRV domain, localhost and 127.0.0.1).
+    public func memberCertificates(member: String, dnsNames: [String],
+                                   ipAddresses: [String]) throws -> MemberCertificates {
+        try ClusterPKI.checkFileName(member, what: "member")
+        let (server, serverOutcome) = try ensure(kind: .server, base: "\(member)-server", commonName: member,
+                                                 dnsNames: dnsNames, ipAddresses: ipAddresses)
+        let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer", commonName: member,
+                                             dnsNames: dnsNames, ipAddresses: ipAddresses)
+        return MemberCertificates(member: member, caPath: caPath, caPEM: try authority.certificatePEM,
+                                  server: server, peer: peer,
+                                  serverOutcome: serverOutcome, peerOutcome: peerOutcome)
+    }
+
+    /// muster's client certificate (CN "muster", clientAuth), issued or renewed as needed.
+    public func clientCertificate() throws -> (certPath: String, keyPath: String, caPath: String) {
+        let (files, _) = try clientCertificateFiles()
+        return (files.certPath, files.keyPath, caPath)
+    }
+
+    /// The client certificate's files and what was done about them.
+    public func clientCertificateFiles() throws -> (CertificateFiles, CertificateOutcome) {
+        try ensure(kind: .client, base: "client", commonName: ClusterPKI.clientCommonName,
+                   dnsNames: [], ipAddresses: [])
+    }
+
+    // MARK: Reuse or issue
+
+    func ensure(kind: CertificateKind, base: String, commonName: String, dnsNames: [String],
+                ipAddresses: [String]) throws -> (CertificateFiles, CertificateOutcome) {
+        let certPath = "\(directory)/\(base).crt", keyPath = "\(directory)/\(base).key"
+        let wanted = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
+        let manager = FileManager.default
+        var outcome = CertificateOutcome.issued
+        if manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath) {
+            if let reason = staleness(certPath: certPath, keyPath: keyPath, kind: kind,
+                                      commonName: commonName, wanted: wanted) {
+                outcome = .renewed(reason: reason)
+            } else {
+                let certificatePEM = try PKIFiles.readText(certPath)
+                let certificate = try PKIFiles.readCertificate(certPath)
+                return (CertificateFiles(certPath: certPath, keyPath: keyPath, certificatePEM: certificatePEM,
+                                         privateKeyPEM: try PKIFiles.readText(keyPath),
+                                         notAfter: certificate.notValidAfter), .reused)
+            }
+        }
+        let issued = try authority.issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
+                                         ipAddresses: ipAddresses, validityDays: validityDays)
+        try PKIFiles.write(issued.privateKeyPEM, to: keyPath, mode: 0o600)
+        try PKIFiles.write(issued.certificatePEM, to: certPath, mode: 0o644)
+        return (CertificateFiles(certPath: certPath, keyPath: keyPath, certificatePEM: issued.certificatePEM,
+                                 privateKeyPEM: issued.privateKeyPEM, notAfter: issued.notAfter), outcome)
+    }
+
+    /// Why the files on disk cannot be kept, or nil when they can.
+    func staleness(certPath: String, keyPath: String, kind: CertificateKind, commonName: String,
+                   wanted: SANs) -> String? {
+        let certificate: Certificate
+        do { certificate = try PKIFiles.readCertificate(certPath) } catch { return "\(error)" }
+        let key: P256.Signing.PrivateKey
+        do { key = try PKIFiles.readKey(keyPath) } catch { return "\(error)" }
+        if Certificate.PublicKey(key.publicKey) != certificate.publicKey {
+            return "key does not match the certificate"
+        }
+        if !authority.signed(certificate) { return "not signed by the cluster CA" }
+        let now = Date()
+        if certificate.notValidAfter < now + renewalWindow {
+            let days = Int((certificate.notValidAfter.timeIntervalSince(now) / 86400).rounded(.down))
+            return days < 0 ? "expired" : "expires in \(days) days"
+        }
+        if certificate.notValidBefore > now { return "not valid yet" }
+        let names = certificate.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }
+        if names.count != 1 || String(names[0].value) != commonName {
+            return "common name changed to \(commonName)"
+        }
+        let usages = Set(((try? certificate.extensions.extendedKeyUsage) ?? nil).map { Array($0) } ?? [])
+        if usages != Set(kind.extendedKeyUsages) { return "key usages differ" }
+        let present = SANs(certificate)
+        if present != wanted {
+            return "names changed: " + SANs.describe(present) + " -> " + SANs.describe(wanted)
+        }
+        return nil
+    }
+
+    static func checkFileName(_ name: String, what: String) throws {
+        guard !name.isEmpty, !name.hasPrefix("."), !name.contains("/"), !name.contains("\0") else {
+            throw PKIError(path: "", message: "\(what) name \"\(name)\" cannot name a file")
+        }
+    }
+}
+
+extension SANs {
+    static func describe(_ sans: SANs) -> String {
+        let ips = sans.ipAddresses.map { bytes -> String in
+            bytes.count == 4 ? bytes.map(String.init).joined(separator: ".")
+                             : stride(from: 0, to: bytes.count, by: 2).map {
+                                   String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+                               }.joined(separator: ":")
+        }
+        let all = sans.dnsNames.sorted() + ips.sorted()
+        return all.isEmpty ? "none" : all.joined(separator: ",")
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import MusterBasics
+import Testing
+@testable import MusterPKI
+
+/// A fresh state directory per test, removed afterwards.
+final class TemporaryState {
+    let path: String
+    init() throws {
+        path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("muster-pki-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func mode(_ path: String) throws -> Int {
+    (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
+}
+
+func openssl(_ arguments: [String]) throws -> String {
+    let result = try LocalProcess.run(["/usr/bin/openssl"] + arguments, timeout: 30)
+    guard result.succeeded else {
+        throw PKIError(path: "", message: "openssl \(arguments.joined(separator: " ")): \(result.stderrText)")
+    }
+    return result.stdoutText
+}
+
+let memberDNS = ["m1.example.test", "example.test", "localhost"]
+let memberIPs = ["10.0.0.1", "127.0.0.1"]
+
+@Suite struct ClusterPKITests {
+    @Test func layoutModesAndChains() throws {
+        let state = try TemporaryState()
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        #expect(pki.authority.created)
+        let member = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        let client = try pki.clientCertificate()
+        let dir = state.path + "/pki/main"
+        #expect(member.server.certPath == dir + "/m1-server.crt")
+        #expect(member.server.keyPath == dir + "/m1-server.key")
+        #expect(member.peer.certPath == dir + "/m1-peer.crt")
+        #expect(member.caPath == dir + "/ca.crt")
+        #expect(client.certPath == dir + "/client.crt" && client.keyPath == dir + "/client.key" && client.caPath == dir + "/ca.crt")
+        #expect(member.serverOutcome == .issued && member.peerOutcome == .issued && member.renewed)
+
+        #expect(try mode(state.path + "/pki") == 0o700)
+        #expect(try mode(dir) == 0o700)
+        for key in ["ca.key", "m1-server.key", "m1-peer.key", "client.key"] {
+            #expect(try mode(dir + "/" + key) == 0o600, "\(key)")
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp.") }
+        #expect(leftovers.isEmpty)
+
+        // openssl accepts each chain, for the purpose each certificate serves.
+        for (path, purpose) in [(member.server.certPath, "sslserver"), (member.server.certPath, "sslclient"),
+                                (member.peer.certPath, "sslserver"), (member.peer.certPath, "sslclient"),
+                                (client.certPath, "sslclient")] {
+            let output = try openssl(["verify", "-CAfile", member.caPath, "-purpose", purpose, path])
+            #expect(output.contains(": OK"), "\(path) \(purpose): \(output)")
+        }
+        #expect(throws: (any Error).self) {
+            try openssl(["verify", "-CAfile", member.caPath, "-purpose", "sslserver", client.certPath])
+        }
+
+        let server = try openssl(["x509", "-noout", "-text", "-in", member.server.certPath])
+        #expect(server.contains("DNS:example.test, DNS:localhost, DNS:m1.example.test, IP Address:10.0.0.1, IP Address:127.0.0.1"), "\(server)")
+        #expect(server.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
+        #expect(server.contains("Subject: O = muster, CN = m1"))
+        #expect(server.contains("ecdsa-with-SHA256") && server.contains("prime256v1"))
+        let peer = try openssl(["x509", "-noout", "-text", "-in", member.peer.certPath])
+        #expect(peer.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
+        #expect(peer.contains("IP Address:10.0.0.1"))
+        let clientText = try openssl(["x509", "-noout", "-text", "-in", client.certPath])
+        #expect(clientText.contains("CN = muster"))
+        #expect(clientText.contains("TLS Web Client Authentication") && !clientText.contains("TLS Web Server"))
+        let ca = try openssl(["x509", "-noout", "-text", "-in", member.caPath])
+        #expect(ca.contains("CA:TRUE"))
+        #expect(ca.contains("Certificate Sign"))
+        // 10 years, give or take a day and the backdated hour.
+        #expect(abs(pki.authority.notAfter.timeIntervalSinceNow - 3650 * 86400) < 2 * 86400)
+        // The keys are what they claim to be.
+        let key = try openssl(["pkey", "-noout", "-text", "-in", member.server.keyPath])
+        #expect(key.contains("prime256v1"))
+    }
+
+    @Test func secondCallReusesFilesByteForByte() throws {
+        let state = try TemporaryState()
+        let first = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        let issued = try first.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        let (client, clientOutcome) = try first.clientCertificateFiles()
+        #expect(clientOutcome == .issued)
+        let caBefore = try Data(contentsOf: URL(fileURLWithPath: first.caPath))
+
+        let second = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        #expect(!second.authority.created)
+        // Same names in another order and case: still the same certificate.
+        let again = try second.memberCertificates(member: "m1", dnsNames: ["LOCALHOST", "example.test", "m1.example.test"],
+                                                  ipAddresses: ["127.0.0.1", "10.0.0.1"])
+        #expect(again.serverOutcome == .reused && again.peerOutcome == .reused && !again.renewed)
+        #expect(again.server == issued.server)
+        #expect(again.peer == issued.peer)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: second.caPath)) == caBefore)
+        let (clientAgain, clientOutcomeAgain) = try second.clientCertificateFiles()
+        #expect(clientOutcomeAgain == .reused && clientAgain == client)
+    }
+
+    @Test func changedNamesAreReissued() throws {
+        let state = try TemporaryState()
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        let issued = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        let moved = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: ["10.0.0.9", "127.0.0.1"])
+        guard case .renewed(let reason) = moved.serverOutcome else {
+            Issue.record("expected a renewal, got \(moved.serverOutcome)"); return
+        }
+        #expect(reason.contains("10.0.0.9"), "\(reason)")
+        #expect(moved.server.certificatePEM != issued.server.certificatePEM)
+        #expect(try openssl(["x509", "-noout", "-ext", "subjectAltName", "-in", moved.server.certPath]).contains("IP Address:10.0.0.9"))
+    }
+
+    @Test func expiringSoonIsRenewed() throws {
+        let state = try TemporaryState()
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        let issued = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        // Put a certificate in place that has only 10 days left.
+        let short = try pki.authority.issue(kind: .server, commonName: "m1", dnsNames: memberDNS,
+                                            ipAddresses: memberIPs, validityDays: 10)
+        try short.certificatePEM.write(toFile: issued.server.certPath, atomically: true, encoding: .utf8)
+        try short.privateKeyPEM.write(toFile: issued.server.keyPath, atomically: true, encoding: .utf8)
+
+        let renewed = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        #expect(renewed.serverOutcome == .renewed(reason: "expires in 9 days")
+                || renewed.serverOutcome == .renewed(reason: "expires in 10 days"), "\(renewed.serverOutcome)")
+        #expect(renewed.peerOutcome == .reused)
+        #expect(renewed.renewed)
+        #expect(renewed.server.notAfter.timeIntervalSinceNow > 800 * 86400)
+        #expect(try mode(renewed.server.keyPath) == 0o600)
+        let output = try openssl(["verify", "-CAfile", pki.caPath, renewed.server.certPath])
+        #expect(output.contains(": OK"))
+    }
+
+    @Test func certificateFromAnotherCAOrBrokenKeyIsReplaced() throws {
+        let state = try TemporaryState(), other = try TemporaryState()
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        let issued = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        let foreign = try ClusterPKI(stateDirectory: other.path, cluster: "main")
+            .memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        try FileManager.default.removeItem(atPath: issued.server.certPath)
+        try FileManager.default.copyItem(atPath: foreign.server.certPath, toPath: issued.server.certPath)
+        try "garbage".write(toFile: issued.peer.keyPath, atomically: true, encoding: .utf8)
+        let again = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        // The foreign certificate does not match our key file either; either reason is right.
+        guard case .renewed = again.serverOutcome, case .renewed(let peerReason) = again.peerOutcome else {
+            Issue.record("expected renewals: \(again.serverOutcome), \(again.peerOutcome)"); return
+        }
+        #expect(peerReason.contains("private key"), "\(peerReason)")
+        #expect(try openssl(["verify", "-CAfile", pki.caPath, again.server.certPath]).contains(": OK"))
+    }
+
+    @Test func halfACAIsAnErrorNotAReplacement() throws {
+        let state = try TemporaryState()
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        try FileManager.default.removeItem(atPath: pki.authority.keyPath)
+        #expect(throws: PKIError.self) { try ClusterPKI(stateDirectory: state.path, cluster: "main") }
+        #expect(FileManager.default.fileExists(atPath: pki.caPath))
+    }
+
+    @Test func badNamesAreRefused() throws {
+        let state = try TemporaryState()
+        #expect(throws: PKIError.self) { try ClusterPKI(stateDirectory: state.path, cluster: "../x") }
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        #expect(throws: PKIError.self) { try pki.memberCertificates(member: "a/b", dnsNames: [], ipAddresses: []) }
+        #expect(throws: PKIError.self) { try pki.memberCertificates(member: "m1", dnsNames: [], ipAddresses: ["not-an-ip"]) }
+        #expect(throws: PKIError.self) { try pki.memberCertificates(member: "m1", dnsNames: ["a b"], ipAddresses: []) }
+    }
+
+    @Test func ipAddressesAmongDNSNamesBecomeIPSANs() throws {
+        let state = try TemporaryState()
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        let member = try pki.memberCertificates(member: "m1", dnsNames: ["10.0.0.1", "::1", "m1"], ipAddresses: [])
+        let text = try openssl(["x509", "-noout", "-ext", "subjectAltName", "-in", member.server.certPath])
+        #expect(text.contains("DNS:m1, IP Address:0:0:0:0:0:0:0:1, IP Address:10.0.0.1")
+                || text.contains("DNS:m1, IP Address:10.0.0.1, IP Address:0:0:0:0:0:0:0:1"), "\(text)")
+    }
+}
