@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A member registered under a discovery token: key `<member-id-hex>`, value `name=peerURL`.
 public struct DiscoveredMember: Sendable, Equatable {
@@ -17,15 +14,17 @@ public struct DiscoveredMember: Sendable, Equatable {
 
 /// The etcd v2 keys API as etcd's discovery protocol uses it, against an etcd backend that has
 /// `enable-v2: true`. The discovery URL is the key directory itself:
-/// `http://HOST:PORT/v2/keys/discovery/TOKEN`.
+/// `http://HOST:PORT/v2/keys/discovery/TOKEN`. With `tls`, an `https://` backend is reached with
+/// the cluster CA as the only trust root and muster's client certificate.
 public enum V2Keys {
     public static let defaultTimeout: TimeInterval = 5
 
     /// Registers the cluster size for a token: `PUT BASE/_config/size` with form body `value=N`.
     public static func setDiscoverySize(baseURL: String, size: Int,
-                                        timeout: TimeInterval = defaultTimeout) async throws(EtcdClientError) {
+                                        timeout: TimeInterval = defaultTimeout,
+                                        tls: EtcdTLS? = nil) async throws(EtcdClientError) {
         let url = trimmed(baseURL) + "/_config/size"
-        let answer = try await HTTP(timeout: timeout).send(
+        let answer = try await HTTP(timeout: timeout, tls: tls).send(
             "PUT", url, body: Data("value=\(size)".utf8),
             contentType: "application/x-www-form-urlencoded")
         guard answer.status == 200 || answer.status == 201 else {
@@ -35,9 +34,10 @@ public enum V2Keys {
 
     /// The size registered for a token, or nil when none is (etcd's `100: Key not found`).
     public static func discoverySize(baseURL: String,
-                                     timeout: TimeInterval = defaultTimeout) async throws(EtcdClientError) -> Int? {
+                                     timeout: TimeInterval = defaultTimeout,
+                                     tls: EtcdTLS? = nil) async throws(EtcdClientError) -> Int? {
         let url = trimmed(baseURL) + "/_config/size"
-        let answer = try await HTTP(timeout: timeout).send("GET", url)
+        let answer = try await HTTP(timeout: timeout, tls: tls).send("GET", url)
         if isKeyNotFound(answer) { return nil }
         guard answer.status == 200, let node = try? JSONDecoder().decode(V2Answer.self, from: answer.body).node,
               let value = node.value else {
@@ -50,9 +50,10 @@ public enum V2Keys {
     /// A token never used (`404`, errorCode 100) has none. Preflight uses this to refuse a used
     /// token. Throws when the backend does not serve the v2 API at all.
     public static func registeredMembers(discoveryURL: String,
-                                         timeout: TimeInterval = defaultTimeout) async throws(EtcdClientError) -> [DiscoveredMember] {
+                                         timeout: TimeInterval = defaultTimeout,
+                                         tls: EtcdTLS? = nil) async throws(EtcdClientError) -> [DiscoveredMember] {
         let url = trimmed(discoveryURL)
-        let answer = try await HTTP(timeout: timeout).send("GET", url)
+        let answer = try await HTTP(timeout: timeout, tls: tls).send("GET", url)
         if isKeyNotFound(answer) { return [] }
         guard answer.status == 200 else { throw v2Error(answer, url: url) }
         let parsed: V2Answer
@@ -111,9 +112,10 @@ public enum V2Keys {
 /// with the new discovery URL as plain text.
 public enum DiscoveryService {
     public static func newToken(serviceURL: String, size: Int,
-                                timeout: TimeInterval = V2Keys.defaultTimeout) async throws(EtcdClientError) -> String {
+                                timeout: TimeInterval = V2Keys.defaultTimeout,
+                                tls: EtcdTLS? = nil) async throws(EtcdClientError) -> String {
         let url = V2Keys.trimmed(serviceURL) + "/new?size=\(size)"
-        let answer = try await HTTP(timeout: timeout).send("GET", url)
+        let answer = try await HTTP(timeout: timeout, tls: tls).send("GET", url)
         let text = answer.text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard answer.status == 200 else {
             throw EtcdClientError(kind: .http, url: url, httpStatus: answer.status,

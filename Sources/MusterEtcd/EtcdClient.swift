@@ -1,11 +1,12 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOHTTP1
+import NIOSSL
 
 /// Why a call to an etcd endpoint did not produce a result.
 public struct EtcdClientError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: String, Sendable { case transport, http, decoding, badURL }
+    public enum Kind: String, Sendable { case transport, tls, http, decoding, badURL }
     public var kind: Kind
     /// The URL that was asked.
     public var url: String
@@ -15,6 +16,7 @@ public struct EtcdClientError: Error, CustomStringConvertible, Sendable, Equatab
     public var description: String {
         switch kind {
         case .transport: return "\(url): \(message)"
+        case .tls: return url.isEmpty ? "TLS: \(message)" : "\(url): \(message)"
         case .http: return "\(url): HTTP \(httpStatus ?? 0): \(message)"
         case .decoding: return "\(url): unexpected answer: \(message)"
         case .badURL: return "bad URL \(url): \(message)"
@@ -29,84 +31,207 @@ struct HTTPAnswer: Sendable {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// Minimal HTTP over URLSession, shared by the v3 gateway client and the v2 discovery helpers.
+/// Minimal HTTP over AsyncHTTPClient, shared by the v3 gateway client and the v2 discovery
+/// helpers. (Foundation's URLSession cannot present a client certificate on Linux.)
 struct HTTP: Sendable {
     var timeout: TimeInterval
-    private let owner: SessionOwner
-    var session: URLSession { owner.session }
+    let tls: EtcdTLS?
+    /// The shared transport for `tls`, or why it could not be made (unreadable certificate files):
+    /// reported by every request, so building a client never fails.
+    private let transport: Result<Transport, EtcdClientError>
 
-    /// Owns the URLSession and invalidates it when the last copy of the client goes away.
-    final class SessionOwner: Sendable {
-        let session: URLSession
-        init(_ session: URLSession) { self.session = session }
-        deinit { session.finishTasksAndInvalidate() }
+    init(timeout: TimeInterval, tls: EtcdTLS? = nil) {
+        self.timeout = timeout
+        self.tls = tls
+        transport = Transport.shared(for: tls)
     }
 
-    init(timeout: TimeInterval) {
-        self.timeout = timeout
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        owner = SessionOwner(URLSession(configuration: configuration))
+    /// Whether the transport for this client's TLS configuration could be made.
+    var transportError: EtcdClientError? {
+        if case .failure(let error) = transport { return error }
+        return nil
     }
 
     func send(_ method: String, _ urlString: String, body: Data? = nil,
               contentType: String? = nil) async throws(EtcdClientError) -> HTTPAnswer {
-        guard let url = URL(string: urlString), url.scheme == "http" || url.scheme == "https" else {
+        guard let url = URL(string: urlString), url.scheme == "http" || url.scheme == "https",
+              url.host != nil else {
             throw EtcdClientError(kind: .badURL, url: urlString, message: "not an http(s) URL")
         }
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData,
-                                 timeoutInterval: timeout)
-        request.httpMethod = method
+        let client: HTTPClient
+        switch transport {
+        case .success(let shared): client = shared.client
+        case .failure(var error):
+            error.url = urlString
+            throw error
+        }
+        var request = HTTPClientRequest(url: urlString)
+        request.method = HTTPMethod(rawValue: method)
         if let body {
-            request.httpBody = body
-            request.setValue(contentType ?? "application/json", forHTTPHeaderField: "Content-Type")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            request.headers.add(name: "Content-Type", value: contentType ?? "application/json")
         }
-        let data: Data, response: URLResponse
+        // The deadline bounds the exchange until the answer's head; the transport's read timeout
+        // bounds a body that stalls after it.
+        let milliseconds = Int64((max(timeout, 0.001) * 1000).rounded(.up))
         do {
-            (data, response) = try await session.data(for: request)
+            let response = try await client.execute(request, timeout: .milliseconds(milliseconds))
+            let buffer = try await response.body.collect(upTo: HTTP.maximumBody)
+            return HTTPAnswer(status: Int(response.status.code), body: Data(buffer.readableBytesView))
         } catch {
-            throw EtcdClientError(kind: .transport, url: urlString, message: HTTP.describe(error))
+            throw EtcdClientError(kind: HTTP.isTLS(error) ? .tls : .transport, url: urlString,
+                                  message: HTTP.describe(error))
         }
-        guard let http = response as? HTTPURLResponse else {
-            throw EtcdClientError(kind: .transport, url: urlString, message: "not an HTTP response")
-        }
-        return HTTPAnswer(status: http.statusCode, body: data)
     }
 
+    static let maximumBody = 16 << 20
+
+    static func isTLS(_ error: any Error) -> Bool {
+        error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError
+    }
+
+    /// Short, stable wording for the usual failures ("connection refused", "timed out", ...).
     static func describe(_ error: any Error) -> String {
-        if let urlError = error as? URLError {
-            switch urlError.code {
-            case .cannotConnectToHost: return "connection refused"
-            case .timedOut: return "timed out"
-            case .cannotFindHost: return "cannot resolve host"
-            case .networkConnectionLost: return "connection lost"
-            default: break
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .deadlineExceeded, .connectTimeout, .readTimeout, .writeTimeout: return "timed out"
+            case .remoteConnectionClosed: return "connection lost"
+            case .cancelled: return "cancelled"
+            default: return "\(client)"
             }
-            return urlError.localizedDescription
         }
-        return "\(error)"
+        if error is NIOTooManyBytesError { return "answer larger than \(maximumBody >> 20) MiB" }
+        if let ssl = error as? NIOSSLError {
+            switch ssl {
+            case .handshakeFailed(let inner): return "TLS handshake failed: \(inner)"
+            case .uncleanShutdown: return "TLS connection closed uncleanly"
+            default: return "TLS: \(ssl)"
+            }
+        }
+        let text = "\(error)"
+        let lowered = text.lowercased()
+        if lowered.contains("connection refused") { return "connection refused" }
+        if lowered.contains("connection reset") { return "connection reset" }
+        if lowered.contains("no route to host") { return "no route to host" }
+        if lowered.contains("could not resolve") || lowered.contains("name or service not known")
+            || lowered.contains("unknown host") { return "cannot resolve host" }
+        return text
+    }
+}
+
+/// TLS for talking to etcd: trust only the cluster CA and present a client certificate (PEM files).
+public struct EtcdTLS: Sendable, Hashable, CustomStringConvertible {
+    public var caPath: String
+    public var certPath: String
+    public var keyPath: String
+
+    public init(caPath: String, certPath: String, keyPath: String) {
+        self.caPath = caPath
+        self.certPath = certPath
+        self.keyPath = keyPath
+    }
+
+    public var description: String { "ca \(caPath), cert \(certPath), key \(keyPath)" }
+
+    /// NIOSSL's client configuration: the CA file as the only trust root, the client certificate
+    /// and key, full verification (chain and the endpoint's name or IP in the server's SANs).
+    func configuration() throws(EtcdClientError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .fullVerification
+        func load<T>(_ path: String, _ what: String, _ body: () throws -> T) throws(EtcdClientError) -> T {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw EtcdClientError(kind: .tls, url: "", message: "\(what) \(path) is missing or unreadable")
+            }
+            do { return try body() } catch {
+                throw EtcdClientError(kind: .tls, url: "", message: "\(what) \(path): \(error)")
+            }
+        }
+        let roots = try load(caPath, "CA certificate") { try NIOSSLCertificate.fromPEMFile(caPath) }
+        guard !roots.isEmpty else {
+            throw EtcdClientError(kind: .tls, url: "", message: "CA certificate \(caPath) holds no certificate")
+        }
+        configuration.trustRoots = .certificates(roots)
+        let chain = try load(certPath, "client certificate") { try NIOSSLCertificate.fromPEMFile(certPath) }
+        configuration.certificateChain = chain.map { .certificate($0) }
+        let key = try load(keyPath, "client key") { try NIOSSLPrivateKey(file: keyPath, format: .pem) }
+        configuration.privateKey = .privateKey(key)
+        return configuration
+    }
+}
+
+/// One AsyncHTTPClient per TLS configuration (`nil`: plain http, and https with the system's
+/// roots), shared by every `EtcdClient` alive with that configuration. When the last of them goes
+/// away, the HTTPClient is shut down (asynchronously: it keeps itself alive until done), and the
+/// next client makes a new one, reading the certificate files again.
+final class Transport: Sendable {
+    let client: HTTPClient
+    let tls: EtcdTLS?
+
+    private init(client: HTTPClient, tls: EtcdTLS?) {
+        self.client = client
+        self.tls = tls
+    }
+
+    deinit { _ = client.shutdown() }
+
+    private final class Registry: @unchecked Sendable {
+        struct Entry { weak var transport: Transport? }
+        let lock = NSLock()
+        var entries: [EtcdTLS?: Entry] = [:]
+    }
+    private static let registry = Registry()
+
+    static func shared(for tls: EtcdTLS?) -> Result<Transport, EtcdClientError> {
+        registry.lock.lock()
+        defer { registry.lock.unlock() }
+        if let live = registry.entries[tls]?.transport { return .success(live) }
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            timeout: .init(connect: .seconds(10), read: .seconds(30)))
+        // etcd's gateway speaks HTTP/1.1; h2 over TLS would reach its gRPC side's routing.
+        configuration.httpVersion = .http1Only
+        // A refused connection fails the request at once, as URLSession did (AsyncHTTPClient
+        // would otherwise retry until the deadline): `verify` reports a dead member quickly.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        if let tls {
+            do { configuration.tlsConfiguration = try tls.configuration() } catch {
+                return .failure(error)
+            }
+        }
+        let transport = Transport(client: HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+                                                     configuration: configuration),
+                                  tls: tls)
+        registry.entries[tls] = Registry.Entry(transport: transport)
+        registry.entries = registry.entries.filter { $0.value.transport != nil }
+        return .success(transport)
     }
 }
 
 /// A client for one etcd member's HTTP JSON gateway (`/v3/...`), `/health` and `/version`.
 ///
-/// `baseURL` is the member's client URL, e.g. `http://10.0.0.1:2379` (or the local end of an SSH
-/// tunnel to it). Every request is bounded by `timeout` seconds. Needs no etcdctl.
+/// `baseURL` is the member's client URL, e.g. `http://10.0.0.1:2379` or `https://...` (or the
+/// local end of an SSH tunnel to it). Every request is bounded by `timeout` seconds. With `tls`,
+/// the member must present a certificate signed by `tls.caPath` naming the URL's host, and the
+/// client presents `tls.certPath`. Needs no etcdctl.
 public struct EtcdClient: Sendable {
     public let baseURL: String
     public let timeout: TimeInterval
+    public let tls: EtcdTLS?
     let http: HTTP
 
     public init(baseURL: String, timeout: TimeInterval = 5) {
+        self.init(baseURL: baseURL, timeout: timeout, tls: nil)
+    }
+
+    /// A client that speaks TLS with a client certificate when `tls` is set. Unreadable
+    /// certificate files do not fail here: every request then throws a `.tls` error saying why.
+    public init(baseURL: String, timeout: TimeInterval = 5, tls: EtcdTLS?) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
         self.timeout = timeout
-        http = HTTP(timeout: timeout)
+        self.tls = tls
+        http = HTTP(timeout: timeout, tls: tls)
     }
 
     // MARK: Cluster and maintenance

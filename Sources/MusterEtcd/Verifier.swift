@@ -38,14 +38,27 @@ public struct Verifier: Sendable {
     public static let keyPrefix = "/muster/verify/"
 
     public let expectation: ClusterExpectation
-    public let clientFactory: @Sendable (String) -> EtcdClient
+    /// The client for each expected member: members that serve clients on their own loopback
+    /// share one endpoint string, so a tunnel is chosen per member, not per URL.
+    public let memberClient: @Sendable (ExpectedMember) -> EtcdClient
 
-    /// `clientFactory` turns an expected member's endpoint into a client; `--via-ssh` maps it to
-    /// the local end of a tunnel.
+    /// `clientFactory` turns an expected member's endpoint into a client.
     public init(expectation: ClusterExpectation,
                 clientFactory: @escaping @Sendable (String) -> EtcdClient = { EtcdClient(baseURL: $0) }) {
         self.expectation = expectation
-        self.clientFactory = clientFactory
+        self.memberClient = { clientFactory($0.endpoint) }
+    }
+
+    /// `memberClient` picks each member's client; `--via-ssh` maps it to that member's tunnel.
+    public init(expectation: ClusterExpectation, memberClient: @escaping @Sendable (ExpectedMember) -> EtcdClient) {
+        self.expectation = expectation
+        self.memberClient = memberClient
+    }
+
+    /// Queries every endpoint directly, over TLS with `tls` (the cluster CA and muster's client
+    /// certificate) when set.
+    public init(expectation: ClusterExpectation, tls: EtcdTLS?, timeout: TimeInterval = 5) {
+        self.init(expectation: expectation) { EtcdClient(baseURL: $0, timeout: timeout, tls: tls) }
     }
 
     /// What one endpoint answered.
@@ -57,7 +70,7 @@ public struct Verifier: Sendable {
 
     public func run() async -> VerificationReport {
         let expected = expectation.members
-        let clients = expected.map { clientFactory($0.endpoint) }
+        let clients = expected.map { memberClient($0) }
 
         // Status and health of every endpoint, in parallel.
         let probes: [Probe] = await withTaskGroup(of: (Int, Probe).self) { group in

@@ -9,7 +9,17 @@ struct HarnessError: Error, CustomStringConvertible {
     var description: String
 }
 
+/// Certificates for a TLS test cluster: each member's server and peer pair, one CA, and the
+/// client certificate muster (and etcdctl) present.
+struct LocalTLS {
+    struct Member { var certPath, keyPath, peerCertPath, peerKeyPath: String }
+    var caPath: String
+    var members: [String: Member]
+    var client: EtcdTLS
+}
+
 /// A real etcd cluster on 127.0.0.1 with random high ports and temporary data dirs, for tests.
+/// With `tls`, both ports speak https and require client certificates.
 /// Every process it starts is stopped by `stopAll()` (also called from `deinit`).
 final class LocalEtcdCluster: @unchecked Sendable {
     static let etcdPath = "/usr/bin/etcd"
@@ -21,11 +31,15 @@ final class LocalEtcdCluster: @unchecked Sendable {
         var clientPort: Int
         var dataDir: String
         var logPath: String
-        var peerURL: String { "http://127.0.0.1:\(peerPort)" }
-        var clientURL: String { "http://127.0.0.1:\(clientPort)" }
+        var scheme = "http"
+        var peerURL: String { "\(scheme)://127.0.0.1:\(peerPort)" }
+        var clientURL: String { "\(scheme)://127.0.0.1:\(clientPort)" }
     }
 
     let token: String
+    let tls: LocalTLS?
+    /// The TLS settings muster's clients use for this cluster (nil: plain http).
+    var clientTLS: EtcdTLS? { tls?.client }
     let root: String
     private(set) var nodes: [Node] = []
     private var processes: [String: Process] = [:]
@@ -41,8 +55,9 @@ final class LocalEtcdCluster: @unchecked Sendable {
         }
     }
 
-    init(names: [String] = ["m1", "m2", "m3"]) throws {
+    init(names: [String] = ["m1", "m2", "m3"], tls: LocalTLS? = nil) throws {
         try LocalEtcdCluster.requireBinaries()
+        self.tls = tls
         token = "muster-test-" + UUID().uuidString.prefix(8).lowercased()
         root = FileManager.default.temporaryDirectory
             .appendingPathComponent("muster-etcd-\(UUID().uuidString.prefix(8))").path
@@ -50,7 +65,8 @@ final class LocalEtcdCluster: @unchecked Sendable {
         let ports = try LocalEtcdCluster.freePorts(names.count * 2)
         for (index, name) in names.enumerated() {
             nodes.append(Node(name: name, peerPort: ports[2 * index], clientPort: ports[2 * index + 1],
-                              dataDir: "\(root)/\(name).etcd", logPath: "\(root)/\(name).log"))
+                              dataDir: "\(root)/\(name).etcd", logPath: "\(root)/\(name).log",
+                              scheme: tls == nil ? "http" : "https"))
         }
     }
 
@@ -74,6 +90,17 @@ final class LocalEtcdCluster: @unchecked Sendable {
             "--initial-cluster", initialCluster, "--initial-cluster-token", token,
             "--initial-cluster-state", "new", "--enable-v2",
         ]
+        if let tls {
+            guard let member = tls.members[node.name] else {
+                throw HarnessError(description: "no certificates for \(node.name)")
+            }
+            process.arguments! += [
+                "--cert-file", member.certPath, "--key-file", member.keyPath,
+                "--trusted-ca-file", tls.caPath, "--client-cert-auth",
+                "--peer-cert-file", member.peerCertPath, "--peer-key-file", member.peerKeyPath,
+                "--peer-trusted-ca-file", tls.caPath, "--peer-client-cert-auth",
+            ]
+        }
         _ = FileManager.default.createFile(atPath: node.logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logPath))
         process.standardOutput = log
@@ -127,7 +154,7 @@ final class LocalEtcdCluster: @unchecked Sendable {
             var healthy = 0
             for node in nodes {
                 do {
-                    let health = try await EtcdClient(baseURL: node.clientURL, timeout: 2).health()
+                    let health = try await EtcdClient(baseURL: node.clientURL, timeout: 2, tls: clientTLS).health()
                     if health.healthy { healthy += 1 } else { last = "\(node.name): \(health.reason)" }
                 } catch {
                     last = "\(node.name): \(error)"
@@ -148,8 +175,12 @@ final class LocalEtcdCluster: @unchecked Sendable {
 
     @discardableResult
     func etcdctl(_ arguments: [String], endpoints: String? = nil) throws -> ProcessResult {
-        try LocalProcess.check([LocalEtcdCluster.etcdctlPath, "--endpoints=\(endpoints ?? self.endpoints)",
-                                "--command-timeout=10s"] + arguments,
+        var credentials: [String] = []
+        if let client = clientTLS {
+            credentials = ["--cacert", client.caPath, "--cert", client.certPath, "--key", client.keyPath]
+        }
+        return try LocalProcess.check([LocalEtcdCluster.etcdctlPath, "--endpoints=\(endpoints ?? self.endpoints)",
+                                       "--command-timeout=10s"] + credentials + arguments,
                                environment: ["ETCDCTL_API": "3"], timeout: 30)
     }
 
