@@ -392,7 +392,7 @@ public struct BringUp: Sendable {
         while Date() < deadline {
             var still: [MemberPlan] = []
             for member in unhealthy {
-                let healthy = (try? await endpoints.client(for: member.endpoint, timeout: 2).health())?.healthy ?? false
+                let healthy = (try? await endpoints.client(for: member, timeout: 2).health())?.healthy ?? false
                 if healthy { progress.host(member.host, "health", "\(cluster.name) healthy") } else { still.append(member) }
             }
             unhealthy = still

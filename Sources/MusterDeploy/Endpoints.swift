@@ -6,6 +6,7 @@ import MusterSSH
 /// How the controller reaches each member's client URL: directly, or through an SSH tunnel
 /// (`--via-ssh`, and clusters whose members serve clients on their own loopback only).
 final class Endpoints: @unchecked Sendable {
+    /// By member name: loopback-only members all share the endpoint `http://127.0.0.1:PORT`.
     private var mapped: [String: String] = [:]
     private var tunnels: [SSHTunnel] = []
 
@@ -18,15 +19,19 @@ final class Endpoints: @unchecked Sendable {
             guard let url = URLComponents(string: member.endpoint), let port = url.port else { continue }
             let tunnel = try await fleet.session(member.host).openTunnel(toHost: "127.0.0.1", port: port)
             endpoints.tunnels.append(tunnel)
-            endpoints.mapped[member.endpoint] = "\(url.scheme ?? "http")://127.0.0.1:\(tunnel.localPort)"
+            endpoints.mapped[member.name] = "\(url.scheme ?? "http")://127.0.0.1:\(tunnel.localPort)"
         }
         return endpoints
     }
 
-    func url(for endpoint: String) -> String { mapped[endpoint] ?? endpoint }
+    func url(for member: String, endpoint: String) -> String { mapped[member] ?? endpoint }
 
-    func client(for endpoint: String, timeout: TimeInterval = 5) -> EtcdClient {
-        EtcdClient(baseURL: url(for: endpoint), timeout: timeout)
+    func client(for member: MemberPlan, timeout: TimeInterval = 5) -> EtcdClient {
+        EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout)
+    }
+
+    func client(for member: ExpectedMember, timeout: TimeInterval = 5) -> EtcdClient {
+        EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout)
     }
 
     func close() async {

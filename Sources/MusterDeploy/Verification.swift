@@ -31,9 +31,9 @@ public enum Verification {
         var endpoints: Endpoints?
         if let fleet { endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH) }
         let mapping = endpoints
-        let report = await Verifier(expectation: cluster.expectation) { endpoint in
-            mapping?.client(for: endpoint) ?? EtcdClient(baseURL: endpoint)
-        }.run()
+        let report = await Verifier(expectation: cluster.expectation, memberClient: { member in
+            mapping?.client(for: member) ?? EtcdClient(baseURL: member.endpoint)
+        }).run()
         await endpoints?.close()
         return report
     }

@@ -42,8 +42,16 @@ import MusterSandbox
             #expect(Set(status.map { $0[6] }) == Set(report.endpoints.map { String($0.raftTerm) }))
 
             // A member added by hand, outside the inventory, is reported (and the exit code is 1).
-            let stranger = try etcdctl(["--endpoints=\(endpoints[0])", "member", "add", "stranger",
-                                        "--peer-urls=http://10.255.255.1:2380", "--learner"])
+            // etcd refuses reconfiguration for its first seconds ("unhealthy cluster"): retry, bounded.
+            var stranger = ""
+            for _ in 0..<30 {
+                if let added = try? etcdctl(["--endpoints=\(endpoints[0])", "member", "add", "stranger",
+                                             "--peer-urls=http://10.255.255.1:2380", "--learner"]) {
+                    stranger = added
+                    break
+                }
+                try await Task.sleep(nanoseconds: 500_000_000)
+            }
             let strangerID = try #require(stranger.split(separator: " ").first { $0.count == 16 }.map(String.init))
             let withStranger = try await verify(builder)
             #expect(!withStranger.ok && withStranger.exitCode == 1)
