@@ -58,7 +58,7 @@ public struct Verifier: Sendable {
     /// Queries every endpoint directly, over TLS with `tls` (the cluster CA and muster's client
     /// certificate) when set.
     public init(expectation: ClusterExpectation, tls: EtcdTLS?, timeout: TimeInterval = 5) {
-        self.init(expectation: expectation) { EtcdClient(baseURL: $0, timeout: timeout, tls: tls) }
+        self.init(expectation: expectation, clientFactory: { EtcdClient(baseURL: $0, timeout: timeout, tls: tls) })
     }
 
     /// What one endpoint answered.
