@@ -1,0 +1,273 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import MusterBasics
+import MusterDeploy
+import MusterPlan
+import MusterSandbox
+
+/// `bootstrap: { discovery: { service: URL, size: 3 } }` against `muster discovery serve` run on
+/// the controller, listening on the sandbox bridge's gateway address (backed by an etcd 3.4 on
+/// 127.0.0.1): the members on the sandbox hosts bootstrap through it, on etcd 3.4 and 3.5.
+/// Serialized, and wiped after: it shares the deploy sandbox with the other deploy suites.
+@Suite(.serialized) struct ServiceDiscoveryTests {
+    @Test(arguments: ["3.4", "3.5"])
+    func threeMembersBootstrapThroughMusterDiscoveryServe(version: String) async throws {
+        let binary = version == "3.4" ? "/usr/bin/etcd" : DeploySandbox.etcd35
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            Issue.record("etcd \(version) missing at \(binary): run scripts/setup.sh (it fetches it)")
+            return
+        }
+        let gateway = try DeploySandbox.acquire().gateway
+        let service = try await DiscoveryServiceProcess.start(listen: gateway)
+        var builder: PlanBuilder?
+        do {
+            // A cluster of its own name and ports, so it never meets another suite's `main`.
+            builder = try DeploySandbox.inventory(.static, binary: binary) {
+                $0.replacingOccurrences(of: "  main:", with: "  svc:")
+                    .replacingOccurrences(of: "    bootstrap: static", with: """
+                            client_port: 22379
+                            peer_port: 22380
+                            bootstrap: { discovery: { service: \(service.url), size: 3 } }
+                        """)
+            }
+            let outcome = try await DeploySandbox.up(builder!)
+            #expect(outcome.reports.count == 1)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+
+            // `up` asked /new once; each member registered itself through the service.
+            let log = service.log
+            #expect(log.contains("GET /new?size=3 -> 200"), "\(log)")
+            let token = try #require(try await service.tokens().first, "no token in the backing etcd")
+            let tokenURL = service.url + "/" + token
+            let listing = try await Probe.send("GET", tokenURL)
+            #expect(listing.status == 200)
+            #expect(listing.childNames.count == 3, "\(listing.text)")
+            #expect(!listing.text.contains("_config"))
+            #expect(log.components(separatedBy: "?prevExist=false -> 201").count - 1 == 3, "\(log)")
+
+            // The token is spent. The same member registering again gets etcd's 412 (105: key
+            // exists; etcd's client says "found duplicate id").
+            let first = try #require(listing.childNames.first)
+            let again = try await Probe.send("PUT", "\(tokenURL)/\(first)?prevExist=false", form: "value=again%3Dhttp%3A%2F%2F127.0.0.1%3A1")
+            #expect(again.status == 412 && again.errorCode == 105, "\(again.status) \(again.text)")
+
+            // A fourth member (on host1, other ports, the binary muster shipped) finds the token
+            // full and exits (discovery-fallback: exit).
+            let host1 = try DeploySandbox.host("host1").address
+            let exe = try DeploySandbox.exec("host1", "readlink /proc/$(cat /run/etcd/svc.pid)/exe")
+            let fourth = try DeploySandbox.exec("host1", """
+                dir=$(mktemp -d); timeout 60 \(exe) --name extra --data-dir $dir/extra.etcd \
+                --listen-peer-urls http://\(host1):12380 --initial-advertise-peer-urls http://\(host1):12380 \
+                --listen-client-urls http://\(host1):12379 --advertise-client-urls http://\(host1):12379 \
+                --discovery \(tokenURL) --discovery-fallback exit >$dir/log 2>&1; echo "exit $?"; tail -n 20 $dir/log; rm -rf $dir
+                """)
+            #expect(!fourth.hasPrefix("exit 0") && !fourth.hasPrefix("exit 124"), "\(fourth)")
+            #expect(fourth.contains("discovery cluster is full") || fourth.contains("discovery: cluster is full"), "\(fourth)")
+            // etcd's client checks the listing before registering: a full token gets no fourth key.
+            #expect(try await Probe.send("GET", tokenURL).childNames.count == 3)
+        } catch {
+            if let builder { try? await DeploySandbox.down(builder, wipe: true) }
+            service.stop()
+            throw error
+        }
+        if let builder { try await DeploySandbox.down(builder, wipe: true) }
+        service.stop()
+        #expect(!FileManager.default.fileExists(atPath: service.pidfile), "the pidfile is removed on SIGTERM")
+        try? FileManager.default.removeItem(atPath: service.root)  // logs are kept only when something failed
+    }
+}
+
+/// `muster discovery serve` (the binary built beside this test bundle) plus its backing etcd
+/// on 127.0.0.1, each stopped by pid: SIGTERM, SIGKILL after 10 s, bounded waits.
+final class DiscoveryServiceProcess: @unchecked Sendable {
+    let root: String
+    let url: String
+    let pidfile: String
+    let etcdURL: String
+    private let etcd: Process
+    private let service: Process
+    var log: String { (try? String(contentsOfFile: root + "/service.log", encoding: .utf8)) ?? "" }
+
+    static func musterBinary() throws -> String {
+        var candidates: [String] = []
+        if let path = ProcessInfo.processInfo.environment["MUSTER_BIN"] { candidates.append(path) }
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = testBinary.deletingLastPathComponent()
+        for _ in 0..<4 {  // .../debug/musterPackageTests.xctest[/Contents/MacOS]
+            candidates.append(directory.appendingPathComponent("muster").path)
+            directory = directory.deletingLastPathComponent()
+        }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw SandboxError("the muster binary was not found beside the tests (\(candidates)); set MUSTER_BIN")
+        }
+        return found
+    }
+
+    static func start(listen address: String) async throws -> DiscoveryServiceProcess {
+        let muster = try musterBinary()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("muster-disco-svc-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let loopback = try Ports.free(2, address: "127.0.0.1")
+        let etcd = try spawn("/usr/bin/etcd", [
+            "--name", "discovery-backend", "--data-dir", root + "/backend.etcd",
+            "--listen-client-urls", "http://127.0.0.1:\(loopback[0])", "--advertise-client-urls", "http://127.0.0.1:\(loopback[0])",
+            "--listen-peer-urls", "http://127.0.0.1:\(loopback[1])", "--initial-advertise-peer-urls", "http://127.0.0.1:\(loopback[1])",
+            "--initial-cluster", "discovery-backend=http://127.0.0.1:\(loopback[1])", "--enable-v2",
+        ], log: root + "/backend.log")
+        let port = try Ports.free(1, address: address)[0]
+        let pidfile = root + "/service.pid"
+        let service: Process
+        do {
+            service = try spawn(muster, ["discovery", "serve", "--listen", "\(address):\(port)",
+                                         "--etcd", "http://127.0.0.1:\(loopback[0])", "--pidfile", pidfile],
+                                log: root + "/service.log")
+        } catch {
+            stop(etcd)
+            throw error
+        }
+        let started = DiscoveryServiceProcess(root: root, url: "http://\(address):\(port)", pidfile: pidfile,
+                                              etcdURL: "http://127.0.0.1:\(loopback[0])", etcd: etcd, service: service)
+        // Up when the pidfile names it and both it and its backend answer.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: pidfile, encoding: .utf8),
+               Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) == service.processIdentifier,
+               (try? await Probe.send("GET", started.url + "/health", timeout: 2))?.status == 200,
+               (try? await Probe.send("GET", started.etcdURL + "/health", timeout: 2))?.text.contains("true") == true {
+                return started
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        started.stop()
+        throw SandboxError("discovery service not up within 30 s:\n\(started.log)")
+    }
+
+    private init(root: String, url: String, pidfile: String, etcdURL: String, etcd: Process, service: Process) {
+        self.root = root
+        self.url = url
+        self.pidfile = pidfile
+        self.etcdURL = etcdURL
+        self.etcd = etcd
+        self.service = service
+    }
+
+    deinit { stop() }
+
+    /// Tokens in the backing etcd's registry.
+    func tokens() async throws -> [String] {
+        try await Probe.send("GET", etcdURL + "/v2/keys/_etcd/registry").childNames
+    }
+
+    func stop() {
+        Self.stop(service)
+        Self.stop(etcd)
+        try? FileManager.default.removeItem(atPath: root + "/backend.etcd")
+    }
+
+    static func spawn(_ executable: String, _ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    static func stop(_ process: Process) {
+        let pid = process.processIdentifier
+        guard alive(pid) else { return }
+        kill(pid, SIGTERM)
+        if waitGone(pid, seconds: 10) { return }
+        kill(pid, SIGKILL)
+        _ = waitGone(pid, seconds: 5)
+    }
+
+    static func waitGone(_ pid: Int32, seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while alive(pid) {
+            if Date() >= deadline { return false }
+            usleep(50_000)
+        }
+        return true
+    }
+
+    /// Running as far as the kernel says (a zombie counts as gone).
+    static func alive(_ pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+}
+
+enum Ports {
+    /// Distinct ports in 20000..<60000 that `address` can bind right now.
+    static func free(_ count: Int, address: String) throws -> [Int] {
+        var ports: [Int] = []
+        for _ in 0..<1000 where ports.count < count {
+            let port = Int.random(in: 20000..<60000)
+            if !ports.contains(port) && canBind(port, address: address) { ports.append(port) }
+        }
+        guard ports.count == count else { throw SandboxError("no free ports on \(address)") }
+        return ports
+    }
+
+    static func canBind(_ port: Int, address: String) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
+        socketAddress.sin_addr.s_addr = inet_addr(address)
+        return withUnsafePointer(to: &socketAddress) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
+
+/// Plain HTTP for these tests (URLSession), only to 127.0.0.1 and the sandbox gateway.
+enum Probe {
+    struct Answer {
+        var status: Int
+        var body: Data
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: body) as? [String: Any] }
+        var errorCode: Int? { json?["errorCode"] as? Int }
+        var childNames: [String] {
+            ((json?["node"] as? [String: Any])?["nodes"] as? [[String: Any]] ?? [])
+                .compactMap { ($0["key"] as? String)?.split(separator: "/").last.map(String.init) }
+        }
+    }
+
+    static func send(_ method: String, _ url: String, form: String? = nil, timeout: TimeInterval = 10) async throws -> Answer {
+        guard let parsed = URL(string: url) else { throw SandboxError("bad URL \(url)") }
+        var request = URLRequest(url: parsed)
+        request.httpMethod = method
+        request.timeoutInterval = timeout
+        if let form {
+            request.httpBody = Data(form.utf8)
+            request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        }
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = timeout
+        let session = URLSession(configuration: configuration)
+        defer { session.finishTasksAndInvalidate() }
+        let (data, response) = try await session.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw SandboxError("no HTTP answer from \(url)") }
+        return Answer(status: http.statusCode, body: data)
+    }
+}
