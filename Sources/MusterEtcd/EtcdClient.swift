@@ -78,6 +78,9 @@ struct HTTP: Sendable {
             let response = try await client.execute(request, timeout: .milliseconds(milliseconds))
             let buffer = try await response.body.collect(upTo: HTTP.maximumBody)
             return HTTPAnswer(status: Int(response.status.code), body: Data(buffer.readableBytesView))
+        } catch let error as NIOSSLExtraError where error == .failedToValidateHostname {
+            throw EtcdClientError(kind: .tls, url: urlString,
+                                  message: "the server's certificate does not name \(url.host ?? "this host") (SANs)")
         } catch {
             throw EtcdClientError(kind: HTTP.isTLS(error) ? .tls : .transport, url: urlString,
                                   message: HTTP.describe(error))

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MusterBasics
 // MusterEtcdTests needs "MusterPKI" among its dependencies in Package.swift for this import.
 import MusterPKI
@@ -77,6 +80,60 @@ struct TLSClusterTests {
             Issue.record("a missing CA file went unnoticed")
         } catch {
             #expect(error.kind == .tls && error.message.contains("nope.crt"), "\(error)")
+        }
+    }
+}
+
+/// The server's certificate must name the address asked: NIOSSL checks IP SANs too, so one
+/// member's certificate cannot stand in for another's. `openssl s_server` plays the member.
+@Suite(.timeLimit(.minutes(2)))
+struct TLSServerIdentityTests {
+    @Test func certificateForAnotherAddressIsRejected() async throws {
+        let state = FileManager.default.temporaryDirectory
+            .appendingPathComponent("muster-etcd-tls-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let pki = try ClusterPKI(stateDirectory: state, cluster: "tls")
+        let client = try pki.clientCertificate()
+        let tls = EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
+
+        for (name, ips, acceptable) in [("right", ["127.0.0.1"], true), ("wrong", ["10.9.9.9"], false)] {
+            let member = try pki.memberCertificates(member: name, dnsNames: ["\(name).example"], ipAddresses: ips)
+            let port = try LocalEtcdCluster.freePorts(1)[0]
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            server.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", member.server.certPath,
+                                "-key", member.server.keyPath, "-CAfile", pki.caPath, "-Verify", "1", "-www", "-quiet"]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            server.standardInput = FileHandle.nullDevice
+            try server.run()
+            defer {
+                kill(server.processIdentifier, SIGKILL)
+                _ = LocalEtcdCluster.waitGone(server, seconds: 10)
+            }
+            var outcome: Result<HTTPAnswer, EtcdClientError>?
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                do {
+                    outcome = .success(try await HTTP(timeout: 5, tls: tls).send("GET", "https://127.0.0.1:\(port)/"))
+                    break
+                } catch where error.kind == .transport && error.message == "connection refused" {
+                    try await Task.sleep(for: .milliseconds(100))   // s_server not listening yet
+                } catch {
+                    outcome = .failure(error)
+                    break
+                }
+            }
+            switch outcome {
+            case .success(let answer):
+                #expect(acceptable, "\(name): accepted a certificate for \(ips): HTTP \(answer.status)")
+            case .failure(let error):
+                #expect(!acceptable, "\(name): \(error)")
+                #expect(error.kind == .tls, "\(error)")
+                #expect(error.message.contains("does not name 127.0.0.1"), "\(error)")
+            case nil:
+                Issue.record("\(name): openssl s_server never listened")
+            }
         }
     }
 }
