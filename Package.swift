@@ -52,7 +52,7 @@ let package = Package(
         ]),
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
-            "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd",
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",
@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
         .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan"]),
         .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
-        .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd"]),
+        .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI"]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
         .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI"]),

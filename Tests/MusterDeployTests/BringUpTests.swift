@@ -113,4 +113,104 @@ import MusterSandbox
             #expect(after == before)
         }
     }
+
+    /// Lists what muster could have written on every host, to prove a failed run changed nothing.
+    private func hostListings() throws -> [String] {
+        try ["host1", "host2", "host3"].map {
+            try DeploySandbox.exec($0, "find /etc/etcd /opt/muster /var/lib/etcd /run/etcd 2>/dev/null | sort; ls -la --time-style=+%s /opt/muster/bin 2>/dev/null")
+        }
+    }
+
+    @Test func foreignDataDirStopsTheRunBeforeAnyChange() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            _ = try DeploySandbox.exec("host2", "mkdir -p /var/lib/etcd/main/member/snap && echo keep > /var/lib/etcd/main/member/precious")
+            let before = try hostListings()
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("up should refuse a data dir it did not create")
+            } catch let error as DeployError {
+                #expect(error.step == "preflight")
+                #expect(error.description.contains("host2: data dir /var/lib/etcd/main holds data of something muster did not start"), "\(error)")
+            }
+            #expect(try hostListings() == before)
+            #expect(try DeploySandbox.exec("host2", "cat /var/lib/etcd/main/member/precious") == "keep")
+        }
+    }
+
+    @Test func unreachableHostStopsTheRunBeforeAnyChange() async throws {
+        try await onSandbox {
+            let state = try DeploySandbox.acquire()
+            let prefix = state.hosts[0].address.split(separator: ".").prefix(3).joined(separator: ".")
+            // An address in the sandbox's subnet that no host answers on (routed through its bridge).
+            let builder = try DeploySandbox.inventory(.static) {
+                $0.replacingOccurrences(of: "hosts:\n", with: "hosts:\n  ghost: { address: \(prefix).250, ssh: { connect_timeout: 2 } }\n")
+                  .replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1, host2, host3, ghost]")
+            }
+            let before = try hostListings()
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("up should fail to reach the ghost host")
+            } catch let error as DeployError {
+                #expect(error.step == "connect")
+                #expect(error.description.contains("ghost"), "\(error)")
+            }
+            #expect(try hostListings() == before)
+        }
+    }
+
+    @Test func discoveryOnAnExternalEtcdURLAndAUsedTokenIsReplaced() async throws {
+        try await onSandbox {
+            let host1 = try DeploySandbox.host("host1").address
+            // The "existing cluster" of the walkthrough: a lone etcd with v2 on host1, brought up by
+            // a separate inventory, as an operator's existing etcd would be.
+            let backend = try DeploySandbox.inventory(.static) {
+                $0.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1]")
+                  .replacingOccurrences(of: "    tls: false\n", with: "    tls: false\n    etcd: { enable-v2: true }\n")
+            }
+            _ = try await DeploySandbox.up(backend)
+            let main = try DeploySandbox.inventory(.static) {
+                $0.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host2, host3]")
+                  .replacingOccurrences(of: "bootstrap: static", with: "bootstrap: { discovery: { url: http://\(host1):2379, size: 2 } }")
+            }
+            // Spend the token muster is about to use, as a crashed earlier attempt would have.
+            let planned = try main.build()
+            let discovery = try #require(planned.plan.clusters.first?.discovery)
+            let spent = try LocalProcess.check(["curl", "-sS", "-X", "PUT", "\(discovery.url)/0123456789abcdef",
+                                                "-d", "value=ghost=http://10.255.255.1:2380"])
+            #expect(spent.stdoutText.contains("\"action\":\"set\""), "\(spent.stdoutText)")
+            let outcome = try await DeploySandbox.up(main)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            let tokens = try main.build().state.discoveryTokens()
+            #expect(tokens["main"]?.token != discovery.token, "a used token must be replaced")
+            #expect(tokens["main"]?.formed == true)
+            // Formed: a re-run neither replaces the token nor touches anything.
+            let again = try await DeploySandbox.up(main)
+            #expect(again.bytesSent == 0)
+            #expect(try main.build().state.discoveryTokens()["main"]?.token == tokens["main"]?.token)
+            try await DeploySandbox.down(main, wipe: true)
+            try await DeploySandbox.down(backend, wipe: true)
+        }
+    }
+
+    @Test func aChangedConfigOfARunningMemberIsRefusedNotSilentlyKept() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            _ = try await DeploySandbox.up(builder)
+            let before = try DeploySandbox.exec("host1", "sha256sum /etc/etcd/main/conf.yml")
+            let path = builder.inventoryPath
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            try text.replacingOccurrences(of: "    tls: false\n", with: "    tls: false\n    etcd: { heartbeat-interval: 150 }\n")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("a changed config on running members should be refused")
+            } catch let error as DeployError {
+                #expect(error.step == "config")
+                #expect(error.description.contains("nothing was written"), "\(error)")
+            }
+            #expect(try DeploySandbox.exec("host1", "sha256sum /etc/etcd/main/conf.yml") == before)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }

@@ -18,68 +18,70 @@ import MusterSandbox
 @Suite(.serialized) struct ServiceDiscoveryTests {
     @Test(arguments: ["3.4", "3.5"])
     func threeMembersBootstrapThroughMusterDiscoveryServe(version: String) async throws {
-        let binary = version == "3.4" ? "/usr/bin/etcd" : DeploySandbox.etcd35
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            Issue.record("etcd \(version) missing at \(binary): run scripts/setup.sh (it fetches it)")
-            return
-        }
-        let gateway = try DeploySandbox.acquire().gateway
-        let service = try await DiscoveryServiceProcess.start(listen: gateway)
-        var builder: PlanBuilder?
-        do {
-            // A cluster of its own name and ports, so it never meets another suite's `main`.
-            builder = try DeploySandbox.inventory(.static, binary: binary) {
-                $0.replacingOccurrences(of: "  main:", with: "  svc:")
-                    .replacingOccurrences(of: "    bootstrap: static", with: """
-                            client_port: 22379
-                            peer_port: 22380
-                            bootstrap: { discovery: { service: \(service.url), size: 3 } }
-                        """)
+        try await onSandbox {
+            let binary = version == "3.4" ? "/usr/bin/etcd" : DeploySandbox.etcd35
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                Issue.record("etcd \(version) missing at \(binary): run scripts/setup.sh (it fetches it)")
+                return
             }
-            let outcome = try await DeploySandbox.up(builder!)
-            #expect(outcome.reports.count == 1)
-            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            let gateway = try DeploySandbox.acquire().gateway
+            let service = try await DiscoveryServiceProcess.start(listen: gateway)
+            var builder: PlanBuilder?
+            do {
+                // A cluster of its own name and ports, so it never meets another suite's `main`.
+                builder = try DeploySandbox.inventory(.static, binary: binary) {
+                    $0.replacingOccurrences(of: "  main:", with: "  svc:")
+                        .replacingOccurrences(of: "    bootstrap: static", with: """
+                                client_port: 22379
+                                peer_port: 22380
+                                bootstrap: { discovery: { service: \(service.url), size: 3 } }
+                            """)
+                }
+                let outcome = try await DeploySandbox.up(builder!)
+                #expect(outcome.reports.count == 1)
+                #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
 
-            // `up` asked /new once; each member registered itself through the service.
-            let log = service.log
-            #expect(log.contains("GET /new?size=3 -> 200"), "\(log)")
-            let token = try #require(try await service.tokens().first, "no token in the backing etcd")
-            let tokenURL = service.url + "/" + token
-            let listing = try await Probe.send("GET", tokenURL)
-            #expect(listing.status == 200)
-            #expect(listing.childNames.count == 3, "\(listing.text)")
-            #expect(!listing.text.contains("_config"))
-            #expect(log.components(separatedBy: "?prevExist=false -> 201").count - 1 == 3, "\(log)")
+                // `up` asked /new once; each member registered itself through the service.
+                let log = service.log
+                #expect(log.contains("GET /new?size=3 -> 200"), "\(log)")
+                let token = try #require(try await service.tokens().first, "no token in the backing etcd")
+                let tokenURL = service.url + "/" + token
+                let listing = try await Probe.send("GET", tokenURL)
+                #expect(listing.status == 200)
+                #expect(listing.childNames.count == 3, "\(listing.text)")
+                #expect(!listing.text.contains("_config"))
+                #expect(log.components(separatedBy: "?prevExist=false -> 201").count - 1 == 3, "\(log)")
 
-            // The token is spent. The same member registering again gets etcd's 412 (105: key
-            // exists; etcd's client says "found duplicate id").
-            let first = try #require(listing.childNames.first)
-            let again = try await Probe.send("PUT", "\(tokenURL)/\(first)?prevExist=false", form: "value=again%3Dhttp%3A%2F%2F127.0.0.1%3A1")
-            #expect(again.status == 412 && again.errorCode == 105, "\(again.status) \(again.text)")
+                // The token is spent. The same member registering again gets etcd's 412 (105: key
+                // exists; etcd's client says "found duplicate id").
+                let first = try #require(listing.childNames.first)
+                let again = try await Probe.send("PUT", "\(tokenURL)/\(first)?prevExist=false", form: "value=again%3Dhttp%3A%2F%2F127.0.0.1%3A1")
+                #expect(again.status == 412 && again.errorCode == 105, "\(again.status) \(again.text)")
 
-            // A fourth member (on host1, other ports, the binary muster shipped) finds the token
-            // full and exits (discovery-fallback: exit).
-            let host1 = try DeploySandbox.host("host1").address
-            let exe = try DeploySandbox.exec("host1", "readlink /proc/$(cat /run/etcd/svc.pid)/exe")
-            let fourth = try DeploySandbox.exec("host1", """
-                dir=$(mktemp -d); timeout 60 \(exe) --name extra --data-dir $dir/extra.etcd \
-                --listen-peer-urls http://\(host1):12380 --initial-advertise-peer-urls http://\(host1):12380 \
-                --listen-client-urls http://\(host1):12379 --advertise-client-urls http://\(host1):12379 \
-                --discovery \(tokenURL) --discovery-fallback exit >$dir/log 2>&1; echo "exit $?"; tail -n 20 $dir/log; rm -rf $dir
-                """)
-            #expect(!fourth.hasPrefix("exit 0") && !fourth.hasPrefix("exit 124"), "\(fourth)")
-            #expect(fourth.contains("discovery cluster is full") || fourth.contains("discovery: cluster is full"), "\(fourth)")
-            // etcd's client checks the listing before registering: a full token gets no fourth key.
-            #expect(try await Probe.send("GET", tokenURL).childNames.count == 3)
-        } catch {
-            if let builder { try? await DeploySandbox.down(builder, wipe: true) }
+                // A fourth member (on host1, other ports, the binary muster shipped) finds the token
+                // full and exits (discovery-fallback: exit).
+                let host1 = try DeploySandbox.host("host1").address
+                let exe = try DeploySandbox.exec("host1", "readlink /proc/$(cat /run/etcd/svc.pid)/exe")
+                let fourth = try DeploySandbox.exec("host1", """
+                    dir=$(mktemp -d); timeout 60 \(exe) --name extra --data-dir $dir/extra.etcd \
+                    --listen-peer-urls http://\(host1):12380 --initial-advertise-peer-urls http://\(host1):12380 \
+                    --listen-client-urls http://\(host1):12379 --advertise-client-urls http://\(host1):12379 \
+                    --discovery \(tokenURL) --discovery-fallback exit >$dir/log 2>&1; echo "exit $?"; tail -n 20 $dir/log; rm -rf $dir
+                    """)
+                #expect(!fourth.hasPrefix("exit 0") && !fourth.hasPrefix("exit 124"), "\(fourth)")
+                #expect(fourth.contains("discovery cluster is full") || fourth.contains("discovery: cluster is full"), "\(fourth)")
+                // etcd's client checks the listing before registering: a full token gets no fourth key.
+                #expect(try await Probe.send("GET", tokenURL).childNames.count == 3)
+            } catch {
+                if let builder { try? await DeploySandbox.down(builder, wipe: true) }
+                service.stop()
+                throw error
+            }
+            if let builder { try await DeploySandbox.down(builder, wipe: true) }
             service.stop()
-            throw error
+            #expect(!FileManager.default.fileExists(atPath: service.pidfile), "the pidfile is removed on SIGTERM")
+            try? FileManager.default.removeItem(atPath: service.root)  // logs are kept only when something failed
         }
-        if let builder { try await DeploySandbox.down(builder, wipe: true) }
-        service.stop()
-        #expect(!FileManager.default.fileExists(atPath: service.pidfile), "the pidfile is removed on SIGTERM")
-        try? FileManager.default.removeItem(atPath: service.root)  // logs are kept only when something failed
     }
 }
 
