@@ -53,7 +53,8 @@ struct ApplyScript {
         let encoded = Data(file.contents.utf8).base64EncodedString()
         bytes += file.contents.utf8.count
         lines.append("mkdir -p \(Shell.quote((file.path as NSString).deletingLastPathComponent))")
-        lines.append("printf '%s' '\(encoded)' | base64 -d > \(temporary) && chmod \(String(file.mode, radix: 8)) \(temporary) && mv -f \(temporary) \(Shell.quote(file.path))")
+        let owner = file.owner.map { " && chown \(Shell.quote($0)) \(temporary)" } ?? ""
+        lines.append("printf '%s' '\(encoded)' | base64 -d > \(temporary) && chmod \(String(file.mode, radix: 8)) \(temporary)\(owner) && mv -f \(temporary) \(Shell.quote(file.path))")
     }
 
     var text: String { lines.joined(separator: "\n") + "\n" }

@@ -28,9 +28,6 @@ public struct BringUp: Sendable {
     public func run() async throws -> Outcome {
         var built = try builder.build(lock: true)
         defer { built.state.unlock() }
-        if let tlsCluster = built.plan.clusters.first(where: \.tls) {
-            throw DeployError(host: nil, step: "plan", "cluster '\(tlsCluster.name)' has tls: true; muster cannot issue certificates yet, so `up` refuses TLS clusters: set 'tls: false' (render works for TLS)")
-        }
         built = try askServicesForTokens(built)
         let inventory = built.inventory
         let hostNames = Set(built.plan.clusters.flatMap { cluster in
@@ -51,7 +48,13 @@ public struct BringUp: Sendable {
     private func bringUp(_ initial: PlanBuilder.Result, fleet: Fleet) async throws -> Outcome {
         var built = initial
         let binaries = try shippedBinaries(built)
-        let facts = try await preflight(built, fleet: fleet, binaries: binaries)
+        // Certificates come from muster's local CA before any host is contacted.
+        var certificates: [String: ClusterCertificates] = [:]
+        for cluster in built.plan.clusters where cluster.tls {
+            certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: built.state.directory)
+        }
+        let certificateFiles = certificates.values.flatMap(\.files)
+        let facts = try await preflight(built, fleet: fleet, binaries: binaries, extraFiles: certificateFiles)
         if dryRun {
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)
@@ -64,25 +67,33 @@ public struct BringUp: Sendable {
             built = try await refreshDiscoveryToken(for: name, built, facts: facts)
             guard let cluster = built.plan.cluster(named: name) else { continue }
             let running = cluster.members.filter { facts[$0.host]?.members[cluster.name]?.runningPid != nil }
-            let files = filesToWrite(for: cluster, in: built.plan, facts: facts)
+            let tls = certificates[name]
+            let files = filesToWrite(for: cluster, in: built.plan, extra: tls?.files ?? [], facts: facts)
             try refuseChangesToRunningMembers(cluster, changed: files, running: running)
             let applied = try await apply(cluster, files: files, staged: staged, facts: facts, fleet: fleet, counter: counter)
             staged = staged.filter { !applied.contains($0.key.host) }
             if running.count == cluster.members.count {
-                progress.note("cluster \(cluster.name): every member already running with this config; left alone")
+                // New certificates reach running members by a restart, one member at a time.
+                let restart = running.filter { member in files.contains { $0.host == member.host && $0.path.hasPrefix(member.paths.pkiDir + "/") } }
+                if !restart.isEmpty {
+                    changed = true
+                    try await rollingRestart(restart, cluster: cluster, fleet: fleet, tls: tls?.tls)
+                } else {
+                    progress.note("cluster \(cluster.name): every member already running with this config; left alone")
+                }
                 continue
             }
             changed = true
             if let dns = cluster.dns { try await serveDNS(dns, cluster: cluster, fleet: fleet, inventory: built.inventory) }
             try await registerDiscovery(cluster)
             try await start(cluster, fleet: fleet, facts: facts)
-            try await waitHealthy(cluster, fleet: fleet)
+            try await waitHealthy(cluster, fleet: fleet, tls: tls?.tls)
             try markFormed(cluster, state: built.state)
         }
         var reports: [VerificationReport] = []
         for cluster in built.plan.clusters {
             progress.note("cluster \(cluster.name): verifying")
-            reports.append(try await Verification.verify(cluster, fleet: fleet, viaSSH: false))
+            reports.append(try await Verification.verify(cluster, fleet: fleet, viaSSH: false, tls: certificates[cluster.name]?.tls))
         }
         if !changed && counter.total == 0 {
             progress.note("nothing to do: every cluster is up with this plan; moved 0 bytes")
@@ -138,8 +149,9 @@ public struct BringUp: Sendable {
     }
 
     /// The cluster's files (and its dnsmasq conf) that differ from what the hosts hold.
-    private func filesToWrite(for cluster: ClusterPlan, in plan: Plan, facts: [String: HostFacts]) -> [RenderedFile] {
-        plan.files.filter { file in
+    private func filesToWrite(for cluster: ClusterPlan, in plan: Plan, extra: [RenderedFile],
+                              facts: [String: HostFacts]) -> [RenderedFile] {
+        (plan.files + extra).filter { file in
             let belongs = cluster.members.contains { $0.host == file.host && (file.path.hasPrefix($0.paths.configDir + "/") || file.path == $0.paths.unit) }
                 || (file.host == cluster.dns?.serverHost && file.path == cluster.dns?.configPath)
             guard belongs, let hostFacts = facts[file.host] else { return belongs }
@@ -192,13 +204,14 @@ public struct BringUp: Sendable {
 
     // MARK: preflight
 
-    private func preflight(_ built: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary]) async throws -> [String: HostFacts] {
+    private func preflight(_ built: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary],
+                           extraFiles: [RenderedFile]) async throws -> [String: HostFacts] {
         let plan = built.plan
         let hostNames = fleet.sessions.keys.sorted()
         let gathered = try await withThrowingTaskGroup(of: (String, HostFacts).self) { group in
             for host in hostNames {
                 let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
-                let files = plan.files.filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaries.map(\.remotePath))
+                let files = (plan.files + extraFiles).filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaries.map(\.remotePath))
                 let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
                 group.addTask {
                     let output = try await fleet.check(host, "preflight", HostFacts.script(for: members, files: files, directories: directories), timeout: 30)
@@ -384,8 +397,19 @@ public struct BringUp: Sendable {
         throw await failure(member, fleet: fleet, step: "start", "peer port \(port) did not open within 5 s")
     }
 
-    private func waitHealthy(_ cluster: ClusterPlan, fleet: Fleet) async throws {
-        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false)
+    /// Restarts running members one at a time, each healthy again before the next.
+    private func rollingRestart(_ members: [MemberPlan], cluster: ClusterPlan, fleet: Fleet, tls: EtcdTLS?) async throws {
+        for member in members {
+            let stop = TearDown.stopScript(member, wipe: false)
+            try await fleet.check(member.host, "restart", stop, timeout: 60)
+            let output = try await fleet.check(member.host, "restart", "sh \(Shell.quote(member.paths.startScript))")
+            progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (new certificates)")
+            try await waitHealthy(ClusterPlan(copying: cluster, members: [member]), fleet: fleet, tls: tls)
+        }
+    }
+
+    private func waitHealthy(_ cluster: ClusterPlan, fleet: Fleet, tls: EtcdTLS?) async throws {
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls)
         defer { Task { await endpoints.close() } }
         let deadline = Date().addingTimeInterval(60)
         var unhealthy = cluster.members

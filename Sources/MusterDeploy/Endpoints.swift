@@ -9,10 +9,13 @@ final class Endpoints: @unchecked Sendable {
     /// By member name: loopback-only members all share the endpoint `http://127.0.0.1:PORT`.
     private var mapped: [String: String] = [:]
     private var tunnels: [SSHTunnel] = []
+    private var tls: EtcdTLS?
 
     /// Opens one tunnel per member that needs it; `viaSSH` tunnels every member.
-    static func open(for cluster: ClusterPlan, fleet: Fleet, viaSSH: Bool) async throws -> Endpoints {
+    static func open(for cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool, tls: EtcdTLS?) async throws -> Endpoints {
         let endpoints = Endpoints()
+        endpoints.tls = tls
+        guard let fleet else { return endpoints }
         for member in cluster.members {
             let isLoopback = member.endpoint.contains("://127.0.0.1:")
             guard viaSSH || isLoopback else { continue }
@@ -27,11 +30,11 @@ final class Endpoints: @unchecked Sendable {
     func url(for member: String, endpoint: String) -> String { mapped[member] ?? endpoint }
 
     func client(for member: MemberPlan, timeout: TimeInterval = 5) -> EtcdClient {
-        EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout)
+        EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout, tls: tls)
     }
 
     func client(for member: ExpectedMember, timeout: TimeInterval = 5) -> EtcdClient {
-        EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout)
+        EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout, tls: tls)
     }
 
     func close() async {
@@ -49,5 +52,13 @@ extension ClusterPlan {
                 ExpectedMember(name: $0.name, memberID: $0.memberID ?? 0, peerURLs: [$0.peerURL],
                                clientURLs: $0.clientURLs, endpoint: $0.endpoint)
             })
+    }
+}
+
+extension ClusterPlan {
+    /// The same cluster narrowed to some members (to wait for one restarted member).
+    init(copying cluster: ClusterPlan, members: [MemberPlan]) {
+        self = cluster
+        self.members = members
     }
 }

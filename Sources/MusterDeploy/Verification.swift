@@ -6,8 +6,8 @@ import MusterPlan
 /// `muster verify`: checks running clusters against the plan, changing nothing.
 public enum Verification {
     /// Verifies each cluster; `fleet` is needed only for tunnels (`viaSSH` or loopback clients).
-    public static func run(plan: Plan, inventory: Inventory, options: RunOptions, viaSSH: Bool,
-                           progress: Progress) async throws -> [VerificationReport] {
+    public static func run(plan: Plan, inventory: Inventory, stateDirectory: String, options: RunOptions,
+                           viaSSH: Bool, progress: Progress) async throws -> [VerificationReport] {
         let needsSSH = viaSSH || plan.clusters.contains { $0.members.contains { $0.endpoint.contains("://127.0.0.1:") } }
         var fleet: Fleet?
         if needsSSH {
@@ -21,20 +21,19 @@ public enum Verification {
         defer { if let fleet { Task { await fleet.close() } } }
         var reports: [VerificationReport] = []
         for cluster in plan.clusters {
-            reports.append(try await verify(cluster, fleet: fleet, viaSSH: viaSSH))
+            let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: stateDirectory)
+            reports.append(try await verify(cluster, fleet: fleet, viaSSH: viaSSH, tls: tls))
         }
         if let fleet { await fleet.close() }
         return reports
     }
 
-    static func verify(_ cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool) async throws -> VerificationReport {
-        var endpoints: Endpoints?
-        if let fleet { endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH) }
-        let mapping = endpoints
+    static func verify(_ cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool, tls: EtcdTLS?) async throws -> VerificationReport {
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
         let report = await Verifier(expectation: cluster.expectation, memberClient: { member in
-            mapping?.client(for: member) ?? EtcdClient(baseURL: member.endpoint)
+            endpoints.client(for: member)
         }).run()
-        await endpoints?.close()
+        await endpoints.close()
         return report
     }
 }

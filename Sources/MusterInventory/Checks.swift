@@ -46,6 +46,9 @@ struct InventoryChecks {
                 sink.error(cluster.bootstrapMark, "discovery size \(size) must be between 1 and 99")
             }
             if case .cluster(let backend) = source {
+                if let backendCluster = inventory.cluster(named: backend), backendCluster.tls {
+                    sink.error(cluster.bootstrapMark, "discovery cluster '\(backend)' has TLS on, but etcd's v2 discovery client trusts only the system's roots and presents no client certificate: set 'tls: false' on '\(backend)' (cluster '\(cluster.name)' itself may keep TLS)")
+                }
                 if backend == cluster.name {
                     sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' cannot be its own discovery backend")
                 } else if inventory.cluster(named: backend) == nil {

@@ -93,6 +93,16 @@ public struct RenderedFile: Sendable, Codable, Equatable {
     public var path: String
     public var contents: String
     public var mode: Int
+    /// `user:group` to own the file (private keys the etcd user must read); root's otherwise.
+    public var owner: String?
+
+    public init(host: String, path: String, contents: String, mode: Int, owner: String? = nil) {
+        self.host = host
+        self.path = path
+        self.contents = contents
+        self.mode = mode
+        self.owner = owner
+    }
 }
 
 /// Everything muster will do, decided before any host is contacted.

@@ -69,6 +69,7 @@ struct Verify: AsyncParsableCommand {
             let built = try PlanBuilder(inventoryPath: options.inventory, stateDirectory: options.state,
                                         templatesDirectory: options.templates, cluster: options.cluster).build()
             let reports = try await Verification.run(plan: built.plan, inventory: built.inventory,
+                                                     stateDirectory: built.state.directory,
                                                      options: remote.runOptions, viaSSH: viaSSH,
                                                      progress: Progress(quiet: output == .json))
             try printReports(reports, format: output)

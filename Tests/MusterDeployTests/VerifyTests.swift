@@ -11,6 +11,7 @@ import MusterSandbox
     private func verify(_ builder: PlanBuilder, viaSSH: Bool = false) async throws -> VerificationReport {
         let built = try builder.build()
         let reports = try await Verification.run(plan: built.plan, inventory: built.inventory,
+                                                 stateDirectory: built.state.directory,
                                                  options: DeploySandbox.options, viaSSH: viaSSH,
                                                  progress: Progress(quiet: true))
         return try #require(reports.first)

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterDeploy
+import MusterPlan
+import MusterSandbox
+
+/// TLS clusters on the deploy sandbox: certificates from muster's CA, https everywhere.
+@Suite struct TLSTests {
+    private func tlsInventory(_ bootstrap: SandboxBootstrap, binary: String = "/usr/bin/etcd",
+                              edit: @escaping (String) -> String = { $0 }) throws -> PlanBuilder {
+        try DeploySandbox.inventory(bootstrap, binary: binary) {
+            edit($0.replacingOccurrences(of: "  main:\n    members: [host1, host2, host3]\n    tls: false", with: "  main:\n    members: [host1, host2, host3]\n    tls: true")
+                .replacingOccurrences(of: "    members: [host2, host3]\n    tls: false", with: "    members: [host2, host3]\n    tls: true"))
+        }
+    }
+
+    private func etcdctl(_ arguments: [String], client: (cert: String, key: String, ca: String)?) throws -> ProcessResult {
+        var tlsArguments: [String] = []
+        if let client { tlsArguments = ["--cacert=\(client.ca)", "--cert=\(client.cert)", "--key=\(client.key)"] }
+        return try LocalProcess.run(["etcdctl", "--dial-timeout=3s", "--command-timeout=5s"] + tlsArguments + arguments,
+                                    environment: ["ETCDCTL_API": "3"], timeout: 30)
+    }
+
+    @Test func staticTLSClusterOnEtcd34ComesUpAndRefusesClientsWithoutCertificates() async throws {
+        try await onSandbox {
+            let builder = try tlsInventory(.static)
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            let state = try builder.build().state.directory
+            let pki = "\(state)/pki/main"
+            let client = (cert: "\(pki)/client.crt", key: "\(pki)/client.key", ca: "\(pki)/ca.crt")
+            let endpoint = "https://\(try DeploySandbox.host("host1").address):2379"
+            let withCert = try etcdctl(["--endpoints=\(endpoint)", "endpoint", "health", "--cluster"], client: client)
+            #expect(withCert.succeeded, "\(withCert.stderrText)")
+            let withoutCert = try etcdctl(["--endpoints=\(endpoint)", "--cacert=\(client.ca)", "put", "/x", "y"], client: nil)
+            #expect(!withoutCert.succeeded, "a client without a certificate must be refused")
+            // Keys on the host belong to the etcd user, 0600; the peer port speaks TLS only.
+            #expect(try DeploySandbox.exec("host2", "stat -c '%a %U' /etc/etcd/main/pki/server.key /etc/etcd/main/pki/peer.key") == "600 etcd\n600 etcd")
+            // A re-run reuses the certificates: nothing moves, no member restarts.
+            let pids = try DeploySandbox.exec("host3", "cat /run/etcd/main.pid")
+            let again = try await DeploySandbox.up(builder)
+            #expect(again.bytesSent == 0)
+            #expect(try DeploySandbox.exec("host3", "cat /run/etcd/main.pid") == pids)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    @Test func dnsSRVOnEtcd34WithTLS() async throws {
+        try await onSandbox {
+            let builder = try tlsInventory(.dns) {
+                $0.replacingOccurrences(of: "  domain: ", with: "  configure_resolvers: true\n  domain: ")
+                  .replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
+            let built = try builder.build()
+            #expect(built.plan.clusters[0].dns?.serverRecords.first?.service == "_etcd-server-ssl._tcp")
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    @Test func discoveryTLSClusterOnEtcd35WithAPlainBackend() async throws {
+        guard FileManager.default.isExecutableFile(atPath: DeploySandbox.etcd35) else {
+            Issue.record("etcd 3.5 missing at \(DeploySandbox.etcd35): run scripts/setup.sh (it fetches it)")
+            return
+        }
+        try await onSandbox {
+            let builder = try tlsInventory(.discovery, binary: DeploySandbox.etcd35)
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.count == 2)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
