@@ -36,7 +36,7 @@ python3 - "$work/static.yml" <<'PY'
 import sys, re
 text = open(sys.argv[1]).read()
 hosts = re.findall(r"  (host\d+): \{ address: ([\d.]+) \}", text)
-head = text.split("hosts:")[0]
+head = text.split("\nhosts:")[0]
 def write(name, clusters, extra_host=lambda h: "", extra_head="", cluster_text=None):
     lines = [head.rstrip("\n"), extra_head.rstrip("\n"), "hosts:"] if extra_head else [head.rstrip("\n"), "hosts:"]
     used = hosts[:3 * clusters]
@@ -56,12 +56,13 @@ write("dns.yml", 1, extra_host=lambda h: f", fqdn: {h}.sandbox.muster.test",
 PY
 sed -i "s#binary: /usr/bin/etcd#binary: /var/cache/muster/etcd-3.5/usr/bin/etcd#" "$work/dns.yml"
 
-# Leaves hosts bare: no member running, no etcd data or config, no muster files (keep_binary=1 keeps
+# Leaves hosts bare (each host is its own pid namespace, so this sees only that host's
+# processes): no member running, no etcd data or config, no muster files (keep_binary=1 keeps
 # /opt/muster for the floors, which do not ship the binary).
 bare() {
     local keep_binary=${1:-0} pids=()
     for a in "${addresses[@]}"; do
-        ssh "${ssh_opts[@]}" "root@$a" "for p in /run/etcd/*.pid; do [ -s \"\$p\" ] && kill -9 \"\$(cat \"\$p\")\" 2>/dev/null; done; pkill -9 -x etcd 2>/dev/null; rm -rf /var/lib/etcd /etc/etcd /run/etcd /var/log/etcd /etc/dnsmasq.d/muster-* /tmp/floor; [ $keep_binary = 1 ] || rm -rf /opt/muster; [ -f /etc/resolv.conf.muster-backup ] && cat /etc/resolv.conf.muster-backup > /etc/resolv.conf; true" &
+        ssh "${ssh_opts[@]}" "root@$a" "for d in /proc/[0-9]*; do case \"\$(readlink \$d/exe 2>/dev/null)\" in *etcd*|*dnsmasq*) kill -9 \"\${d#/proc/}\" 2>/dev/null;; esac; done; rm -rf /var/lib/etcd /etc/etcd /run/etcd /var/log/etcd /etc/dnsmasq.d/muster-* /tmp/floor; [ $keep_binary = 1 ] || rm -rf /opt/muster; [ -f /etc/resolv.conf.muster-backup ] && cat /etc/resolv.conf.muster-backup > /etc/resolv.conf; true" &
         pids+=($!)
     done
     wait "${pids[@]}"
@@ -101,7 +102,7 @@ floor_naive() {
     t0=$(now)
     for i in 1 2 3; do ssh "${ssh_opts[@]}" "root@${addresses[$((i-1))]}" "mkdir -p /tmp/floor && cat > /tmp/floor/conf.yml" < "$work/floor-host$i.yml" & pids+=($!); done
     wait "${pids[@]}"; pids=()
-    for i in 1 2 3; do ssh "${ssh_opts[@]}" "root@${addresses[$((i-1))]}" "{ setsid $etcd_bin --config-file=/tmp/floor/conf.yml </dev/null >/tmp/floor/log 2>&1 & }" & pids+=($!); done
+    for i in 1 2 3; do ssh "${ssh_opts[@]}" "root@${addresses[$((i-1))]}" "{ setsid $etcd_bin --config-file=/tmp/floor/conf.yml </dev/null >/tmp/floor/log 2>&1 & }; echo \$! > /tmp/floor/pid" & pids+=($!); done
     wait "${pids[@]}"
     health_all
     t1=$(now)
@@ -116,7 +117,7 @@ floor_tuned() {
     wait
     for i in 1 2 3; do
         local a=${addresses[$((i-1))]}
-        ssh "${ssh_opts[@]}" -o ControlPath="$sock" "root@$a" "{ setsid $etcd_bin --config-file=/tmp/floor/conf.yml </dev/null >/tmp/floor/log 2>&1 & }"
+        ssh "${ssh_opts[@]}" -o ControlPath="$sock" "root@$a" "{ setsid $etcd_bin --config-file=/tmp/floor/conf.yml </dev/null >/tmp/floor/log 2>&1 & }; echo \$! > /tmp/floor/pid"
         for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/$a/2380") 2>/dev/null && break; sleep 0.01; done
     done
     health_all
@@ -144,7 +145,7 @@ cat > "$work/playbook.yml" <<YML
     - file: { path: /tmp/floor, state: directory }
     - copy: { src: /usr/bin/etcd, dest: /opt/ansible-etcd, mode: "0755" }
     - copy: { src: "{{ conf }}", dest: /tmp/floor/conf.yml }
-    - shell: "{ setsid /opt/ansible-etcd --config-file=/tmp/floor/conf.yml </dev/null >/tmp/floor/log 2>&1 & }"
+    - shell: "{ setsid /opt/ansible-etcd --config-file=/tmp/floor/conf.yml </dev/null >/tmp/floor/log 2>&1 & }; echo $! > /tmp/floor/pid"
     - wait_for: { host: "{{ ansible_host }}", port: 2379, timeout: 30 }
       delegate_to: localhost
     - uri: { url: "http://{{ ansible_host }}:2379/health", return_content: true }
@@ -174,23 +175,23 @@ record() { series[$1]="${series[$1]:-} $2"; }
 
 echo "trials: $trials" >&2
 for t in $(seq 1 "$trials"); do
-    bare 0; record muster_static "$(muster_up "$work/static3.yml")"
+    bare 0; v=$(muster_up "$work/static3.yml"); record muster_static "$v"
     # Re-run on the healthy, unchanged cluster: time, bytes and sshd's own counts.
     before=$(sshd_counts)
     t0=$(now); $muster up "$work/static3.yml" --state "$work/static3.yml.state" --templates "$root/templates" >/dev/null 2>"$work/rerun.log"; t1=$(now)
     after=$(sshd_counts)
-    record rerun "$(elapsed "$t0" "$t1")"
+    v=$(elapsed "$t0" "$t1"); record rerun "$v"
     record rerun_connections "$(( ${after% *} - ${before% *} ))"
     record rerun_channels "$(( ${after#* } - ${before#* } ))"
-    record rerun_bytes "$(grep -o 'moved [0-9]* bytes' "$work/rerun.log" | awk '{print $2}' | tail -n 1)"
-    bare 1; record naive "$(floor_naive)"
-    bare 1; record tuned "$(floor_tuned)"
-    bare 0; record ansible "$(ansible_run)"
-    bare 0; record muster_discovery "$(muster_up "$work/discovery.yml")"
-    bare 0; record muster_dns35 "$(muster_up "$work/dns.yml")"
+    v=$(grep -o 'moved [0-9]* bytes' "$work/rerun.log" | awk '{print $2}' | tail -n 1); record rerun_bytes "$v"
+    bare 1; v=$(floor_naive); record naive "$v"
+    bare 1; v=$(floor_tuned); record tuned "$v"
+    bare 0; v=$(ansible_run); record ansible "$v"
+    bare 0; v=$(muster_up "$work/discovery.yml"); record muster_discovery "$v"
+    bare 0; v=$(muster_up "$work/dns.yml"); record muster_dns35 "$v"
     bare 0; record fan3 "${series[muster_static]##* }"
-    record fan9 "$(muster_up "$work/fan9.yml")"
-    bare 0; record fan15 "$(muster_up "$work/fan15.yml")"
+    v=$(muster_up "$work/fan9.yml"); record fan9 "$v"
+    bare 0; v=$(muster_up "$work/fan15.yml"); record fan15 "$v"
     echo "trial $t done" >&2
 done
 bare 0

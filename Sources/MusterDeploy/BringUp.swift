@@ -62,7 +62,11 @@ public struct BringUp: Sendable {
         let counter = ByteCounter()
         var changed = false
         // The binary goes out to every host that lacks it while nothing else needs the lanes.
-        var staged = try await stageBinaries(binaries, built: built, fleet: fleet, facts: facts, counter: counter)
+        // etcd itself is on the critical path; etcdctl ships while the members elect a leader.
+        let memberBinary = Array(binaries.prefix(1)), tools = Array(binaries.dropFirst())
+        var staged = try await stageBinaries(memberBinary, to: memberHosts(built.plan), fleet: fleet, facts: facts, counter: counter)
+        var toolsShipping: Task<Void, Error>?
+        defer { toolsShipping?.cancel() }
         for name in built.plan.clusters.map(\.name) {
             built = try await refreshDiscoveryToken(for: name, built, facts: facts)
             guard let cluster = built.plan.cluster(named: name) else { continue }
@@ -87,14 +91,18 @@ public struct BringUp: Sendable {
             if let dns = cluster.dns { try await serveDNS(dns, cluster: cluster, fleet: fleet, inventory: built.inventory) }
             try await registerDiscovery(cluster)
             try await start(cluster, fleet: fleet, facts: facts)
+            if toolsShipping == nil { toolsShipping = shipTools(tools, to: memberHosts(built.plan), fleet: fleet, facts: facts, counter: counter) }
             try await waitHealthy(cluster, fleet: fleet, tls: tls?.tls)
             try markFormed(cluster, state: built.state)
         }
+        if toolsShipping == nil { toolsShipping = shipTools(tools, to: memberHosts(built.plan), fleet: fleet, facts: facts, counter: counter) }
+        // Verification speaks HTTP to the members; it need not wait for etcdctl on the SSH lanes.
         var reports: [VerificationReport] = []
         for cluster in built.plan.clusters {
             progress.note("cluster \(cluster.name): verifying")
             reports.append(try await Verification.verify(cluster, fleet: fleet, viaSSH: false, tls: certificates[cluster.name]?.tls))
         }
+        try await toolsShipping?.value
         if !changed && counter.total == 0 {
             progress.note("nothing to do: every cluster is up with this plan; moved 0 bytes")
         } else {
@@ -105,7 +113,7 @@ public struct BringUp: Sendable {
 
     // MARK: binaries and files
 
-    private struct StagedKey: Hashable { var host: String; var remotePath: String }
+    struct StagedKey: Hashable, Sendable { var host: String; var remotePath: String }
 
     private func shippedBinaries(_ built: PlanBuilder.Result) throws -> [ShippedBinary] {
         guard let paths = built.plan.clusters.first?.members.first?.paths else { return [] }
@@ -119,9 +127,8 @@ public struct BringUp: Sendable {
     }
 
     /// Sends each binary a host lacks to /tmp over SFTP; returns where each one waits.
-    private func stageBinaries(_ binaries: [ShippedBinary], built: PlanBuilder.Result, fleet: Fleet,
+    private func stageBinaries(_ binaries: [ShippedBinary], to memberHosts: Set<String>, fleet: Fleet,
                                facts: [String: HostFacts], counter: ByteCounter) async throws -> [StagedKey: String] {
-        let memberHosts = Set(built.plan.clusters.flatMap { $0.members.map(\.host) })
         return try await withThrowingTaskGroup(of: [StagedKey: String].self) { group in
             for host in memberHosts {
                 let missing = binaries.filter { binary in facts[host].map { !binary.isCurrent(on: $0) } ?? true }
@@ -133,18 +140,45 @@ public struct BringUp: Sendable {
                 group.addTask {
                     var staged: [StagedKey: String] = [:]
                     for binary in missing {
-                        let temporary = "/tmp/muster-\((binary.remotePath as NSString).lastPathComponent).\(UInt32.random(in: 0...UInt32.max))"
-                        let sent = try await fleet.session(host).send(from: binary.localPath, to: temporary)
-                        counter.add(sent)
+                        // Streamed gzipped through the command's stdin and unpacked as it arrives,
+                        // beside its target; the apply script renames it into place.
+                        let temporary = binary.remotePath + ".tmp.muster"
+                        let compressed = try Data(contentsOf: URL(fileURLWithPath: binary.compressedPath))
+                        let directory = (binary.remotePath as NSString).deletingLastPathComponent
+                        try await fleet.check(host, "binary", "mkdir -p \(Shell.quote(directory)) && gzip -dc > \(Shell.quote(temporary)) && chmod 755 \(Shell.quote(temporary))",
+                                              stdin: compressed, timeout: 300)
+                        counter.add(compressed.count)
                         staged[StagedKey(host: host, remotePath: binary.remotePath)] = temporary
                     }
-                    progress.host(host, "binary", "sent \(missing.map { ($0.remotePath as NSString).lastPathComponent }.joined(separator: ", ")) (\(missing.reduce(0) { $0 + $1.size } / 1024) KiB)")
+                    progress.host(host, "binary", "sent \(missing.map { ($0.remotePath as NSString).lastPathComponent }.joined(separator: ", ")) (\(missing.reduce(0) { $0 + $1.compressedSize } / 1024) KiB gzipped)")
                     return staged
                 }
             }
             var all: [StagedKey: String] = [:]
             for try await staged in group { all.merge(staged) { $1 } }
             return all
+        }
+    }
+
+    /// etcdctl for operators on every member host, staged and placed off the critical path.
+    private func memberHosts(_ plan: Plan) -> Set<String> {
+        Set(plan.clusters.flatMap { $0.members.map(\.host) })
+    }
+
+    private func shipTools(_ tools: [ShippedBinary], to hosts: Set<String>, fleet: Fleet,
+                           facts: [String: HostFacts], counter: ByteCounter) -> Task<Void, Error>? {
+        guard !tools.isEmpty else { return nil }
+        let this = self
+        return Task {
+            let staged = try await this.stageBinaries(tools, to: hosts, fleet: fleet, facts: facts, counter: counter)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for host in Set(staged.keys.map(\.host)) {
+                    var script = ApplyScript()
+                    for (key, temporary) in staged where key.host == host { script.place(staged: temporary, at: key.remotePath) }
+                    group.addTask { try await fleet.check(host, "tools", script.text, timeout: 60) }
+                }
+                try await group.waitForAll()
+            }
         }
     }
 
@@ -342,25 +376,37 @@ public struct BringUp: Sendable {
         try await fleet.check(dns.serverHost, "dns", script)
         progress.host(dns.serverHost, "dns", "dnsmasq serving \(dns.configPath)")
         let configure = inventory.dns?.configureResolvers == true
-        for member in cluster.members {
-            if configure {
-                let resolv = """
-                if ! head -n 1 /etc/resolv.conf | grep -qx 'nameserver \(dns.serverAddress)'; then
-                    [ -f /etc/resolv.conf.muster-backup ] || cp /etc/resolv.conf /etc/resolv.conf.muster-backup
-                    { echo 'nameserver \(dns.serverAddress)'; grep -v '^nameserver \(dns.serverAddress)$' /etc/resolv.conf.muster-backup; } > /etc/resolv.conf.muster-new
-                    cat /etc/resolv.conf.muster-new > /etc/resolv.conf && rm -f /etc/resolv.conf.muster-new
-                fi
-                """
-                try await fleet.check(member.host, "resolver", resolv)
-            }
-            for record in dns.hostRecords {
-                let output = try await fleet.session(member.host).run("getent hosts \(Shell.quote(record.fqdn))", timeout: 15)
-                guard output.stdoutText.split(separator: " ").first.map(String.init) == record.address else {
-                    throw DeployError(host: member.host, step: "dns",
-                                      "\(record.fqdn) resolves to '\(output.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines))', not \(record.address): this host's resolver must use the dnsmasq on \(dns.serverHost) (\(dns.serverAddress)); set dns.configure_resolvers: true to let muster put it first in /etc/resolv.conf")
+        let names = dns.hostRecords.map(\.fqdn)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for host in Set(cluster.members.map(\.host)) {
+                group.addTask {
+                    var script = ""
+                    if configure {
+                        script += """
+                        if ! grep -m1 '^nameserver' /etc/resolv.conf | grep -qx 'nameserver \(dns.serverAddress)'; then
+                            [ -f /etc/resolv.conf.muster-backup ] || cp /etc/resolv.conf /etc/resolv.conf.muster-backup
+                            { echo 'nameserver \(dns.serverAddress)'; grep -v '^nameserver \(dns.serverAddress)$' /etc/resolv.conf.muster-backup; } > /etc/resolv.conf.muster-new
+                            cat /etc/resolv.conf.muster-new > /etc/resolv.conf && rm -f /etc/resolv.conf.muster-new
+                        fi
+
+                        """
+                    }
+                    // What etcd will see: every name through this host's own resolver.
+                    script += "for n in \(Shell.join(names)); do echo \"$n $(getent ahostsv4 \"$n\" | awk 'NR==1 {print $1}')\"; done"
+                    let output = try await fleet.check(host, "dns", script, timeout: 30)
+                    let resolved = Dictionary(output.split(separator: "\n").map { line -> (String, String) in
+                        let parts = line.split(separator: " ").map(String.init)
+                        return (parts.first ?? "", parts.count > 1 ? parts[1] : "")
+                    }, uniquingKeysWith: { first, _ in first })
+                    for record in dns.hostRecords where resolved[record.fqdn] != record.address {
+                        throw DeployError(host: host, step: "dns",
+                                          "\(record.fqdn) resolves to '\(resolved[record.fqdn] ?? "")', not \(record.address): this host's resolver must use the dnsmasq on \(dns.serverHost) (\(dns.serverAddress)); set dns.configure_resolvers: true to let muster put it first in /etc/resolv.conf")
+                    }
                 }
             }
+            try await group.waitForAll()
         }
+        progress.note("cluster \(cluster.name): every member resolves \(names.count) names through \(dns.serverHost)")
     }
 
     // MARK: start and wait

@@ -59,8 +59,9 @@ public final class Fleet: @unchecked Sendable {
 
     /// Runs a privileged shell command; throws with stderr when it exits non-zero.
     @discardableResult
-    public func check(_ host: String, _ step: String, _ command: String, timeout: Double? = nil) async throws -> String {
-        let result = try await session(host).run(command, timeout: timeout, privileged: true)
+    public func check(_ host: String, _ step: String, _ command: String, stdin: Data? = nil,
+                      timeout: Double? = nil) async throws -> String {
+        let result = try await session(host).run(command, stdin: stdin, timeout: timeout, privileged: true)
         guard result.exitStatus == 0 else {
             let detail = result.stderrText.isEmpty ? result.stdoutText : result.stderrText
             throw DeployError(host: host, step: step,

@@ -38,7 +38,7 @@ public struct Renderer {
             }
             if let dns = cluster.dns {
                 let context: [String: Any] = [
-                    "cluster": cluster.name,
+                    "cluster": cluster.name, "domain": dns.domain,
                     "serverRecords": dns.serverRecords.map(recordContext),
                     "clientRecords": dns.clientRecords.map(recordContext),
                     "hostRecords": dns.hostRecords.map { ["fqdn": $0.fqdn, "address": $0.address] },
