@@ -52,7 +52,7 @@ let package = Package(
         ]),
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
-            "MusterBasics", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",

@@ -9,24 +9,11 @@ struct ShippedBinary: Sendable {
     var remotePath: String
     var sha256: String
     var size: Int
-    /// A gzip -1 copy, made once per binary in the controller's cache: it ships at less than
-    /// half the bytes, and both ends of every encrypted byte are CPU time on the same machines.
-    var compressedPath: String
-    var compressedSize: Int
-
     init(localPath: String, remotePath: String) throws {
         self.localPath = localPath
         self.remotePath = remotePath
         sha256 = try Digest.sha256Hex(fileAt: localPath)
         size = (try FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
-        let cache = (ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? NSHomeDirectory() + "/.cache") + "/muster/binaries"
-        compressedPath = "\(cache)/\(sha256).gz"
-        if !FileManager.default.fileExists(atPath: compressedPath) {
-            try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-            let temporary = compressedPath + ".tmp.\(getpid())"
-            try LocalProcess.check(["/bin/sh", "-c", "gzip -1 -c \(Shell.quote(localPath)) > \(Shell.quote(temporary)) && mv -f \(Shell.quote(temporary)) \(Shell.quote(compressedPath))"], timeout: 120)
-        }
-        compressedSize = (try FileManager.default.attributesOfItem(atPath: compressedPath)[.size] as? Int) ?? 0
     }
 
     func isCurrent(on facts: HostFacts) -> Bool {
@@ -53,9 +40,12 @@ struct ApplyScript {
         lines.append("chown etcd:etcd \(Shell.quote(p.logDir))")
     }
 
-    /// `staged` is the unpacked binary beside its target (gzip checked its CRC): renamed over it.
+    /// `staged` is where SFTP put the binary (in /tmp): copied beside the target, then renamed,
+    /// so the target is never half written even when /tmp is another filesystem.
     mutating func place(staged: String, at path: String) {
-        lines.append("mv -f \(Shell.quote(staged)) \(Shell.quote(path))")
+        let temporary = Shell.quote(path + ".tmp.muster")
+        lines.append("mkdir -p \(Shell.quote((path as NSString).deletingLastPathComponent))")
+        lines.append("cp \(Shell.quote(staged)) \(temporary) && rm -f \(Shell.quote(staged)) && chmod 755 \(temporary) && mv -f \(temporary) \(Shell.quote(path))")
     }
 
     mutating func write(_ file: RenderedFile) {

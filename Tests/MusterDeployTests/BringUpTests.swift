@@ -193,21 +193,33 @@ import MusterSandbox
         }
     }
 
-    @Test func aChangedConfigOfARunningMemberIsRefusedNotSilentlyKept() async throws {
+    @Test func configChangesRollThroughRestartsAndBootstrapChangesAreRefused() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.static)
             _ = try await DeploySandbox.up(builder)
-            let before = try DeploySandbox.exec("host1", "sha256sum /etc/etcd/main/conf.yml")
             let path = builder.inventoryPath
-            let text = try String(contentsOfFile: path, encoding: .utf8)
-            try text.replacingOccurrences(of: "    tls: false\n", with: "    tls: false\n    etcd: { heartbeat-interval: 150 }\n")
+            let original = try String(contentsOfFile: path, encoding: .utf8)
+            // A setting etcd honours on restart: written, then members restarted one at a time.
+            let pids = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+            try original.replacingOccurrences(of: "    tls: false\n", with: "    tls: false\n    etcd: { heartbeat-interval: 150, election-timeout: 1500 }\n")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            let rolled = try await DeploySandbox.up(builder)
+            #expect(rolled.reports.allSatisfy { $0.ok }, "\(rolled.reports.map { $0.table() })")
+            for (index, host) in ["host1", "host2", "host3"].enumerated() {
+                #expect(try DeploySandbox.exec(host, "cat /run/etcd/main.pid") != pids[index], "\(host) was not restarted")
+                #expect(try DeploySandbox.exec(host, "grep -c 'heartbeat-interval: 150' /etc/etcd/main/conf.yml") == "1")
+            }
+            // A setting etcd ignores once it has data (the cluster token): refused, nothing written.
+            let before = try DeploySandbox.exec("host1", "sha256sum /etc/etcd/main/conf.yml")
+            try original.replacingOccurrences(of: "    tls: false\n", with: "    tls: false\n    token: another-token\n")
                 .write(toFile: path, atomically: true, encoding: .utf8)
             do {
                 _ = try await DeploySandbox.up(builder)
-                Issue.record("a changed config on running members should be refused")
+                Issue.record("a change etcd ignores should be refused")
             } catch let error as DeployError {
-                #expect(error.step == "config")
-                #expect(error.description.contains("nothing was written"), "\(error)")
+                // The token is part of every member ID, so preflight already sees the change.
+                #expect(error.step == "preflight")
+                #expect(error.description.contains("token, peer URLs or bootstrap changed") && error.description.contains("nothing was changed"), "\(error)")
             }
             #expect(try DeploySandbox.exec("host1", "sha256sum /etc/etcd/main/conf.yml") == before)
             try await DeploySandbox.down(builder, wipe: true)
