@@ -202,7 +202,7 @@ import Testing
         let started = Date()
         let idle = try await HTTPProbe.send("GET", made.url + "?wait=true&recursive=true&waitIndex=\(index + 1)")
         #expect(idle.status == 200 && idle.body.isEmpty, "\(idle.status) \(idle.text)")
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < 30, "the long poll must end at its bound, not hang")
 
         // A member registers while another waits: the waiter gets etcd's event.
         let url = made.url

@@ -277,7 +277,8 @@ struct ConnectFailureTests {
         let error = await expectSSHError { _ = try await SSHSession.connect(target) }
         #expect(error?.kind == .timeout)
         #expect(error?.message.contains("handshake") == true)
-        #expect(Date().timeIntervalSince(started) < 5)
+        // Bounded, not timed: a hang would run into the test runner, a generous cap says which.
+        #expect(Date().timeIntervalSince(started) < 30)
     }
 }
 
