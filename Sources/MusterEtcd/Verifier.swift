@@ -370,19 +370,23 @@ struct Checks {
     }
 
     func oneTerm() -> Check {
-        let terms = Dictionary(grouping: statuses, by: \.1.raftTerm)
+        agreement("raft-term", label: "raft terms", value: { String($0.raftTerm) }) { "every member in raft term \($0)" }
+    }
+
+    /// A check that every answering member reports the same value (term, version, ...).
+    private func agreement(_ name: String, label: String, value: (EndpointStatus) -> String,
+                           agreed: (String) -> String) -> Check {
+        let groups = Dictionary(grouping: statuses, by: { value($0.1) })
         var problems: [String] = []
-        if terms.count > 1 {
-            problems.append("raft terms differ: " + terms.keys.sorted().map { term in
-                "\(term) on \(terms[term]!.map(\.0.name).joined(separator: ","))"
+        if groups.count > 1 {
+            problems.append("\(label) differ: " + groups.keys.sorted().map { key in
+                "\(key) on \(groups[key]!.map(\.0.name).joined(separator: ","))"
             }.joined(separator: "; "))
         }
-        if terms.isEmpty { problems.append("no member answered") }
+        if groups.isEmpty { problems.append("no member answered") }
         if let silent { problems.append(silent) }
-        if problems.isEmpty {
-            return Check(name: "raft-term", ok: true, detail: "every member in raft term \(terms.keys.first!)")
-        }
-        return Check(name: "raft-term", ok: false, detail: problems.joined(separator: "; "))
+        if problems.isEmpty { return Check(name: name, ok: true, detail: agreed(groups.keys.first!)) }
+        return Check(name: name, ok: false, detail: problems.joined(separator: "; "))
     }
 
     func indexSpread() -> Check {
@@ -419,19 +423,7 @@ struct Checks {
     }
 
     func oneVersion() -> Check {
-        let versions = Dictionary(grouping: statuses, by: \.1.version)
-        var problems: [String] = []
-        if versions.count > 1 {
-            problems.append("server versions differ: " + versions.keys.sorted().map { version in
-                "\(version) on \(versions[version]!.map(\.0.name).joined(separator: ","))"
-            }.joined(separator: "; "))
-        }
-        if versions.isEmpty { problems.append("no member answered") }
-        if let silent { problems.append(silent) }
-        if problems.isEmpty {
-            return Check(name: "one-version", ok: true, detail: "every member runs etcd \(versions.keys.first!)")
-        }
-        return Check(name: "one-version", ok: false, detail: problems.joined(separator: "; "))
+        agreement("one-version", label: "server versions", value: \.version) { "every member runs etcd \($0)" }
     }
 
     func writeRead() -> Check {
