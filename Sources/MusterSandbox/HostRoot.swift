@@ -80,6 +80,12 @@ enum HostRoot {
             try whiteout("/root/.ssh/" + entry, in: host.upperDir)
         }
         try write("/root/.ssh/authorized_keys", clientPublicKey, in: host, mode: 0o600)
+        // A fresh machine's root shell files, not the controller's: bash sources ~/.bashrc for
+        // every command sshd runs, and a developer's (pyenv init here) costs ~300 ms per command.
+        for name in [".bashrc", ".profile"] {
+            let skeleton = (try? String(contentsOfFile: "/etc/skel/\(name)", encoding: .utf8)) ?? ""
+            try write("/root/\(name)", skeleton, in: host)
+        }
     }
 
     /// The host's public host key line (`ssh-ed25519 AAAA...`).

@@ -29,3 +29,31 @@ func uploadThroughputVersusScp() async throws {
     print(String(format: "upload 20 MiB: muster %.3f s, scp %.3f s, muster/scp time ratio %.2f",
                  best.0, best.1, best.0 / best.1))
 }
+
+/// Not a test: N sessions running a short command at once against one session running it N
+/// times, as a ratio (how much the per-host lanes overlap on this machine).
+/// Run with `MUSTER_SSH_BENCH=1 swift test --filter parallelSessionsVersusOne`.
+@Test(.enabled(if: ProcessInfo.processInfo.environment["MUSTER_SSH_BENCH"] == "1"))
+func parallelSessionsVersusOne() async throws {
+    let sshd = try await SSHDFixture.start()
+    let count = 8
+    var sessions: [SSHSession] = []
+    for _ in 0..<count { sessions.append(try await sshd.connect()) }
+    let command = ProcessInfo.processInfo.environment["MUSTER_SSH_BENCH_COMMAND"] ?? "sleep 0.2; head -c 1000000 /dev/zero | sha256sum"
+    var serial = [Double](), parallel = [Double]()
+    for _ in 0..<3 {
+        var start = Date()
+        for _ in 0..<count { _ = try await sessions[0].run(command) }
+        serial.append(Date().timeIntervalSince(start))
+        start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for session in sessions { group.addTask { _ = try await session.run(command) } }
+            try await group.waitForAll()
+        }
+        parallel.append(Date().timeIntervalSince(start))
+    }
+    for session in sessions { await session.close() }
+    let ratios = zip(serial, parallel).map { $0 / $1 }.sorted()
+    print(String(format: "%d commands: one session %.3f s, %d sessions %.3f s, speed-up (median of paired runs) %.2f",
+                 count, serial.sorted()[1], count, parallel.sorted()[1], ratios[1]))
+}
