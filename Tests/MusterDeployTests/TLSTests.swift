@@ -46,30 +46,30 @@ import MusterSandbox
         }
     }
 
-    @Test func dnsSRVOnEtcd34WithTLS() async throws {
-        try await onSandbox {
-            let builder = try tlsInventory(.dns) {
-                $0.replacingOccurrences(of: "  domain: ", with: "  configure_resolvers: true\n  domain: ")
-                  .replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
-            let built = try builder.build()
-            #expect(built.plan.clusters[0].dns?.serverRecords.first?.service == "_etcd-server-ssl._tcp")
-            let outcome = try await DeploySandbox.up(builder)
-            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
-            try await DeploySandbox.down(builder, wipe: true)
-        }
-    }
-
-    @Test func discoveryTLSClusterOnEtcd35WithAPlainBackend() async throws {
-        guard FileManager.default.isExecutableFile(atPath: DeploySandbox.etcd35) else {
-            Issue.record("etcd 3.5 missing at \(DeploySandbox.etcd35): run scripts/setup.sh (it fetches it)")
+    /// Every bootstrap mode with TLS on both member versions (the static 3.4 case is above).
+    @Test(arguments: [
+        (SandboxBootstrap.static, "3.5"), (.discovery, "3.4"), (.discovery, "3.5"), (.dns, "3.4"), (.dns, "3.5"),
+    ])
+    func everyBootstrapModeWithTLS(_ mode: SandboxBootstrap, _ version: String) async throws {
+        let binary = version == "3.4" ? "/usr/bin/etcd" : DeploySandbox.etcd35
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            Issue.record("etcd \(version) missing at \(binary): run scripts/setup.sh (it fetches it)")
             return
         }
         try await onSandbox {
-            let builder = try tlsInventory(.discovery, binary: DeploySandbox.etcd35)
+            let builder = try tlsInventory(mode, binary: binary) {
+                $0.replacingOccurrences(of: "  domain: ", with: "  configure_resolvers: true\n  domain: ")
+                  .replacingOccurrences(of: "    # plain-http DNS", with: "    # DNS")
+                  .replacingOccurrences(of: "    tls: false\n    bootstrap: { dns: {} }", with: "    tls: true\n    bootstrap: { dns: {} }")
+            }
+            let built = try builder.build()
+            #expect(built.plan.clusters.last?.tls == true)
+            if mode == .dns {
+                #expect(built.plan.clusters[0].dns?.serverRecords.first?.service == "_etcd-server-ssl._tcp")
+            }
             let outcome = try await DeploySandbox.up(builder)
-            #expect(outcome.reports.count == 2)
             #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            #expect(try DeploySandbox.exec("host2", "readlink /proc/$(cat /run/etcd/main.pid)/exe").hasSuffix("etcd-\(version == "3.4" ? "3.4.23" : "3.5.16")"))
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
