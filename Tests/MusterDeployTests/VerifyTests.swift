@@ -53,7 +53,10 @@ import MusterSandbox
                 }
                 try await Task.sleep(nanoseconds: 500_000_000)
             }
-            let strangerID = try #require(stranger.split(separator: " ").first { $0.count == 16 }.map(String.init))
+            // `Member 8e9e05c52164694d added to cluster ...`: hex without leading zeros, so not always 16 long.
+            let words = stranger.split(separator: " ").map(String.init)
+            let strangerID = try #require(words.firstIndex(of: "Member").flatMap { words.indices.contains($0 + 1) ? words[$0 + 1] : nil },
+                                          "no member ID in: \(stranger)")
             let withStranger = try await verify(builder)
             #expect(!withStranger.ok && withStranger.exitCode == 1)
             #expect(withStranger.checks.contains { $0.name == "no-unknown-members" && !$0.ok })
