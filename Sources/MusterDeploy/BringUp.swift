@@ -28,7 +28,7 @@ public struct BringUp: Sendable {
     public func run() async throws -> Outcome {
         var built = try builder.build(lock: true)
         defer { built.state.unlock() }
-        built = try askServicesForTokens(built)
+        built = try await askServicesForTokens(built)
         let inventory = built.inventory
         let hostNames = Set(built.plan.clusters.flatMap { cluster in
             cluster.members.map(\.host) + (cluster.dns.map { [$0.serverHost] } ?? [])
@@ -300,13 +300,13 @@ public struct BringUp: Sendable {
     // MARK: discovery
 
     /// A service backend hands out the token URL: ask it once and record it before planning.
-    private func askServicesForTokens(_ built: PlanBuilder.Result) throws -> PlanBuilder.Result {
+    private func askServicesForTokens(_ built: PlanBuilder.Result) async throws -> PlanBuilder.Result {
         var tokens = try built.state.discoveryTokens()
         var asked = false
         for cluster in built.plan.clusters {
             guard let discovery = cluster.discovery, discovery.isPlaceholder, let service = discovery.serviceURL else { continue }
             try options.addressGuard(hostOfURL(service))
-            let url = try blocking { try await DiscoveryService.newToken(serviceURL: service, size: discovery.size) }
+            let url = try await DiscoveryService.newToken(serviceURL: service, size: discovery.size)
             progress.note("cluster \(cluster.name): discovery service gave \(url)")
             tokens[cluster.name] = DiscoveryToken(token: String(url.split(separator: "/").last ?? ""), serviceURL: url)
             asked = true
@@ -473,7 +473,16 @@ public struct BringUp: Sendable {
 
     private func waitHealthy(_ cluster: ClusterPlan, fleet: Fleet, tls: EtcdTLS?) async throws {
         let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls)
-        defer { Task { await endpoints.close() } }
+        do {
+            try await poll(cluster, endpoints: endpoints, fleet: fleet)
+            await endpoints.close()
+        } catch {
+            await endpoints.close()
+            throw error
+        }
+    }
+
+    private func poll(_ cluster: ClusterPlan, endpoints: Endpoints, fleet: Fleet) async throws {
         let deadline = Date().addingTimeInterval(60)
         var unhealthy = cluster.members
         while Date() < deadline {
@@ -483,10 +492,9 @@ public struct BringUp: Sendable {
                 if healthy { progress.host(member.host, "health", "\(cluster.name) healthy") } else { still.append(member) }
             }
             unhealthy = still
-            if unhealthy.isEmpty { await endpoints.close(); return }
+            if unhealthy.isEmpty { return }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        await endpoints.close()
         throw await failure(unhealthy[0], fleet: fleet, step: "health",
                             "\(unhealthy.map(\.name).joined(separator: ", ")) not healthy after 60 s")
     }
@@ -525,18 +533,3 @@ final class ByteCounter: @unchecked Sendable {
     var total: Int { lock.lock(); defer { lock.unlock() }; return sum }
 }
 
-/// Runs async work from a synchronous context (for the few steps that happen before any lane).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = ResultBox<T>()
-    let semaphore = DispatchSemaphore(value: 0)
-    Task.detached {
-        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-        semaphore.signal()
-    }
-    semaphore.wait()
-    return try box.result!.get()
-}
-
-private final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, Error>?
-}

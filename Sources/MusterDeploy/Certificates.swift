@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 import MusterEtcd
 import MusterPKI
 import MusterPlan
@@ -23,8 +24,8 @@ struct ClusterCertificates {
             if let domain = cluster.dns?.domain { names.append(domain) }
             let addresses = [member.address, "127.0.0.1"]
             let certificates = try pki.memberCertificates(
-                member: member.name, dnsNames: names.filter { !isIPAddress($0) }.uniqued(),
-                ipAddresses: (addresses + names.filter(isIPAddress)).uniqued())
+                member: member.name, dnsNames: names.filter { !IPAddress.isLiteral($0) }.uniqued(),
+                ipAddresses: (addresses + names.filter(IPAddress.isLiteral)).uniqued())
             if certificates.renewed { renewed.insert(member.name) }
             let pkiDir = member.paths.pkiDir
             files += [
@@ -48,9 +49,4 @@ struct ClusterCertificates {
 func hostPart(of url: String) -> String {
     guard let host = URLComponents(string: url)?.host else { return url }
     return host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-}
-
-func isIPAddress(_ text: String) -> Bool {
-    var v4 = in_addr(), v6 = in6_addr()
-    return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
 }

@@ -21,7 +21,16 @@ public struct TearDown: Sendable {
         let hostNames = Set(built.plan.clusters.flatMap { $0.members.map(\.host) + ($0.dns.map { [$0.serverHost] } ?? []) })
         let fleet = try await Fleet.connect(built.inventory.hosts.filter { hostNames.contains($0.name) },
                                             options: options, progress: progress)
-        defer { Task { await fleet.close() } }
+        do {
+            try await stop(built, fleet: fleet)
+            await fleet.close()
+        } catch {
+            await fleet.close()
+            throw error
+        }
+    }
+
+    private func stop(_ built: PlanBuilder.Result, fleet: Fleet) async throws {
         // Dependent clusters first: a discovery backend goes down last.
         for cluster in built.plan.clusters.reversed() {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -50,7 +59,6 @@ public struct TearDown: Sendable {
                 try built.state.saveDiscoveryTokens(tokens)
             }
         }
-        await fleet.close()
     }
 
     /// Stops by the recorded pid (never by name), waiting a bounded time for etcd to exit.

@@ -18,13 +18,17 @@ public enum Verification {
                 for member in cluster.members { try options.addressGuard(member.address) }
             }
         }
-        defer { if let fleet { Task { await fleet.close() } } }
         var reports: [VerificationReport] = []
-        for cluster in plan.clusters {
-            let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: stateDirectory)
-            reports.append(try await verify(cluster, fleet: fleet, viaSSH: viaSSH, tls: tls))
+        do {
+            for cluster in plan.clusters {
+                let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: stateDirectory)
+                reports.append(try await verify(cluster, fleet: fleet, viaSSH: viaSSH, tls: tls))
+            }
+        } catch {
+            await fleet?.close()
+            throw error
         }
-        if let fleet { await fleet.close() }
+        await fleet?.close()
         return reports
     }
 

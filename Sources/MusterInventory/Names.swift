@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// What a name, address or path may look like. Every value here ends up in a remote shell
 /// command, a file path or an etcd flag, so the rules are strict rather than clever.
@@ -41,8 +42,5 @@ enum Names {
         matches(value, #"^https?://[A-Za-z0-9.\[\]:_-]+(/[A-Za-z0-9._~/%-]*)?$"#)
     }
 
-    static func isIPAddress(_ value: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, value, &v4) == 1 || inet_pton(AF_INET6, value, &v6) == 1
-    }
+    static func isIPAddress(_ value: String) -> Bool { IPAddress.isLiteral(value) }
 }

@@ -1,3 +1,4 @@
+import MusterBasics
 import ArgumentParser
 import Foundation
 import MusterDiscovery
@@ -81,10 +82,7 @@ struct DiscoveryServe: AsyncParsableCommand {
         return (String(host), port)
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
-    }
+    static func isIPAddress(_ text: String) -> Bool { IPAddress.isLiteral(text) }
 
     static func isHTTPURL(_ text: String) -> Bool {
         guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https" else { return false }
