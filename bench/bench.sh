@@ -67,6 +67,7 @@ bare() {
     done
     wait "${pids[@]}"
     rm -rf "$work"/*.state
+    sync  # every contender starts with no writeback of the previous run pending (etcd fsyncs its WAL)
 }
 
 muster_up() {  # inventory -> seconds from bare hosts to verified

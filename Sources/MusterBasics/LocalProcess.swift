@@ -152,4 +152,16 @@ public enum LocalProcess {
         }
         return result
     }
+
+    /// `run` for async callers: the blocking wait happens on a dispatch thread, never on one of
+    /// Swift's cooperative threads (two on a 2-core machine, and everything else needs them).
+    public static func runOffPool(
+        _ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval = 60
+    ) async throws -> ProcessResult {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try run(arguments, environment: environment, timeout: timeout) })
+            }
+        }
+    }
 }

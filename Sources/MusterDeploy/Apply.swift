@@ -2,34 +2,17 @@ import Foundation
 import MusterBasics
 import MusterPlan
 
-/// The member binary (and etcdctl) as shipped: hashed once per run, staged on each host that
-/// lacks it over SFTP, put in place by the host's apply script.
-struct ShippedBinary: Sendable {
-    var localPath: String
-    var remotePath: String
-    var sha256: String
-    var size: Int
-    init(localPath: String, remotePath: String) throws {
-        self.localPath = localPath
-        self.remotePath = remotePath
-        sha256 = try Digest.sha256Hex(fileAt: localPath)
-        size = (try FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
-    }
-
-    func isCurrent(on facts: HostFacts) -> Bool {
-        facts.files[remotePath]?.sha256 == sha256 && facts.files[remotePath]?.mode == "755"
-    }
-}
-
-/// Everything a host needs for one cluster, written by one shell command: the etcd user,
+/// Everything a host needs for one wave of clusters, written by one shell command: the etcd user,
 /// directories, staged binaries moved into place, and changed files (each written beside its
 /// target and renamed over it, so a reader never sees half a file).
 struct ApplyScript {
     var lines: [String] = ["set -e"]
     var isEmpty: Bool { lines.count == 1 }
     var bytes = 0
+    private(set) var ensuresEtcdUser = false
 
     mutating func ensureEtcdUser(home: String) {
+        ensuresEtcdUser = true
         lines.append("id -u etcd >/dev/null 2>&1 || useradd --system --no-create-home --home-dir \(Shell.quote(home)) --shell /usr/sbin/nologin etcd")
     }
 
@@ -40,12 +23,14 @@ struct ApplyScript {
         lines.append("chown etcd:etcd \(Shell.quote(p.logDir))")
     }
 
-    /// `staged` is where SFTP put the binary (in /tmp): copied beside the target, then renamed,
-    /// so the target is never half written even when /tmp is another filesystem.
-    mutating func place(staged: String, at path: String) {
+    /// Takes a binary from the command's stdin: unpacked (zstd checks its frame checksum) or
+    /// copied beside the target, then renamed, so the target is never half written. Reads all of
+    /// stdin, so a script takes at most one binary.
+    mutating func receive(_ delivery: BinaryDelivery) {
+        let path = delivery.binary.remotePath
         let temporary = Shell.quote(path + ".tmp.muster")
         lines.append("mkdir -p \(Shell.quote((path as NSString).deletingLastPathComponent))")
-        lines.append("cp \(Shell.quote(staged)) \(temporary) && rm -f \(Shell.quote(staged)) && chmod 755 \(temporary) && mv -f \(temporary) \(Shell.quote(path))")
+        lines.append("\(delivery.compressed ? "zstd -q -d -c" : "cat") > \(temporary) && chmod 755 \(temporary) && mv -f \(temporary) \(Shell.quote(path))")
     }
 
     mutating func write(_ file: RenderedFile) {

@@ -16,6 +16,8 @@ struct HostFacts: Sendable {
     var architecture: String
     var hasSystemd: Bool
     var hasDnsmasq: Bool
+    /// Binaries travel compressed to hosts that can unpack them.
+    var hasZstd = false
     var freeKilobytes: Int
     var listeningPorts: Set<Int>
     var members: [String: MemberFacts]  // by cluster name
@@ -30,6 +32,7 @@ struct HostFacts: Sendable {
             "echo arch $(uname -m)",
             "[ -d /run/systemd/system ] && echo systemd yes",
             "command -v dnsmasq >/dev/null 2>&1 && echo dnsmasq yes",
+            "command -v zstd >/dev/null 2>&1 && echo zstd yes",
             "echo free $(df -Pk / | awk 'NR==2 {print $4}')",
             "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == \"0A\" {print \"listen\", $2}'",
             "id -u etcd >/dev/null 2>&1 && echo etcduser yes",
@@ -62,6 +65,7 @@ struct HostFacts: Sendable {
             case "arch": facts.architecture = words[1]
             case "systemd": facts.hasSystemd = true
             case "dnsmasq": facts.hasDnsmasq = true
+            case "zstd": facts.hasZstd = true
             case "free": facts.freeKilobytes = Int(words[1]) ?? 0
             case "etcduser": facts.hasEtcdUser = true
             case "dir": facts.existingDirectories.insert(words[1])

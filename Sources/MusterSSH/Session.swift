@@ -152,17 +152,6 @@ public final class SSHSession: Sendable {
         return UploadResult(skipped: false, bytesSent: sent)
     }
 
-    /// Writes a local file to exactly `remotePath` over SFTP (pipelined, fsynced), with no checks
-    /// and no rename: for callers that already know the file differs and place it themselves
-    /// (muster's apply script moves staged files into place in one command per host).
-    public func send(from localPath: String, to remotePath: String) async throws -> Int {
-        let step = "send \(remotePath)"
-        let seconds = target.commandTimeout
-        return try await onLane { state in
-            try state.sftpWrite(.file(localPath), to: remotePath, timeout: seconds, step: step)
-        }
-    }
-
     /// Forwards connections to a local 127.0.0.1 port through this session to `host:port` as the
     /// remote host sees it (direct-tcpip).
     public func openTunnel(toHost host: String, port: Int) async throws -> SSHTunnel {
@@ -269,7 +258,15 @@ final class LaneState: @unchecked Sendable {
                         input.count - inputOffset))
                 }
                 if rc > 0 { inputOffset += rc; progress = true }
-                else if rc < 0 && rc != eagain { throw fail("cannot write stdin") }
+                else if rc < 0 && rc != eagain {
+                    // The command stopped reading (it failed, or exited early): its exit status
+                    // and stderr say why, so collect them instead of failing on the write.
+                    guard libssh2_channel_eof(raw) != 0 || rc == Int(LIBSSH2_ERROR_CHANNEL_CLOSED)
+                            || rc == Int(LIBSSH2_ERROR_CHANNEL_EOF_SENT) else { throw fail("cannot write stdin") }
+                    inputOffset = input.count
+                    eofSent = true
+                    progress = true
+                }
             } else if !eofSent {
                 let rc = Int(libssh2_channel_send_eof(raw))
                 if rc == 0 { eofSent = true; progress = true }

@@ -114,6 +114,53 @@ import MusterSandbox
         }
     }
 
+    @Test func aHostWithoutZstdGetsTheBinaryAsIsAndEveryCopyIsExact() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            for host in ["host1", "host2", "host3"] { _ = try DeploySandbox.exec(host, "rm -rf /opt/muster") }
+            // Only host2's root loses zstd (the whiteout lands in its own overlay layer).
+            _ = try DeploySandbox.exec("host2", "mv /usr/bin/zstd /usr/bin/zstd.hidden-by-test")
+            defer { _ = try? DeploySandbox.exec("host2", "mv /usr/bin/zstd.hidden-by-test /usr/bin/zstd") }
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            for (local, remote) in [("/usr/bin/etcd", "/opt/muster/bin/etcd-3.4.23"), ("/usr/bin/etcdctl", "/opt/muster/bin/etcdctl-3.4.23")] {
+                let expected = try Digest.sha256Hex(fileAt: local)
+                for host in ["host1", "host2", "host3"] {
+                    #expect(try DeploySandbox.exec(host, "sha256sum \(remote) | cut -c1-64; stat -c %a \(remote)") == "\(expected)\n755", "\(host):\(remote)")
+                }
+            }
+            // host2 took both binaries as they are, the others their zstd copies: together well
+            // under three plain copies, and more than the one plain copy.
+            let plain = try ["/usr/bin/etcd", "/usr/bin/etcdctl"].reduce(0) {
+                $0 + ((try FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0)
+            }
+            #expect(outcome.bytesSent > plain)
+            #expect(outcome.bytesSent < plain * 2, "sent \(outcome.bytesSent) bytes; three plain copies are \(plain * 3)")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    @Test func anApplyThatFailsWhileTheBinaryStreamsNamesItsCause() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            for host in ["host1", "host2", "host3"] { _ = try DeploySandbox.exec(host, "rm -rf /opt/muster") }
+            // A file where muster's binary directory goes: the apply command fails before it
+            // reads the binary muster is streaming into it.
+            _ = try DeploySandbox.exec("host3", "echo in-the-way > /opt/muster")
+            defer { _ = try? DeploySandbox.exec("host3", "rm -f /opt/muster") }
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("up should fail on host3")
+            } catch let error as DeployError {
+                #expect(error.host == "host3")
+                #expect(error.step == "apply")
+                #expect(error.description.contains("/opt/muster"), "\(error)")
+                #expect(!error.description.contains("cannot write stdin"), "\(error)")
+            }
+            #expect(try DeploySandbox.exec("host3", "cat /opt/muster") == "in-the-way")
+        }
+    }
+
     /// Lists what muster could have written on every host, to prove a failed run changed nothing.
     private func hostListings() throws -> [String] {
         try ["host1", "host2", "host3"].map {

@@ -1,0 +1,66 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterInventory
+import MusterPlan
+import MusterSSH
+
+/// One command per host that gathers facts, then every problem at once, before anything changes.
+extension BringUp {
+    func preflight(_ built: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary],
+                           extraFiles: [RenderedFile]) async throws -> [String: HostFacts] {
+        let plan = built.plan
+        let hostNames = fleet.sessions.keys.sorted()
+        let gathered = try await withThrowingTaskGroup(of: (String, HostFacts).self) { group in
+            for host in hostNames {
+                let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
+                let files = (plan.files + extraFiles).filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaries.map(\.remotePath))
+                let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
+                group.addTask {
+                    let output = try await fleet.check(host, "preflight", HostFacts.script(for: members, files: files, directories: directories), timeout: 30)
+                    return (host, HostFacts.parse(output))
+                }
+            }
+            var all: [String: HostFacts] = [:]
+            for try await (host, facts) in group { all[host] = facts }
+            return all
+        }
+        var problems: [String] = []
+        let localArch = try LocalProcess.run(["uname", "-m"]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        for host in hostNames {
+            guard let facts = gathered[host] else { continue }
+            if facts.architecture != localArch {
+                problems.append("\(host): architecture \(facts.architecture) does not fit the member binary (\(localArch))")
+            }
+            if facts.freeKilobytes < 200_000 {
+                problems.append("\(host): only \(facts.freeKilobytes / 1024) MiB free on /")
+            }
+        }
+        for cluster in plan.clusters {
+            for member in cluster.members {
+                guard let facts = gathered[member.host] else { continue }
+                let mine = facts.members[cluster.name] ?? HostFacts.MemberFacts(hasData: false)
+                if mine.hasData, let marker = mine.marker, marker != member.marker,
+                   marker.hasPrefix("\(cluster.name) \(member.name) ") {
+                    problems.append("\(member.host): member \(member.name) of cluster '\(cluster.name)' was bootstrapped as \(marker.split(separator: " ").last ?? ""), the plan now makes it \(member.memberID.map(EtcdIDs.hex) ?? "unknown"): its token, peer URLs or bootstrap changed, which etcd ignores once it has data. Rebuild it (`muster down --wipe-data`, its keys are lost) or reconfigure by hand (etcdctl member update/add/remove)")
+                } else if mine.hasData, mine.marker != member.marker {
+                    let whose = mine.marker.map { "member '\($0)'" } ?? "something muster did not start"
+                    problems.append("\(member.host): data dir \(member.paths.data) holds data of \(whose), not of member \(member.marker); move it away (muster never deletes etcd data without --wipe-data on down)")
+                }
+                if mine.runningPid == nil {
+                    for port in member.listenPorts where facts.listeningPorts.contains(port) {
+                        problems.append("\(member.host): port \(port) for cluster '\(cluster.name)' is already taken by another process")
+                    }
+                }
+            }
+            if let dns = cluster.dns, gathered[dns.serverHost]?.hasDnsmasq != true {
+                problems.append("\(dns.serverHost): dnsmasq is not installed (needed to serve DNS SRV for cluster '\(cluster.name)')")
+            }
+        }
+        for host in hostNames { progress.host(host, "preflight", problems.contains { $0.hasPrefix("\(host):") } ? "FAILED" : "ok") }
+        if !problems.isEmpty {
+            throw DeployError(host: nil, step: "preflight", "nothing was changed on any host:\n  " + problems.joined(separator: "\n  "))
+        }
+        return gathered
+    }
+}
