@@ -38,7 +38,7 @@ public struct BringUp: Sendable {
         })
         let hosts = inventory.hosts.filter { hostNames.contains($0.name) }
         // Hashing the binaries (and compressing one the cache lacks) overlaps with connecting.
-        let sources = Self.binarySources(built)
+        let sources = try binarySources(built)
         async let binaries = Self.shippedBinaries(sources)
         let memberCount = built.plan.clusters.reduce(0) { $0 + $1.members.count }
         progress.note("plan: \(built.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
@@ -141,13 +141,16 @@ public struct BringUp: Sendable {
             for host in Set(cluster.members.map(\.host) + [dns.serverHost]) { try await preparation.ready(host) }
             try await serveDNS(dns, cluster: cluster, fleet: fleet, inventory: inventory)
         }
+        // etcdctl waits until every member of the wave has started: a host's SSH lane busy with it
+        // would hold that host's start back.
+        let started = Countdown(clusters.count, then: membersStarting)
         return try await withThrowingTaskGroup(of: Bool.self) { group in
             for cluster in clusters {
                 let files = filesByCluster[cluster.name] ?? []
                 let tls = certificates[cluster.name]?.tls
                 group.addTask {
                     try await bringUp(cluster: cluster, files: files, facts: facts, tls: tls,
-                                      preparation: preparation, fleet: fleet, membersStarting: membersStarting)
+                                      preparation: preparation, fleet: fleet, started: started)
                 }
             }
             var changed = false
@@ -160,8 +163,7 @@ public struct BringUp: Sendable {
     /// Starts what is not running and restarts running members whose files changed. Returns
     /// whether anything changed.
     private func bringUp(cluster: ClusterPlan, files: [RenderedFile], facts: [String: HostFacts], tls: EtcdTLS?,
-                         preparation: HostPreparation, fleet: Fleet,
-                         membersStarting: @Sendable () async -> Void) async throws -> Bool {
+                         preparation: HostPreparation, fleet: Fleet, started: Countdown) async throws -> Bool {
         let running = runningMembers(cluster, facts)
         // A changed config or new certificates reach running members by a restart, one member
         // at a time, each healthy again before the next.
@@ -171,12 +173,13 @@ public struct BringUp: Sendable {
         for member in restart { try await preparation.ready(member.host) }
         if !restart.isEmpty { try await rollingRestart(restart, cluster: cluster, fleet: fleet, tls: tls) }
         if running.count == cluster.members.count {
+            await started.arrive()
             if restart.isEmpty { progress.note("cluster \(cluster.name): every member already running with this config; left alone") }
             return !restart.isEmpty
         }
         try await registerDiscovery(cluster)
         try await start(cluster, fleet: fleet, facts: facts, preparation: preparation)
-        await membersStarting()
+        await started.arrive()
         try await waitHealthy(cluster, fleet: fleet, tls: tls)
         return true
     }
@@ -200,13 +203,15 @@ public struct BringUp: Sendable {
 
     // MARK: binaries and files
 
-    /// etcd and etcdctl (when beside it or named) as (local path, remote path).
-    private static func binarySources(_ built: PlanBuilder.Result) -> [(String, String)] {
+    /// etcd, and etcdctl when the inventory names it, as (local path, remote path).
+    private func binarySources(_ built: PlanBuilder.Result) throws -> [(String, String)] {
         guard let paths = built.plan.clusters.first?.members.first?.paths else { return [] }
         let member = built.inventory.member
-        let etcdctl = member.etcdctl ?? (member.binary as NSString).deletingLastPathComponent + "/etcdctl"
-        let withTools = FileManager.default.isExecutableFile(atPath: etcdctl)
-        return [(member.binary, paths.binary)] + (withTools ? [(etcdctl, paths.etcdctl)] : [])
+        guard let etcdctl = member.etcdctl else { return [(member.binary, paths.binary)] }
+        guard FileManager.default.isExecutableFile(atPath: etcdctl) else {
+            throw DeployError(host: nil, step: "inventory", "\(builder.inventoryPath):\(member.mark): member.etcdctl \(etcdctl) is missing or not executable on the controller (install etcd-client, or leave member.etcdctl out)")
+        }
+        return [(member.binary, paths.binary), (etcdctl, paths.etcdctl)]
     }
 
     /// The binaries hashed on a dispatch thread (tens of milliseconds of CPU the cooperative pool
@@ -289,6 +294,22 @@ extension Array where Element: Hashable {
 
 func hostOfURL(_ url: String) -> String {
     URLComponents(string: url)?.host ?? url
+}
+
+/// Runs an action once `count` parties have arrived.
+actor Countdown {
+    private var remaining: Int
+    private let action: @Sendable () async -> Void
+
+    init(_ count: Int, then action: @escaping @Sendable () async -> Void) {
+        remaining = count
+        self.action = action
+    }
+
+    func arrive() async {
+        remaining -= 1
+        if remaining == 0 { await action() }
+    }
 }
 
 /// Bytes sent by uploads across hosts.

@@ -21,7 +21,9 @@ public struct Host: Sendable {
 public struct MemberSettings: Sendable {
     /// etcd on the controller, shipped to every host.
     public var binary: String = "/usr/bin/etcd"
-    /// etcdctl to ship beside it; defaults to `etcdctl` next to `binary` when present.
+    /// etcdctl to ship beside it, only when named: operators reach the cluster from the
+    /// controller (`muster verify`, `muster env`), and an etcdctl nobody asked for would be 40%
+    /// of the bytes a bring-up moves.
     public var etcdctl: String?
     /// Overrides asking the binary (`etcd --version`), for rendering where it is absent.
     public var version: String?

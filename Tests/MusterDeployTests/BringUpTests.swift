@@ -11,9 +11,12 @@ import MusterSandbox
     @Test func staticClusterComesUpVerifiesAndReRunsAsNoOp() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.static)
+            _ = try DeploySandbox.exec("host1", "rm -rf /opt/muster")
             let first = try await DeploySandbox.up(builder)
             #expect(first.reports.count == 1)
             #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
+            // etcdctl ships only when the inventory names it.
+            #expect(try DeploySandbox.exec("host1", "ls /opt/muster/bin") == "etcd-3.4.23")
 
             // The running member is muster's shipped binary, not anything the host had.
             let exe = try DeploySandbox.exec("host1", "readlink /proc/$(cat /run/etcd/main.pid)/exe")
@@ -116,7 +119,10 @@ import MusterSandbox
 
     @Test func aHostWithoutZstdGetsTheBinaryAsIsAndEveryCopyIsExact() async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static)
+            // etcdctl too, which ships only when the inventory names it.
+            let builder = try DeploySandbox.inventory(.static) {
+                $0.replacingOccurrences(of: "  binary: /usr/bin/etcd\n", with: "  binary: /usr/bin/etcd\n  etcdctl: /usr/bin/etcdctl\n")
+            }
             for host in ["host1", "host2", "host3"] { _ = try DeploySandbox.exec(host, "rm -rf /opt/muster") }
             // Only host2's root loses zstd (the whiteout lands in its own overlay layer).
             _ = try DeploySandbox.exec("host2", "mv /usr/bin/zstd /usr/bin/zstd.hidden-by-test")
@@ -158,6 +164,24 @@ import MusterSandbox
                 #expect(!error.description.contains("cannot write stdin"), "\(error)")
             }
             #expect(try DeploySandbox.exec("host3", "cat /opt/muster") == "in-the-way")
+        }
+    }
+
+    @Test func aNamedEtcdctlThatIsMissingStopsTheRunBeforeConnecting() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static) {
+                $0.replacingOccurrences(of: "  binary: /usr/bin/etcd\n", with: "  binary: /usr/bin/etcd\n  etcdctl: /nonexistent/etcdctl\n")
+            }
+            let before = try hostListings()
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("up should refuse a missing etcdctl")
+            } catch let error as DeployError {
+                #expect(error.step == "inventory")
+                #expect(error.description.contains("\(builder.inventoryPath):"), "\(error)")
+                #expect(error.description.contains("member.etcdctl /nonexistent/etcdctl is missing"), "\(error)")
+            }
+            #expect(try hostListings() == before)
         }
     }
 
