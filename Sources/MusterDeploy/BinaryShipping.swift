@@ -129,12 +129,12 @@ actor HostPreparation {
             var script = script
             if let delivery { script.receive(delivery) }
             guard !script.isEmpty else {
-                progress.host(host, "files", "\(label): unchanged")
+                if !label.isEmpty { progress.host(host, "files", "\(label): unchanged") }
                 return
             }
             try await fleet.check(host, "apply", script.text, stdin: delivery?.payload, timeout: 300)
             counter.add(script.bytes + (delivery?.payload.count ?? 0))
-            progress.host(host, "files", (delivery.map { "\($0.summary), " } ?? "") + label)
+            progress.host(host, "files", ([delivery?.summary].compactMap { $0 } + (label.isEmpty ? [] : [label])).joined(separator: ", "))
         }
     }
 

@@ -78,9 +78,18 @@ public struct BringUp: Sendable {
         let memberBinary = Array(binaries.prefix(1)), tools = Array(binaries.dropFirst())
         let memberHosts = Set(built.plan.clusters.flatMap { $0.members.map(\.host) })
         try await preparation.deliver(memberBinary.first, to: memberHosts)
+        let waves = Self.waves(built.plan.clusters)
+        // Hosts whose clusters come up in a later wave get the binary now, while the first wave
+        // starts, rather than after it.
+        let firstWaveHosts = Set(waves.first.map { wave in
+            built.plan.clusters.filter { wave.contains($0.name) }.flatMap { $0.members.map(\.host) }
+        } ?? [])
+        for host in memberHosts.subtracting(firstWaveHosts).sorted() {
+            await preparation.apply(ApplyScript(), on: host, label: "")
+        }
         var changed = false
         do {
-            for wave in Self.waves(built.plan.clusters) {
+            for wave in waves {
                 for name in wave { built = try await refreshDiscoveryToken(for: name, built, facts: facts) }
                 let clusters = wave.compactMap(built.plan.cluster(named:))
                 let waveChanged = try await bringUp(wave: clusters, plan: built.plan, inventory: built.inventory, facts: facts,
