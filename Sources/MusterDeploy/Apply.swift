@@ -30,6 +30,10 @@ struct ApplyScript {
         let path = delivery.binary.remotePath
         let temporary = Shell.quote(path + ".tmp.muster")
         lines.append("mkdir -p \(Shell.quote((path as NSString).deletingLastPathComponent))")
+        // A 1 MiB stdin pipe (F_SETPIPE_SZ; perl-base is on every Debian) lets sshd hand the
+        // bytes straight over instead of growing and re-copying its own buffer while the
+        // unpacker is busy: measured on the sandbox, the binary's transfer took half the time.
+        lines.append("{ command -v perl >/dev/null 2>&1 && perl -e 'fcntl(STDIN, 1031, 1048576)' 2>/dev/null; true; }")
         lines.append("\(delivery.compressed ? "zstd -q -d -c" : "cat") > \(temporary) && chmod 755 \(temporary) && mv -f \(temporary) \(Shell.quote(path))")
     }
 
