@@ -4,7 +4,7 @@
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup needs root (apt-get, network namespaces)" >&2; exit 1; }
 packages=(libssh2-1-dev libyaml-dev openssh-server openssh-client etcd-server etcd-client
-          dnsmasq-base iproute2 util-linux procps python3 ca-certificates curl openssl)
+          dnsmasq-base iproute2 util-linux procps python3 ca-certificates curl openssl zstd sudo)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
