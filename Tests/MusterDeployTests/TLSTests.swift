@@ -42,6 +42,24 @@ import MusterSandbox
             let again = try await DeploySandbox.up(builder)
             #expect(again.bytesSent == 0)
             #expect(try DeploySandbox.exec("host3", "cat /run/etcd/main.pid") == pids)
+
+            // New certificates for one member (as when they near expiry or its names change)
+            // reach it by a restart of that member alone; the cluster stays whole and keeps data.
+            #expect(try etcdctl(["--endpoints=\(endpoint)", "put", "/before-renewal", "kept"], client: client).succeeded)
+            let running = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+            for file in ["host2-server.crt", "host2-server.key", "host2-peer.crt", "host2-peer.key"] {
+                try FileManager.default.removeItem(atPath: "\(pki)/\(file)")
+            }
+            let renewal = try await DeploySandbox.up(builder)
+            #expect(renewal.changed)
+            #expect(renewal.reports.allSatisfy { $0.ok }, "\(renewal.reports.map { $0.table() })")
+            let after = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+            #expect(after[0] == running[0] && after[2] == running[2], "only host2 restarts")
+            #expect(after[1] != running[1], "host2 restarts with its new certificates")
+            let pushed = try DeploySandbox.exec("host2", "cat /etc/etcd/main/pki/server.crt")
+            #expect(pushed == (try String(contentsOfFile: "\(pki)/host2-server.crt", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines))
+            let kept = try etcdctl(["--endpoints=\(endpoint)", "get", "/before-renewal", "--print-value-only"], client: client)
+            #expect(kept.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "kept")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
