@@ -35,16 +35,18 @@ struct BinaryDelivery: Sendable {
     /// Loads each binary's payloads once for all hosts: the zstd copy for hosts that can unpack
     /// it, the binary as is for the others.
     static func plan(_ binary: ShippedBinary, for hosts: [String], facts: [String: HostFacts]) throws -> [String: BinaryDelivery] {
-        var packed: Data?, plain: Data?
+        var loaded: [String: Data] = [:]
+        func payload(_ path: String) throws -> Data {
+            if let data = loaded[path] { return data }
+            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            loaded[path] = data
+            return data
+        }
         var deliveries: [String: BinaryDelivery] = [:]
         for host in hosts {
-            if let path = binary.compressedPath, facts[host]?.hasZstd == true {
-                if packed == nil { packed = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
-                deliveries[host] = BinaryDelivery(binary: binary, payload: packed!, compressed: true)
-            } else {
-                if plain == nil { plain = try Data(contentsOf: URL(fileURLWithPath: binary.localPath), options: .alwaysMapped) }
-                deliveries[host] = BinaryDelivery(binary: binary, payload: plain!, compressed: false)
-            }
+            let packed = facts[host]?.hasZstd == true ? binary.compressedPath : nil
+            deliveries[host] = BinaryDelivery(binary: binary, payload: try payload(packed ?? binary.localPath),
+                                              compressed: packed != nil)
         }
         return deliveries
     }
@@ -132,7 +134,11 @@ actor HostPreparation {
                 if !label.isEmpty { progress.host(host, "files", "\(label): unchanged") }
                 return
             }
-            try await fleet.check(host, "apply", script.text, stdin: delivery?.payload, timeout: 300)
+            do {
+                try await fleet.check(host, "apply", script.text, stdin: delivery?.payload, timeout: 300)
+            } catch let error as DeployError where delivery?.compressed == true && error.message.contains("zstd") {
+                throw DeployError(host: host, step: "apply", error.message + "\n(if zstd calls the data damaged, remove the cached copy \(delivery?.binary.compressedPath ?? "") and run again)")
+            }
             counter.add(script.bytes + (delivery?.payload.count ?? 0))
             progress.host(host, "files", ([delivery?.summary].compactMap { $0 } + (label.isEmpty ? [] : [label])).joined(separator: ", "))
         }

@@ -146,6 +146,37 @@ import MusterSandbox
         }
     }
 
+    @Test func aDamagedCachedCopyIsNamedAndAFreshCacheIsMadeAgain() async throws {
+        try await onSandbox {
+            let cache = FileManager.default.temporaryDirectory.appendingPathComponent("muster-cache-\(UUID().uuidString)").path
+            setenv("MUSTER_CACHE_DIR", cache, 1)
+            defer {
+                unsetenv("MUSTER_CACHE_DIR")
+                try? FileManager.default.removeItem(atPath: cache)
+            }
+            let damaged = "\(cache)/binaries/\(try Digest.sha256Hex(fileAt: "/usr/bin/etcd")).zst"
+            try FileManager.default.createDirectory(atPath: cache + "/binaries", withIntermediateDirectories: true)
+            try Data("not a zstd frame".utf8).write(to: URL(fileURLWithPath: damaged))
+            for host in ["host1", "host2", "host3"] { _ = try DeploySandbox.exec(host, "rm -rf /opt/muster") }
+            let builder = try DeploySandbox.inventory(.static)
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("up should stop at the damaged copy")
+            } catch let error as DeployError {
+                #expect(error.step == "apply")
+                #expect(error.description.contains("remove the cached copy \(damaged)"), "\(error)")
+            }
+            // Nothing half-written took the binary's place.
+            #expect(try DeploySandbox.exec("host1", "ls /opt/muster/bin 2>/dev/null | grep -v tmp.muster || true") == "")
+            try DeploySandbox.wipeHosts()
+            try FileManager.default.removeItem(atPath: damaged)
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok })
+            #expect(FileManager.default.fileExists(atPath: damaged), "the cache holds a fresh copy")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
     @Test func anApplyThatFailsWhileTheBinaryStreamsNamesItsCause() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.static)
