@@ -59,15 +59,18 @@ let package = Package(
             "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Harness code several test targets share (free ports, child processes, temporary
+        // directories, a loopback etcd). Used only by tests; no product depends on it.
+        .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
         .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
         .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan"]),
         .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
-        .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI"]),
+        .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI", "MusterTestSupport"]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
-        .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox"]),
-        .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI"]),
-        .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd"]),
+        .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox", "MusterTestSupport"]),
+        .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterTestSupport"]),
+        .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd", "MusterTestSupport"]),
     ]
 )

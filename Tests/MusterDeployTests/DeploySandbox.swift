@@ -3,6 +3,7 @@ import MusterBasics
 import MusterDeploy
 import MusterPlan
 import MusterSandbox
+import MusterTestSupport
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().path
@@ -51,8 +52,7 @@ enum DeploySandbox {
     static func inventory(_ bootstrap: SandboxBootstrap, binary: String = "/usr/bin/etcd",
                           edit: (String) -> String = { $0 }) throws -> PlanBuilder {
         let state = try acquire()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-deploy-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try TemporaryDirectory.create(prefix: "muster-deploy")
         let path = directory + "/inventory.yml"
         let text = edit(try Sandbox.inventoryYAML(state: state, bootstrap: bootstrap, memberBinary: binary))
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))

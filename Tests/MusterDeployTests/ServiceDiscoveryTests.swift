@@ -2,14 +2,12 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
 import MusterBasics
 import MusterDeploy
 import MusterPlan
 import MusterSandbox
+import MusterTestSupport
 
 /// `bootstrap: { discovery: { service: URL, size: 3 } }` against `muster discovery serve` run on
 /// the controller, listening on the sandbox bridge's gateway address (backed by an etcd 3.4 on
@@ -86,14 +84,15 @@ import MusterSandbox
 }
 
 /// `muster discovery serve` (the binary built beside this test bundle) plus its backing etcd
-/// on 127.0.0.1, each stopped by pid: SIGTERM, SIGKILL after 10 s, bounded waits.
+/// on 127.0.0.1, each stopped with SIGTERM, SIGKILL after 10 s, bounded waits.
 final class DiscoveryServiceProcess: @unchecked Sendable {
     let root: String
     let url: String
-    let pidfile: String
-    let etcdURL: String
-    private let etcd: Process
+    private let etcd: LoopbackEtcd
     private let service: Process
+    var etcdURL: String { etcd.clientURL }
+    /// The service writes its pid here and removes the file on SIGTERM.
+    var pidfile: String { root + "/service.pid" }
     var log: String { (try? String(contentsOfFile: root + "/service.log", encoding: .utf8)) ?? "" }
 
     static func musterBinary() throws -> String {
@@ -113,28 +112,20 @@ final class DiscoveryServiceProcess: @unchecked Sendable {
 
     static func start(listen address: String) async throws -> DiscoveryServiceProcess {
         let muster = try musterBinary()
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("muster-disco-svc-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let loopback = try Ports.free(2, address: "127.0.0.1")
-        let etcd = try spawn("/usr/bin/etcd", [
-            "--name", "discovery-backend", "--data-dir", root + "/backend.etcd",
-            "--listen-client-urls", "http://127.0.0.1:\(loopback[0])", "--advertise-client-urls", "http://127.0.0.1:\(loopback[0])",
-            "--listen-peer-urls", "http://127.0.0.1:\(loopback[1])", "--initial-advertise-peer-urls", "http://127.0.0.1:\(loopback[1])",
-            "--initial-cluster", "discovery-backend=http://127.0.0.1:\(loopback[1])", "--enable-v2",
-        ], log: root + "/backend.log")
-        let port = try Ports.free(1, address: address)[0]
+        let root = try TemporaryDirectory.create(prefix: "muster-disco-svc")
+        let etcd = try LoopbackEtcd(name: "discovery-backend", root: root)
+        let port = try FreePorts.pick(1, on: address)[0]
         let pidfile = root + "/service.pid"
         let service: Process
         do {
-            service = try spawn(muster, ["discovery", "serve", "--listen", "\(address):\(port)",
-                                         "--etcd", "http://127.0.0.1:\(loopback[0])", "--pidfile", pidfile],
-                                log: root + "/service.log")
+            service = try ChildProcesses.start(muster, ["discovery", "serve", "--listen", "\(address):\(port)",
+                                                        "--etcd", etcd.clientURL, "--pidfile", pidfile],
+                                               logPath: root + "/service.log")
         } catch {
-            stop(etcd)
+            etcd.stop()
             throw error
         }
-        let started = DiscoveryServiceProcess(root: root, url: "http://\(address):\(port)", pidfile: pidfile,
-                                              etcdURL: "http://127.0.0.1:\(loopback[0])", etcd: etcd, service: service)
+        let started = DiscoveryServiceProcess(root: root, url: "http://\(address):\(port)", etcd: etcd, service: service)
         // Up when the pidfile names it and both it and its backend answer.
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -150,11 +141,9 @@ final class DiscoveryServiceProcess: @unchecked Sendable {
         throw SandboxError("discovery service not up within 30 s:\n\(started.log)")
     }
 
-    private init(root: String, url: String, pidfile: String, etcdURL: String, etcd: Process, service: Process) {
+    private init(root: String, url: String, etcd: LoopbackEtcd, service: Process) {
         self.root = root
         self.url = url
-        self.pidfile = pidfile
-        self.etcdURL = etcdURL
         self.etcd = etcd
         self.service = service
     }
@@ -167,77 +156,9 @@ final class DiscoveryServiceProcess: @unchecked Sendable {
     }
 
     func stop() {
-        Self.stop(service)
-        Self.stop(etcd)
-        try? FileManager.default.removeItem(atPath: root + "/backend.etcd")
-    }
-
-    static func spawn(_ executable: String, _ arguments: [String], log: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
-
-    static func stop(_ process: Process) {
-        let pid = process.processIdentifier
-        guard alive(pid) else { return }
-        kill(pid, SIGTERM)
-        if waitGone(pid, seconds: 10) { return }
-        kill(pid, SIGKILL)
-        _ = waitGone(pid, seconds: 5)
-    }
-
-    static func waitGone(_ pid: Int32, seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while alive(pid) {
-            if Date() >= deadline { return false }
-            usleep(50_000)
-        }
-        return true
-    }
-
-    /// Running as far as the kernel says (a zombie counts as gone).
-    static func alive(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
-        return state != "Z" && state != "X"
-    }
-}
-
-enum Ports {
-    /// Distinct ports in 20000..<60000 that `address` can bind right now.
-    static func free(_ count: Int, address: String) throws -> [Int] {
-        var ports: [Int] = []
-        for _ in 0..<1000 where ports.count < count {
-            let port = Int.random(in: 20000..<60000)
-            if !ports.contains(port) && canBind(port, address: address) { ports.append(port) }
-        }
-        guard ports.count == count else { throw SandboxError("no free ports on \(address)") }
-        return ports
-    }
-
-    static func canBind(_ port: Int, address: String) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
-        socketAddress.sin_addr.s_addr = inet_addr(address)
-        return withUnsafePointer(to: &socketAddress) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+        ChildProcesses.stop(service)
+        etcd.stop()
+        try? FileManager.default.removeItem(atPath: etcd.dataDir)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MusterTestSupport
 import Testing
 @testable import MusterDiscovery
 
@@ -8,13 +9,13 @@ import Testing
     @Test(arguments: [EtcdBinaries.etcd34, EtcdBinaries.etcd35])
     func threeMembersBootstrapAndTheTokenIsSpent(binary: String) async throws {
         try EtcdBinaries.require(binary)
-        let root = try Loopback.temporaryDirectory()
+        let root = try TemporaryDirectory.create(prefix: "muster-disco")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let backing = try EtcdProcess(root: root)
+        let backing = try LoopbackEtcd(name: "backing", root: root)
         try await backing.waitHealthy()
         // A short long-poll bound: the members wait through several empty answers.
         let service = try await ServiceUnderTest(etcdURL: backing.clientURL) { $0.waitTimeout = 1 }
-        var members: [EtcdProcess] = []
+        var members: [LoopbackEtcd] = []
         func stopAll() async {
             for member in members { member.stop() }
             await service.stop()
@@ -24,9 +25,9 @@ import Testing
             let answer = try await HTTPProbe.send("GET", service.url + "/new?size=3")
             let discovery = answer.text
             #expect(answer.status == 200)
-            let ports = try Loopback.freePorts(6)
-            func member(_ index: Int, extra: [String] = []) throws -> EtcdProcess {
-                try EtcdProcess(binary: binary, name: "m\(index)", root: root,
+            let ports = try FreePorts.pick(6)
+            func member(_ index: Int, extra: [String] = []) throws -> LoopbackEtcd {
+                try LoopbackEtcd(binary: binary, name: "m\(index)", root: root,
                                 ports: (ports[2 * index], ports[2 * index + 1]),
                                 extra: ["--discovery", discovery, "--discovery-fallback", "exit"] + extra)
             }
@@ -43,8 +44,8 @@ import Testing
             #expect(list.text.components(separatedBy: "\"name\"").count - 1 == 3, "\(list.text)")
 
             // A fourth member on the full token is refused by etcd's client (and exits).
-            let fourthPorts = try Loopback.freePorts(2)
-            let fourth = try EtcdProcess(binary: binary, name: "m4", root: root, ports: (fourthPorts[0], fourthPorts[1]),
+            let fourthPorts = try FreePorts.pick(2)
+            let fourth = try LoopbackEtcd(binary: binary, name: "m4", root: root, ports: (fourthPorts[0], fourthPorts[1]),
                                          extra: ["--discovery", discovery, "--discovery-fallback", "exit"])
             #expect(fourth.waitExit(seconds: 30), "a fourth member kept running")
             #expect(fourth.log.contains("discovery cluster is full") || fourth.log.contains("discovery: cluster is full"),

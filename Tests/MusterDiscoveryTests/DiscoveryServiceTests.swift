@@ -1,4 +1,5 @@
 import Foundation
+import MusterTestSupport
 import Testing
 @testable import MusterDiscovery
 
@@ -42,12 +43,12 @@ import Testing
     /// A backing etcd and the service in front of it, stopped by `finish()`.
     struct Fixture {
         let root: String
-        let etcd: EtcdProcess
+        let etcd: LoopbackEtcd
         let service: ServiceUnderTest
 
         static func start(configure: (inout DiscoveryServerOptions) -> Void = { _ in }) async throws -> Fixture {
-            let root = try Loopback.temporaryDirectory()
-            let etcd = try EtcdProcess(root: root)
+            let root = try TemporaryDirectory.create(prefix: "muster-disco")
+            let etcd = try LoopbackEtcd(name: "backing", root: root)
             do {
                 try await etcd.waitHealthy()
                 let service = try await ServiceUnderTest(etcdURL: etcd.clientURL, configure: configure)
@@ -235,8 +236,8 @@ import Testing
     }
 
     @Test func backendWithoutV2OrDownIsSaidPlainly() async throws {
-        let root = try Loopback.temporaryDirectory()
-        let port = try Loopback.freePorts(1)[0]
+        let root = try TemporaryDirectory.create(prefix: "muster-disco")
+        let port = try FreePorts.pick(1)[0]
         let service = try await ServiceUnderTest(etcdURL: "http://127.0.0.1:\(port)") { $0.backendTimeout = 2 }
         let answer = try await HTTPProbe.send("GET", service.url + "/new")
         #expect(answer.status == 503, "\(answer.text)")

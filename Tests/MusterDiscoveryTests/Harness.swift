@@ -2,92 +2,21 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-#if canImport(Glibc)
-import Glibc
-#endif
 @testable import MusterDiscovery
-
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-}
+import MusterTestSupport
 
 /// etcd 3.4 (Debian's) and 3.5 (unpacked by scripts/fetch-etcd35.sh during set-up).
 enum EtcdBinaries {
-    static let etcd34 = "/usr/bin/etcd"
+    static let etcd34 = LoopbackEtcd.debianBinary
     static let etcd35 = ProcessInfo.processInfo.environment["MUSTER_ETCD35"] ?? "/var/cache/muster/etcd-3.5/usr/bin/etcd"
 
     static func require(_ path: String) throws {
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw HarnessError(description: "\(path) is missing: these tests need a real etcd (etcd-server for 3.4, scripts/fetch-etcd35.sh for 3.5); they fail rather than skip")
-        }
+        try LoopbackEtcd.requireBinary(path, install: "etcd-server for 3.4, scripts/fetch-etcd35.sh for 3.5")
     }
 }
 
-/// One etcd process on 127.0.0.1 with random ports and a temporary data dir. `stop()` (also
-/// run from `deinit`) sends SIGTERM, then SIGKILL after 10 s, and waits (bounded) for the exit.
-final class EtcdProcess: @unchecked Sendable {
-    let name: String
-    let clientPort: Int
-    let peerPort: Int
-    let dataDir: String
-    let logPath: String
-    private let process = Process()
-    var clientURL: String { "http://127.0.0.1:\(clientPort)" }
-    var peerURL: String { "http://127.0.0.1:\(peerPort)" }
-
-    /// Starts etcd. `extra` adds flags (a discovery URL, say); without any, a lone member that
-    /// serves the v2 keys API.
-    init(binary: String = EtcdBinaries.etcd34, name: String = "backing", root: String,
-         ports: (client: Int, peer: Int)? = nil, extra: [String] = []) throws {
-        try EtcdBinaries.require(binary)
-        self.name = name
-        let chosen = try ports ?? { let free = try Loopback.freePorts(2); return (free[0], free[1]) }()
-        clientPort = chosen.client
-        peerPort = chosen.peer
-        dataDir = "\(root)/\(name).etcd"
-        logPath = "\(root)/\(name).log"
-        process.executableURL = URL(fileURLWithPath: binary)
-        var arguments = [
-            "--name", name, "--data-dir", dataDir,
-            "--listen-client-urls", "http://127.0.0.1:\(clientPort)", "--advertise-client-urls", "http://127.0.0.1:\(clientPort)",
-            "--listen-peer-urls", "http://127.0.0.1:\(peerPort)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
-            "--enable-v2",
-        ]
-        if extra.isEmpty { arguments += ["--initial-cluster", "\(name)=http://127.0.0.1:\(peerPort)"] }
-        process.arguments = arguments + extra
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    deinit { stop() }
-
-    var pid: Int32 { process.processIdentifier }
-    var running: Bool { Self.alive(pid) && process.isRunning }
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    func stop() {
-        guard running else { return }
-        kill(pid, SIGTERM)
-        if waitExit(seconds: 10) { return }
-        kill(pid, SIGKILL)
-        _ = waitExit(seconds: 5)
-    }
-
-    /// True once the process has exited (or become a zombie), within `seconds`.
-    func waitExit(seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while running {
-            if Date() >= deadline { return false }
-            usleep(50_000)
-        }
-        return true
-    }
-
-    /// Polls `/health` until etcd says true, at most `timeout` seconds.
+extension LoopbackEtcd {
+    /// Polls `/health` over plain http until etcd says true, at most `timeout` seconds.
     func waitHealthy(timeout: TimeInterval = 30) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -96,15 +25,7 @@ final class EtcdProcess: @unchecked Sendable {
             if !running { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        throw HarnessError(description: "etcd \(name) not healthy within \(Int(timeout)) s; log:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
-    }
-
-    static func alive(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
-        return state != "Z" && state != "X"
+        throw HarnessError(description: "etcd \(name) not healthy within \(Int(timeout)) s; log:\n" + logTail())
     }
 }
 
@@ -205,41 +126,5 @@ enum HTTPProbe {
             if let key = key as? String, let value = value as? String { headers[key.lowercased()] = value }
         }
         return Answer(status: http.statusCode, body: data, headers: headers)
-    }
-}
-
-enum Loopback {
-    /// Distinct ports in 20000..<60000 that `address` can bind right now.
-    static func freePorts(_ count: Int, address: String = "127.0.0.1") throws -> [Int] {
-        var ports: [Int] = []
-        var attempts = 0
-        while ports.count < count {
-            attempts += 1
-            if attempts > 1000 { throw HarnessError(description: "no free ports found") }
-            let port = Int.random(in: 20000..<60000)
-            if !ports.contains(port) && canBind(port, address: address) { ports.append(port) }
-        }
-        return ports
-    }
-
-    static func canBind(_ port: Int, address: String) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
-        socketAddress.sin_addr.s_addr = inet_addr(address)
-        return withUnsafePointer(to: &socketAddress) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
-
-    static func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-disco-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
     }
 }

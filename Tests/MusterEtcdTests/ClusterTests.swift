@@ -1,8 +1,6 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import MusterBasics
+import MusterTestSupport
 import Testing
 @testable import MusterEtcd
 
@@ -167,7 +165,7 @@ struct RealClusterTests {
     }
 
     func memberAddedByHand(_ cluster: LocalEtcdCluster, _ expectation: ClusterExpectation) async throws {
-        let port = try LocalEtcdCluster.freePorts(1)[0]
+        let port = try FreePorts.pick(1)[0]
         // etcd refuses a new voting member until every member has been connected for 5 s
         // ("etcdserver: unhealthy cluster"): retry, bounded.
         let deadline = Date().addingTimeInterval(30)
@@ -243,24 +241,16 @@ struct RealClusterTests {
     @Test func discoveryServiceToken() async throws {
         let python = "/usr/bin/python3"
         try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is needed to serve the fake discovery service")
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("muster-disc-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
+        let root = try TemporaryDirectory.create(prefix: "muster-disc")
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let url = "http://127.0.0.1:2379/v2/keys/discovery/0123abcd"
-        try Data((url + "\n").utf8).write(to: root.appendingPathComponent("new"))
-        let port = try LocalEtcdCluster.freePorts(1)[0]
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: python)
-        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", root.path, String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            // SIGKILL: children inherit the test runner's blocked-signal mask, so python would
-            // never see a SIGTERM (etcd, in Go, unblocks its own signals).
-            kill(server.processIdentifier, SIGKILL)
-            _ = LocalEtcdCluster.waitGone(server, seconds: 10)
-        }
+        try Data((url + "\n").utf8).write(to: URL(fileURLWithPath: root + "/new"))
+        let port = try FreePorts.pick(1)[0]
+        let server = try ChildProcesses.start(python, ["-m", "http.server", "--bind", "127.0.0.1",
+                                                       "--directory", root, String(port)], logPath: nil)
+        // SIGKILL: children inherit the test runner's blocked-signal mask, so python would
+        // never see a SIGTERM (etcd, in Go, unblocks its own signals).
+        defer { ChildProcesses.forceStop(server) }
 
         var token: String?
         var lastError: (any Error)?
@@ -278,7 +268,7 @@ struct RealClusterTests {
 
     /// Nothing listens: failed checks carrying the error, no crash.
     @Test func unreachableEndpoints() async throws {
-        let ports = try LocalEtcdCluster.freePorts(2)
+        let ports = try FreePorts.pick(2)
         let members = ports.enumerated().map { index, port in
             ExpectedMember(name: "h\(index)", memberID: UInt64(index + 1),
                            peerURLs: ["http://127.0.0.1:\(port)"], clientURLs: ["http://127.0.0.1:\(port)"],

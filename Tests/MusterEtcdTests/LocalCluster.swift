@@ -1,13 +1,7 @@
 import Foundation
 import MusterBasics
 @testable import MusterEtcd
-#if canImport(Glibc)
-import Glibc
-#endif
-
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-}
+import MusterTestSupport
 
 /// Certificates for a TLS test cluster: each member's server and peer pair, one CA, and the
 /// client certificate muster (and etcdctl) present.
@@ -22,7 +16,7 @@ struct LocalTLS {
 /// With `tls`, both ports speak https and require client certificates.
 /// Every process it starts is stopped by `stopAll()` (also called from `deinit`).
 final class LocalEtcdCluster: @unchecked Sendable {
-    static let etcdPath = "/usr/bin/etcd"
+    static let etcdPath = LoopbackEtcd.debianBinary
     static let etcdctlPath = "/usr/bin/etcdctl"
 
     struct Node {
@@ -42,16 +36,13 @@ final class LocalEtcdCluster: @unchecked Sendable {
     var clientTLS: EtcdTLS? { tls?.client }
     let root: String
     private(set) var nodes: [Node] = []
-    private var processes: [String: Process] = [:]
+    private var processes: [String: LoopbackEtcd] = [:]
     private let lock = NSLock()
 
     /// Fails (never skips) when the etcd binaries are missing.
     static func requireBinaries() throws {
-        for path in [etcdPath, etcdctlPath] where !FileManager.default.isExecutableFile(atPath: path) {
-            throw HarnessError(description: """
-                \(path) is missing: these tests need a real etcd 3.4+ (Debian: apt-get install \
-                etcd-server etcd-client); they fail rather than skip
-                """)
+        for path in [etcdPath, etcdctlPath] {
+            try LoopbackEtcd.requireBinary(path, install: "3.4+; Debian: apt-get install etcd-server etcd-client")
         }
     }
 
@@ -59,10 +50,8 @@ final class LocalEtcdCluster: @unchecked Sendable {
         try LocalEtcdCluster.requireBinaries()
         self.tls = tls
         token = "muster-test-" + UUID().uuidString.prefix(8).lowercased()
-        root = FileManager.default.temporaryDirectory
-            .appendingPathComponent("muster-etcd-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let ports = try LocalEtcdCluster.freePorts(names.count * 2)
+        root = try TemporaryDirectory.create(prefix: "muster-etcd")
+        let ports = try FreePorts.pick(names.count * 2)
         for (index, name) in names.enumerated() {
             nodes.append(Node(name: name, peerPort: ports[2 * index], clientPort: ports[2 * index + 1],
                               dataDir: "\(root)/\(name).etcd", logPath: "\(root)/\(name).log",
@@ -81,65 +70,24 @@ final class LocalEtcdCluster: @unchecked Sendable {
     }
 
     private func start(_ node: Node) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: LocalEtcdCluster.etcdPath)
-        process.arguments = [
-            "--name", node.name, "--data-dir", node.dataDir,
-            "--listen-peer-urls", node.peerURL, "--initial-advertise-peer-urls", node.peerURL,
-            "--listen-client-urls", node.clientURL, "--advertise-client-urls", node.clientURL,
-            "--initial-cluster", initialCluster, "--initial-cluster-token", token,
-            "--initial-cluster-state", "new", "--enable-v2",
-        ]
+        var memberTLS: EtcdMemberTLS?
         if let tls {
             guard let member = tls.members[node.name] else {
                 throw HarnessError(description: "no certificates for \(node.name)")
             }
-            process.arguments! += [
-                "--cert-file", member.certPath, "--key-file", member.keyPath,
-                "--trusted-ca-file", tls.caPath, "--client-cert-auth",
-                "--peer-cert-file", member.peerCertPath, "--peer-key-file", member.peerKeyPath,
-                "--peer-trusted-ca-file", tls.caPath, "--peer-client-cert-auth",
-            ]
+            memberTLS = EtcdMemberTLS(caPath: tls.caPath, certPath: member.certPath, keyPath: member.keyPath,
+                                      peerCertPath: member.peerCertPath, peerKeyPath: member.peerKeyPath)
         }
-        _ = FileManager.default.createFile(atPath: node.logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logPath))
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        lock.withLock { processes[node.name] = process }
+        let member = try LoopbackEtcd(binary: LocalEtcdCluster.etcdPath, name: node.name, root: root,
+                                      ports: (client: node.clientPort, peer: node.peerPort), tls: memberTLS,
+                                      extra: ["--initial-cluster", initialCluster, "--initial-cluster-token", token,
+                                              "--initial-cluster-state", "new"])
+        lock.withLock { processes[node.name] = member }
     }
 
     /// SIGTERM, then SIGKILL after 10 s; waits (bounded) for the exit.
     func stop(_ name: String) {
-        guard let process = lock.withLock({ processes.removeValue(forKey: name) }) else { return }
-        let pid = process.processIdentifier
-        guard LocalEtcdCluster.alive(process) else { return }
-        kill(pid, SIGTERM)
-        if LocalEtcdCluster.waitGone(process, seconds: 10) { return }
-        kill(pid, SIGKILL)
-        _ = LocalEtcdCluster.waitGone(process, seconds: 5)
-    }
-
-    /// Running, as far as the kernel says: a zombie (exited, not yet reaped by Foundation) counts
-    /// as gone, so a slow or absent reaper can never hang the tests.
-    static func alive(_ process: Process) -> Bool {
-        guard process.isRunning else { return false }
-        let pid = process.processIdentifier
-        guard kill(pid, 0) == 0 else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
-        return state != "Z" && state != "X"
-    }
-
-    static func waitGone(_ process: Process, seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while alive(process) {
-            if Date() >= deadline { return false }
-            usleep(20_000)
-        }
-        return true
+        lock.withLock { processes.removeValue(forKey: name) }?.stop()
     }
 
     func stopAll() {
@@ -193,33 +141,5 @@ final class LocalEtcdCluster: @unchecked Sendable {
         }
         return ClusterExpectation(clusterName: "test", clusterID: EtcdIDs.clusterID(memberIDs: members.map(\.memberID)),
                                   members: members)
-    }
-
-    /// Distinct ports in 20000..<60000 that 127.0.0.1 can bind right now.
-    static func freePorts(_ count: Int) throws -> [Int] {
-        var ports: [Int] = []
-        var attempts = 0
-        while ports.count < count {
-            attempts += 1
-            if attempts > 1000 { throw HarnessError(description: "no free ports found") }
-            let port = Int.random(in: 20000..<60000)
-            if !ports.contains(port) && canBind(port) { ports.append(port) }
-        }
-        return ports
-    }
-
-    static func canBind(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
     }
 }

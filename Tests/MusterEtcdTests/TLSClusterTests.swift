@@ -1,8 +1,6 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import MusterBasics
+import MusterTestSupport
 // MusterEtcdTests needs "MusterPKI" among its dependencies in Package.swift for this import.
 import MusterPKI
 import Testing
@@ -14,8 +12,7 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct TLSClusterTests {
     @Test func verifierAndDiscoveryOverTLS() async throws {
-        let state = FileManager.default.temporaryDirectory
-            .appendingPathComponent("muster-etcd-tls-\(UUID().uuidString.prefix(8))").path
+        let state = try TemporaryDirectory.create(prefix: "muster-etcd-tls")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let pki = try ClusterPKI(stateDirectory: state, cluster: "tls")
         var members: [String: LocalTLS.Member] = [:]
@@ -89,8 +86,7 @@ struct TLSClusterTests {
 @Suite(.timeLimit(.minutes(2)))
 struct TLSServerIdentityTests {
     @Test func certificateForAnotherAddressIsRejected() async throws {
-        let state = FileManager.default.temporaryDirectory
-            .appendingPathComponent("muster-etcd-tls-\(UUID().uuidString.prefix(8))").path
+        let state = try TemporaryDirectory.create(prefix: "muster-etcd-tls")
         defer { try? FileManager.default.removeItem(atPath: state) }
         let pki = try ClusterPKI(stateDirectory: state, cluster: "tls")
         let client = try pki.clientCertificate()
@@ -98,19 +94,12 @@ struct TLSServerIdentityTests {
 
         for (name, ips, acceptable) in [("right", ["127.0.0.1"], true), ("wrong", ["10.9.9.9"], false)] {
             let member = try pki.memberCertificates(member: name, dnsNames: ["\(name).example"], ipAddresses: ips)
-            let port = try LocalEtcdCluster.freePorts(1)[0]
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            server.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", member.server.certPath,
-                                "-key", member.server.keyPath, "-CAfile", pki.caPath, "-Verify", "1", "-www", "-quiet"]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            server.standardInput = FileHandle.nullDevice
-            try server.run()
-            defer {
-                kill(server.processIdentifier, SIGKILL)
-                _ = LocalEtcdCluster.waitGone(server, seconds: 10)
-            }
+            let port = try FreePorts.pick(1)[0]
+            let server = try ChildProcesses.start("/usr/bin/openssl", [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", member.server.certPath,
+                "-key", member.server.keyPath, "-CAfile", pki.caPath, "-Verify", "1", "-www", "-quiet",
+            ], logPath: nil)
+            defer { ChildProcesses.forceStop(server) }
             var outcome: Result<HTTPAnswer, EtcdClientError>?
             let deadline = Date().addingTimeInterval(15)
             while Date() < deadline {

@@ -2,17 +2,7 @@ import Foundation
 import MusterBasics
 import Testing
 @testable import MusterPKI
-
-/// A fresh state directory per test, removed afterwards.
-final class TemporaryState {
-    let path: String
-    init() throws {
-        path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("muster-pki-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+import MusterTestSupport
 
 func mode(_ path: String) throws -> Int {
     (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
@@ -31,7 +21,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
 
 @Suite struct ClusterPKITests {
     @Test func layoutModesAndChains() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         #expect(pki.authority.created)
         let member = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
@@ -85,7 +75,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func secondCallReusesFilesByteForByte() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         let first = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         let issued = try first.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
         let (client, clientOutcome) = try first.clientCertificateFiles()
@@ -106,7 +96,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func changedNamesAreReissued() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         let issued = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
         let moved = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: ["10.0.0.9", "127.0.0.1"])
@@ -119,7 +109,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func expiringSoonIsRenewed() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         let issued = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
         // Put a certificate in place that has only 10 days left.
@@ -140,7 +130,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func certificateFromAnotherCAOrBrokenKeyIsReplaced() throws {
-        let state = try TemporaryState(), other = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki"), other = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         let issued = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
         let foreign = try ClusterPKI(stateDirectory: other.path, cluster: "main")
@@ -158,7 +148,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func halfACAIsAnErrorNotAReplacement() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         try FileManager.default.removeItem(atPath: pki.authority.keyPath)
         #expect(throws: PKIError.self) { try ClusterPKI(stateDirectory: state.path, cluster: "main") }
@@ -166,7 +156,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func badNamesAreRefused() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         #expect(throws: PKIError.self) { try ClusterPKI(stateDirectory: state.path, cluster: "../x") }
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         #expect(throws: PKIError.self) { try pki.memberCertificates(member: "a/b", dnsNames: [], ipAddresses: []) }
@@ -175,7 +165,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
     }
 
     @Test func ipAddressesAmongDNSNamesBecomeIPSANs() throws {
-        let state = try TemporaryState()
+        let state = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
         let member = try pki.memberCertificates(member: "m1", dnsNames: ["10.0.0.1", "::1", "m1"], ipAddresses: [])
         let text = try openssl(["x509", "-noout", "-ext", "subjectAltName", "-in", member.server.certPath])
