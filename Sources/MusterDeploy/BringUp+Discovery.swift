@@ -13,7 +13,7 @@ extension BringUp {
         var asked = false
         for cluster in built.plan.clusters {
             guard let discovery = cluster.discovery, discovery.isPlaceholder, let service = discovery.serviceURL else { continue }
-            try options.addressGuard(hostOfURL(service))
+            try options.addressGuard([hostOfURL(service)])
             let url = try await DiscoveryService.newToken(serviceURL: service, size: discovery.size)
             progress.note("cluster \(cluster.name): discovery service gave \(url)")
             tokens[cluster.name] = DiscoveryToken(token: String(url.split(separator: "/").last ?? ""), serviceURL: url)
@@ -33,7 +33,7 @@ extension BringUp {
         var tokens = try built.state.discoveryTokens()
         if tokens[name]?.formed == true { return built }
         if cluster.members.contains(where: { facts[$0.host]?.members[name]?.hasData == true }) { return built }
-        try options.addressGuard(hostOfURL(discovery.url))
+        try options.addressGuard([hostOfURL(discovery.url)])
         let registered = try await V2Keys.registeredMembers(discoveryURL: discovery.url)
         guard !registered.isEmpty else { return built }
         progress.note("cluster \(name): token \(discovery.token) already holds \(registered.count) member(s); making a fresh one")
@@ -52,7 +52,7 @@ extension BringUp {
     func registerDiscovery(_ cluster: ClusterPlan) async throws {
         guard let discovery = cluster.discovery, let sizeKey = discovery.sizeKeyURL else { return }
         let base = String(sizeKey.dropLast("/_config/size".count))
-        try options.addressGuard(hostOfURL(base))
+        try options.addressGuard([hostOfURL(base)])
         do {
             try await V2Keys.setDiscoverySize(baseURL: base, size: discovery.size)
         } catch {

@@ -6,9 +6,10 @@ import MusterSSH
 public struct RunOptions: Sendable {
     public var acceptNewHostKeys = false
     public var parallel = 16
-    /// Called with every host address before muster connects to it; the sandbox's route check
-    /// plugs in here (DEVELOPERS.md network rule).
-    public var addressGuard: @Sendable (String) throws -> Void = { _ in }
+    /// Called with host addresses before muster connects to them (throws to refuse); the
+    /// sandbox's route check plugs in here (DEVELOPERS.md network rule). Takes them all at once
+    /// so that a check can look every route up in one go.
+    public var addressGuard: @Sendable ([String]) throws -> Void = { _ in }
     public init() {}
 }
 
@@ -26,10 +27,16 @@ public final class Fleet: @unchecked Sendable {
 
     /// Connects to every host in parallel; on any failure closes the rest and throws them all.
     public static func connect(_ hosts: [MusterInventory.Host], options: RunOptions, progress: Progress) async throws -> Fleet {
-        for host in hosts {
-            do { try options.addressGuard(host.address) } catch {
-                throw DeployError(host: host.name, step: "route", "\(error)")
+        do {
+            try options.addressGuard(hosts.map(\.address))
+        } catch {
+            // Name the host: ask again one address at a time (only on this failure path).
+            for host in hosts {
+                do { try options.addressGuard([host.address]) } catch {
+                    throw DeployError(host: host.name, step: "route", "\(error)")
+                }
             }
+            throw DeployError(host: nil, step: "route", "\(error)")
         }
         let targets = hosts.map { target(for: $0, options: options) }
         let results = await SSH.connectAll(targets, parallel: options.parallel)

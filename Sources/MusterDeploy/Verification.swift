@@ -14,9 +14,7 @@ public enum Verification {
             let hosts = Set(plan.clusters.flatMap { $0.members.map(\.host) }).sorted().compactMap(inventory.host(named:))
             fleet = try await Fleet.connect(hosts, options: options, progress: progress)
         } else {
-            for cluster in plan.clusters {
-                for member in cluster.members { try options.addressGuard(member.address) }
-            }
+            try options.addressGuard(plan.clusters.flatMap { $0.members.map(\.address) })
         }
         var reports: [VerificationReport] = []
         do {

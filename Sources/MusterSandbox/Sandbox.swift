@@ -123,8 +123,8 @@ public enum Sandbox {
             try save(state)
         }
 
+        try checkRoutes(to: state.hosts.map(\.address), state: state)
         for host in state.hosts {
-            try checkRoute(to: host.address, state: state)
             let ready = System.waitUntil(attempts: 100, interval: 0.1) {
                 System.tcpReachable(address: host.address, port: host.sshPort)
                     || !(host.sshd.map(System.isAlive) ?? false)
@@ -290,32 +290,44 @@ public enum Sandbox {
 
     // MARK: route check and exec
 
-    /// Refuses unless the route to `address` leaves through the sandbox's bridge: muster calls
-    /// this before it connects to any sandbox address (the network rule in DEVELOPERS.md).
-    public static func checkRoute(to address: String, stateDir: String) throws {
+    /// Refuses unless the route to every address leaves through the sandbox's bridge: muster
+    /// calls this before it connects to any sandbox address (the network rule in DEVELOPERS.md).
+    public static func checkRoutes(to addresses: [String], stateDir: String) throws {
         guard let state = status(stateDir: stateDir) else {
-            throw SandboxError("no sandbox in \(stateDir): refusing to connect to \(address)")
+            throw SandboxError("no sandbox in \(stateDir): refusing to connect to \(addresses.joined(separator: ", "))")
         }
-        try checkRoute(to: address, state: state)
+        try checkRoutes(to: addresses, state: state)
     }
 
-    /// Like `checkRoute(to:stateDir:)` for whichever running sandbox owns the route's bridge.
-    public static func checkRoute(to address: String) throws {
-        let device = try Network.routeDevice(to: address)
-        guard let owner = try? String(contentsOfFile: "\(registryDir)/\(device)", encoding: .utf8),
-              let state = status(stateDir: owner) else {
-            throw SandboxError("refusing to connect to \(address): its route leaves through \(device), "
-                + "not a muster sandbox bridge")
+    /// Like `checkRoutes(to:stateDir:)`, each address for whichever running sandbox owns the
+    /// bridge its route leaves through.
+    public static func checkRoutes(to addresses: [String]) throws {
+        for (address, device) in try Network.routeDevices(to: addresses).sorted(by: { $0.key < $1.key }) {
+            guard let owner = try? String(contentsOfFile: "\(registryDir)/\(device)", encoding: .utf8),
+                  let state = status(stateDir: owner), state.bridge == device else {
+                throw SandboxError("refusing to connect to \(address): its route leaves through \(device), "
+                    + "not a muster sandbox bridge")
+            }
         }
-        try checkRoute(to: address, state: state)
     }
 
-    public static func checkRoute(to address: String, state: SandboxState) throws {
-        let device = try Network.routeDevice(to: address)
-        guard device == state.bridge else {
+    public static func checkRoutes(to addresses: [String], state: SandboxState) throws {
+        for (address, device) in try Network.routeDevices(to: addresses).sorted(by: { $0.key < $1.key }) where device != state.bridge {
             throw SandboxError("refusing to connect to \(address): its route leaves through \(device), "
                 + "not the sandbox bridge \(state.bridge)")
         }
+    }
+
+    public static func checkRoute(to address: String, stateDir: String) throws {
+        try checkRoutes(to: [address], stateDir: stateDir)
+    }
+
+    public static func checkRoute(to address: String) throws {
+        try checkRoutes(to: [address])
+    }
+
+    public static func checkRoute(to address: String, state: SandboxState) throws {
+        try checkRoutes(to: [address], state: state)
     }
 
     /// Runs `command` with `/bin/sh -c` inside `host`: its network, mount, UTS, IPC and pid

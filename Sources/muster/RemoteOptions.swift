@@ -28,16 +28,20 @@ struct RemoteOptions: ParsableArguments {
 /// sandbox's bridge. With MUSTER_SANDBOX_ONLY=1 (tests, benchmarks, the README demo) every
 /// non-loopback address must be a sandbox's.
 enum AddressGuard {
-    @Sendable static func check(_ address: String) throws {
-        if address.hasPrefix("127.") || address == "::1" || address == "localhost" { return }
-        let sandboxOnly = ProcessInfo.processInfo.environment["MUSTER_SANDBOX_ONLY"] == "1"
-        if let state = Sandbox.status(), address == state.gateway { return }  // the controller's side of the bridge
-        if sandboxOnly {
-            try Sandbox.checkRoute(to: address)
+    @Sendable static func check(_ addresses: [String]) throws {
+        let state = Sandbox.status()
+        let remote = addresses.filter { address in
+            !(address.hasPrefix("127.") || address == "::1" || address == "localhost")
+                && address != state?.gateway  // the controller's side of the bridge
+        }
+        guard !remote.isEmpty else { return }
+        if ProcessInfo.processInfo.environment["MUSTER_SANDBOX_ONLY"] == "1" {
+            try Sandbox.checkRoutes(to: remote)
             return
         }
-        if let state = Sandbox.status(), inSubnet(address, state.subnet) {
-            try Sandbox.checkRoute(to: address, state: state)
+        if let state {
+            let inSandbox = remote.filter { inSubnet($0, state.subnet) }
+            if !inSandbox.isEmpty { try Sandbox.checkRoutes(to: inSandbox, state: state) }
         }
     }
 

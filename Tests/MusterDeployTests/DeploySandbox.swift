@@ -40,10 +40,10 @@ enum DeploySandbox {
     static var options: RunOptions {
         var options = RunOptions()
         // Network rule: nothing but the sandbox's own addresses, routed through its bridge.
-        options.addressGuard = { address in
+        options.addressGuard = { addresses in
             // The gateway is the controller's own side of the bridge (services for hosts listen there).
-            if address == (try? DeploySandbox.acquire())?.gateway { return }
-            try Sandbox.checkRoute(to: address, stateDir: DeploySandbox.stateDir)
+            let gateway = (try? DeploySandbox.acquire())?.gateway
+            try Sandbox.checkRoutes(to: addresses.filter { $0 != gateway }, stateDir: DeploySandbox.stateDir)
         }
         return options
     }

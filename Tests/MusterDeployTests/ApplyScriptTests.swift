@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterPlan
+@testable import MusterDeploy
+
+/// The apply script run by a local shell on a scratch directory: what lands, with which modes,
+/// and that a failed step stops the script and leaves no temporary behind.
+@Suite struct ApplyScriptTests {
+    private func scratch() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-apply-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    private func mode(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+    }
+
+    @Test func filesLandWithTheirModesAndNothingElseStays() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var script = ApplyScript()
+        let tricky = "name: it's \"quoted\" $HOME `uname` \\\\n\nlast line without newline"
+        script.write(RenderedFile(host: "h", path: "\(root)/etc/conf.yml", contents: tricky, mode: 0o644))
+        script.write(RenderedFile(host: "h", path: "\(root)/etc/pki/server.key", contents: "KEY\n", mode: 0o600, owner: "root:root"))
+        script.write(RenderedFile(host: "h", path: "\(root)/etc/start.sh", contents: "#!/bin/sh\necho started\n", mode: 0o755))
+        let result = try LocalProcess.run(["/bin/sh", "-c", script.text])
+        #expect(result.succeeded, "\(result.stderrText)")
+        #expect(try String(contentsOfFile: "\(root)/etc/conf.yml", encoding: .utf8) == tricky)
+        #expect(try mode("\(root)/etc/conf.yml") == 0o644)
+        #expect(try mode("\(root)/etc/pki/server.key") == 0o600)
+        #expect(try mode("\(root)/etc/start.sh") == 0o755)
+        #expect(try LocalProcess.run(["\(root)/etc/start.sh"]).stdoutText == "started\n")
+        let left = try LocalProcess.run(["find", root, "-name", "*.tmp.muster"]).stdoutText
+        #expect(left.isEmpty, "temporaries left: \(left)")
+    }
+
+    @Test func aFailedStepStopsTheScriptAndRemovesTemporaries() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // The target's directory is a regular file: the write fails, nothing after it runs.
+        try Data("in the way".utf8).write(to: URL(fileURLWithPath: "\(root)/blocked"))
+        var script = ApplyScript()
+        script.write(RenderedFile(host: "h", path: "\(root)/ok/first.yml", contents: "a\n", mode: 0o644))
+        script.write(RenderedFile(host: "h", path: "\(root)/blocked/second.yml", contents: "b\n", mode: 0o644))
+        let result = try LocalProcess.run(["/bin/sh", "-c", script.text])
+        #expect(!result.succeeded)
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/ok/first.yml"), "no file is renamed into place once a step failed")
+        let left = try LocalProcess.run(["find", root, "-name", "*.tmp.muster"]).stdoutText
+        #expect(left.isEmpty, "temporaries left: \(left)")
+    }
+}
