@@ -7,26 +7,28 @@ import MusterSSH
 
 /// One command per host that gathers facts, then every problem at once, before anything changes.
 extension BringUp {
-    func preflight(_ built: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary],
-                           extraFiles: [RenderedFile]) async throws -> [String: HostFacts] {
+    /// Each host's preflight command: its facts and those of every file and directory muster
+    /// would write there. Runs as soon as the host is connected.
+    func preflightScripts(_ built: PlanBuilder.Result, hosts: [String], binaryPaths: [String],
+                          extraFiles: [RenderedFile]) -> [String: String] {
         let plan = built.plan
-        let hostNames = fleet.sessions.keys.sorted()
-        let gathered = try await withThrowingTaskGroup(of: (String, HostFacts).self) { group in
-            for host in hostNames {
-                let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
-                let files = (plan.files + extraFiles).filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaries.map(\.remotePath))
-                let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
-                group.addTask {
-                    let output = try await fleet.check(host, "preflight", HostFacts.script(for: members, files: files, directories: directories), timeout: 30)
-                    return (host, HostFacts.parse(output))
-                }
-            }
-            var all: [String: HostFacts] = [:]
-            for try await (host, facts) in group { all[host] = facts }
-            return all
+        var scripts: [String: String] = [:]
+        for host in hosts {
+            let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
+            let files = (plan.files + extraFiles).filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaryPaths)
+            let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
+            scripts[host] = HostFacts.script(for: members, files: files, directories: directories)
         }
+        return scripts
+    }
+
+    /// Every problem on every host at once; throws before anything was changed.
+    func judgePreflight(_ built: PlanBuilder.Result, outputs: [String: String]) throws -> [String: HostFacts] {
+        let plan = built.plan
+        let hostNames = outputs.keys.sorted()
+        let gathered = outputs.mapValues(HostFacts.parse)
         var problems: [String] = []
-        let localArch = try LocalProcess.run(["uname", "-m"]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let localArch = Self.machine()
         for host in hostNames {
             guard let facts = gathered[host] else { continue }
             if facts.architecture != localArch {
@@ -62,5 +64,12 @@ extension BringUp {
             throw DeployError(host: nil, step: "preflight", "nothing was changed on any host:\n  " + problems.joined(separator: "\n  "))
         }
         return gathered
+    }
+
+    /// This machine's architecture as `uname -m` prints it, without starting a process.
+    static func machine() -> String {
+        var names = utsname()
+        guard uname(&names) == 0 else { return "" }
+        return withUnsafeBytes(of: &names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }

@@ -40,17 +40,27 @@ public struct BringUp: Sendable {
         // Hashing the binaries (and compressing one the cache lacks) overlaps with connecting.
         let sources = try binarySources(built)
         async let binaries = Self.shippedBinaries(sources)
+        // Certificates come from muster's local CA before any host is contacted.
+        var certificates: [String: ClusterCertificates] = [:]
+        for cluster in built.plan.clusters where cluster.tls {
+            certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: built.state.directory)
+        }
+        let preflight = preflightScripts(built, hosts: hosts.map(\.name), binaryPaths: sources.map(\.1),
+                                         extraFiles: certificates.values.flatMap(\.files))
         let memberCount = built.plan.clusters.reduce(0) { $0 + $1.members.count }
         progress.note("plan: \(built.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
-        let fleet: Fleet
+        let fleet: Fleet, outputs: [String: String]
         do {
-            fleet = try await Fleet.connect(hosts, options: options, progress: progress)
+            (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
+                                                       thenRun: (step: "preflight", script: preflight))
         } catch {
             _ = try? await binaries
             throw error
         }
         do {
-            let outcome = try await bringUp(built, fleet: fleet, binaries: try await binaries)
+            let facts = try judgePreflight(built, outputs: outputs)
+            let outcome = try await bringUp(built, fleet: fleet, binaries: try await binaries,
+                                            certificates: certificates, facts: facts)
             await fleet.close()
             return outcome
         } catch {
@@ -59,15 +69,9 @@ public struct BringUp: Sendable {
         }
     }
 
-    private func bringUp(_ initial: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary]) async throws -> Outcome {
+    private func bringUp(_ initial: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary],
+                         certificates: [String: ClusterCertificates], facts: [String: HostFacts]) async throws -> Outcome {
         var built = initial
-        // Certificates come from muster's local CA before any host is contacted.
-        var certificates: [String: ClusterCertificates] = [:]
-        for cluster in built.plan.clusters where cluster.tls {
-            certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: built.state.directory)
-        }
-        let facts = try await preflight(built, fleet: fleet, binaries: binaries,
-                                        extraFiles: certificates.values.flatMap(\.files))
         if dryRun {
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)

@@ -27,6 +27,13 @@ public final class Fleet: @unchecked Sendable {
 
     /// Connects to every host in parallel; on any failure closes the rest and throws them all.
     public static func connect(_ hosts: [MusterInventory.Host], options: RunOptions, progress: Progress) async throws -> Fleet {
+        try await connect(hosts, options: options, progress: progress, thenRun: nil).fleet
+    }
+
+    /// Like `connect`, and runs `firstCommand` (privileged) on each host as soon as that host is
+    /// connected, instead of after the slowest handshake; its outputs come back by host name.
+    static func connect(_ hosts: [MusterInventory.Host], options: RunOptions, progress: Progress,
+                        thenRun firstCommand: (step: String, script: [String: String])?) async throws -> (fleet: Fleet, outputs: [String: String]) {
         do {
             try options.addressGuard(hosts.map(\.address))
         } catch {
@@ -38,25 +45,47 @@ public final class Fleet: @unchecked Sendable {
             }
             throw DeployError(host: nil, step: "route", "\(error)")
         }
-        let targets = hosts.map { target(for: $0, options: options) }
-        let results = await SSH.connectAll(targets, parallel: options.parallel)
-        let fleet = Fleet()
-        var errors: [String] = []
-        for (host, result) in zip(hosts, results) {
-            switch result {
-            case .success(let session):
-                fleet.sessions[host.name] = session
-                progress.host(host.name, "connect", "ok (\(host.ssh.user)@\(host.address):\(host.ssh.port))")
-            case .failure(let error):
-                errors.append("\(error)")
-                progress.host(host.name, "connect", "FAILED: \(error)")
+        let jobs = hosts.map { (name: $0.name, description: "\($0.ssh.user)@\($0.address):\($0.ssh.port)", target: target(for: $0, options: options)) }
+        let results = await SSH.boundedMap(jobs, parallel: options.parallel) { job -> (Result<SSHSession, Error>, Result<String, Error>?) in
+            let session: SSHSession
+            do {
+                session = try await SSHSession.connect(job.target)
+            } catch {
+                progress.host(job.name, "connect", "FAILED: \(error)")
+                return (.failure(error), nil)
+            }
+            progress.host(job.name, "connect", "ok (\(job.description))")
+            guard let firstCommand, let script = firstCommand.script[job.name] else { return (.success(session), nil) }
+            do {
+                let result = try await session.run(script, timeout: 30, privileged: true)
+                return (.success(session), .success(try checked(result, host: job.name, step: firstCommand.step)))
+            } catch {
+                return (.success(session), .failure(error))
             }
         }
-        if !errors.isEmpty {
-            await fleet.close()
-            throw DeployError(host: nil, step: "connect", errors.joined(separator: "\n"))
+        let fleet = Fleet()
+        var connectErrors: [String] = [], commandError: Error?
+        var outputs: [String: String] = [:]
+        for (job, (connection, command)) in zip(jobs, results) {
+            switch connection {
+            case .success(let session): fleet.sessions[job.name] = session
+            case .failure(let error): connectErrors.append("\(error)")
+            }
+            switch command {
+            case .success(let output): outputs[job.name] = output
+            case .failure(let error): if commandError == nil { commandError = error }
+            case nil: break
+            }
         }
-        return fleet
+        if !connectErrors.isEmpty {
+            await fleet.close()
+            throw DeployError(host: nil, step: "connect", connectErrors.joined(separator: "\n"))
+        }
+        if let commandError {
+            await fleet.close()
+            throw commandError
+        }
+        return (fleet, outputs)
     }
 
     public func session(_ host: String) throws -> SSHSession {
@@ -69,6 +98,10 @@ public final class Fleet: @unchecked Sendable {
     public func check(_ host: String, _ step: String, _ command: String, stdin: Data? = nil,
                       timeout: Double? = nil) async throws -> String {
         let result = try await session(host).run(command, stdin: stdin, timeout: timeout, privileged: true)
+        return try Self.checked(result, host: host, step: step)
+    }
+
+    static func checked(_ result: CommandResult, host: String, step: String) throws -> String {
         guard result.exitStatus == 0 else {
             let detail = result.stderrText.isEmpty ? result.stdoutText : result.stderrText
             throw DeployError(host: host, step: step,
