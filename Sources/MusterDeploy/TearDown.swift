@@ -33,16 +33,12 @@ public struct TearDown: Sendable {
     private func stop(_ built: PlanBuilder.Result, fleet: Fleet) async throws {
         // Dependent clusters first: a discovery backend goes down last.
         for cluster in built.plan.clusters.reversed() {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for member in cluster.members {
-                    let wipe = wipeData
-                    let progress = progress
-                    group.addTask {
-                        let output = try await fleet.check(member.host, "stop", Self.stopScript(member, wipe: wipe), timeout: 60)
-                        progress.host(member.host, "stop", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
-                    }
-                }
-                try await group.waitForAll()
+            // One member at a time: a leader told to stop hands leadership to a live peer first,
+            // and waits up to 7 s for one that is itself stopping (measured: `down` of three
+            // members stopped in parallel took 7.2 s; the last member, alone, stops at once).
+            for member in cluster.members {
+                let output = try await fleet.check(member.host, "stop", Self.stopScript(member, wipe: wipeData), timeout: 60)
+                progress.host(member.host, "stop", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
             if let dns = cluster.dns {
                 let pidfile = "/run/etcd/dnsmasq-\(cluster.name).pid"
