@@ -18,6 +18,10 @@ struct ApplyScript {
     private var temporaries: [(temporary: String, target: String, mode: Int, owner: String?)] = []
     var isEmpty: Bool { directories.isEmpty && setup.isEmpty && writes.isEmpty }
     var bytes = 0
+    /// About how long `text` is: a script travels as one argument of `sh -c`, which Linux caps
+    /// at 128 KiB, so callers start another script well before that.
+    private(set) var approximateLength = 200
+    static let lengthLimit = 96 * 1024
     private(set) var ensuresEtcdUser = false
 
     mutating func ensureEtcdUser(home: String) {
@@ -43,14 +47,20 @@ struct ApplyScript {
         // bytes straight over instead of growing and re-copying its own buffer while the
         // unpacker is busy: measured on the sandbox, the binary's transfer took half the time.
         writes.append("{ command -v perl >/dev/null 2>&1 && perl -e 'fcntl(STDIN, 1031, 1048576)' 2>/dev/null; true; }")
-        writes.append("\(delivery.compressed ? "zstd -q -d -c" : "cat") > \(Shell.quote(path + ".tmp.muster"))")
+        let temporary = Shell.quote(path + ".tmp.muster")
+        writes.append("\(delivery.compressed ? "zstd -q -d -c" : "cat") > \(temporary)")
+        // `cat` ends happily on a cut-off stream (a timeout, a dropped connection): the size must
+        // match before the file may replace anything.
+        writes.append("[ \"$(wc -c < \(temporary))\" -eq \(delivery.binary.size) ] || { printf '%s: received %s of %s bytes\\n' \(Shell.quote(path)) \"$(wc -c < \(temporary))\" \(delivery.binary.size) >&2; exit 1; }")
     }
 
     mutating func write(_ file: RenderedFile) {
         bytes += file.contents.utf8.count
         directories.append((file.path as NSString).deletingLastPathComponent)
         temporaries.append((file.path + ".tmp.muster", file.path, file.mode, file.owner))
-        writes.append("printf '%s' \(Shell.quote(file.contents)) > \(Shell.quote(file.path + ".tmp.muster"))")
+        let line = "printf '%s' \(Shell.quote(file.contents)) > \(Shell.quote(file.path + ".tmp.muster"))"
+        writes.append(line)
+        approximateLength += line.utf8.count + 4 * file.path.utf8.count + 64
     }
 
     var text: String {

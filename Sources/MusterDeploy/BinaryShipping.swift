@@ -57,8 +57,8 @@ struct BinaryDelivery: Sendable {
 }
 
 /// zstd copies of shipped binaries on the controller, named by the original's SHA-256, so each
-/// binary is compressed once rather than on every run. zstd's frame checksum catches a damaged
-/// copy when the host unpacks it.
+/// binary is compressed once rather than on every run, and checked to unpack to that hash before
+/// it is kept. zstd's frame checksum catches a copy damaged later when the host unpacks it.
 enum BinaryCache {
     /// `$MUSTER_CACHE_DIR`, else `$XDG_CACHE_HOME/muster`, else `~/.cache/muster`.
     static var directory: String {
@@ -81,6 +81,10 @@ enum BinaryCache {
             defer { try? FileManager.default.removeItem(atPath: partial) }
             let made = try await LocalProcess.runOffPool(["zstd", "-q", "-3", "-f", binary.localPath, "-o", partial], timeout: 120)
             guard made.succeeded else { return nil }
+            // The copy is named by the hash taken earlier: it must unpack to exactly those bytes
+            // (the binary could have been replaced in between), or it is not kept.
+            let unpacked = try await LocalProcess.runOffPool(["/bin/sh", "-c", "zstd -q -d -c -- \"$1\" | sha256sum", "sh", partial], timeout: 120)
+            guard unpacked.succeeded, unpacked.stdoutText.hasPrefix(binary.sha256 + " ") else { return nil }
             guard rename(partial, path) == 0 else { return nil }
             return path
         } catch {

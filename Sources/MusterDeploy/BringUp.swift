@@ -76,6 +76,12 @@ public struct BringUp: Sendable {
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)
         }
+        // Running members whose conf.yml would change keys etcd ignores stop the run before
+        // anything (a binary included) is written anywhere.
+        for cluster in built.plan.clusters {
+            let files = filesToWrite(for: cluster, in: built.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
+            try await refuseIgnoredChanges(cluster, changed: files, running: runningMembers(cluster, facts), fleet: fleet)
+        }
         let counter = ByteCounter()
         let preparation = HostPreparation(fleet: fleet, facts: facts, counter: counter, progress: progress)
         // etcd itself is on the critical path; etcdctl ships once the first members are starting.
@@ -141,12 +147,10 @@ public struct BringUp: Sendable {
                          fleet: Fleet, membersStarting: @escaping @Sendable () async -> Void) async throws -> Bool {
         var filesByCluster: [String: [RenderedFile]] = [:]
         for cluster in clusters {
-            let files = filesToWrite(for: cluster, in: plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
-            try await refuseIgnoredChanges(cluster, changed: files, running: runningMembers(cluster, facts), fleet: fleet)
-            filesByCluster[cluster.name] = files
+            filesByCluster[cluster.name] = filesToWrite(for: cluster, in: plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
         }
-        for (host, script) in applyScripts(for: clusters, files: filesByCluster, facts: facts) {
-            await preparation.apply(script.script, on: host, label: script.label)
+        for (host, scripts) in applyScripts(for: clusters, files: filesByCluster, facts: facts) {
+            for script in scripts { await preparation.apply(script.script, on: host, label: script.label) }
         }
         // dnsmasq on a shared server is configured one cluster at a time.
         for cluster in clusters where runningMembers(cluster, facts).count < cluster.members.count {
@@ -260,8 +264,8 @@ public struct BringUp: Sendable {
     /// changed files. Hosts already in shape get an empty script (and no channel, unless a
     /// binary waits to be placed).
     private func applyScripts(for clusters: [ClusterPlan], files: [String: [RenderedFile]],
-                              facts: [String: HostFacts]) -> [(String, (script: ApplyScript, label: String))] {
-        var scripts: [String: ApplyScript] = [:]
+                              facts: [String: HostFacts]) -> [(String, [(script: ApplyScript, label: String)])] {
+        var scripts: [String: [ApplyScript]] = [:]
         var involved: [String: [String]] = [:]  // host -> clusters, in wave order
         var written: [String: [String: Int]] = [:]
         func involve(_ host: String, _ cluster: String) {
@@ -269,16 +273,23 @@ public struct BringUp: Sendable {
         }
         for cluster in clusters {
             for member in cluster.members {
-                var script = scripts[member.host] ?? ApplyScript()
+                var script = scripts[member.host]?.last ?? ApplyScript()
                 let hostFacts = facts[member.host]
                 if hostFacts?.hasEtcdUser != true, !script.ensuresEtcdUser { script.ensureEtcdUser(home: member.paths.data) }
                 let needed = [member.paths.configDir, member.paths.data, member.paths.runDir, member.paths.logDir]
                 if !needed.allSatisfy({ hostFacts?.existingDirectories.contains($0) == true }) { script.ensureDirectories(member) }
-                scripts[member.host] = script
+                if scripts[member.host] == nil { scripts[member.host] = [script] } else { scripts[member.host]![scripts[member.host]!.count - 1] = script }
                 involve(member.host, cluster.name)
             }
             for file in files[cluster.name] ?? [] {
-                scripts[file.host, default: ApplyScript()].write(file)
+                var list = scripts[file.host] ?? [ApplyScript()]
+                // A script is one argument of `sh -c`: many TLS clusters on one host get several.
+                if list[list.count - 1].approximateLength + file.contents.utf8.count * 2 > ApplyScript.lengthLimit,
+                   !list[list.count - 1].isEmpty {
+                    list.append(ApplyScript())
+                }
+                list[list.count - 1].write(file)
+                scripts[file.host] = list
                 written[file.host, default: [:]][cluster.name, default: 0] += 1
                 involve(file.host, cluster.name)
             }
@@ -287,7 +298,10 @@ public struct BringUp: Sendable {
             let label = (involved[host] ?? []).map { name in
                 written[host]?[name].map { "\(name): \($0) written" } ?? "\(name): unchanged"
             }.joined(separator: ", ")
-            return (host, (scripts[host] ?? ApplyScript(), label))
+            let parts = scripts[host] ?? [ApplyScript()]
+            return (host, parts.enumerated().map { index, script in
+                (script, parts.count == 1 ? label : "\(label) (part \(index + 1) of \(parts.count))")
+            })
         }
     }
 }

@@ -50,4 +50,23 @@ import MusterPlan
         let left = try LocalProcess.run(["find", root, "-name", "*.tmp.muster"]).stdoutText
         #expect(left.isEmpty, "temporaries left: \(left)")
     }
+
+    @Test func aBinaryCutOffInTransitNeverReplacesTheOldOne() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let source = "\(root)/etcd-source"
+        try Data(repeating: 0x7f, count: 100_000).write(to: URL(fileURLWithPath: source))
+        let target = "\(root)/bin/etcd"
+        try FileManager.default.createDirectory(atPath: "\(root)/bin", withIntermediateDirectories: true)
+        try Data("old binary".utf8).write(to: URL(fileURLWithPath: target))
+        let binary = try ShippedBinary(localPath: source, remotePath: target)
+        var script = ApplyScript()
+        script.receive(BinaryDelivery(binary: binary, payload: Data(), compressed: false))
+        // The stream ends after 60 000 of 100 000 bytes, as when a connection drops.
+        let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: Data(repeating: 0x7f, count: 60_000))
+        #expect(!result.succeeded)
+        #expect(result.stderrText.contains("received 60000 of 100000 bytes"), "\(result.stderrText)")
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "old binary")
+        #expect(try LocalProcess.run(["find", root, "-name", "*.tmp.muster"]).stdoutText.isEmpty)
+    }
 }
