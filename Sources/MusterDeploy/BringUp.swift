@@ -79,8 +79,10 @@ public struct BringUp: Sendable {
         // Running members whose conf.yml would change keys etcd ignores stop the run before
         // anything (a binary included) is written anywhere.
         for cluster in built.plan.clusters {
+            let running = runningMembers(cluster, facts)
+            guard !running.isEmpty else { continue }
             let files = filesToWrite(for: cluster, in: built.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
-            try await refuseIgnoredChanges(cluster, changed: files, running: runningMembers(cluster, facts), fleet: fleet)
+            try await refuseIgnoredChanges(cluster, changed: files, running: running, fleet: fleet)
         }
         let counter = ByteCounter()
         let preparation = HostPreparation(fleet: fleet, facts: facts, counter: counter, progress: progress)
@@ -273,12 +275,14 @@ public struct BringUp: Sendable {
         }
         for cluster in clusters {
             for member in cluster.members {
-                var script = scripts[member.host]?.last ?? ApplyScript()
+                var list = scripts[member.host] ?? [ApplyScript()]
                 let hostFacts = facts[member.host]
-                if hostFacts?.hasEtcdUser != true, !script.ensuresEtcdUser { script.ensureEtcdUser(home: member.paths.data) }
+                if hostFacts?.hasEtcdUser != true, !list.contains(where: \.ensuresEtcdUser) {
+                    list[list.count - 1].ensureEtcdUser(home: member.paths.data)
+                }
                 let needed = [member.paths.configDir, member.paths.data, member.paths.runDir, member.paths.logDir]
-                if !needed.allSatisfy({ hostFacts?.existingDirectories.contains($0) == true }) { script.ensureDirectories(member) }
-                if scripts[member.host] == nil { scripts[member.host] = [script] } else { scripts[member.host]![scripts[member.host]!.count - 1] = script }
+                if !needed.allSatisfy({ hostFacts?.existingDirectories.contains($0) == true }) { list[list.count - 1].ensureDirectories(member) }
+                scripts[member.host] = list
                 involve(member.host, cluster.name)
             }
             for file in files[cluster.name] ?? [] {
