@@ -1,10 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers import only downward:
-//   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan
-//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox
-//   MusterDeploy (plan + ssh + etcd) -> muster (thin CLI)
+// Layers import only downward (ARCHITECTURE.md):
+//   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
+//   MusterBasics -> MusterSSH, MusterEtcd, MusterPKI, MusterSandbox; MusterEtcd -> MusterDiscovery
+//   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
+// Each target's dependencies are exactly what its files import.
 let package = Package(
     name: "muster",
     platforms: [.macOS(.v13)],
@@ -16,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -29,20 +32,27 @@ let package = Package(
                 dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
         .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
+        // Pure: inventory values to plan and rendered files; no disk, no process, no network.
         .target(name: "MusterPlan", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory",
             .product(name: "Mustache", package: "swift-mustache"),
         ]),
+        // Everything a run reads or keeps on the controller: inventory file, state dir and its
+        // lock, tokens, cluster records, the member binary's version, templates, rendered trees.
+        .target(name: "MusterWorkspace", dependencies: ["MusterBasics", "MusterInventory", "MusterPlan"]),
         .target(name: "MusterSSH", dependencies: ["CLibSSH2", "MusterBasics"]),
         .target(name: "MusterEtcd", dependencies: [
             "MusterBasics",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["VERIFY_JSON.md"]),
         // Cluster CA and member/client certificates, in Swift (no openssl).
         .target(name: "MusterPKI", dependencies: [
             "MusterBasics",
             .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd.
@@ -52,10 +62,10 @@ let package = Package(
         ]),
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
-            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),
         .executableTarget(name: "muster", dependencies: [
-            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterSSH",
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace",
             "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -65,11 +75,11 @@ let package = Package(
         .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
-        .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan"]),
+        .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan", "MusterWorkspace"]),
         .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
         .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI", "MusterTestSupport"]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
-        .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox", "MusterTestSupport"]),
+        .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterWorkspace", "MusterSandbox", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd", "MusterTestSupport"]),
     ]

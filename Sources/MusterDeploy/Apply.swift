@@ -17,6 +17,7 @@ struct ApplyScript {
     private var writes: [String] = []
     private var temporaries: [(temporary: String, target: String, mode: Int, owner: String?)] = []
     var isEmpty: Bool { directories.isEmpty && setup.isEmpty && writes.isEmpty }
+    private(set) var fileCount = 0
     var bytes = 0
     /// About how long `text` is: a script travels as one argument of `sh -c`, which Linux caps
     /// at 128 KiB, so callers start another script well before that.
@@ -56,6 +57,7 @@ struct ApplyScript {
 
     mutating func write(_ file: RenderedFile) {
         bytes += file.contents.utf8.count
+        fileCount += 1
         directories.append((file.path as NSString).deletingLastPathComponent)
         temporaries.append((file.path + ".tmp.muster", file.path, file.mode, file.owner))
         let line = "printf '%s' \(Shell.quote(file.contents)) > \(Shell.quote(file.path + ".tmp.muster"))"

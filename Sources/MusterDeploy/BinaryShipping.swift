@@ -100,16 +100,16 @@ enum BinaryCache {
 actor HostPreparation {
     private let fleet: Fleet
     private let facts: [String: HostFacts]
-    private let counter: ByteCounter
+    private let ledger: ChangeLedger
     private let progress: Progress
     private var deliveries: [String: BinaryDelivery] = [:]
     private var applying: [String: Task<Void, Error>] = [:]
     private var tools: Task<Void, Error>?
 
-    init(fleet: Fleet, facts: [String: HostFacts], counter: ByteCounter, progress: Progress) {
+    init(fleet: Fleet, facts: [String: HostFacts], ledger: ChangeLedger, progress: Progress) {
         self.fleet = fleet
         self.facts = facts
-        self.counter = counter
+        self.ledger = ledger
         self.progress = progress
     }
 
@@ -129,13 +129,13 @@ actor HostPreparation {
     func apply(_ script: ApplyScript, on host: String, label: String) {
         let previous = applying[host]
         let delivery = deliveries.removeValue(forKey: host)
-        let fleet = fleet, counter = counter, progress = progress
+        let fleet = fleet, ledger = ledger, progress = progress
         applying[host] = Task {
             try await previous?.value
             var script = script
             if let delivery { script.receive(delivery) }
             guard !script.isEmpty else {
-                if !label.isEmpty { progress.host(host, "files", "\(label): unchanged") }
+                if !label.isEmpty { progress.host(host, "files", label) }
                 return
             }
             do {
@@ -143,7 +143,11 @@ actor HostPreparation {
             } catch let error as DeployError where delivery?.compressed == true && error.message.contains("zstd") {
                 throw DeployError(host: host, step: "apply", error.message + "\n(if zstd calls the data damaged, remove the cached copy \(delivery?.binary.compressedPath ?? "") and run again)")
             }
-            counter.add(script.bytes + (delivery?.payload.count ?? 0))
+            ledger.record(host) { change in
+                change.bytesSent += script.bytes + (delivery?.payload.count ?? 0)
+                change.filesWritten += script.fileCount
+                if let delivery { change.binaries.append(delivery.binary.fileName) }
+            }
             progress.host(host, "files", ([delivery?.summary].compactMap { $0 } + (label.isEmpty ? [] : [label])).joined(separator: ", "))
         }
     }
@@ -164,7 +168,7 @@ actor HostPreparation {
             }
         }
         guard !jobs.isEmpty else { return }
-        let fleet = fleet, counter = counter, progress = progress
+        let fleet = fleet, ledger = ledger, progress = progress
         tools = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (host, deliveries) in jobs {
@@ -173,7 +177,10 @@ actor HostPreparation {
                             var script = ApplyScript()
                             script.receive(delivery)
                             try await fleet.check(host, "tools", script.text, stdin: delivery.payload, timeout: 300)
-                            counter.add(delivery.payload.count)
+                            ledger.record(host) { change in
+                                change.bytesSent += delivery.payload.count
+                                change.binaries.append(delivery.binary.fileName)
+                            }
                             progress.host(host, "tools", delivery.summary)
                         }
                     }

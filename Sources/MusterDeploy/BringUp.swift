@@ -4,12 +4,13 @@ import MusterEtcd
 import MusterInventory
 import MusterPlan
 import MusterSSH
+import MusterWorkspace
 
-/// `muster up`: preflight every host, push binary and files, register discovery, start members
-/// gated on their peers, wait for health, verify.
+/// `muster up`: preflight every host, push binary and files, let each bootstrap mode do its part,
+/// start members gated on their peers, wait for health, verify, record what formed.
 ///
 /// Clusters come up in waves: a cluster waits only for the cluster it discovers through; the
-/// clusters of one wave start side by side.
+/// clusters of one wave start side by side. The run holds the inventory's lock to its end.
 public struct BringUp: Sendable {
     public var builder: PlanBuilder
     public var options: RunOptions
@@ -26,41 +27,48 @@ public struct BringUp: Sendable {
         public var reports: [VerificationReport]
         public var changed: Bool
         public var bytesSent: Int
+        /// Per host: files written, binaries sent, members started and restarted.
+        public var hosts: [ChangeLedger.HostChanges] = []
     }
 
     public func run() async throws -> Outcome {
-        var built = try builder.build(lock: true)
-        defer { built.state.unlock() }
-        built = try await askServicesForTokens(built)
-        let inventory = built.inventory
-        let hostNames = Set(built.plan.clusters.flatMap { cluster in
-            cluster.members.map(\.host) + (cluster.dns.map { [$0.serverHost] } ?? [])
-        })
-        let hosts = inventory.hosts.filter { hostNames.contains($0.name) }
+        var workspace = try await builder.load(lock: true)
+        defer { workspace.state.unlock() }
+        let context = BootstrapContext(options: options, progress: progress, dryRun: dryRun)
+        for cluster in workspace.plan.clusters {
+            workspace = try await mode(for: cluster).prepare(cluster, in: workspace, context: context)
+        }
+        let hostNames = Set(workspace.plan.clusters.flatMap(\.hosts))
+        let hosts = workspace.inventory.hosts.filter { hostNames.contains($0.name) }
+        try workspace.checkIdentityFiles(of: hosts)
         // Hashing the binaries (and compressing one the cache lacks) overlaps with connecting.
-        let sources = try binarySources(built)
+        let sources = try binarySources(workspace)
         async let binaries = Self.shippedBinaries(sources)
         // Certificates come from muster's local CA before any host is contacted.
         var certificates: [String: ClusterCertificates] = [:]
-        for cluster in built.plan.clusters where cluster.tls {
-            certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: built.state.directory)
+        for cluster in workspace.plan.clusters where cluster.tls {
+            certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
         }
-        let preflight = preflightScripts(built, hosts: hosts.map(\.name), binaryPaths: sources.map(\.1),
-                                         extraFiles: certificates.values.flatMap(\.files))
-        let memberCount = built.plan.clusters.reduce(0) { $0 + $1.members.count }
-        progress.note("plan: \(built.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
+        let preflight = Preflight(progress: progress, stateDirectory: workspace.state.directory)
+        let scripts = preflight.scripts(workspace, hosts: hosts.map(\.name), binaryPaths: sources.map(\.1),
+                                        extraFiles: certificates.values.flatMap(\.files))
+        let memberCount = workspace.plan.clusters.reduce(0) { $0 + $1.members.count }
+        progress.note("plan: \(workspace.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
         let fleet: Fleet, outputs: [String: String]
         do {
             (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
-                                                       thenRun: (step: "preflight", script: preflight))
+                                                       thenRun: (step: "preflight", script: scripts))
         } catch {
             _ = try? await binaries
             throw error
         }
         do {
-            let facts = try judgePreflight(built, outputs: outputs)
-            let outcome = try await bringUp(built, fleet: fleet, binaries: try await binaries,
-                                            certificates: certificates, facts: facts)
+            let facts = try preflight.judge(workspace, outputs: outputs)
+            Failpoint.reach("up.after-preflight")
+            let operations = ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options,
+                                               tls: certificates.mapValues(\.tls))
+            let outcome = try await bringUp(&workspace, operations: operations, binaries: try await binaries,
+                                            certificates: certificates, context: context)
             await fleet.close()
             return outcome
         } catch {
@@ -69,32 +77,32 @@ public struct BringUp: Sendable {
         }
     }
 
-    private func bringUp(_ initial: PlanBuilder.Result, fleet: Fleet, binaries: [ShippedBinary],
-                         certificates: [String: ClusterCertificates], facts: [String: HostFacts]) async throws -> Outcome {
-        var built = initial
+    private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
+                         certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)
         }
+        let facts = operations.facts
         // Running members whose conf.yml would change keys etcd ignores stop the run before
         // anything (a binary included) is written anywhere.
-        for cluster in built.plan.clusters {
-            let running = runningMembers(cluster, facts)
+        for cluster in workspace.plan.clusters {
+            let running = operations.runningMembers(cluster)
             guard !running.isEmpty else { continue }
-            let files = filesToWrite(for: cluster, in: built.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
-            try await refuseIgnoredChanges(cluster, changed: files, running: running, fleet: fleet)
+            let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
+            try await operations.refuseIgnoredChanges(cluster, changed: files, running: running)
         }
-        let counter = ByteCounter()
-        let preparation = HostPreparation(fleet: fleet, facts: facts, counter: counter, progress: progress)
+        let ledger = ChangeLedger()
+        let preparation = HostPreparation(fleet: operations.fleet, facts: facts, ledger: ledger, progress: progress)
         // etcd itself is on the critical path; etcdctl ships once the first members are starting.
         let memberBinary = Array(binaries.prefix(1)), tools = Array(binaries.dropFirst())
-        let memberHosts = Set(built.plan.clusters.flatMap { $0.members.map(\.host) })
+        let memberHosts = Set(workspace.plan.clusters.flatMap { $0.members.map(\.host) })
         try await preparation.deliver(memberBinary.first, to: memberHosts)
-        let waves = Self.waves(built.plan.clusters)
+        let waves = Self.waves(workspace.plan.clusters)
         // Hosts whose clusters come up in a later wave get the binary now, while the first wave
         // starts, rather than after it.
         let firstWaveHosts = Set(waves.first.map { wave in
-            built.plan.clusters.filter { wave.contains($0.name) }.flatMap { $0.members.map(\.host) }
+            workspace.plan.clusters.filter { wave.contains($0.name) }.flatMap { $0.members.map(\.host) }
         } ?? [])
         for host in memberHosts.subtracting(firstWaveHosts).sorted() {
             await preparation.apply(ApplyScript(), on: host, label: "")
@@ -102,25 +110,31 @@ public struct BringUp: Sendable {
         var changed = false
         do {
             for wave in waves {
-                for name in wave { built = try await refreshDiscoveryToken(for: name, built, facts: facts) }
-                let clusters = wave.compactMap(built.plan.cluster(named:))
-                let waveChanged = try await bringUp(wave: clusters, plan: built.plan, inventory: built.inventory, facts: facts,
-                                                    certificates: certificates, preparation: preparation, fleet: fleet) {
+                for name in wave {
+                    guard let cluster = workspace.plan.cluster(named: name) else { continue }
+                    workspace = try await mode(for: cluster).refresh(cluster, in: workspace, context: context, operations: operations)
+                }
+                let clusters = wave.compactMap(workspace.plan.cluster(named:))
+                let waveChanged = try await bringUp(wave: clusters, workspace: workspace, operations: operations,
+                                                    certificates: certificates, preparation: preparation, ledger: ledger,
+                                                    context: context) {
                     try? await preparation.shipTools(tools, to: memberHosts)
                 }
                 changed = changed || waveChanged
-                for cluster in clusters { try markFormed(cluster, state: built.state) }
+                for cluster in clusters { try mode(for: cluster).afterFormed(cluster, in: &workspace) }
             }
             try await preparation.shipTools(tools, to: memberHosts)
             // Verification speaks HTTP to the members; it need not wait for etcdctl on the SSH lanes.
-            let reports = try await verifyAll(built.plan, fleet: fleet, certificates: certificates)
+            let reports = try await verifyAll(workspace, operations: operations)
             try await preparation.finish()
-            if !changed && counter.total == 0 {
+            try recordFormations(workspace, reports: reports)
+            let total = ledger.totalBytes
+            if !changed && total == 0 {
                 progress.note("nothing to do: every cluster is up with this plan; moved 0 bytes")
             } else {
-                progress.note("done: moved \(counter.total) bytes")
+                progress.note("done: moved \(total) bytes")
             }
-            return Outcome(reports: reports, changed: changed || counter.total > 0, bytesSent: counter.total)
+            return Outcome(reports: reports, changed: changed || total > 0, bytesSent: total, hosts: ledger.hosts)
         } catch {
             await preparation.abandon()
             throw error
@@ -144,32 +158,29 @@ public struct BringUp: Sendable {
 
     /// One wave: files to every host (each as soon as its binary arrived), then each cluster
     /// started and waited for, side by side. Returns whether anything changed.
-    private func bringUp(wave clusters: [ClusterPlan], plan: Plan, inventory: Inventory, facts: [String: HostFacts],
-                         certificates: [String: ClusterCertificates], preparation: HostPreparation,
-                         fleet: Fleet, membersStarting: @escaping @Sendable () async -> Void) async throws -> Bool {
+    private func bringUp(wave clusters: [ClusterPlan], workspace: Workspace, operations: ClusterOperations,
+                         certificates: [String: ClusterCertificates], preparation: HostPreparation, ledger: ChangeLedger,
+                         context: BootstrapContext, membersStarting: @escaping @Sendable () async -> Void) async throws -> Bool {
         var filesByCluster: [String: [RenderedFile]] = [:]
         for cluster in clusters {
-            filesByCluster[cluster.name] = filesToWrite(for: cluster, in: plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
+            filesByCluster[cluster.name] = HostFiles.toWrite(for: cluster, in: workspace.plan,
+                                                              extra: certificates[cluster.name]?.files ?? [], facts: operations.facts)
         }
-        for (host, scripts) in applyScripts(for: clusters, files: filesByCluster, facts: facts) {
+        for (host, scripts) in HostFiles.applyScripts(for: clusters, files: filesByCluster, facts: operations.facts) {
             for script in scripts { await preparation.apply(script.script, on: host, label: script.label) }
         }
-        // dnsmasq on a shared server is configured one cluster at a time.
-        for cluster in clusters where runningMembers(cluster, facts).count < cluster.members.count {
-            guard let dns = cluster.dns else { continue }
-            for host in Set(cluster.members.map(\.host) + [dns.serverHost]) { try await preparation.ready(host) }
-            try await serveDNS(dns, cluster: cluster, fleet: fleet, inventory: inventory)
-        }
+        Failpoint.reach("up.during-transfer")
         // etcdctl waits until every member of the wave has started: a host's SSH lane busy with it
         // would hold that host's start back.
         let started = Countdown(clusters.count, then: membersStarting)
         return try await withThrowingTaskGroup(of: Bool.self) { group in
             for cluster in clusters {
                 let files = filesByCluster[cluster.name] ?? []
-                let tls = certificates[cluster.name]?.tls
+                let certificates = certificates[cluster.name]
                 group.addTask {
-                    try await bringUp(cluster: cluster, files: files, facts: facts, tls: tls,
-                                      preparation: preparation, fleet: fleet, started: started)
+                    try await bringUp(cluster: cluster, files: files, workspace: workspace, operations: operations,
+                                      certificates: certificates, preparation: preparation, ledger: ledger,
+                                      context: context, started: started)
                 }
             }
             var changed = false
@@ -181,38 +192,56 @@ public struct BringUp: Sendable {
 
     /// Starts what is not running and restarts running members whose files changed. Returns
     /// whether anything changed.
-    private func bringUp(cluster: ClusterPlan, files: [RenderedFile], facts: [String: HostFacts], tls: EtcdTLS?,
-                         preparation: HostPreparation, fleet: Fleet, started: Countdown) async throws -> Bool {
-        let running = runningMembers(cluster, facts)
+    private func bringUp(cluster: ClusterPlan, files: [RenderedFile], workspace: Workspace, operations: ClusterOperations,
+                         certificates: ClusterCertificates?, preparation: HostPreparation, ledger: ChangeLedger,
+                         context: BootstrapContext, started: Countdown) async throws -> Bool {
+        let running = operations.runningMembers(cluster)
+        // Once the files are on every host of the cluster, the certificates among them become
+        // the state's; members start meanwhile, each as soon as its own host is ready.
+        async let committed: Void = {
+            for host in cluster.hosts { try await preparation.ready(host) }
+            try certificates?.commit()
+        }()
         // A changed config or new certificates reach running members by a restart, one member
         // at a time, each healthy again before the next.
         let restart = running.filter { member in
             files.contains { $0.host == member.host && ($0.path == member.paths.config || $0.path.hasPrefix(member.paths.pkiDir + "/")) }
         }
         for member in restart { try await preparation.ready(member.host) }
-        if !restart.isEmpty { try await rollingRestart(restart, cluster: cluster, fleet: fleet, tls: tls) }
+        if !restart.isEmpty {
+            try await operations.rollingRestart(restart, cluster: cluster, reason: "new config or certificates")
+            for member in restart { ledger.record(member.host) { $0.restarted.append(cluster.name) } }
+        }
         if running.count == cluster.members.count {
+            try await committed
             await started.arrive()
             if restart.isEmpty { progress.note("cluster \(cluster.name): every member already running with this config; left alone") }
             return !restart.isEmpty
         }
-        try await registerDiscovery(cluster)
-        try await start(cluster, fleet: fleet, facts: facts, preparation: preparation)
+        let mode = mode(for: cluster)
+        if mode.needsEveryHostBeforeStart {
+            for host in cluster.hosts { try await preparation.ready(host) }
+        }
+        try await mode.beforeStart(cluster, in: workspace, context: context, operations: operations)
+        try await operations.start(cluster, preparation: preparation)
+        for member in cluster.members where !running.contains(where: { $0.name == member.name }) {
+            ledger.record(member.host) { $0.started.append(cluster.name) }
+        }
         await started.arrive()
-        try await waitHealthy(cluster, fleet: fleet, tls: tls)
+        Failpoint.reach("up.health-wait")
+        try await operations.waitHealthy(cluster)
+        try await committed
         return true
     }
 
-    private func runningMembers(_ cluster: ClusterPlan, _ facts: [String: HostFacts]) -> [MemberPlan] {
-        cluster.members.filter { facts[$0.host]?.members[cluster.name]?.runningPid != nil }
-    }
-
-    private func verifyAll(_ plan: Plan, fleet: Fleet, certificates: [String: ClusterCertificates]) async throws -> [VerificationReport] {
-        try await withThrowingTaskGroup(of: (Int, VerificationReport).self) { group in
-            for (index, cluster) in plan.clusters.enumerated() {
-                let tls = certificates[cluster.name]?.tls
+    private func verifyAll(_ workspace: Workspace, operations: ClusterOperations) async throws -> [VerificationReport] {
+        var expectations: [String: ClusterExpectation] = [:]
+        for cluster in workspace.plan.clusters { expectations[cluster.name] = try workspace.expectation(for: cluster) }
+        let snapshot = expectations
+        return try await withThrowingTaskGroup(of: (Int, VerificationReport).self) { group in
+            for (index, cluster) in workspace.plan.clusters.enumerated() {
                 progress.note("cluster \(cluster.name): verifying")
-                group.addTask { (index, try await Verification.verify(cluster, fleet: fleet, viaSSH: false, tls: tls)) }
+                group.addTask { (index, try await operations.verify(cluster, expectation: snapshot[cluster.name])) }
             }
             var reports: [(Int, VerificationReport)] = []
             for try await report in group { reports.append(report) }
@@ -220,15 +249,31 @@ public struct BringUp: Sendable {
         }
     }
 
-    // MARK: binaries and files
+    /// The first verified run of a cluster records its founding IDs; later runs leave the record.
+    private func recordFormations(_ workspace: Workspace, reports: [VerificationReport]) throws {
+        for report in reports where report.ok {
+            guard try workspace.state.clusterRecord(report.clusterName) == nil,
+                  let clusterID = report.observedClusterID else { continue }
+            let founders = report.members.map {
+                ClusterRecord.Member(name: $0.name, id: EtcdIDs.hex($0.id), peerURLs: $0.peerURLs)
+            }
+            try workspace.state.save(ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID),
+                                                   formedAt: Date(), founders: founders))
+        }
+    }
+
+    // MARK: binaries
 
     /// etcd, and etcdctl when the inventory names it, as (local path, remote path).
-    private func binarySources(_ built: PlanBuilder.Result) throws -> [(String, String)] {
-        guard let paths = built.plan.clusters.first?.members.first?.paths else { return [] }
-        let member = built.inventory.member
+    private func binarySources(_ workspace: Workspace) throws -> [(String, String)] {
+        guard let paths = workspace.plan.clusters.first?.members.first?.paths else { return [] }
+        let member = workspace.inventory.member
+        guard FileManager.default.isExecutableFile(atPath: member.binary) else {
+            throw InventoryError.at(member.mark, in: builder.inventoryPath, "member.binary \(member.binary) is missing or not executable on the controller")
+        }
         guard let etcdctl = member.etcdctl else { return [(member.binary, paths.binary)] }
         guard FileManager.default.isExecutableFile(atPath: etcdctl) else {
-            throw DeployError(host: nil, step: "inventory", "\(builder.inventoryPath):\(member.mark): member.etcdctl \(etcdctl) is missing or not executable on the controller (install etcd-client, or leave member.etcdctl out)")
+            throw InventoryError.at(member.mark, in: builder.inventoryPath, "member.etcdctl \(etcdctl) is missing or not executable on the controller (install etcd-client, or leave member.etcdctl out)")
         }
         return [(member.binary, paths.binary), (etcdctl, paths.etcdctl)]
     }
@@ -250,81 +295,12 @@ public struct BringUp: Sendable {
             return result
         }
     }
-
-    /// The cluster's files (and its dnsmasq conf) that differ from what the hosts hold.
-    private func filesToWrite(for cluster: ClusterPlan, in plan: Plan, extra: [RenderedFile],
-                              facts: [String: HostFacts]) -> [RenderedFile] {
-        (plan.files + extra).filter { file in
-            let belongs = cluster.members.contains { $0.host == file.host && (file.path.hasPrefix($0.paths.configDir + "/") || file.path == $0.paths.unit) }
-                || (file.host == cluster.dns?.serverHost && file.path == cluster.dns?.configPath)
-            guard belongs, let hostFacts = facts[file.host] else { return belongs }
-            return !file.isCurrent(on: hostFacts)
-        }
-    }
-
-    /// One command per host for the wave: the etcd user and directories where missing, and the
-    /// changed files. Hosts already in shape get an empty script (and no channel, unless a
-    /// binary waits to be placed).
-    private func applyScripts(for clusters: [ClusterPlan], files: [String: [RenderedFile]],
-                              facts: [String: HostFacts]) -> [(String, [(script: ApplyScript, label: String)])] {
-        var scripts: [String: [ApplyScript]] = [:]
-        var involved: [String: [String]] = [:]  // host -> clusters, in wave order
-        var written: [String: [String: Int]] = [:]
-        func involve(_ host: String, _ cluster: String) {
-            if involved[host]?.contains(cluster) != true { involved[host, default: []].append(cluster) }
-        }
-        for cluster in clusters {
-            for member in cluster.members {
-                var list = scripts[member.host] ?? [ApplyScript()]
-                let hostFacts = facts[member.host]
-                if hostFacts?.hasEtcdUser != true, !list.contains(where: \.ensuresEtcdUser) {
-                    list[list.count - 1].ensureEtcdUser(home: member.paths.data)
-                }
-                let needed = [member.paths.configDir, member.paths.data, member.paths.runDir, member.paths.logDir]
-                if !needed.allSatisfy({ hostFacts?.existingDirectories.contains($0) == true }) { list[list.count - 1].ensureDirectories(member) }
-                scripts[member.host] = list
-                involve(member.host, cluster.name)
-            }
-            for file in files[cluster.name] ?? [] {
-                var list = scripts[file.host] ?? [ApplyScript()]
-                // A script is one argument of `sh -c`: many TLS clusters on one host get several.
-                if list[list.count - 1].approximateLength + file.contents.utf8.count * 2 > ApplyScript.lengthLimit,
-                   !list[list.count - 1].isEmpty {
-                    list.append(ApplyScript())
-                }
-                list[list.count - 1].write(file)
-                scripts[file.host] = list
-                written[file.host, default: [:]][cluster.name, default: 0] += 1
-                involve(file.host, cluster.name)
-            }
-        }
-        return scripts.keys.sorted().map { host in
-            let label = (involved[host] ?? []).map { name in
-                written[host]?[name].map { "\(name): \($0) written" } ?? "\(name): unchanged"
-            }.joined(separator: ", ")
-            let parts = scripts[host] ?? [ApplyScript()]
-            return (host, parts.enumerated().map { index, script in
-                (script, parts.count == 1 ? label : "\(label) (part \(index + 1) of \(parts.count))")
-            })
-        }
-    }
 }
 
 extension MemberPlan {
     var listenPorts: [Int] {
         (listenPeerURLs + listenClientURLs).compactMap { URLComponents(string: $0)?.port }.uniqued()
     }
-}
-
-extension Array where Element: Hashable {
-    func uniqued() -> [Element] {
-        var seen = Set<Element>()
-        return filter { seen.insert($0).inserted }
-    }
-}
-
-func hostOfURL(_ url: String) -> String {
-    URLComponents(string: url)?.host ?? url
 }
 
 /// Runs an action once `count` parties have arrived.
@@ -342,12 +318,3 @@ actor Countdown {
         if remaining == 0 { await action() }
     }
 }
-
-/// Bytes sent by uploads across hosts.
-final class ByteCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var sum = 0
-    func add(_ bytes: Int) { lock.lock(); sum += bytes; lock.unlock() }
-    var total: Int { lock.lock(); defer { lock.unlock() }; return sum }
-}
-

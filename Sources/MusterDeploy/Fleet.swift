@@ -51,7 +51,7 @@ public final class Fleet: @unchecked Sendable {
             do {
                 session = try await SSHSession.connect(job.target)
             } catch {
-                progress.host(job.name, "connect", "FAILED: \(error)")
+                progress.host(job.name, "connect", "FAILED")
                 return (.failure(error), nil)
             }
             progress.host(job.name, "connect", "ok (\(job.description))")
@@ -69,7 +69,9 @@ public final class Fleet: @unchecked Sendable {
         for (job, (connection, command)) in zip(jobs, results) {
             switch connection {
             case .success(let session): fleet.sessions[job.name] = session
-            case .failure(let error): connectErrors.append("\(error)")
+            case .failure(let error):
+                let text = "\(error)"
+                connectErrors.append(text.hasPrefix(job.name) ? text : "\(job.name): \(text)")
             }
             switch command {
             case .success(let output): outputs[job.name] = output
@@ -79,7 +81,9 @@ public final class Fleet: @unchecked Sendable {
         }
         if !connectErrors.isEmpty {
             await fleet.close()
+            let host = connectErrors.count == 1 ? jobs.first { job in connectErrors[0].hasPrefix(job.name) }?.name : nil
             throw DeployError(host: nil, step: "connect", connectErrors.joined(separator: "\n"))
+                .withHost(host)
         }
         if let commandError {
             await fleet.close()
@@ -119,4 +123,14 @@ public final class Fleet: @unchecked Sendable {
 func expandTilde(_ path: String) -> String {
     guard path.hasPrefix("~/") else { return path }
     return NSHomeDirectory() + path.dropFirst(1)
+}
+
+extension DeployError {
+    /// The host named in the JSON error when exactly one host failed.
+    func withHost(_ host: String?) -> DeployError {
+        var copy = self
+        copy.host = copy.host ?? host
+        if host != nil, message.hasPrefix(host! + ": ") { copy.message = String(message.dropFirst(host!.count + 2)) }
+        return copy
+    }
 }

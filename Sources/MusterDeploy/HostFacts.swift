@@ -51,8 +51,8 @@ struct HostFacts: Sendable {
             let c = Shell.quote(member.cluster)
             let p = member.paths
             lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
-            lines.append("[ -f \(Shell.quote(p.configDir + "/member.id")) ] && echo \(c) marker $(cat \(Shell.quote(p.configDir + "/member.id")))")
-            lines.append("pid=$(cat \(Shell.quote(p.pidfile)) 2>/dev/null) && kill -0 \"$pid\" 2>/dev/null && echo \(c) pid \"$pid\" && echo \(c) exe $(readlink /proc/$pid/exe)")
+            lines.append("[ -f \(Shell.quote(p.marker)) ] && echo \(c) marker $(cat \(Shell.quote(p.marker)))")
+            lines.append(Supervisor.runningScript(member))
             lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(sha256sum \(Shell.quote(p.config)) | cut -d' ' -f1)")
         }
         return lines.map { "{ \($0); } 2>/dev/null" }.joined(separator: "\n") + "\ntrue\n"

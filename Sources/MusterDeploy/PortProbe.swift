@@ -5,7 +5,17 @@ import Glibc
 
 /// A bounded TCP connect from the controller, to learn whether a member's port answers.
 enum PortProbe {
-    static func isOpen(host: String, port: Int, timeoutMilliseconds: Int32 = 200) -> Bool {
+    /// The probe's poll(2) may wait up to the timeout: it runs on a dispatch thread, never on one
+    /// of the cooperative pool's.
+    static func isOpen(host: String, port: Int, timeoutMilliseconds: Int32 = 200) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: isOpenBlocking(host: host, port: port, timeoutMilliseconds: timeoutMilliseconds))
+            }
+        }
+    }
+
+    static func isOpenBlocking(host: String, port: Int, timeoutMilliseconds: Int32) -> Bool {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

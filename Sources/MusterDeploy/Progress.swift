@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// Per-host progress lines while long steps run. Plain lines, one per event, so the output reads
 /// the same on a terminal, in a log file and in CI.
@@ -24,17 +25,21 @@ public final class Progress: @unchecked Sendable {
     }
 }
 
-/// A step that failed on a host, named so the user knows where to look.
-public struct DeployError: Error, CustomStringConvertible, Sendable {
+/// A step that failed on a host (or a refusal of one), named so the user knows where to look.
+public struct DeployError: ClassifiedError, Sendable {
+    public var kind: FailureKind
     public var host: String?
-    public var step: String
+    public var cluster: String?
+    public var step: String?
     public var message: String
-    public init(host: String?, step: String, _ message: String) {
+    public init(host: String?, cluster: String? = nil, step: String, kind: FailureKind = .host, _ message: String) {
+        self.kind = kind
         self.host = host
+        self.cluster = cluster
         self.step = step
         self.message = message
     }
     public var description: String {
-        (host.map { "\($0): " } ?? "") + "\(step): \(message)"
+        (host.map { "\($0): " } ?? "") + (step.map { "\($0): " } ?? "") + message
     }
 }

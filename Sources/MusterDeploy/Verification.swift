@@ -2,16 +2,20 @@ import Foundation
 import MusterEtcd
 import MusterInventory
 import MusterPlan
+import MusterWorkspace
 
 /// `muster verify`: checks running clusters against the plan, changing nothing.
 public enum Verification {
-    /// Verifies each cluster; `fleet` is needed only for tunnels (`viaSSH` or loopback clients).
-    public static func run(plan: Plan, inventory: Inventory, stateDirectory: String, options: RunOptions,
-                           viaSSH: Bool, progress: Progress) async throws -> [VerificationReport] {
+    /// Verifies each cluster of the workspace's plan; `fleet` is needed only for tunnels
+    /// (`viaSSH` or loopback clients).
+    public static func run(workspace: Workspace, options: RunOptions, viaSSH: Bool,
+                           progress: Progress) async throws -> [VerificationReport] {
+        let plan = workspace.plan
         let needsSSH = viaSSH || plan.clusters.contains { $0.members.contains { $0.endpoint.contains("://127.0.0.1:") } }
         var fleet: Fleet?
         if needsSSH {
-            let hosts = Set(plan.clusters.flatMap { $0.members.map(\.host) }).sorted().compactMap(inventory.host(named:))
+            let hosts = Set(plan.clusters.flatMap { $0.members.map(\.host) }).sorted().compactMap(workspace.inventory.host(named:))
+            try workspace.checkIdentityFiles(of: hosts)
             fleet = try await Fleet.connect(hosts, options: options, progress: progress)
         } else {
             try options.addressGuard(plan.clusters.flatMap { $0.members.map(\.address) })
@@ -19,8 +23,9 @@ public enum Verification {
         var reports: [VerificationReport] = []
         do {
             for cluster in plan.clusters {
-                let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: stateDirectory)
-                reports.append(try await verify(cluster, fleet: fleet, viaSSH: viaSSH, tls: tls))
+                let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
+                reports.append(try await verify(cluster, expectation: try workspace.expectation(for: cluster),
+                                                fleet: fleet, viaSSH: viaSSH, tls: tls))
             }
         } catch {
             await fleet?.close()
@@ -30,9 +35,10 @@ public enum Verification {
         return reports
     }
 
-    static func verify(_ cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool, tls: EtcdTLS?) async throws -> VerificationReport {
+    static func verify(_ cluster: ClusterPlan, expectation: ClusterExpectation? = nil, fleet: Fleet?, viaSSH: Bool,
+                       tls: EtcdTLS?) async throws -> VerificationReport {
         let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
-        let report = await Verifier(expectation: cluster.expectation, memberClient: { member in
+        let report = await Verifier(expectation: expectation ?? cluster.expectation, memberClient: { member in
             endpoints.client(for: member)
         }).run()
         await endpoints.close()

@@ -84,13 +84,15 @@ public struct ClusterPKI: Sendable {
 
     /// The member's server and peer certificates, each covering `dnsNames` and `ipAddresses`
     /// (muster passes the address, the FQDN, the DNS SRV domain, localhost and 127.0.0.1).
+    /// With `pending`, new certificates are kept in memory there until the caller commits them:
+    /// a run writes them into the state only once they are on the member's host.
     public func memberCertificates(member: String, dnsNames: [String],
-                                   ipAddresses: [String]) throws -> MemberCertificates {
+                                   ipAddresses: [String], pending: PendingCertificates? = nil) throws -> MemberCertificates {
         try ClusterPKI.checkFileName(member, what: "member")
         let (server, serverOutcome) = try ensure(kind: .server, base: "\(member)-server", commonName: member,
-                                                 dnsNames: dnsNames, ipAddresses: ipAddresses)
+                                                 dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
         let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer", commonName: member,
-                                             dnsNames: dnsNames, ipAddresses: ipAddresses)
+                                             dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
         return MemberCertificates(member: member, caPath: caPath, caPEM: try authority.certificatePEM,
                                   server: server, peer: peer,
                                   serverOutcome: serverOutcome, peerOutcome: peerOutcome)
@@ -111,7 +113,7 @@ public struct ClusterPKI: Sendable {
     // MARK: Reuse or issue
 
     func ensure(kind: CertificateKind, base: String, commonName: String, dnsNames: [String],
-                ipAddresses: [String]) throws -> (CertificateFiles, CertificateOutcome) {
+                ipAddresses: [String], pending: PendingCertificates? = nil) throws -> (CertificateFiles, CertificateOutcome) {
         let certPath = "\(directory)/\(base).crt", keyPath = "\(directory)/\(base).key"
         let wanted = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
         let manager = FileManager.default
@@ -130,8 +132,12 @@ public struct ClusterPKI: Sendable {
         }
         let issued = try authority.issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
                                          ipAddresses: ipAddresses, validityDays: validityDays)
-        try PKIFiles.write(issued.privateKeyPEM, to: keyPath, mode: 0o600)
-        try PKIFiles.write(issued.certificatePEM, to: certPath, mode: 0o644)
+        if let pending {
+            pending.add(key: issued.privateKeyPEM, at: keyPath, certificate: issued.certificatePEM, at: certPath)
+        } else {
+            try PKIFiles.write(issued.privateKeyPEM, to: keyPath, mode: 0o600)
+            try PKIFiles.write(issued.certificatePEM, to: certPath, mode: 0o644)
+        }
         return (CertificateFiles(certPath: certPath, keyPath: keyPath, certificatePEM: issued.certificatePEM,
                                  privateKeyPEM: issued.privateKeyPEM, notAfter: issued.notAfter), outcome)
     }
@@ -183,5 +189,27 @@ extension SANs {
         }
         let all = sans.dnsNames.sorted() + ips.sorted()
         return all.isEmpty ? "none" : all.joined(separator: ",")
+    }
+}
+
+/// Certificates issued but not yet written to the state directory.
+public final class PendingCertificates: @unchecked Sendable {
+    private let lock = NSLock()
+    private var files: [(text: String, path: String, mode: mode_t)] = []
+
+    public init() {}
+
+    func add(key: String, at keyPath: String, certificate: String, at certPath: String) {
+        lock.lock(); defer { lock.unlock() }
+        files += [(key, keyPath, 0o600), (certificate, certPath, 0o644)]
+    }
+
+    public var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return files.isEmpty }
+
+    /// Writes them (key before certificate), then forgets them.
+    public func commit() throws {
+        lock.lock(); defer { lock.unlock() }
+        for file in files { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
+        files = []
     }
 }

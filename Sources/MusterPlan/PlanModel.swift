@@ -14,9 +14,19 @@ public struct MemberPaths: Sendable, Codable, Equatable {
     public var pidfile: String
     public var logDir: String
     public var log: String
+
+    // The certificate files' names, owned here: the renderer points etcd at them and the
+    // deploy layer writes them.
+    public var caCert: String { pkiDir + "/ca.crt" }
+    public var serverCert: String { pkiDir + "/server.crt" }
+    public var serverKey: String { pkiDir + "/server.key" }
+    public var peerCert: String { pkiDir + "/peer.crt" }
+    public var peerKey: String { pkiDir + "/peer.key" }
+    /// Written beside the config when muster first starts a member: `CLUSTER NAME ID`.
+    public var marker: String { configDir + "/member.id" }
 }
 
-public struct MemberPlan: Sendable, Codable {
+public struct MemberPlan: Sendable {
     public var cluster: String
     public var host: String
     public var name: String
@@ -53,6 +63,13 @@ public struct DNSPlan: Sendable, Codable {
     public var serverRecords: [SRVRecord]
     public var clientRecords: [SRVRecord]
     public var hostRecords: [HostRecord]
+    /// dnsmasq's pidfile where no systemd supervises it, under the inventory's `paths.run`.
+    public var pidfile: String = ""
+
+    // The pidfile is a host detail, not part of the plan document tools read.
+    enum CodingKeys: String, CodingKey {
+        case serverHost, serverAddress, domain, serviceName, configPath, serverRecords, clientRecords, hostRecords
+    }
 }
 
 public struct DiscoveryPlan: Sendable, Codable {
@@ -72,19 +89,58 @@ public struct DiscoveryPlan: Sendable, Codable {
     public var sizeKeyURL: String?
 }
 
-public struct ClusterPlan: Sendable, Codable {
+/// How a cluster forms, with the data each way needs. Every place that behaves differently per
+/// mode switches over this enum, so the compiler finds them all when a mode is added.
+public enum BootstrapPlan: Sendable {
+    /// `initial-cluster` lists every member; `initial-cluster-token` keeps clusters apart.
+    case staticCluster(token: String)
+    /// Members find each other through a discovery URL (an etcd's v2 keys or a service).
+    case discovery(DiscoveryPlan)
+    /// Members find each other by SRV records that muster's dnsmasq serves.
+    case dns(DNSPlan, token: String)
+
+    /// The name `render` prints and `plan.json` carries.
+    public var modeName: String {
+        switch self {
+        case .staticCluster: return "static"
+        case .discovery: return "discovery"
+        case .dns: return "dns"
+        }
+    }
+}
+
+public struct ClusterPlan: Sendable {
     public var name: String
-    public var mode: String
+    public var bootstrap: BootstrapPlan
     public var tls: Bool
     public var memberVersion: String
-    public var initialClusterToken: String?
     public var enableV2: Bool
     public var clusterID: UInt64?
     public var members: [MemberPlan]
-    public var discovery: DiscoveryPlan?
-    public var dns: DNSPlan?
     /// Clusters that must be up before this one (its discovery backend).
     public var dependsOn: [String]
+
+    public var mode: String { bootstrap.modeName }
+    public var discovery: DiscoveryPlan? {
+        if case .discovery(let plan) = bootstrap { return plan }
+        return nil
+    }
+    public var dns: DNSPlan? {
+        if case .dns(let plan, _) = bootstrap { return plan }
+        return nil
+    }
+    /// `initial-cluster-token`: discovery clusters take theirs from the discovery URL.
+    public var initialClusterToken: String? {
+        switch bootstrap {
+        case .staticCluster(let token), .dns(_, let token): return token
+        case .discovery: return nil
+        }
+    }
+    /// Every host the cluster needs: its members' and its DNS server's.
+    public var hosts: [String] {
+        (members.map(\.host) + (dns.map { [$0.serverHost] } ?? [])).uniqued()
+    }
+    public func member(named name: String) -> MemberPlan? { members.first { $0.name == name } }
 }
 
 /// One file muster puts on a host.
@@ -106,10 +162,16 @@ public struct RenderedFile: Sendable, Codable, Equatable {
 }
 
 /// Everything muster will do, decided before any host is contacted.
-public struct Plan: Sendable, Codable {
+public struct Plan: Sendable {
     public var inventory: String
     public var clusters: [ClusterPlan]
     public var files: [RenderedFile]
+
+    public init(inventory: String, clusters: [ClusterPlan], files: [RenderedFile]) {
+        self.inventory = inventory
+        self.clusters = clusters
+        self.files = files
+    }
 
     public func cluster(named name: String) -> ClusterPlan? { clusters.first { $0.name == name } }
 }

@@ -69,9 +69,9 @@ public struct Planner {
             if let dnsDomain {
                 advertiseHost = host.fqdn ?? "\(host.name).\(dnsDomain)"
             } else {
-                advertiseHost = host.fqdn ?? urlHost(host.address)
+                advertiseHost = host.fqdn ?? URLParts.urlHost(host.address)
             }
-            let address = urlHost(host.address)
+            let address = URLParts.urlHost(host.address)
             let peerURL = "\(scheme)://\(advertiseHost):\(cluster.peerPort)"
             let loopback = "\(scheme)://127.0.0.1:\(cluster.clientPort)"
             let listenClients: [String]
@@ -96,14 +96,22 @@ public struct Planner {
                 paths: paths(for: cluster)))
         }
         let ids = members.compactMap(\.memberID)
+        let bootstrap: BootstrapPlan
+        switch cluster.bootstrap {
+        case .staticCluster: bootstrap = .staticCluster(token: cluster.token)
+        case .discovery: bootstrap = .discovery(discovery!)
+        case .dns:
+            guard let dns = dnsPlan(cluster, members: members) else {
+                throw PlanError(description: "cluster '\(cluster.name)' bootstraps by DNS but the inventory has no dns server")
+            }
+            bootstrap = .dns(dns, token: cluster.token)
+        }
         return ClusterPlan(
-            name: cluster.name, mode: cluster.bootstrap.modeName, tls: cluster.tls,
+            name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
             memberVersion: facts.memberVersion,
-            initialClusterToken: cluster.bootstrap.modeName == "discovery" ? nil : cluster.token,
             enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
             clusterID: ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil,
-            members: members, discovery: discovery,
-            dns: dnsPlan(cluster, members: members),
+            members: members,
             dependsOn: discovery?.backendCluster.map { [$0] } ?? [])
     }
 
@@ -127,7 +135,7 @@ public struct Planner {
             guard let token = stored?.token else {
                 throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
             }
-            let base = trimmedSlash(url) + "/v2/keys/discovery/" + token
+            let base = URLParts.trimmingSlashes(url) + "/v2/keys/discovery/" + token
             return DiscoveryPlan(backend: .url, backendCluster: nil, token: token, url: base,
                                  isPlaceholder: false, size: size, proxy: proxy, serviceURL: nil,
                                  sizeKeyURL: base + "/_config/size")
@@ -136,12 +144,12 @@ public struct Planner {
                 return DiscoveryPlan(backend: .service, backendCluster: nil,
                                      token: String(answered.split(separator: "/").last ?? ""),
                                      url: answered, isPlaceholder: false, size: size, proxy: proxy,
-                                     serviceURL: trimmedSlash(service), sizeKeyURL: nil)
+                                     serviceURL: URLParts.trimmingSlashes(service), sizeKeyURL: nil)
             }
             return DiscoveryPlan(backend: .service, backendCluster: nil, token: Self.placeholderMarker,
-                                 url: trimmedSlash(service) + "/\(Self.placeholderMarker)-asked-of-the-service-at-up",
+                                 url: URLParts.trimmingSlashes(service) + "/\(Self.placeholderMarker)-asked-of-the-service-at-up",
                                  isPlaceholder: true, size: size, proxy: proxy,
-                                 serviceURL: trimmedSlash(service), sizeKeyURL: nil)
+                                 serviceURL: URLParts.trimmingSlashes(service), sizeKeyURL: nil)
         }
     }
 
@@ -154,16 +162,16 @@ public struct Planner {
         func records(_ kind: String, port: Int) -> [SRVRecord] {
             members.map { member in
                 SRVRecord(service: "_etcd-\(kind)\(suffix)._tcp", domain: domain,
-                          target: hostPart(of: member.peerURL), port: port)
+                          target: URLParts.host(of: member.peerURL), port: port)
             }
         }
-        let hostRecords = members.map { HostRecord(fqdn: hostPart(of: $0.peerURL), address: $0.address) }
+        let hostRecords = members.map { HostRecord(fqdn: URLParts.host(of: $0.peerURL), address: $0.address) }
         return DNSPlan(serverHost: server.name, serverAddress: server.address, domain: domain,
                        serviceName: serviceName,
                        configPath: "\(inventory.paths.dnsmasq)/muster-\(cluster.name).conf",
                        serverRecords: records("server", port: cluster.peerPort),
                        clientRecords: records("client", port: cluster.clientPort),
-                       hostRecords: hostRecords)
+                       hostRecords: hostRecords, pidfile: "\(inventory.paths.run)/dnsmasq-\(cluster.name).pid")
     }
 
     private func paths(for cluster: Cluster) -> MemberPaths {
@@ -178,19 +186,3 @@ public struct Planner {
     }
 }
 
-/// IPv6 literals need brackets inside URLs.
-func urlHost(_ address: String) -> String {
-    address.contains(":") ? "[\(address)]" : address
-}
-
-func hostPart(of url: String) -> String {
-    let afterScheme = url.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first ?? ""
-    if afterScheme.hasPrefix("[") { return String(afterScheme.prefix { $0 != "]" }) + "]" }
-    return String(afterScheme.split(separator: ":").first ?? "")
-}
-
-func trimmedSlash(_ url: String) -> String {
-    var url = url
-    while url.hasSuffix("/") { url.removeLast() }
-    return url
-}

@@ -64,26 +64,26 @@ public struct Renderer {
             "advertiseClientURLs": member.clientURLs.joined(separator: ","),
             "enableV2": cluster.enableV2,
         ]
-        switch cluster.mode {
-        case "static":
+        switch cluster.bootstrap {
+        case .staticCluster(let token):
             context["initialCluster"] = cluster.members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
-            context["initialClusterToken"] = cluster.initialClusterToken
-        case "dns":
-            context["discoverySRV"] = cluster.dns?.domain
-            if let name = cluster.dns?.serviceName, !name.isEmpty { context["discoverySRVName"] = name }
-            context["initialClusterToken"] = cluster.initialClusterToken
-        default:
-            context["discovery"] = cluster.discovery?.url
-            if let proxy = cluster.discovery?.proxy { context["discoveryProxy"] = proxy }
+            context["initialClusterToken"] = token
+        case .dns(let dns, let token):
+            context["discoverySRV"] = dns.domain
+            if !dns.serviceName.isEmpty { context["discoverySRVName"] = dns.serviceName }
+            context["initialClusterToken"] = token
+        case .discovery(let discovery):
+            context["discovery"] = discovery.url
+            if let proxy = discovery.proxy { context["discoveryProxy"] = proxy }
         }
         if cluster.tls {
-            let pki = member.paths.pkiDir
+            let paths = member.paths
             context["tls"] = true
-            context["caCert"] = "\(pki)/ca.crt"
-            context["serverCert"] = "\(pki)/server.crt"
-            context["serverKey"] = "\(pki)/server.key"
-            context["peerCert"] = "\(pki)/peer.crt"
-            context["peerKey"] = "\(pki)/peer.key"
+            context["caCert"] = paths.caCert
+            context["serverCert"] = paths.serverCert
+            context["serverKey"] = paths.serverKey
+            context["peerCert"] = paths.peerCert
+            context["peerKey"] = paths.peerKey
             // etcd's v2 discovery client presents no client certificate to a backend.
             context["clientCertAuth"] = isBackend(cluster) ? "false" : "true"
         }

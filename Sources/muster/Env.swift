@@ -3,26 +3,23 @@ import Foundation
 import MusterBasics
 import MusterPKI
 import MusterPlan
+import MusterWorkspace
 
 /// `muster env INVENTORY --cluster NAME`: the shell exports that point etcdctl at a cluster.
 struct Env: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the ETCDCTL_* exports for a cluster (muster's client certificate for TLS clusters).",
-        discussion: "Use it as: eval \"$(muster env INVENTORY --cluster NAME)\"; contacts no host.")
+        discussion: "Use it as: eval \"$(muster env INVENTORY [--cluster NAME])\"; --cluster may be left out when the inventory has one cluster. Contacts no host.")
 
     @OptionGroup var options: InventoryOptions
 
-    func validate() throws {
-        guard options.cluster != nil else { throw ValidationError("env needs --cluster NAME") }
-    }
-
     func run() async throws {
         try await reportingErrors {
-            let name = options.cluster ?? ""
-            let result = try PlanBuilder(inventoryPath: options.inventory, stateDirectory: options.state,
-                                         templatesDirectory: options.templates, cluster: name).build()
-            guard let cluster = result.plan.cluster(named: name) else {
-                throw ValidationError("no cluster named \(name) in \(options.inventory)")
+            var builder = options.builder()
+            builder.includeBackendOfUnformedCluster = false
+            let result = try builder.build()
+            guard let cluster = options.cluster.flatMap(result.plan.cluster(named:)) ?? (result.plan.clusters.count == 1 ? result.plan.clusters.first : nil) else {
+                throw MusterError(.usage, "\(options.inventory) has \(result.plan.clusters.count) clusters (\(result.plan.clusters.map(\.name).joined(separator: ", "))): name one with --cluster NAME")
             }
             let endpoints = cluster.members.map(\.endpoint).joined(separator: ",")
             var exports = [("ETCDCTL_API", "3"), ("ETCDCTL_ENDPOINTS", endpoints)]

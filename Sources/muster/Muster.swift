@@ -1,10 +1,42 @@
 import ArgumentParser
+import Foundation
 
-@main
 struct Muster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster",
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
-        version: "0.1.0",
+        version: "0.2.0",
         subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, SandboxCommand.self, DiscoveryCommand.self])
+}
+
+/// argument-parser exits 64 (EX_USAGE) for a bad command line; muster promises 2 for every
+/// usage error, so parsing happens here and only the code is changed.
+@main
+enum Main {
+    static func main() async {
+        let command: ParsableCommand
+        do {
+            command = try Muster.parseAsRoot()
+        } catch {
+            exitForParse(error)
+        }
+        do {
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                var synchronous = command
+                try synchronous.run()
+            }
+        } catch {
+            Muster.exit(withError: error)
+        }
+        exit(0)
+    }
+
+    private static func exitForParse(_ error: Error) -> Never {
+        let code = Muster.exitCode(for: error)
+        guard code != .success else { Muster.exit(withError: error) }  // --help, --version
+        FileHandle.standardError.write(Data((Muster.fullMessage(for: error) + "\n").utf8))
+        exit(code == .validationFailure ? 2 : code.rawValue)
+    }
 }

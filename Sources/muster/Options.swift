@@ -1,11 +1,12 @@
 import ArgumentParser
+import MusterWorkspace
 
 /// Flags every inventory-reading command takes.
 struct InventoryOptions: ParsableArguments {
     @Argument(help: "The inventory file (YAML).")
     var inventory: String
 
-    @Option(help: "Only this cluster (and the discovery backend it needs).")
+    @Option(help: "Only this cluster (see each command for whether its discovery backend comes along).")
     var cluster: String?
 
     @Option(help: "Muster's state directory for this inventory (default: .muster/NAME beside it).")
@@ -13,6 +14,10 @@ struct InventoryOptions: ParsableArguments {
 
     @Option(help: "Directory of the templates to render (default: found beside the muster binary).")
     var templates: String?
+
+    func builder() -> PlanBuilder {
+        PlanBuilder(inventoryPath: inventory, stateDirectory: state, templatesDirectory: templates, cluster: cluster)
+    }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

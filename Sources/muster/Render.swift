@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MusterPlan
+import MusterWorkspace
 
 struct Render: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,9 +16,8 @@ struct Render: AsyncParsableCommand {
     var output: OutputFormat = .table
 
     func run() async throws {
-        try await reportingErrors {
-            let result = try PlanBuilder(inventoryPath: options.inventory, stateDirectory: options.state,
-                                         templatesDirectory: options.templates, cluster: options.cluster).build()
+        try await reportingErrors(json: output == .json) {
+            let result = try options.builder().build()
             let name = URL(fileURLWithPath: options.inventory).deletingPathExtension().lastPathComponent
             let directory = out ?? "rendered/\(name)"
             let summary = PlanSummary.text(result.plan)

@@ -2,29 +2,33 @@ import ArgumentParser
 import Foundation
 import MusterDeploy
 import MusterEtcd
-import MusterPlan
+import MusterWorkspace
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bring the inventory's clusters up, from bare hosts to a verified cluster.")
+        abstract: "Bring the inventory's clusters up, from bare hosts to a verified cluster.",
+        discussion: "With --cluster NAME, only NAME, and the discovery backend it needs while it has not formed yet.")
 
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
-    @Flag(help: "Connect and run preflight only; change nothing.")
+    @Flag(help: "Connect and run preflight only; change nothing on any host or in muster's state.")
     var dryRun = false
 
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
 
     func run() async throws {
-        try await reportingErrors {
-            let builder = PlanBuilder(inventoryPath: options.inventory, stateDirectory: options.state,
-                                      templatesDirectory: options.templates, cluster: options.cluster)
-            var bringUp = BringUp(builder: builder, options: remote.runOptions, progress: Progress())
+        try await reportingErrors(json: output == .json) {
+            var bringUp = BringUp(builder: options.builder(), options: remote.runOptions, progress: Progress())
             bringUp.dryRun = dryRun
             let outcome = try await bringUp.run()
-            try printReports(outcome.reports, format: output)
+            switch output {
+            case .table:
+                for report in outcome.reports { print(report.table()) }
+            case .json:
+                print(OutputDocument.up(outcome, dryRun: dryRun).serialized(), terminator: "")
+            }
             if outcome.reports.contains(where: { !$0.ok }) { throw ExitCode(1) }
         }
     }
@@ -32,7 +36,8 @@ struct Up: AsyncParsableCommand {
 
 struct Down: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop the inventory's members and muster's dnsmasq; etcd data stays unless --wipe-data.")
+        abstract: "Stop the inventory's members and muster's dnsmasq; etcd data stays unless --wipe-data.",
+        discussion: "With --cluster NAME, only NAME's members (never the discovery backend it formed through).")
 
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
@@ -42,9 +47,7 @@ struct Down: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let builder = PlanBuilder(inventoryPath: options.inventory, stateDirectory: options.state,
-                                      templatesDirectory: options.templates, cluster: options.cluster)
-            var tearDown = TearDown(builder: builder, options: remote.runOptions, progress: Progress())
+            var tearDown = TearDown(builder: options.builder(), options: remote.runOptions, progress: Progress())
             tearDown.wipeData = wipeData
             try await tearDown.run()
         }
@@ -53,7 +56,8 @@ struct Down: AsyncParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check running clusters against the plan: members, IDs, leader, health, a write and read.")
+        abstract: "Check running clusters against the plan: members, IDs, leader, health, a write and read.",
+        discussion: "With --cluster NAME, only NAME: a formed cluster no longer needs its discovery backend.")
 
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
@@ -65,24 +69,53 @@ struct Verify: AsyncParsableCommand {
     var viaSSH = false
 
     func run() async throws {
-        try await reportingErrors {
-            let built = try PlanBuilder(inventoryPath: options.inventory, stateDirectory: options.state,
-                                        templatesDirectory: options.templates, cluster: options.cluster).build()
-            let reports = try await Verification.run(plan: built.plan, inventory: built.inventory,
-                                                     stateDirectory: built.state.directory,
-                                                     options: remote.runOptions, viaSSH: viaSSH,
+        try await reportingErrors(json: output == .json) {
+            var builder = options.builder()
+            builder.includeBackendOfUnformedCluster = false
+            let workspace = try await builder.load(lock: false)
+            let reports = try await Verification.run(workspace: workspace, options: remote.runOptions, viaSSH: viaSSH,
                                                      progress: Progress(quiet: output == .json))
-            try printReports(reports, format: output)
+            switch output {
+            case .table:
+                for report in reports { print(report.table()) }
+                if reports.contains(where: { report in report.health.allSatisfy { !$0.healthy } }) {
+                    FileHandle.standardError.write(Data("hint: no member answered; if the cluster was stopped (`muster down`), `muster up \(options.inventory)` starts it again with its data\n".utf8))
+                }
+            case .json:
+                print(OutputDocument.verify(reports).serialized(), terminator: "")
+            }
             if reports.contains(where: { !$0.ok }) { throw ExitCode(1) }
         }
     }
 }
 
-func printReports(_ reports: [VerificationReport], format: OutputFormat) throws {
-    switch format {
-    case .table:
-        for report in reports { print(report.table()) }
-    case .json:
-        print(reports.count == 1 ? reports[0].json() : "[" + reports.map { $0.json() }.joined(separator: ",") + "]")
+/// The one shape of every `--output json` document (JSON.md): a top-level object with a
+/// `clusters` array, plus what the command adds.
+enum OutputDocument {
+    static func verify(_ reports: [VerificationReport]) -> JSONValue {
+        .object([
+            "ok": .bool(reports.allSatisfy(\.ok)),
+            "clusters": .array(reports.map { $0.jsonValue() }),
+        ])
+    }
+
+    static func up(_ outcome: BringUp.Outcome, dryRun: Bool) -> JSONValue {
+        .object([
+            "ok": .bool(outcome.reports.allSatisfy(\.ok)),
+            "dry_run": .bool(dryRun),
+            "changed": .bool(outcome.changed),
+            "bytes_sent": .int(Int64(outcome.bytesSent)),
+            "clusters": .array(outcome.reports.map { $0.jsonValue() }),
+            "hosts": .array(outcome.hosts.map { host in
+                .object([
+                    "host": .string(host.host),
+                    "files_written": .int(Int64(host.filesWritten)),
+                    "bytes_sent": .int(Int64(host.bytesSent)),
+                    "binaries": .array(host.binaries.map(JSONValue.string)),
+                    "started": .array(host.started.map(JSONValue.string)),
+                    "restarted": .array(host.restarted.map(JSONValue.string)),
+                ])
+            }),
+        ])
     }
 }

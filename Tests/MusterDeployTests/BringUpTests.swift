@@ -2,7 +2,9 @@ import Foundation
 import Testing
 import MusterBasics
 import MusterDeploy
+import MusterInventory
 import MusterPlan
+import MusterWorkspace
 import MusterSandbox
 
 /// Real sshd, real etcd, real dnsmasq on the deploy sandbox. Serialized: the scenarios share
@@ -207,8 +209,8 @@ import MusterSandbox
             do {
                 _ = try await DeploySandbox.up(builder)
                 Issue.record("up should refuse a missing etcdctl")
-            } catch let error as DeployError {
-                #expect(error.step == "inventory")
+            } catch let error as InventoryError {
+                // Bad input (exit 2), located in the inventory, before any host is contacted.
                 #expect(error.description.contains("\(builder.inventoryPath):"), "\(error)")
                 #expect(error.description.contains("member.etcdctl /nonexistent/etcdctl is missing"), "\(error)")
             }

@@ -2,6 +2,7 @@ import Foundation
 import MusterBasics
 import MusterDeploy
 import MusterPlan
+import MusterWorkspace
 import MusterSandbox
 import MusterTestSupport
 

@@ -6,6 +6,7 @@ import Testing
 import MusterBasics
 import MusterDeploy
 import MusterPlan
+import MusterWorkspace
 import MusterSandbox
 import MusterTestSupport
 

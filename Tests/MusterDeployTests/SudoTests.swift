@@ -3,6 +3,7 @@ import Testing
 import MusterBasics
 import MusterDeploy
 import MusterPlan
+import MusterWorkspace
 import MusterSSH
 
 /// A non-root SSH user: every privileged step runs through `sudo -n`, stdin (the streamed

@@ -3,6 +3,7 @@ import Testing
 import MusterBasics
 import MusterDeploy
 import MusterPlan
+import MusterWorkspace
 import MusterSandbox
 
 /// TLS clusters on the deploy sandbox: certificates from muster's CA, https everywhere.

@@ -4,14 +4,14 @@ import MusterBasics
 import MusterDeploy
 import MusterEtcd
 import MusterPlan
+import MusterWorkspace
 import MusterSandbox
 
 /// `muster verify` on real clusters in the deploy sandbox.
 @Suite struct VerifyTests {
     private func verify(_ builder: PlanBuilder, viaSSH: Bool = false) async throws -> VerificationReport {
         let built = try builder.build()
-        let reports = try await Verification.run(plan: built.plan, inventory: built.inventory,
-                                                 stateDirectory: built.state.directory,
+        let reports = try await Verification.run(workspace: built,
                                                  options: DeploySandbox.options, viaSSH: viaSSH,
                                                  progress: Progress(quiet: true))
         return try #require(reports.first)

@@ -3,6 +3,7 @@ import Testing
 import MusterBasics
 import MusterInventory
 @testable import MusterPlan
+import MusterWorkspace
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
@@ -20,7 +21,7 @@ func renderSeed(_ name: String, tokens: [String: DiscoveryToken]? = nil) throws 
     let inventory = try InventoryLoader.load(path: repositoryRoot.appendingPathComponent("inventories/\(name).yml").path)
     let facts = PlanFacts(memberVersion: "3.4.23", discoveryTokens: tokens ?? walkthroughTokens[name] ?? [:])
     let clusters = try Planner(inventory: inventory, facts: facts).plan()
-    let templates = try TemplateSet(directory: repositoryRoot.appendingPathComponent("templates").path)
+    let templates = try TemplateLoader.load(directory: repositoryRoot.appendingPathComponent("templates").path)
     return (inventory, clusters, try Renderer(templates: templates, inventory: inventory).files(for: clusters))
 }
 

@@ -4,12 +4,18 @@ import MusterEtcd
 import MusterInventory
 import MusterPlan
 import MusterSSH
+import MusterWorkspace
 
 /// One command per host that gathers facts, then every problem at once, before anything changes.
-extension BringUp {
+struct Preflight {
+    let progress: Progress
+    /// Named in refusals about data: a copied inventory gets a new state dir, and with it new
+    /// tokens and IDs.
+    let stateDirectory: String
+
     /// Each host's preflight command: its facts and those of every file and directory muster
     /// would write there. Runs as soon as the host is connected.
-    func preflightScripts(_ built: PlanBuilder.Result, hosts: [String], binaryPaths: [String],
+    func scripts(_ built: Workspace, hosts: [String], binaryPaths: [String],
                           extraFiles: [RenderedFile]) -> [String: String] {
         let plan = built.plan
         var scripts: [String: String] = [:]
@@ -23,7 +29,7 @@ extension BringUp {
     }
 
     /// Every problem on every host at once; throws before anything was changed.
-    func judgePreflight(_ built: PlanBuilder.Result, outputs: [String: String]) throws -> [String: HostFacts] {
+    func judge(_ built: Workspace, outputs: [String: String]) throws -> [String: HostFacts] {
         let plan = built.plan
         let hostNames = outputs.keys.sorted()
         let gathered = outputs.mapValues(HostFacts.parse)
@@ -44,10 +50,10 @@ extension BringUp {
                 let mine = facts.members[cluster.name] ?? HostFacts.MemberFacts(hasData: false)
                 if mine.hasData, let marker = mine.marker, marker != member.marker,
                    marker.hasPrefix("\(cluster.name) \(member.name) ") {
-                    problems.append("\(member.host): member \(member.name) of cluster '\(cluster.name)' was bootstrapped as \(marker.split(separator: " ").last ?? ""), the plan now makes it \(member.memberID.map(EtcdIDs.hex) ?? "unknown"): its token, peer URLs or bootstrap changed, which etcd ignores once it has data. Rebuild it (`muster down --wipe-data`, its keys are lost) or reconfigure by hand (etcdctl member update/add/remove)")
+                    problems.append("\(member.host): member \(member.name) of cluster '\(cluster.name)' was bootstrapped as \(marker.split(separator: " ").last ?? ""), the plan now makes it \(member.memberID.map(EtcdIDs.hex) ?? "unknown"): its token, peer URLs or bootstrap changed, which etcd ignores once it has data. Rebuild it (`muster down --wipe-data`, its keys are lost) or reconfigure by hand (etcdctl member update/add/remove). muster's state for this inventory is \(stateDirectory): a copied inventory gets a state dir of its own unless --state names the original's")
                 } else if mine.hasData, mine.marker != member.marker {
                     let whose = mine.marker.map { "member '\($0)'" } ?? "something muster did not start"
-                    problems.append("\(member.host): data dir \(member.paths.data) holds data of \(whose), not of member \(member.marker); move it away (muster never deletes etcd data without --wipe-data on down)")
+                    problems.append("\(member.host): data dir \(member.paths.data) holds data of \(whose), not of member \(member.marker); move it away (muster never deletes etcd data without --wipe-data on down); muster's state for this inventory is \(stateDirectory) (--state names another)")
                 }
                 if mine.runningPid == nil {
                     for port in member.listenPorts where facts.listeningPorts.contains(port) {
@@ -61,7 +67,7 @@ extension BringUp {
         }
         for host in hostNames { progress.host(host, "preflight", problems.contains { $0.hasPrefix("\(host):") } ? "FAILED" : "ok") }
         if !problems.isEmpty {
-            throw DeployError(host: nil, step: "preflight", "nothing was changed on any host:\n  " + problems.joined(separator: "\n  "))
+            throw DeployError(host: nil, step: "preflight", kind: .refused, "nothing was changed on any host:\n  " + problems.joined(separator: "\n  "))
         }
         return gathered
     }

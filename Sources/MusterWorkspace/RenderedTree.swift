@@ -1,7 +1,9 @@
 import Foundation
+import MusterPlan
 
 /// Writes rendered files under `DIR/HOST/PATH`, mirroring each host's filesystem, and removes
-/// only the files an earlier render of the same tree wrote (listed in a manifest).
+/// only the files an earlier render of the same tree wrote (listed in a manifest): regular files
+/// inside `DIR`, never through a symbolic link.
 public enum RenderedTree {
     static let manifestName = ".muster-rendered"
 
@@ -21,11 +23,28 @@ public enum RenderedTree {
         try writeFile(Data(summary.utf8), at: "\(directory)/plan.txt", mode: 0o644)
         try writeFile(json, at: "\(directory)/plan.json", mode: 0o644)
         written += ["plan.txt", "plan.json"]
-        for stale in Set(previous).subtracting(written) where !stale.contains("..") {
-            try? manager.removeItem(atPath: "\(directory)/\(stale)")
+        for stale in Set(previous).subtracting(written) where isRemovable(stale, under: directory) {
+            unlink("\(directory)/\(stale)")
         }
         try writeFile(Data((written.joined(separator: "\n") + "\n").utf8), at: manifestPath, mode: 0o644)
         return written.map { "\(directory)/\($0)" }
+    }
+
+    /// A manifest entry may name only a regular file below `directory`, reached without
+    /// following a symbolic link on the way.
+    static func isRemovable(_ relative: String, under directory: String) -> Bool {
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: true)
+        guard !parts.isEmpty, !relative.hasPrefix("/"), !parts.contains(where: { $0 == ".." || $0 == "." }) else { return false }
+        var path = directory
+        for (index, part) in parts.enumerated() {
+            path += "/" + part
+            var status = stat()
+            guard lstat(path, &status) == 0 else { return false }
+            let type = status.st_mode & S_IFMT
+            if index == parts.count - 1 { return type == S_IFREG }
+            guard type == S_IFDIR else { return false }
+        }
+        return false
     }
 
     private static func writeFile(_ data: Data, at path: String, mode: Int) throws {

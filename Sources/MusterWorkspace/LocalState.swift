@@ -1,22 +1,16 @@
 import Foundation
+import MusterBasics
+import MusterPlan
 
-/// A discovery token muster created for a cluster, kept so `render` and `up` agree on it.
-public struct DiscoveryToken: Sendable, Codable, Equatable {
-    public var token: String
-    /// The URL a service answered to `GET /new`; `nil` for etcd backends (derived from the token).
-    public var serviceURL: String?
-    /// Set once the cluster formed with this token: it is never replaced after that.
-    public var formed: Bool
-
-    public init(token: String, serviceURL: String? = nil, formed: Bool = false) {
-        self.token = token
-        self.serviceURL = serviceURL
-        self.formed = formed
+public struct StateError: ClassifiedError {
+    public var kind = FailureKind.host
+    public var message: String
+    public var description: String { message }
+    init(description: String) { message = description }
+    init(_ kind: FailureKind, _ message: String) {
+        self.kind = kind
+        self.message = message
     }
-}
-
-public struct StateError: Error, CustomStringConvertible {
-    public var description: String
 }
 
 /// What must outlive a run, per inventory: `.muster/NAME/` beside the inventory (mode 0700),
@@ -48,7 +42,7 @@ public final class LocalState: @unchecked Sendable {
         guard descriptor >= 0 else { throw StateError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
-            throw StateError(description: "another muster run holds \(path); wait for it to finish")
+            throw StateError(.refused, "another muster run holds the lock \(path) (state dir \(directory)); wait for it to finish")
         }
         lockDescriptor = descriptor
     }
@@ -91,10 +85,3 @@ public final class LocalState: @unchecked Sendable {
     public static func newToken() -> String { UUID().uuidString.lowercased() }
 }
 
-extension JSONEncoder {
-    public static var sortedPretty: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
-}

@@ -1,0 +1,36 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Named points of a run where a test can cut it: `MUSTER_FAILPOINT=PHASE` kills muster with
+/// SIGKILL when it reaches PHASE, as a power cut or `kill -9` would. Honoured only together with
+/// `MUSTER_SANDBOX_ONLY=1`, so that no production run can be cut by a stray variable.
+///
+/// The phase names are the step names progress lines print (`up.after-preflight`, ...); a comma
+/// separated list cuts at the first one reached. `PHASE@N` cuts at the Nth time PHASE is reached.
+public enum Failpoint {
+    public static func reach(_ phase: String) {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["MUSTER_SANDBOX_ONLY"] == "1", let wanted = environment["MUSTER_FAILPOINT"] else { return }
+        for entry in wanted.split(separator: ",") {
+            let parts = entry.split(separator: "@", maxSplits: 1)
+            guard parts.first.map(String.init) == phase else { continue }
+            let count = Counter.shared.increment(phase)
+            if parts.count == 2, Int(parts[1]) != count { continue }
+            FileHandle.standardError.write(Data("failpoint \(phase): killing muster (MUSTER_FAILPOINT)\n".utf8))
+            kill(getpid(), SIGKILL)
+        }
+    }
+
+    private final class Counter: @unchecked Sendable {
+        static let shared = Counter()
+        private let lock = NSLock()
+        private var counts: [String: Int] = [:]
+        func increment(_ phase: String) -> Int {
+            lock.lock(); defer { lock.unlock() }
+            counts[phase, default: 0] += 1
+            return counts[phase]!
+        }
+    }
+}

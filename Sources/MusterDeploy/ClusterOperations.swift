@@ -1,0 +1,149 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterPlan
+import MusterSSH
+
+/// The steps every command is made of, over one fleet: start members gated on their peers, wait
+/// for health, restart one member at a time, stop, explain a failure, verify. `BringUp` and
+/// `TearDown` (and every later operation) are short orchestrations of this value; none of them
+/// talks to a host or a member in its own way.
+struct ClusterOperations: Sendable {
+    let fleet: Fleet
+    /// What preflight learnt of each host (empty when a command did not gather facts).
+    let facts: [String: HostFacts]
+    let progress: Progress
+    let options: RunOptions
+    /// The client certificate muster speaks TLS with, by cluster.
+    let tls: [String: EtcdTLS]
+
+    func supervisor(on host: String) -> Supervisor { Supervisor(facts: facts[host]) }
+
+    func isRunning(_ member: MemberPlan) -> Bool {
+        facts[member.host]?.members[member.cluster]?.runningPid != nil
+    }
+
+    func runningMembers(_ cluster: ClusterPlan) -> [MemberPlan] {
+        cluster.members.filter(isRunning)
+    }
+
+    // MARK: start and stop
+
+    /// Starts the members that are not running, in order, each once its host is ready and the
+    /// previous member listens: a member asks its peers for /members with a 1 s timeout, so
+    /// starting the next one only once this one listens keeps peers from stalling each other.
+    func start(_ cluster: ClusterPlan, preparation: HostPreparation) async throws {
+        for member in cluster.members {
+            if isRunning(member) {
+                progress.host(member.host, "start", "\(cluster.name) already running")
+                continue
+            }
+            try await preparation.ready(member.host)
+            try await start(member)
+            Failpoint.reach("up.between-member-starts")
+        }
+    }
+
+    func start(_ member: MemberPlan) async throws {
+        let marker = "echo \(Shell.quote(member.marker)) > \(Shell.quote(member.paths.marker))"
+        let output = try await fleet.check(member.host, "start", "\(marker) && \(supervisor(on: member.host).startCommand(member))")
+        progress.host(member.host, "start", "\(member.cluster): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        try await waitForPeerPort(member)
+    }
+
+    func waitForPeerPort(_ member: MemberPlan) async throws {
+        let port = member.listenPorts.first ?? 2380
+        for _ in 0..<250 {
+            if await PortProbe.isOpen(host: member.address, port: port) { return }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        throw await failure(member, step: "start", "peer port \(port) did not open within 5 s")
+    }
+
+    /// Stops one member; with `wipe` its data dir and marker go too (only ever on an explicit
+    /// `--wipe-data`). Returns what the host said.
+    @discardableResult
+    func stop(_ member: MemberPlan, wipe: Bool, disable: Bool = false) async throws -> String {
+        var script = supervisor(on: member.host).stopCommand(member, disable: disable)
+        if wipe {
+            script += "\nrm -rf \(Shell.quote(member.paths.data)) \(Shell.quote(member.paths.marker)) && echo \"data wiped: \(member.paths.data)\""
+        } else {
+            script += "\necho \"data kept in \(member.paths.data)\""
+        }
+        let output = try await fleet.check(member.host, "stop", script, timeout: 60)
+        let said = output.split(separator: "\n").joined(separator: "; ")
+        progress.host(member.host, "stop", "\(member.cluster): \(said)")
+        return output
+    }
+
+    /// Restarts running members one at a time, each healthy again before the next, so the
+    /// cluster never loses more than one voter to muster.
+    func rollingRestart(_ members: [MemberPlan], cluster: ClusterPlan, reason: String) async throws {
+        for member in members {
+            Failpoint.reach("up.rolling-restart")
+            try await stop(member, wipe: false)
+            let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))
+            progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (\(reason))")
+            try await waitHealthy(ClusterPlan(copying: cluster, members: [member]))
+        }
+    }
+
+    // MARK: health
+
+    /// Waits (bounded) until every member of `cluster` answers /health.
+    func waitHealthy(_ cluster: ClusterPlan, within seconds: TimeInterval = 60) async throws {
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
+        do {
+            try await poll(cluster, endpoints: endpoints, within: seconds)
+            await endpoints.close()
+        } catch {
+            await endpoints.close()
+            throw error
+        }
+    }
+
+    private func poll(_ cluster: ClusterPlan, endpoints: Endpoints, within seconds: TimeInterval) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        var unhealthy = cluster.members
+        while Date() < deadline {
+            var still: [MemberPlan] = []
+            for member in unhealthy {
+                let healthy = (try? await endpoints.client(for: member, timeout: 2).health())?.healthy ?? false
+                if healthy { progress.host(member.host, "health", "\(cluster.name) healthy") } else { still.append(member) }
+            }
+            unhealthy = still
+            if unhealthy.isEmpty { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw await failure(unhealthy[0], step: "health",
+                            "\(unhealthy.map(\.name).joined(separator: ", ")) of cluster '\(cluster.name)' not healthy after \(Int(seconds)) s")
+    }
+
+    func verify(_ cluster: ClusterPlan, expectation: ClusterExpectation? = nil) async throws -> VerificationReport {
+        try await Verification.verify(cluster, expectation: expectation, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
+    }
+
+    // MARK: failure triage
+
+    /// The error for a member that failed, with the last lines of its log (the journal under
+    /// systemd) and etcd's known causes.
+    func failure(_ member: MemberPlan, step: String, _ message: String) async -> DeployError {
+        let (command, source) = supervisor(on: member.host).logCommand(member)
+        let log = (try? await fleet.session(member.host).run(command, timeout: 10, privileged: true))?.stdoutText ?? ""
+        var text = "cluster '\(member.cluster)': \(message)\nlast lines of \(source):\n\(LogText.escaped(log))"
+        if let cause = KnownErrors.explain(log) { text += "\ncause: \(cause)" }
+        return DeployError(host: member.host, cluster: member.cluster, step: step, text)
+    }
+}
+
+/// Member log lines are shown to a terminal: control characters in them are escaped.
+enum LogText {
+    static func escaped(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.flatMap { scalar -> [Unicode.Scalar] in
+            if scalar == "\n" || scalar == "\t" || !(scalar.value < 0x20 || scalar.value == 0x7f || (0x80...0x9f).contains(scalar.value)) {
+                return [scalar]
+            }
+            return Array(String(format: "\\x%02x", scalar.value).unicodeScalars)
+        }))
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import MusterBasics
+import MusterPlan
+
+/// Who keeps a member (and muster's dnsmasq) running on a host: systemd where it is PID 1, else
+/// a detached process with a pidfile. Chosen per host from preflight's facts; every start, stop,
+/// restart, "is it running" and "its last log lines" goes through here, and nothing else in
+/// muster branches on systemd.
+enum Supervisor: String, Sendable {
+    case systemd, process
+
+    init(facts: HostFacts?) {
+        self = facts?.hasSystemd == true ? .systemd : .process
+    }
+
+    static func unit(of member: MemberPlan) -> String { "etcd-\(member.cluster).service" }
+
+    /// Starts the member; prints one line saying what happened.
+    func startCommand(_ member: MemberPlan) -> String {
+        switch self {
+        case .systemd:
+            let unit = Shell.quote(Self.unit(of: member))
+            // --no-block: a notify unit's start waits for etcd to join, and etcd joins only once
+            // enough peers run; muster starts them one after another.
+            return "systemctl daemon-reload && systemctl enable -q \(unit) && systemctl start --no-block \(unit) && echo \"started unit \(Self.unit(of: member))\""
+        case .process:
+            return "sh \(Shell.quote(member.paths.startScript))"
+        }
+    }
+
+    /// Stops the member, waiting a bounded time for etcd to exit; prints what it did.
+    func stopCommand(_ member: MemberPlan, disable: Bool = false) -> String {
+        switch self {
+        case .systemd:
+            let unit = Shell.quote(Self.unit(of: member))
+            return """
+            if systemctl is-active -q \(unit) 2>/dev/null; then systemctl stop \(unit); echo stopped unit; else echo not running; fi
+            \(disable ? "systemctl disable -q \(unit) 2>/dev/null || true" : "true")
+            """
+        case .process:
+            let pidfile = Shell.quote(member.paths.pidfile)
+            // Only a pid whose executable is muster's etcd binary for this member is signalled:
+            // a stale pidfile may name a process that reused the number.
+            return """
+            if pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null && case "$(readlink /proc/$pid/exe)" in \(Shell.quote(member.paths.binary))*) true;; *) false;; esac; then
+                kill "$pid"
+                i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+                kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+                rm -f \(pidfile); echo "stopped pid $pid"
+            else
+                echo not running
+            fi
+            """
+        }
+    }
+
+    /// The member's last log lines: the journal under systemd, its log file otherwise.
+    func logCommand(_ member: MemberPlan, lines: Int = 25) -> (command: String, source: String) {
+        switch self {
+        case .systemd:
+            return ("journalctl -u \(Shell.quote(Self.unit(of: member))) -n \(lines) --no-pager -o cat", "journalctl -u \(Self.unit(of: member))")
+        case .process:
+            return ("tail -n \(lines) \(Shell.quote(member.paths.log))", member.paths.log)
+        }
+    }
+
+    /// Preflight lines that print `CLUSTER pid PID` and `CLUSTER exe PATH` for a running member.
+    static func runningScript(_ member: MemberPlan) -> String {
+        let c = Shell.quote(member.cluster)
+        let unit = Shell.quote(unit(of: member))
+        return """
+        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then :; else pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 "$pid" 2>/dev/null || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) exe $(readlink /proc/$pid/exe)
+        """
+    }
+
+    // MARK: muster's dnsmasq for a DNS cluster
+
+    static func dnsUnit(_ cluster: String) -> String { "muster-dnsmasq-\(cluster).service" }
+
+    /// Serves `dns`'s records: a unit enabled at boot under systemd (peers of a DNS cluster dial
+    /// each other by name after a reboot), a detached process with a pidfile otherwise.
+    func serveDNSCommand(_ dns: DNSPlan, cluster: String, unitDirectory: String) -> String {
+        let dnsmasq = "dnsmasq --conf-file=\(Shell.quote(dns.configPath)) --listen-address=\(Shell.quote(dns.serverAddress)) --bind-interfaces --no-resolv --no-hosts"
+        switch self {
+        case .systemd:
+            let unitName = Self.dnsUnit(cluster)
+            let unit = """
+            [Unit]
+            Description=muster's dnsmasq for cluster \(cluster)
+            Before=etcd-\(cluster).service
+            After=network.target
+
+            [Service]
+            ExecStart=/usr/sbin/\(dnsmasq) --keep-in-foreground --user=dnsmasq
+            Restart=on-failure
+
+            [Install]
+            WantedBy=multi-user.target
+
+            """
+            let path = Shell.quote("\(unitDirectory)/\(unitName)")
+            // A host whose own dnsmasq service reads /etc/dnsmasq.d serves the records itself.
+            return """
+            if systemctl is-active -q dnsmasq 2>/dev/null; then systemctl restart dnsmasq; exit 0; fi
+            id -u dnsmasq >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dnsmasq
+            printf '%s' \(Shell.quote(unit)) > \(path).tmp && mv -f \(path).tmp \(path)
+            systemctl daemon-reload
+            systemctl enable -q \(Shell.quote(unitName))
+            systemctl restart \(Shell.quote(unitName))
+            """
+        case .process:
+            let pidfile = Shell.quote(dns.pidfile)
+            return """
+            mkdir -p \(Shell.quote((dns.pidfile as NSString).deletingLastPathComponent))
+            if pid=$(cat \(pidfile) 2>/dev/null) && [ "$(readlink /proc/$pid/exe)" = /usr/sbin/dnsmasq ]; then kill "$pid" 2>/dev/null; sleep 0.2; fi
+            \(dnsmasq) --pid-file=\(pidfile) --user=root
+            """
+        }
+    }
+
+    func stopDNSCommand(_ dns: DNSPlan, cluster: String, unitDirectory: String) -> String {
+        switch self {
+        case .systemd:
+            let unitName = Shell.quote(Self.dnsUnit(cluster))
+            return """
+            rm -f \(Shell.quote(dns.configPath))
+            if systemctl is-active -q dnsmasq 2>/dev/null; then systemctl restart dnsmasq; fi
+            systemctl disable -q --now \(unitName) 2>/dev/null || true
+            rm -f \(Shell.quote("\(unitDirectory)/\(Self.dnsUnit(cluster))")); systemctl daemon-reload
+            """
+        case .process:
+            let pidfile = Shell.quote(dns.pidfile)
+            return """
+            rm -f \(Shell.quote(dns.configPath))
+            if pid=$(cat \(pidfile) 2>/dev/null) && [ "$(readlink /proc/$pid/exe)" = /usr/sbin/dnsmasq ]; then kill "$pid" 2>/dev/null || true; fi
+            rm -f \(pidfile)
+            """
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import MusterBasics
+
+/// What muster knows of a cluster's life, kept in `STATE/clusters/NAME.json`: the IDs it formed
+/// with, each member added or removed later, the token of the last restore, the snapshots taken.
+/// Written only by a run that applied what it records, so verification can trust it over the
+/// plan (which only predicts founders' IDs).
+public struct ClusterRecord: Sendable, Codable, Equatable {
+    public struct Member: Sendable, Codable, Equatable {
+        public var name: String
+        /// etcd's hex, as `etcdctl member list` prints it.
+        public var id: String
+        public var peerURLs: [String]
+        public init(name: String, id: String, peerURLs: [String]) {
+            self.name = name
+            self.id = id
+            self.peerURLs = peerURLs
+        }
+    }
+
+    public struct Snapshot: Sendable, Codable, Equatable {
+        public var file: String
+        public var revision: Int64
+        public var sha256: String
+        public var size: Int
+        public var takenAt: Date
+        public init(file: String, revision: Int64, sha256: String, size: Int, takenAt: Date) {
+            self.file = file
+            self.revision = revision
+            self.sha256 = sha256
+            self.size = size
+            self.takenAt = takenAt
+        }
+    }
+
+    public var cluster: String
+    public var clusterID: String
+    public var formedAt: Date
+    public var founders: [Member]
+    public var added: [Member] = []
+    public var removed: [Member] = []
+    /// The `initial-cluster-token` of the last restore, which gave the cluster new IDs.
+    public var restoreToken: String?
+    public var snapshots: [Snapshot] = []
+
+    public init(cluster: String, clusterID: String, formedAt: Date, founders: [Member]) {
+        self.cluster = cluster
+        self.clusterID = clusterID
+        self.formedAt = formedAt
+        self.founders = founders
+    }
+
+    /// The members the record says the cluster has now.
+    public var members: [Member] {
+        let gone = Set(removed.map(\.id))
+        return (founders + added).filter { !gone.contains($0.id) }
+    }
+}
+
+extension LocalState {
+    private var recordsDirectory: String { directory + "/clusters" }
+
+    public func clusterRecord(_ cluster: String) throws -> ClusterRecord? {
+        let path = "\(recordsDirectory)/\(cluster).json"
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(ClusterRecord.self, from: data)
+        } catch {
+            throw StateError(description: "\(path) is damaged: \(error) (move it away to let muster record the cluster again)")
+        }
+    }
+
+    public func save(_ record: ClusterRecord) throws {
+        try FileManager.default.createDirectory(atPath: recordsDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let encoder = JSONEncoder.sortedPretty
+        encoder.dateEncodingStrategy = .iso8601
+        try write(encoder.encode(record), to: "\(recordsDirectory)/\(record.cluster).json")
+    }
+
+    public func removeClusterRecord(_ cluster: String) {
+        try? FileManager.default.removeItem(atPath: "\(recordsDirectory)/\(cluster).json")
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import MusterBasics
+import MusterInventory
+import MusterPlan
+
+/// Which clusters a command works on. `--cluster NAME` means NAME; only `up` and `render` reach
+/// further, to a discovery backend that a cluster which has not formed yet needs.
+public enum ClusterScope: Sendable, Equatable {
+    case all
+    /// NAME alone: `down`, `verify`, `env`. A formed cluster no longer needs its backend.
+    case only(String)
+    /// NAME, and its discovery backend while NAME has not formed (`up`, `render`).
+    case withBackendIfUnformed(String)
+
+    var name: String? {
+        switch self {
+        case .all: return nil
+        case .only(let name), .withBackendIfUnformed(let name): return name
+        }
+    }
+}
+
+/// Everything a run reads from the disk, read once: the inventory, the member binary's version,
+/// the templates, the state directory (locked when the run changes hosts) and the discovery
+/// tokens. The plan is a pure function of these (`replanned`), so a run that learns a new token
+/// plans again from memory and never lets go of its lock.
+public struct Workspace: Sendable {
+    public let inventoryPath: String
+    public let inventory: Inventory
+    public let memberVersion: String
+    public let templates: TemplateSet
+    public let state: LocalState
+    public let scope: ClusterScope
+    /// Tokens as this run knows them; saved to the state only by a step that applied them.
+    public private(set) var tokens: [String: DiscoveryToken]
+    public private(set) var plan: Plan
+
+    init(inventoryPath: String, inventory: Inventory, memberVersion: String, templates: TemplateSet,
+         state: LocalState, scope: ClusterScope, tokens: [String: DiscoveryToken]) throws {
+        self.inventoryPath = inventoryPath
+        self.inventory = inventory
+        self.memberVersion = memberVersion
+        self.templates = templates
+        self.state = state
+        self.scope = scope
+        self.tokens = tokens
+        plan = Plan(inventory: inventoryPath, clusters: [], files: [])
+        plan = try Self.plan(self)
+    }
+
+    /// The same workspace with other tokens, planned again (no disk, no lock released).
+    public func replanned(tokens: [String: DiscoveryToken]) throws -> Workspace {
+        var copy = self
+        copy.tokens = tokens
+        copy.plan = try Self.plan(copy)
+        return copy
+    }
+
+    /// Records that `cluster` formed with its token, in memory and in the state directory.
+    public mutating func markFormed(_ cluster: String) throws {
+        guard tokens[cluster] != nil, tokens[cluster]?.formed != true else { return }
+        tokens[cluster]?.formed = true
+        try saveToken(of: cluster)
+    }
+
+    /// Saves this run's token for `cluster`: called once the token is on the hosts.
+    public func saveToken(of cluster: String) throws {
+        var stored = try state.discoveryTokens()
+        guard stored[cluster] != tokens[cluster] else { return }
+        stored[cluster] = tokens[cluster]
+        try state.saveDiscoveryTokens(stored)
+    }
+
+    private static func plan(_ workspace: Workspace) throws -> Plan {
+        let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens)
+        let all = try Planner(inventory: workspace.inventory, facts: facts).plan()
+        let clusters: [ClusterPlan]
+        switch workspace.scope {
+        case .all:
+            clusters = all
+        case .only(let name):
+            clusters = all.filter { $0.name == name }
+        case .withBackendIfUnformed(let name):
+            // A cluster needs its discovery backend until it has formed: keep the chain.
+            var needed: [String] = []
+            var current: String? = name
+            while let next = current, !needed.contains(next) {
+                needed.insert(next, at: 0)
+                let formed = workspace.tokens[next]?.formed == true
+                current = formed ? nil : all.first { $0.name == next }?.dependsOn.first
+            }
+            clusters = needed.compactMap { wanted in all.first { $0.name == wanted } }
+        }
+        let files = try Renderer(templates: workspace.templates, inventory: workspace.inventory).files(for: clusters)
+        return Plan(inventory: workspace.inventoryPath, clusters: clusters, files: files)
+    }
+}
+
+/// Inventory file to workspace: the one path that `render`, `up`, `verify` and `down` share, so
+/// they always agree on URLs, tokens and IDs.
+public struct PlanBuilder: Sendable {
+    public var inventoryPath: String
+    public var stateDirectory: String?
+    public var templatesDirectory: String?
+    public var cluster: String?
+    /// Whether `--cluster` also takes the backend an unformed cluster discovers through.
+    public var includeBackendOfUnformedCluster = true
+
+    public init(inventoryPath: String, stateDirectory: String? = nil, templatesDirectory: String? = nil,
+                cluster: String? = nil) {
+        self.inventoryPath = inventoryPath
+        self.stateDirectory = stateDirectory
+        self.templatesDirectory = templatesDirectory
+        self.cluster = cluster
+    }
+
+    public typealias Result = Workspace
+
+    /// Loads for a synchronous caller (`render`, `env`, tests).
+    public func build(lock: Bool = false) throws -> Workspace {
+        let inventory = try loadInventory()
+        let version = try inventory.member.version ?? explained(inventory) { try MemberBinary.versionBlocking(of: inventory.member.binary) }
+        return try assemble(inventory, version: version, lock: lock)
+    }
+
+    /// Loads for a run: `etcd --version` waits off the cooperative pool.
+    public func load(lock: Bool) async throws -> Workspace {
+        let inventory = try loadInventory()
+        let version: String
+        if let pinned = inventory.member.version {
+            version = pinned
+        } else {
+            do {
+                version = try await MemberBinary.version(of: inventory.member.binary)
+            } catch let error as MemberBinary.VersionError {
+                throw InventoryError.at(inventory.member.mark, in: inventoryPath, error.description)
+            }
+        }
+        return try assemble(inventory, version: version, lock: lock)
+    }
+
+    private func loadInventory() throws -> Inventory {
+        guard FileManager.default.fileExists(atPath: inventoryPath) else {
+            throw MusterError(.usage, "inventory \(inventoryPath) does not exist")
+        }
+        let inventory = try InventoryLoader.load(path: inventoryPath)
+        if let cluster, inventory.cluster(named: cluster) == nil {
+            throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(inventory.clusters.map(\.name).joined(separator: ", ")))")
+        }
+        return inventory
+    }
+
+    private func explained(_ inventory: Inventory, _ body: () throws -> String) throws -> String {
+        do { return try body() } catch let error as MemberBinary.VersionError {
+            throw InventoryError.at(inventory.member.mark, in: inventoryPath, error.description)
+        }
+    }
+
+    private func assemble(_ inventory: Inventory, version: String, lock: Bool) throws -> Workspace {
+        guard MemberBinary.isValid(version) else {
+            throw InventoryError.at(inventory.member.mark, in: inventoryPath, "member version '\(version)' is not MAJOR.MINOR.PATCH")
+        }
+        try inventory.check(memberVersion: version)
+        let state = try LocalState(directory: stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath))
+        if lock { try state.lock() }
+        var tokens = try state.discoveryTokens()
+        var made = false
+        for cluster in inventory.clusters {
+            guard case .discovery(let source, _, _) = cluster.bootstrap, tokens[cluster.name] == nil else { continue }
+            if case .service = source { continue }  // the service hands out the token at `up`
+            tokens[cluster.name] = DiscoveryToken(token: LocalState.newToken())
+            made = true
+        }
+        // A token is what a render needs to be stable from one run to the next: it is kept even
+        // by `render`, but nothing treats it as applied until the cluster formed with it.
+        if made { try state.saveDiscoveryTokens(tokens) }
+        let templates = try TemplateLoader.load(directory: TemplateLoader.locate(override: templatesDirectory))
+        let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
+        return try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
+                             templates: templates, state: state, scope: scope, tokens: tokens)
+    }
+}
