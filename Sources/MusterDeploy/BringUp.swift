@@ -206,32 +206,37 @@ public struct BringUp: Sendable {
         // at a time, each healthy again before the next.
         let restart = running.filter { member in
             files.contains { $0.host == member.host && ($0.path == member.paths.config || $0.path.hasPrefix(member.paths.pkiDir + "/")) }
+                || operations.facts[member.host]?.members[cluster.name]?.runsOnOlderFiles == true
+                || operations.runsAnotherBinary(member)
+        }
+        if running.count < cluster.members.count {
+            // Missing members first: a running member restarted while its peers are still down
+            // could not become healthy without a quorum.
+            let mode = mode(for: cluster)
+            if mode.needsEveryHostBeforeStart {
+                for host in cluster.hosts { try await preparation.ready(host) }
+            }
+            try await mode.beforeStart(cluster, in: workspace, context: context, operations: operations)
+            try await operations.start(cluster, preparation: preparation)
+            for member in cluster.members where !running.contains(where: { $0.name == member.name }) {
+                ledger.record(member.host) { $0.started.append(cluster.name) }
+            }
+            await started.arrive()
+            Failpoint.reach("up.health-wait")
+            try await operations.waitHealthy(cluster)
+        } else {
+            await started.arrive()
         }
         for member in restart { try await preparation.ready(member.host) }
         if !restart.isEmpty {
-            try await operations.rollingRestart(restart, cluster: cluster, reason: "new config or certificates")
+            try await operations.rollingRestart(restart, cluster: cluster, reason: "new config, certificates or binary")
             for member in restart { ledger.record(member.host) { $0.restarted.append(cluster.name) } }
         }
-        if running.count == cluster.members.count {
-            try await committed
-            await started.arrive()
-            if restart.isEmpty { progress.note("cluster \(cluster.name): every member already running with this config; left alone") }
-            return !restart.isEmpty
-        }
-        let mode = mode(for: cluster)
-        if mode.needsEveryHostBeforeStart {
-            for host in cluster.hosts { try await preparation.ready(host) }
-        }
-        try await mode.beforeStart(cluster, in: workspace, context: context, operations: operations)
-        try await operations.start(cluster, preparation: preparation)
-        for member in cluster.members where !running.contains(where: { $0.name == member.name }) {
-            ledger.record(member.host) { $0.started.append(cluster.name) }
-        }
-        await started.arrive()
-        Failpoint.reach("up.health-wait")
-        try await operations.waitHealthy(cluster)
         try await committed
-        return true
+        if running.count == cluster.members.count, restart.isEmpty {
+            progress.note("cluster \(cluster.name): every member already running with this config; left alone")
+        }
+        return running.count < cluster.members.count || !restart.isEmpty
     }
 
     private func verifyAll(_ workspace: Workspace, operations: ClusterOperations) async throws -> [VerificationReport] {

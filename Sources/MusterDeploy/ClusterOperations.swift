@@ -23,6 +23,13 @@ struct ClusterOperations: Sendable {
         facts[member.host]?.members[member.cluster]?.runningPid != nil
     }
 
+    /// A running member whose process is not the plan's binary (a changed `member.binary`):
+    /// left alone it would switch at its next crash or reboot, unchecked.
+    func runsAnotherBinary(_ member: MemberPlan) -> Bool {
+        guard let exe = facts[member.host]?.members[member.cluster]?.runningExe else { return false }
+        return exe != member.paths.binary && !exe.hasPrefix(member.paths.binary + " ")
+    }
+
     func runningMembers(_ cluster: ClusterPlan) -> [MemberPlan] {
         cluster.members.filter(isRunning)
     }

@@ -12,6 +12,18 @@ struct HostFacts: Sendable {
         var runningPid: Int32?
         var runningExe: String?
         var configSHA: String?
+        /// When the running process started, and when its config or certificates last changed
+        /// (seconds since the epoch): a member started before its files changed runs on old
+        /// ones, as after a run cut in the middle of a rolling restart.
+        /// Seconds ago, from the host's own clocks (uptime for the process, the time of day for
+        /// the files), to 10 ms.
+        var startedSecondsAgo: Double?
+        var filesChangedSecondsAgo: Double?
+
+        var runsOnOlderFiles: Bool {
+            guard let startedSecondsAgo, let filesChangedSecondsAgo else { return false }
+            return filesChangedSecondsAgo < startedSecondsAgo - 0.1
+        }
     }
     var architecture: String
     var hasSystemd: Bool
@@ -54,6 +66,7 @@ struct HostFacts: Sendable {
             lines.append("[ -f \(Shell.quote(p.marker)) ] && echo \(c) marker $(cat \(Shell.quote(p.marker)))")
             lines.append(Supervisor.runningScript(member))
             lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(sha256sum \(Shell.quote(p.config)) | cut -d' ' -f1)")
+            lines.append("[ -f \(Shell.quote(p.config)) ] && newest=$(ls -td \(Shell.quote(p.config)) \(Shell.quote(p.pkiDir))/* 2>/dev/null | head -n 1) && echo \(c) changedago $(awk -v n=\"$(date +%s.%N)\" -v m=\"$(date -r \"$newest\" +%s.%N)\" 'BEGIN {printf \"%.2f\", n - m}')")
         }
         return lines.map { "{ \($0); } 2>/dev/null" }.joined(separator: "\n") + "\ntrue\n"
     }
@@ -90,6 +103,8 @@ struct HostFacts: Sendable {
                 case "pid": member.runningPid = Int32(words[2])
                 case "exe": member.runningExe = words[2]
                 case "confsha": member.configSHA = words[2]
+                case "startedago": member.startedSecondsAgo = Double(words[2])
+                case "changedago": member.filesChangedSecondsAgo = Double(words[2])
                 default: break
                 }
                 facts.members[words[0]] = member

@@ -69,7 +69,7 @@ enum Supervisor: String, Sendable {
         let c = Shell.quote(member.cluster)
         let unit = Shell.quote(unit(of: member))
         return """
-        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then :; else pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 "$pid" 2>/dev/null || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) exe $(readlink /proc/$pid/exe)
+        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then :; else pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 "$pid" 2>/dev/null || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) exe $(readlink /proc/$pid/exe) && echo \(c) startedago $(awk -v u="$(cut -d' ' -f1 /proc/uptime)" -v s="$(cut -d')' -f2 /proc/$pid/stat | awk '{print $20}')" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", u - s / h}')
         """
     }
 

@@ -92,4 +92,40 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// A failed run writes no state a later `up` would treat as applied: a `--dry-run` with one
+    /// host's address wrong leaves that member's certificate in the state dir as it was, and the
+    /// next correct `up` restarts nothing and moves nothing.
+    @Test func aFailedDryRunLeavesTheCertificatesAsTheyWere() async throws {
+        try await onSandbox {
+            let builder = try tlsInventory(.static)
+            let first = try await DeploySandbox.up(builder)
+            #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
+            let pki = try builder.build().state.directory + "/pki/main"
+            let certificate = try Data(contentsOf: URL(fileURLWithPath: "\(pki)/host2-server.crt"))
+            let pids = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+
+            // An address on the sandbox's bridge where no host answers.
+            let address = try DeploySandbox.host("host2").address
+            let nobody = address.split(separator: ".").dropLast().joined(separator: ".") + ".250"
+            var wrong = builder
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            let wrongPath = (builder.inventoryPath as NSString).deletingLastPathComponent + "/wrong.yml"
+            try text.replacingOccurrences(of: "{ address: \(address)", with: "{ ssh: { connect_timeout: 2 }, address: \(nobody)")
+                .write(toFile: wrongPath, atomically: true, encoding: .utf8)
+            wrong.inventoryPath = wrongPath
+            wrong.stateDirectory = try builder.build().state.directory
+            var dryRun = BringUp(builder: wrong, options: DeploySandbox.options, progress: Progress(quiet: true))
+            dryRun.dryRun = true
+            await #expect(throws: DeployError.self) { try await dryRun.run() }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/host2-server.crt")) == certificate,
+                    "the failed dry run rewrote host2's certificate in the state")
+
+            let again = try await DeploySandbox.up(builder)
+            #expect(again.bytesSent == 0)
+            #expect(try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") } == pids,
+                    "a member restarted after the failed dry run")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }
