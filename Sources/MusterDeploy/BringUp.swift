@@ -209,7 +209,8 @@ public struct BringUp: Sendable {
                 || operations.facts[member.host]?.members[cluster.name]?.runsOnOlderFiles == true
                 || operations.runsAnotherBinary(member)
         }
-        if running.count < cluster.members.count {
+        let joining = cluster.members.contains { $0.join?.isNew == true }
+        if running.count < cluster.members.count || joining {
             // Missing members first: a running member restarted while its peers are still down
             // could not become healthy without a quorum.
             let mode = mode(for: cluster)
@@ -217,7 +218,14 @@ public struct BringUp: Sendable {
                 for host in cluster.hosts { try await preparation.ready(host) }
             }
             try await mode.beforeStart(cluster, in: workspace, context: context, operations: operations)
-            try await operations.start(cluster, preparation: preparation)
+            let state = workspace.state
+            try await operations.start(cluster, preparation: preparation) { member in
+                // A voter now: the record (what verify and the next plans follow) says so.
+                guard var record = try state.clusterRecord(cluster.name), let id = member.memberID else { return }
+                record.added.append(ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL],
+                                                         initialCluster: member.join?.initialCluster))
+                try state.save(record)
+            }
             for member in cluster.members where !running.contains(where: { $0.name == member.name }) {
                 ledger.record(member.host) { $0.started.append(cluster.name) }
             }
@@ -233,10 +241,10 @@ public struct BringUp: Sendable {
             for member in restart { ledger.record(member.host) { $0.restarted.append(cluster.name) } }
         }
         try await committed
-        if running.count == cluster.members.count, restart.isEmpty {
+        if running.count == cluster.members.count, !joining, restart.isEmpty {
             progress.note("cluster \(cluster.name): every member already running with this config; left alone")
         }
-        return running.count < cluster.members.count || !restart.isEmpty
+        return running.count < cluster.members.count || joining || !restart.isEmpty
     }
 
     private func verifyAll(_ workspace: Workspace, operations: ClusterOperations) async throws -> [VerificationReport] {
@@ -259,9 +267,13 @@ public struct BringUp: Sendable {
         for report in reports where report.ok {
             guard try workspace.state.clusterRecord(report.clusterName) == nil,
                   let clusterID = report.observedClusterID else { continue }
-            let founders = report.members.map {
-                ClusterRecord.Member(name: $0.name, id: EtcdIDs.hex($0.id), peerURLs: $0.peerURLs)
+            // In the plan's order: the order of the founders' initial-cluster.
+            let planned = workspace.plan.cluster(named: report.clusterName)?.members ?? []
+            let founders = planned.compactMap { member -> ClusterRecord.Member? in
+                guard let row = report.members.first(where: { $0.name == member.name }) else { return nil }
+                return ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(row.id), peerURLs: row.peerURLs)
             }
+            guard founders.count == report.members.count else { continue }
             try workspace.state.save(ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID),
                                                    formedAt: Date(), founders: founders))
         }

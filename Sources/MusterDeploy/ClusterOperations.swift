@@ -39,14 +39,21 @@ struct ClusterOperations: Sendable {
     /// Starts the members that are not running, in order, each once its host is ready and the
     /// previous member listens: a member asks its peers for /members with a 1 s timeout, so
     /// starting the next one only once this one listens keeps peers from stalling each other.
-    func start(_ cluster: ClusterPlan, preparation: HostPreparation) async throws {
+    /// A member that joins a formed cluster goes through `join` (learner, start, promote), and
+    /// `joined` hears of it once it is a voter.
+    func start(_ cluster: ClusterPlan, preparation: HostPreparation,
+               joined: @Sendable (MemberPlan) throws -> Void = { _ in }) async throws {
         for member in cluster.members {
-            if isRunning(member) {
+            if isRunning(member), member.join?.isNew != true {
                 progress.host(member.host, "start", "\(cluster.name) already running")
                 continue
             }
             try await preparation.ready(member.host)
-            try await start(member)
+            if member.join?.isNew == true {
+                try joined(try await join(member, cluster: cluster))
+            } else {
+                try await start(member)
+            }
             Failpoint.reach("up.between-member-starts")
         }
     }

@@ -40,6 +40,19 @@ public struct MemberPlan: Sendable {
     /// `nil` while the discovery URL is not known yet (a service token asked for at `up`).
     public var memberID: UInt64?
     public var paths: MemberPaths
+    /// `initial-cluster` of this member's conf.yml, where it has one (static founders, and every
+    /// member that joins a formed cluster).
+    public var initialCluster: String? = nil
+    /// Set for a member that joins (or joined) a formed cluster as a learner.
+    public var join: JoinPlan? = nil
+}
+
+/// How a member joins a formed cluster: `initial-cluster-state: existing` with every member of
+/// the cluster (itself included) and no bootstrap keys.
+public struct JoinPlan: Sendable, Equatable {
+    public var initialCluster: String
+    /// Not in the cluster yet: `up` adds it as a learner, starts it and promotes it.
+    public var isNew: Bool
 }
 
 public struct SRVRecord: Sendable, Codable, Equatable {

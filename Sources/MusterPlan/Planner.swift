@@ -7,10 +7,52 @@ public struct PlanFacts: Sendable {
     public var memberVersion: String
     /// Discovery tokens from muster's local state, by cluster name.
     public var discoveryTokens: [String: DiscoveryToken]
+    /// Clusters that formed, as muster's state recorded them, by name.
+    public var histories: [String: ClusterHistory]
 
-    public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:]) {
+    public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:],
+                histories: [String: ClusterHistory] = [:]) {
         self.memberVersion = memberVersion
         self.discoveryTokens = discoveryTokens
+        self.histories = histories
+    }
+}
+
+/// A formed cluster's membership as recorded: its founding is history, and members that joined
+/// later keep the `initial-cluster` they joined with, so re-renders leave every conf.yml as is.
+public struct ClusterHistory: Sendable {
+    public struct Founder: Sendable {
+        public var name: String
+        public var peerURL: String
+        public var id: UInt64
+        public init(name: String, peerURL: String, id: UInt64) {
+            self.name = name
+            self.peerURL = peerURL
+            self.id = id
+        }
+    }
+    public struct Joined: Sendable {
+        public var id: UInt64
+        public var peerURL: String
+        public var initialCluster: String
+        public init(id: UInt64, peerURL: String, initialCluster: String) {
+            self.id = id
+            self.peerURL = peerURL
+            self.initialCluster = initialCluster
+        }
+    }
+    public var clusterID: UInt64
+    /// In founding order: the order of their `initial-cluster`.
+    public var founders: [Founder]
+    public var joined: [String: Joined]
+    /// Members in the cluster now (founders and joined, less removed), as `name=peerURL`, in order.
+    public var current: [(name: String, peerURL: String)]
+
+    public init(clusterID: UInt64, founders: [Founder], joined: [String: Joined], current: [(name: String, peerURL: String)]) {
+        self.clusterID = clusterID
+        self.founders = founders
+        self.joined = joined
+        self.current = current
     }
 }
 
@@ -95,6 +137,14 @@ public struct Planner {
                 memberID: idToken.map { EtcdIDs.memberID(peerURLs: [peerURL], token: $0) },
                 paths: paths(for: cluster)))
         }
+        let history = facts.histories[cluster.name]
+        if case .staticCluster = cluster.bootstrap {
+            // Founders keep the initial-cluster they formed with; without a record, every member.
+            let founding = history.map { $0.founders.map { "\($0.name)=\($0.peerURL)" } }
+                ?? members.map { "\($0.name)=\($0.peerURL)" }
+            for index in members.indices { members[index].initialCluster = founding.joined(separator: ",") }
+        }
+        if let history { members = members.map { member(member: $0, of: history) } }
         let ids = members.compactMap(\.memberID)
         let bootstrap: BootstrapPlan
         switch cluster.bootstrap {
@@ -110,9 +160,29 @@ public struct Planner {
             name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
             memberVersion: facts.memberVersion,
             enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
-            clusterID: ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil,
+            clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
             dependsOn: discovery?.backendCluster.map { [$0] } ?? [])
+    }
+
+    /// A member of a formed cluster: a founder as it formed, a member that joined since with its
+    /// recorded join, and one the inventory adds now as a learner to join (its ID comes from etcd).
+    private func member(member: MemberPlan, of history: ClusterHistory) -> MemberPlan {
+        var member = member
+        if let founder = history.founders.first(where: { $0.name == member.name }) {
+            member.memberID = founder.id
+        } else if let joined = history.joined[member.name] {
+            member.memberID = joined.id
+            member.join = JoinPlan(initialCluster: joined.initialCluster, isNew: false)
+            member.initialCluster = joined.initialCluster
+        } else {
+            let current = history.current.filter { $0.name != member.name } + [(member.name, member.peerURL)]
+            let initialCluster = current.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
+            member.memberID = nil
+            member.join = JoinPlan(initialCluster: initialCluster, isNew: true)
+            member.initialCluster = initialCluster
+        }
+        return member
     }
 
     private func discoveryPlan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> DiscoveryPlan? {

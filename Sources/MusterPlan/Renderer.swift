@@ -64,9 +64,12 @@ public struct Renderer {
             "advertiseClientURLs": member.clientURLs.joined(separator: ","),
             "enableV2": cluster.enableV2,
         ]
+        context["initialCluster"] = member.initialCluster
+        context["initialClusterState"] = member.join == nil ? "new" : "existing"
         switch cluster.bootstrap {
+        case _ where member.join != nil:
+            break  // a joining member finds its peers by its initial-cluster alone
         case .staticCluster(let token):
-            context["initialCluster"] = cluster.members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
             context["initialClusterToken"] = token
         case .dns(let dns, let token):
             context["discoverySRV"] = dns.domain

@@ -1,5 +1,6 @@
 import Foundation
 import MusterBasics
+import MusterPlan
 
 /// What muster knows of a cluster's life, kept in `STATE/clusters/NAME.json`: the IDs it formed
 /// with, each member added or removed later, the token of the last restore, the snapshots taken.
@@ -11,10 +12,13 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
         /// etcd's hex, as `etcdctl member list` prints it.
         public var id: String
         public var peerURLs: [String]
-        public init(name: String, id: String, peerURLs: [String]) {
+        /// For a member that joined later: the `initial-cluster` it joined with.
+        public var initialCluster: String?
+        public init(name: String, id: String, peerURLs: [String], initialCluster: String? = nil) {
             self.name = name
             self.id = id
             self.peerURLs = peerURLs
+            self.initialCluster = initialCluster
         }
     }
 
@@ -54,6 +58,23 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
     public var members: [Member] {
         let gone = Set(removed.map(\.id))
         return (founders + added).filter { !gone.contains($0.id) }
+    }
+}
+
+extension ClusterRecord {
+    /// The record as the planner reads it.
+    public var history: ClusterHistory {
+        let founders = self.founders.map {
+            ClusterHistory.Founder(name: $0.name, peerURL: $0.peerURLs.first ?? "", id: UInt64($0.id, radix: 16) ?? 0)
+        }
+        let gone = Set(removed.map(\.id))
+        var joined: [String: ClusterHistory.Joined] = [:]
+        for member in added where !gone.contains(member.id) {
+            joined[member.name] = ClusterHistory.Joined(id: UInt64(member.id, radix: 16) ?? 0, peerURL: member.peerURLs.first ?? "",
+                                                        initialCluster: member.initialCluster ?? "")
+        }
+        return ClusterHistory(clusterID: UInt64(clusterID, radix: 16) ?? 0, founders: founders, joined: joined,
+                              current: members.map { ($0.name, $0.peerURLs.first ?? "") })
     }
 }
 

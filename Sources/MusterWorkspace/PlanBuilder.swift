@@ -63,6 +63,11 @@ public struct Workspace: Sendable {
         try saveToken(of: cluster)
     }
 
+    /// Plans again after the state's cluster records changed (a member joined).
+    public func reloaded() throws -> Workspace {
+        try replanned(tokens: tokens)
+    }
+
     /// Saves this run's token for `cluster`: called once the token is on the hosts.
     public func saveToken(of cluster: String) throws {
         var stored = try state.discoveryTokens()
@@ -72,7 +77,11 @@ public struct Workspace: Sendable {
     }
 
     private static func plan(_ workspace: Workspace) throws -> Plan {
-        let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens)
+        var histories: [String: ClusterHistory] = [:]
+        for cluster in workspace.inventory.clusters {
+            histories[cluster.name] = try workspace.state.clusterRecord(cluster.name)?.history
+        }
+        let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens, histories: histories)
         let all = try Planner(inventory: workspace.inventory, facts: facts).plan()
         let clusters: [ClusterPlan]
         switch workspace.scope {

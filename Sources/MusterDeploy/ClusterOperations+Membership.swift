@@ -1,0 +1,110 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterPlan
+
+/// Runtime reconfiguration, one member at a time and always through a learner: a learner does
+/// not vote, so adding one never changes the quorum; it becomes a voter only once etcd says it
+/// has caught up.
+extension ClusterOperations {
+    /// Adds `member` as a learner (unless an earlier, cut run already did), starts it, waits
+    /// (bounded) until etcd lets it be promoted, promotes it. Returns it with its ID.
+    func join(_ member: MemberPlan, cluster: ClusterPlan) async throws -> MemberPlan {
+        let voters = runningMembers(cluster)
+        guard let via = voters.first else {
+            throw DeployError(host: member.host, cluster: cluster.name, step: "join", kind: .refused,
+                              "cluster '\(cluster.name)': no member is running to add \(member.name) through")
+        }
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
+        do {
+            let joined = try await join(member, cluster: cluster, voters: voters, via: via, endpoints: endpoints)
+            await endpoints.close()
+            return joined
+        } catch {
+            await endpoints.close()
+            throw error
+        }
+    }
+
+    private func join(_ member: MemberPlan, cluster: ClusterPlan, voters: [MemberPlan], via: MemberPlan,
+                      endpoints: Endpoints) async throws -> MemberPlan {
+        let refuse = { (reason: String) in
+            DeployError(host: member.host, cluster: cluster.name, step: "join", kind: .refused,
+                        "cluster '\(cluster.name)': \(member.name) not added: \(reason); nothing was changed")
+        }
+        // Every voter must be healthy before the membership changes.
+        for voter in voters {
+            let healthy = (try? await endpoints.client(for: voter, timeout: 3).health())?.healthy ?? false
+            guard healthy else { throw refuse("member \(voter.name) is not healthy") }
+        }
+        let client = endpoints.client(for: via, timeout: 10)
+        let list = try await client.memberList().members
+        let id: UInt64
+        if let existing = list.first(where: { $0.peerURLs.contains(member.peerURL) }) {
+            // A cut run added it already (and may have started it): carry on from there.
+            progress.host(member.host, "join", "\(cluster.name): \(member.name) already added as \(existing.idHex)")
+            id = existing.id
+        } else {
+            if let learner = list.first(where: \.isLearner) {
+                throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) is not promoted yet (one learner at a time)")
+            }
+            let expected = Set((member.join?.initialCluster ?? "").split(separator: ",").map { String($0.split(separator: "=").last ?? "") })
+            let present = Set(list.flatMap(\.peerURLs) + [member.peerURL])
+            guard expected == present else {
+                throw refuse("the cluster's member list (\(list.map { $0.name }.joined(separator: ", "))) differs from muster's record; reconcile it by hand first")
+            }
+            Failpoint.reach("grow.before-add")
+            let added = try await addLearner(member, cluster: cluster, client: client)
+            id = added.member.id
+            progress.host(member.host, "join", "\(cluster.name): \(member.name) added as learner \(added.member.idHex)")
+        }
+        var joining = member
+        joining.memberID = id
+        Failpoint.reach("grow.after-add")
+        if !isRunning(member) { try await start(joining) }
+        try await promote(joining, cluster: cluster, client: client)
+        return joining
+    }
+
+    /// etcd refuses a change while its members have been connected for less than 5 s
+    /// ("unhealthy cluster", as right after a start): retried, bounded (30 s).
+    private func addLearner(_ member: MemberPlan, cluster: ClusterPlan, client: EtcdClient) async throws -> MemberAddResponse {
+        var lastError = ""
+        for _ in 0..<60 {
+            do {
+                return try await client.memberAdd(peerURLs: [member.peerURL], isLearner: true)
+            } catch {
+                lastError = error.message
+                guard lastError.contains("unhealthy cluster") else {
+                    throw DeployError(host: member.host, cluster: cluster.name, step: "join",
+                                      "cluster '\(cluster.name)': adding \(member.name) as a learner failed: \(error)")
+                }
+            }
+            try await Task.sleep(nanoseconds: 500_000_000)
+        }
+        throw DeployError(host: member.host, cluster: cluster.name, step: "join", kind: .refused,
+                          "cluster '\(cluster.name)': etcd refused to add \(member.name) for 30 s: \(lastError)")
+    }
+
+    /// etcd refuses a promotion until the learner is in sync: retried, bounded (60 s).
+    private func promote(_ member: MemberPlan, cluster: ClusterPlan, client: EtcdClient) async throws {
+        guard let id = member.memberID else { return }
+        var lastError = ""
+        for _ in 0..<240 {
+            do {
+                try await client.memberPromote(id: id)
+                progress.host(member.host, "promote", "\(cluster.name): \(member.name) is a voter")
+                return
+            } catch {
+                lastError = error.message
+                // Promoted already (a cut run got this far).
+                if lastError.contains("not a learner") {
+                    progress.host(member.host, "promote", "\(cluster.name): \(member.name) was a voter already")
+                    return
+                }
+            }
+            try await Task.sleep(nanoseconds: 250_000_000)
+        }
+        throw await failure(member, step: "promote", "learner \(member.name) was not in sync after 60 s: \(lastError)")
+    }
+}
