@@ -64,7 +64,7 @@ public struct BringUp: Sendable {
         }
         do {
             let facts = try preflight.judge(workspace, outputs: outputs)
-            Failpoint.reach("up.after-preflight")
+            try checkpoint("up.after-preflight")
             let operations = ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options,
                                                tls: certificates.mapValues(\.tls))
             let outcome = try await bringUp(&workspace, operations: operations, binaries: try await binaries,
@@ -169,7 +169,7 @@ public struct BringUp: Sendable {
         for (host, scripts) in HostFiles.applyScripts(for: clusters, files: filesByCluster, facts: operations.facts) {
             for script in scripts { await preparation.apply(script.script, on: host, label: script.label) }
         }
-        Failpoint.reach("up.during-transfer")
+        try checkpoint("up.during-transfer")
         // etcdctl waits until every member of the wave has started: a host's SSH lane busy with it
         // would hold that host's start back.
         let started = Countdown(clusters.count, then: membersStarting)
@@ -230,7 +230,7 @@ public struct BringUp: Sendable {
                 ledger.record(member.host) { $0.started.append(cluster.name) }
             }
             await started.arrive()
-            Failpoint.reach("up.health-wait")
+            try checkpoint("up.health-wait")
             try await operations.waitHealthy(cluster)
         } else {
             await started.arrive()

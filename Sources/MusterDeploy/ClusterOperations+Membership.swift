@@ -15,14 +15,8 @@ extension ClusterOperations {
             throw DeployError(host: member.host, cluster: cluster.name, step: "join", kind: .refused,
                               "cluster '\(cluster.name)': no member is running to add \(member.name) through")
         }
-        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
-        do {
-            let joined = try await join(member, cluster: cluster, voters: voters, via: via, endpoints: endpoints)
-            await endpoints.close()
-            return joined
-        } catch {
-            await endpoints.close()
-            throw error
+        return try await withEndpoints(cluster) { endpoints in
+            try await join(member, cluster: cluster, voters: voters, via: via, endpoints: endpoints)
         }
     }
 
@@ -53,14 +47,14 @@ extension ClusterOperations {
             guard expected == present else {
                 throw refuse("the cluster's member list (\(list.map { $0.name }.joined(separator: ", "))) differs from muster's record; reconcile it by hand first")
             }
-            Failpoint.reach("grow.before-add")
+            try checkpoint("grow.before-add")
             let added = try await addLearner(member, cluster: cluster, client: client)
             id = added.member.id
             progress.host(member.host, "join", "\(cluster.name): \(member.name) added as learner \(added.member.idHex)")
         }
         var joining = member
         joining.memberID = id
-        Failpoint.reach("grow.after-add")
+        try checkpoint("grow.after-add")
         if !isRunning(member) { try await start(joining) }
         try await promote(joining, cluster: cluster, client: client)
         return joining
@@ -106,5 +100,52 @@ extension ClusterOperations {
             try await Task.sleep(nanoseconds: 250_000_000)
         }
         throw await failure(member, step: "promote", "learner \(member.name) was not in sync after 60 s: \(lastError)")
+    }
+}
+
+extension ClusterOperations {
+    /// Removes a member the inventory no longer lists: leadership moved away first if it leads,
+    /// `member remove` through a remaining member, then the member stopped and disabled on its
+    /// host (data kept unless `wipe`). Refused while a remaining voter is unhealthy.
+    func remove(_ removal: RemovalPlan, cluster: ClusterPlan, wipe: Bool) async throws {
+        let remaining = runningMembers(cluster)
+        guard let via = remaining.first else {
+            throw DeployError(host: nil, cluster: cluster.name, step: "remove", kind: .refused,
+                              "cluster '\(cluster.name)': no remaining member runs; \(removal.name) not removed")
+        }
+        let narrowed = ClusterPlan(copying: cluster, members: remaining + [removal.member].compactMap { $0 })
+        try await withEndpoints(narrowed) { endpoints in
+            try await remove(removal, cluster: cluster, remaining: remaining, via: via, endpoints: endpoints)
+        }
+        try checkpoint("shrink.after-remove")
+        if let member = removal.member, fleet.sessions[member.host] != nil {
+            try await stop(member, wipe: wipe, disable: true)
+        } else {
+            progress.note("cluster \(cluster.name): host of \(removal.name) is not in the inventory; stop it there by hand")
+        }
+    }
+
+    private func remove(_ removal: RemovalPlan, cluster: ClusterPlan, remaining: [MemberPlan], via: MemberPlan,
+                        endpoints: Endpoints) async throws {
+        for voter in remaining {
+            let healthy = (try? await endpoints.client(for: voter, timeout: 3).health())?.healthy ?? false
+            guard healthy else {
+                throw DeployError(host: voter.host, cluster: cluster.name, step: "remove", kind: .refused,
+                                  "cluster '\(cluster.name)': \(removal.name) not removed: member \(voter.name) is not healthy; nothing was changed")
+            }
+        }
+        let client = endpoints.client(for: via, timeout: 10)
+        let list = try await client.memberList().members
+        if list.contains(where: { $0.id == removal.id }) {
+            if let leaving = removal.member, let status = try? await endpoints.client(for: leaving, timeout: 3).status(),
+               status.leader == removal.id, let target = list.first(where: { $0.id != removal.id && !$0.isLearner }) {
+                try await endpoints.client(for: leaving, timeout: 10).moveLeader(to: target.id)
+                progress.host(leaving.host, "remove", "\(cluster.name): leadership moved to \(target.name)")
+            }
+            try await client.memberRemove(id: removal.id)
+            progress.note("cluster \(cluster.name): member \(removal.name) (\(EtcdIDs.hex(removal.id))) removed")
+        } else {
+            progress.note("cluster \(cluster.name): member \(removal.name) was removed already")
+        }
     }
 }

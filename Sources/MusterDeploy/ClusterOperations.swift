@@ -54,7 +54,7 @@ struct ClusterOperations: Sendable {
             } else {
                 try await start(member)
             }
-            Failpoint.reach("up.between-member-starts")
+            try checkpoint("up.between-member-starts")
         }
     }
 
@@ -94,7 +94,7 @@ struct ClusterOperations: Sendable {
     /// cluster never loses more than one voter to muster.
     func rollingRestart(_ members: [MemberPlan], cluster: ClusterPlan, reason: String) async throws {
         for member in members {
-            Failpoint.reach("up.rolling-restart")
+            try checkpoint("up.rolling-restart")
             try await stop(member, wipe: false)
             let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))
             progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (\(reason))")
@@ -106,10 +106,19 @@ struct ClusterOperations: Sendable {
 
     /// Waits (bounded) until every member of `cluster` answers /health.
     func waitHealthy(_ cluster: ClusterPlan, within seconds: TimeInterval = 60) async throws {
+        try await withEndpoints(cluster) { endpoints in
+            try await poll(cluster, endpoints: endpoints, within: seconds)
+        }
+    }
+
+    /// The members' client URLs (through tunnels where they serve loopback only), closed on
+    /// every path.
+    func withEndpoints<T>(_ cluster: ClusterPlan, _ body: (Endpoints) async throws -> T) async throws -> T {
         let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
         do {
-            try await poll(cluster, endpoints: endpoints, within: seconds)
+            let value = try await body(endpoints)
             await endpoints.close()
+            return value
         } catch {
             await endpoints.close()
             throw error

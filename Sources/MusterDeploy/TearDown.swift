@@ -47,7 +47,7 @@ public struct TearDown: Sendable {
             // and waits up to 7 s for one that is itself stopping (measured: `down` of three
             // members stopped in parallel took 7.2 s; the last member, alone, stops at once).
             for member in cluster.members {
-                Failpoint.reach("down.stop-member")
+                try checkpoint("down.stop-member")
                 try await operations.stop(member, wipe: wipeData, disable: true)
             }
             try await mode(for: cluster).tearDown(cluster, in: workspace, wipe: wipeData, operations: operations)

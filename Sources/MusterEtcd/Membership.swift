@@ -33,3 +33,12 @@ extension EtcdClient {
         try await post("/v3/cluster/member/remove", ["ID": String(id)])
     }
 }
+
+extension EtcdClient {
+    /// `POST /v3/maintenance/transfer-leadership`: sent to the leader, which hands over to
+    /// `target` (what `etcdctl move-leader` does).
+    public func moveLeader(to target: UInt64) async throws(EtcdClientError) {
+        struct Empty: Decodable {}
+        let _: Empty = try await post("/v3/maintenance/transfer-leadership", ["targetID": String(target)])
+    }
+}

@@ -47,6 +47,16 @@ public struct MemberPlan: Sendable {
     public var join: JoinPlan? = nil
 }
 
+/// A member to remove from a formed cluster: etcd's ID and peer URL from the record, and where
+/// it runs when its host is still in the inventory (so that it can be stopped and disabled).
+public struct RemovalPlan: Sendable {
+    public var name: String
+    public var id: UInt64
+    public var peerURL: String
+    /// The member as planned on its host, when the inventory still has that host.
+    public var member: MemberPlan?
+}
+
 /// How a member joins a formed cluster: `initial-cluster-state: existing` with every member of
 /// the cluster (itself included) and no bootstrap keys.
 public struct JoinPlan: Sendable, Equatable {
@@ -132,6 +142,8 @@ public struct ClusterPlan: Sendable {
     public var members: [MemberPlan]
     /// Clusters that must be up before this one (its discovery backend).
     public var dependsOn: [String]
+    /// Members the cluster has (as recorded) that the inventory no longer lists.
+    public var removals: [RemovalPlan] = []
 
     public var mode: String { bootstrap.modeName }
     public var discovery: DiscoveryPlan? {
@@ -151,7 +163,7 @@ public struct ClusterPlan: Sendable {
     }
     /// Every host the cluster needs: its members' and its DNS server's.
     public var hosts: [String] {
-        (members.map(\.host) + (dns.map { [$0.serverHost] } ?? [])).uniqued()
+        (members.map(\.host) + (dns.map { [$0.serverHost] } ?? []) + removals.compactMap(\.member?.host)).uniqued()
     }
     public func member(named name: String) -> MemberPlan? { members.first { $0.name == name } }
 }

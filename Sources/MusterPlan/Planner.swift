@@ -162,7 +162,27 @@ public struct Planner {
             enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
-            dependsOn: discovery?.backendCluster.map { [$0] } ?? [])
+            dependsOn: discovery?.backendCluster.map { [$0] } ?? [],
+            removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [])
+    }
+
+    /// Recorded members the inventory's `members:` no longer lists.
+    private func removals(_ cluster: Cluster, history: ClusterHistory, scheme: String) -> [RemovalPlan] {
+        let ids = Dictionary(history.founders.map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
+            .merging(history.joined.mapValues(\.id)) { first, _ in first }
+        return history.current.filter { !cluster.members.contains($0.name) }.map { gone in
+            var member: MemberPlan?
+            if let host = inventory.host(named: gone.name) {
+                let address = URLParts.urlHost(host.address)
+                member = MemberPlan(cluster: cluster.name, host: host.name, name: host.name, address: host.address,
+                                    peerURL: gone.peerURL, clientURLs: ["\(scheme)://\(address):\(cluster.clientPort)"],
+                                    listenPeerURLs: ["\(scheme)://\(address):\(cluster.peerPort)"],
+                                    listenClientURLs: ["\(scheme)://\(address):\(cluster.clientPort)"],
+                                    endpoint: "\(scheme)://\(address):\(cluster.clientPort)",
+                                    memberID: ids[gone.name], paths: paths(for: cluster))
+            }
+            return RemovalPlan(name: gone.name, id: ids[gone.name] ?? 0, peerURL: gone.peerURL, member: member)
+        }
     }
 
     /// A member of a formed cluster: a founder as it formed, a member that joined since with its

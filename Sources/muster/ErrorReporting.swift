@@ -34,7 +34,7 @@ enum ErrorReporting {
             ])])
             print(document.serialized(), terminator: "")
         }
-        return ExitCode(kind.exitCode)
+        return ExitCode(kind == .interrupted ? Interruption.exitCode : kind.exitCode)
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MusterBasics
 
 struct Muster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,9 @@ enum Main {
         } catch {
             exitForParse(error)
         }
+        // Runs that change hosts stop at a step boundary on Ctrl-C; other commands keep the
+        // default (or their own, like `discovery serve`).
+        if command is Up || command is Down { Interruption.install() }
         do {
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()

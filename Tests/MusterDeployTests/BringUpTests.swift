@@ -321,9 +321,11 @@ import MusterSandbox
                 _ = try await DeploySandbox.up(builder)
                 Issue.record("a change etcd ignores should be refused")
             } catch let error as DeployError {
-                // The token is part of every member ID, so preflight already sees the change.
-                #expect(error.step == "preflight")
-                #expect(error.description.contains("token, peer URLs or bootstrap changed") && error.description.contains("nothing was changed"), "\(error)")
+                // The cluster record keeps the IDs it formed with, so the refusal comes from the
+                // config check (before it, preflight's marker check when no record exists).
+                #expect(error.step == "config", "\(error)")
+                #expect(error.kind == .refused, "\(error)")
+                #expect(error.description.contains("initial-cluster-token") && error.description.contains("nothing was written"), "\(error)")
             }
             #expect(try DeploySandbox.exec("host1", "sha256sum /etc/etcd/main/conf.yml") == before)
             try await DeploySandbox.down(builder, wipe: true)
