@@ -37,12 +37,23 @@ enum SystemdHost {
         return units.sorted()
     }
 
-    /// Debian's etcd-server unit and its links: a fresh host has no etcd package (its binary is
-    /// whited out on every host), so it has no etcd.service either.
-    static let removedUnits = [
-        "/usr/lib/systemd/system/etcd.service", "/etc/systemd/system/etcd2.service",
-        "/etc/systemd/system/multi-user.target.wants/etcd.service",
-    ]
+    /// Debian's etcd-server unit, its links and its SysV script with its rc links (systemd's
+    /// SysV generator would make an `etcd.service` of that): a fresh host has no etcd package (its
+    /// binary is whited out on every host), so it has no etcd.service either.
+    static func removedUnits(etc: String = "/etc") -> [String] {
+        var paths = [
+            "/usr/lib/systemd/system/etcd.service", "\(etc)/systemd/system/etcd2.service",
+            "\(etc)/systemd/system/multi-user.target.wants/etcd.service", "\(etc)/init.d/etcd",
+        ]
+        let fm = FileManager.default
+        for rc in ((try? fm.contentsOfDirectory(atPath: etc)) ?? []).sorted() where rc.hasPrefix("rc") && rc.hasSuffix(".d") {
+            for link in ((try? fm.contentsOfDirectory(atPath: "\(etc)/\(rc)")) ?? []).sorted()
+            where (try? fm.destinationOfSymbolicLink(atPath: "\(etc)/\(rc)/\(link)"))?.hasSuffix("/init.d/etcd") == true {
+                paths.append("\(etc)/\(rc)/\(link)")
+            }
+        }
+        return paths
+    }
 
     /// The controller's service users that a fresh host lacks, so that muster's own `useradd`
     /// runs on a systemd host as it would on a new machine.
@@ -69,7 +80,7 @@ enum SystemdHost {
                 throw SandboxError("cannot mask \(unit) in \(unitDir): \(String(cString: strerror(errno)))")
             }
         }
-        for path in removedUnits { try HostRoot.whiteout(path, in: host.upperDir) }
+        for path in removedUnits() { try HostRoot.whiteout(path, in: host.upperDir) }
         // A machine id of its own (journald's directory, D-Bus), not the controller's.
         let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try write("/etc/machine-id", id + "\n", 0o444)

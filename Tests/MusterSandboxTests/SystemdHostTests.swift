@@ -77,9 +77,12 @@ struct SystemdHostTests {
             let facts = try await musterSSH(host, state, """
                 cat /proc/1/comm; hostname; id -u; test -d /run/systemd/system && echo systemd
                 systemctl is-active ssh.service; test ! -e /usr/bin/etcd && echo bare
+                systemctl list-units --state=active --no-legend --plain 'etcd*' 'postgres*' | wc -l
+                systemctl cat etcd.service >/dev/null 2>&1 || echo no-etcd-unit
                 """)
             #expect(facts.succeeded, "\(host.name): \(facts.stderrText)")
-            #expect(facts.stdoutText == "systemd\n\(host.name)\n0\nsystemd\nactive\nbare\n", "\(host.name): \(facts.stdoutText)")
+            // No etcd.service (nor its SysV twin) and no postgres: the controller's packages stay off.
+            #expect(facts.stdoutText == "systemd\n\(host.name)\n0\nsystemd\nactive\nbare\n0\nno-etcd-unit\n", "\(host.name): \(facts.stdoutText)")
         }
 
         // A unit as muster writes one: its own user made by useradd, daemon-reload, journalctl -u.
