@@ -423,6 +423,7 @@ public enum Sandbox {
 
     static func tail(_ path: String, lines: Int = 20) -> String {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(no log)"
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        // A systemd host's console log has CRLF line ends: split on any newline.
+        return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).suffix(lines).joined(separator: "\n")
     }
 }

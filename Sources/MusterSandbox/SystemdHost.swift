@@ -242,6 +242,19 @@ enum SystemdHost {
             log("warning: \(waiting.filter(System.isAlive).map { "\($0.role) pid \($0.pid)" }.joined(separator: ", ")) "
                 + "still running \(Int(timeout)) s after SIGTERM: killing")
         }
+        for host in hosts {
+            if let status = lastExitStatus(host), host.launcher.map(System.isAlive) != true {
+                log("\(host.name) powered off (systemd-nspawn exited with status \(status))")
+            }
+        }
+    }
+
+    /// The status of the boot loop's last nspawn, from its log line.
+    static func lastExitStatus(_ host: SandboxHost) -> Int? {
+        let text = (try? String(contentsOfFile: host.logPath, encoding: .utf8)) ?? ""
+        let prefix = "muster: systemd-nspawn exited with status "
+        // The console copies the container's output with CRLF line ends: split on any newline.
+        return text.split(whereSeparator: \.isNewline).last { $0.hasPrefix(prefix) }.flatMap { Int($0.dropFirst(prefix.count)) }
     }
 
     /// Kills whatever still runs in the host's cgroups (`cgroup.kill` where the kernel has it).

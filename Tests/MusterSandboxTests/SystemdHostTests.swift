@@ -129,11 +129,43 @@ struct SystemdHostTests {
         #expect(Sandbox.leftovers(of: state).isEmpty, "\(Sandbox.leftovers(of: state))")
         for process in running + before { #expect(!isAlive(process), "\(process.role) (pid \(process.pid)) still runs") }
         #expect(!lines.contains { $0.contains("still running") }, "a host did not power off on SIGTERM: \(lines)")
+        for host in state.hosts {
+            #expect(lines.contains("\(host.name) powered off (systemd-nspawn exited with status 0)"), "\(lines)")
+        }
         let namespaces = try LocalProcess.check(["/usr/sbin/ip", "netns", "list"]).stdoutText
         for host in state.hosts { #expect(!namespaces.contains(host.namespace)) }
         let sleeping = try LocalProcess.run(["/usr/bin/pgrep", "-f", "^sleep 601$"])
         #expect(sleeping.stdoutText.isEmpty, "the probe unit outlived down")
         #expect(!FileManager.default.fileExists(atPath: dir))
+    }
+
+    /// nspawn killed with SIGKILL leaves its container running (reparented): `up` finds the host
+    /// broken, and tearing it down kills the container through the host's cgroup.
+    @Test func killedNspawnIsRebuiltAndItsContainerKilled() async throws {
+        let dir = "/var/lib/muster/sandbox-killed-\(getpid())"
+        var downDone = false
+        defer { if !downDone { try? Sandbox.down(stateDir: dir) { _ in } } }
+        let (first, _) = try Sandbox.up(hosts: 1, initMode: .systemd, stateDir: dir) { _ in }
+        let host = first.hosts[0]
+        let processes = Sandbox.processes(of: host)
+        let nspawn = try #require(processes.first { $0.role.hasSuffix("systemd-nspawn") })
+        let initProcess = try #require(processes.first { $0.role.hasSuffix(" init") })
+        kill(nspawn.pid, SIGKILL)
+        let loopEnded = await eventually(attempts: 50, interval: 0.1) { !isAlive(nspawn) && !(host.launcher.map(isAlive) ?? false) }
+        #expect(loopEnded, "the boot loop went on after nspawn was killed")
+        #expect(isAlive(initProcess), "the container died with nspawn: this test means nothing")
+        let report = try #require(Sandbox.statusReport(stateDir: dir))
+        #expect(!report.healthy)
+
+        var lines: [String] = []
+        let (second, existed) = try Sandbox.up(hosts: 1, initMode: .systemd, stateDir: dir) { lines.append($0) }
+        #expect(!existed && lines.contains { $0.contains("half-built or broken") }, "\(lines)")
+        #expect(!isAlive(initProcess), "the orphaned container (systemd pid \(initProcess.pid)) outlived the rebuild")
+        let answer = try await musterSSH(second.hosts[0], second, "cat /proc/1/comm")
+        #expect(answer.stdoutText == "systemd\n")
+        downDone = true
+        try Sandbox.down(stateDir: dir) { _ in }
+        #expect(Sandbox.leftovers(of: second).isEmpty, "\(Sandbox.leftovers(of: second))")
     }
 
     @Test func mixedSandboxHasBothKinds() async throws {
