@@ -143,6 +143,9 @@ enum SystemdHost {
             set -eu
             \(cgroups.joined(separator: "\n"))
             mount -t overlay \(q("muster-" + host.name)) -o \(q("lowerdir=/,upperdir=\(host.upperDir),workdir=\(host.workDir)")) \(q(host.mergedDir))
+            # nspawn's lock file for this root (named after the overlay's device and inode), removed at the end.
+            lock=/run/systemd/nspawn/locks/inode-$(stat -c %d:%i \(q(host.mergedDir)))
+            echo "$lock" > \(q(host.rootDir + "/nspawn.lock"))
             set +e
             boot=0 rc=0
             while [ ! -e \(q(host.stopPath)) ] && [ $boot -lt \(maxBoots) ]; do
@@ -153,7 +156,7 @@ enum SystemdHost {
                 echo "muster: systemd-nspawn exited with status $rc"
                 [ $rc -eq \(rebootStatus) ] || break
             done
-            rm -f \(record)
+            rm -f \(record) "$lock"
             exit $rc
             """
     }
@@ -279,6 +282,12 @@ enum SystemdHost {
         }
         for dir in ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn/unix-export"] {
             try? FileManager.default.removeItem(atPath: "\(dir)/\(host.machineName)")
+        }
+        // The loop removes nspawn's lock file when it ends; a killed loop cannot.
+        if let lock = try? String(contentsOfFile: host.rootDir + "/nspawn.lock", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines),
+           lock.hasPrefix("/run/systemd/nspawn/locks/inode-"), !lock.contains("/..") {
+            unlink(lock)
         }
     }
 
