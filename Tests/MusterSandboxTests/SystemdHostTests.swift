@@ -76,7 +76,9 @@ struct SystemdHostTests {
             // muster's detection and what its deploy code uses, over muster's SSH client.
             let facts = try await musterSSH(host, state, """
                 cat /proc/1/comm; hostname; id -u; test -d /run/systemd/system && echo systemd
-                systemctl is-active ssh.service; test ! -e /usr/bin/etcd && echo bare
+                systemctl is-active ssh.service
+                test ! -e /usr/bin/etcd && test ! -e /etc/etcd && test ! -e /opt/swift && test ! -e /work \\
+                    && test ! -e /var/lib/muster && test ! -e /etc/ssh/ssh_host_rsa_key && echo bare
                 systemctl list-units --state=active --no-legend --plain 'etcd*' 'postgres*' | wc -l
                 systemctl cat etcd.service >/dev/null 2>&1 || echo no-etcd-unit
                 """)
