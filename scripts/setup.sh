@@ -3,8 +3,10 @@
 # etcd 3.5.16 for the second member version. Idempotent; never run from inside a test.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup needs root (apt-get, network namespaces)" >&2; exit 1; }
+# systemd-container: systemd-nspawn, for `muster sandbox up --init systemd|mixed`.
 packages=(libssh2-1-dev libyaml-dev openssh-server openssh-client etcd-server etcd-client
-          dnsmasq-base iproute2 util-linux procps python3 ca-certificates curl openssl zstd sudo)
+          dnsmasq-base iproute2 util-linux procps python3 ca-certificates curl openssl zstd sudo
+          systemd-container)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -86,6 +86,7 @@ enum HostRoot {
             let skeleton = (try? String(contentsOfFile: "/etc/skel/\(name)", encoding: .utf8)) ?? ""
             try write("/root/\(name)", skeleton, in: host)
         }
+        if host.initSystem == .systemd { try SystemdHost.prepare(host: host) }
     }
 
     /// The host's public host key line (`ssh-ed25519 AAAA...`).
@@ -95,7 +96,7 @@ enum HostRoot {
         return text.split(separator: " ").prefix(2).joined(separator: " ")
     }
 
-    private static func write(_ path: String, _ text: String, in host: SandboxHost,
+    static func write(_ path: String, _ text: String, in host: SandboxHost,
                               mode: Int = 0o644) throws {
         let full = host.upperDir + path
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
@@ -105,7 +106,7 @@ enum HostRoot {
         try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: full)
     }
 
-    private static func whiteout(_ path: String, in upper: String) throws {
+    static func whiteout(_ path: String, in upper: String) throws {
         let full = upper + path
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
@@ -114,7 +115,7 @@ enum HostRoot {
         }
     }
 
-    /// Runs as pid 1 of the host's new pid namespace, inside its netns and a private mount and
+    /// Runs as pid 1 of a host without init, in its new pid namespace, inside its netns and a private mount and
     /// UTS namespace: mounts the overlay root with fresh /proc, /sys, /dev, /run and /tmp,
     /// pivots into it, drops the controller's root and becomes the host's sshd.
     static func launchScript(host: SandboxHost) -> String {

@@ -1,5 +1,27 @@
 import Foundation
 
+/// What runs as pid 1 of a sandbox host.
+public enum SandboxInit: String, Sendable, Codable, CaseIterable {
+    /// sshd itself (the default: the fastest host, and what the benchmark measures).
+    case none
+    /// systemd, booted by `systemd-nspawn --boot`; sshd runs as its ssh.service.
+    case systemd
+}
+
+/// `muster sandbox up --init`: one init for every host, or `mixed` (host1 systemd, host2 none, ...).
+public enum SandboxInitMode: String, Sendable, CaseIterable {
+    case none, systemd, mixed
+
+    /// The init of the host at `index` (0-based).
+    public func initSystem(ofHostAt index: Int) -> SandboxInit {
+        switch self {
+        case .none: .none
+        case .systemd: .systemd
+        case .mixed: index % 2 == 0 ? .systemd : .none
+        }
+    }
+}
+
 /// One sandbox host: a network namespace with its own sshd, hostname, pid namespace and a private
 /// copy-on-write view of the controller's root filesystem.
 public struct SandboxHost: Sendable, Codable, Equatable {
@@ -21,22 +43,52 @@ public struct SandboxHost: Sendable, Codable, Equatable {
     public var upperDir: String
     public var workDir: String
     public var mergedDir: String
-    /// sshd's log (stderr of the host's launcher).
+    /// The launcher's stdout and stderr: sshd's own messages on a host without init, the
+    /// console (boot and shutdown messages) and the boot loop's lines on a systemd host.
     public var logPath: String
-    /// `unshare`, the host's launcher on the controller (parent of the host's pid namespace).
+    /// The host's launcher on the controller. Without init: `unshare`, parent of the host's pid
+    /// namespace. With systemd: the boot loop (a shell in a mount namespace holding the overlay)
+    /// that starts `systemd-nspawn` again whenever the host reboots.
     public var launcher: SandboxProcess?
-    /// sshd, pid 1 of the host's pid namespace, as the controller sees it.
+    /// Without init: sshd, pid 1 of the host's pid namespace, as the controller sees it. With
+    /// systemd: nil (sshd is the host's ssh.service; see `Sandbox.processes(of:)`).
     public var sshd: SandboxProcess?
     public var sshdPid: Int32 { sshd?.pid ?? 0 }
+    /// What runs as the host's pid 1. State files written before systemd hosts existed have no
+    /// such field: those hosts are `none`.
+    public var initSystem: SandboxInit
 
     public init(name: String, namespace: String, address: String, fqdn: String, sshPort: Int,
                 veth: String, rootDir: String, upperDir: String, workDir: String, mergedDir: String,
-                logPath: String, launcher: SandboxProcess? = nil, sshd: SandboxProcess? = nil) {
+                logPath: String, launcher: SandboxProcess? = nil, sshd: SandboxProcess? = nil,
+                initSystem: SandboxInit = .none) {
         self.name = name; self.namespace = namespace; self.address = address; self.fqdn = fqdn
         self.sshPort = sshPort; self.veth = veth; self.rootDir = rootDir; self.upperDir = upperDir
         self.workDir = workDir; self.mergedDir = mergedDir; self.logPath = logPath
-        self.launcher = launcher; self.sshd = sshd
+        self.launcher = launcher; self.sshd = sshd; self.initSystem = initSystem
     }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            name: try c.decode(String.self, forKey: .name), namespace: try c.decode(String.self, forKey: .namespace),
+            address: try c.decode(String.self, forKey: .address), fqdn: try c.decode(String.self, forKey: .fqdn),
+            sshPort: try c.decode(Int.self, forKey: .sshPort), veth: try c.decode(String.self, forKey: .veth),
+            rootDir: try c.decode(String.self, forKey: .rootDir), upperDir: try c.decode(String.self, forKey: .upperDir),
+            workDir: try c.decode(String.self, forKey: .workDir), mergedDir: try c.decode(String.self, forKey: .mergedDir),
+            logPath: try c.decode(String.self, forKey: .logPath),
+            launcher: try c.decodeIfPresent(SandboxProcess.self, forKey: .launcher),
+            sshd: try c.decodeIfPresent(SandboxProcess.self, forKey: .sshd),
+            initSystem: try c.decodeIfPresent(SandboxInit.self, forKey: .initSystem) ?? .none)
+    }
+
+    /// Where a systemd host's boot loop records the running `systemd-nspawn` ("PID STARTTIME").
+    public var nspawnRecordPath: String { rootDir + "/nspawn.pid" }
+    /// Present while `down` stops a systemd host: its boot loop then starts no new boot.
+    var stopPath: String { rootDir + "/stop" }
+    /// nspawn's machine name (its lock and propagation directories in /run/systemd/nspawn are
+    /// named after it, so it must differ between hosts: the root directories are all `root`).
+    var machineName: String { namespace }
 }
 
 /// A process the sandbox started, recorded with its kernel start time so that a reused pid is
@@ -64,7 +116,8 @@ public struct SandboxState: Sendable, Codable, Equatable {
     public var stateDir: String
     public var createdAt: Date
 
-    /// Every process the sandbox started (launchers and sshds), for `down`.
+    /// Every process the sandbox recorded at start (launchers and sshds); a systemd host's
+    /// nspawn and its container's init change with every boot: `Sandbox.processes(of:)` reads them.
     public var pids: [SandboxProcess] {
         hosts.flatMap { [$0.sshd, $0.launcher].compactMap { $0 } }
     }
@@ -103,7 +156,13 @@ public struct SandboxStatus: Sendable {
         var lines = ["sandbox \(state.stateDir): \(healthy ? "up" : "broken") "
                      + "(bridge \(state.bridge), subnet \(state.subnet), \(state.hosts.count) hosts)"]
         for host in state.hosts {
-            lines.append("  \(host.name)  \(host.address)  netns \(host.namespace)  sshd pid \(host.sshdPid)")
+            switch host.initSystem {
+            case .none:
+                lines.append("  \(host.name)  \(host.address)  netns \(host.namespace)  init none  sshd pid \(host.sshdPid)")
+            case .systemd:
+                lines.append("  \(host.name)  \(host.address)  netns \(host.namespace)  init systemd  "
+                             + "boot loop pid \(host.launcher?.pid ?? 0)")
+            }
         }
         lines += problems.map { "  problem: \($0)" }
         return lines.joined(separator: "\n")

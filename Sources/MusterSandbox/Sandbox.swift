@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// `muster sandbox`: N real hosts on this machine, each a network namespace on a bridge of the
-/// sandbox's own, with its own sshd, hostname, pid namespace and private copy-on-write root.
+/// sandbox's own, with its own sshd, hostname, pid namespace and private copy-on-write root; sshd
+/// is pid 1 (`--init none`) or systemd is, booted by systemd-nspawn (`--init systemd`).
 public enum Sandbox {
     public static let defaultStateDir = "/var/lib/muster/sandbox"
     public static let domain = "sandbox.muster.test"
@@ -18,10 +19,11 @@ public enum Sandbox {
     /// Brings a sandbox up in `stateDir`. When one already runs there it changes nothing and
     /// returns it with `alreadyRunning`; one left half-built (or with dead processes) is torn down
     /// and rebuilt.
-    public static func up(hosts count: Int = 3, stateDir: String = defaultStateDir,
+    public static func up(hosts count: Int = 3, initMode: SandboxInitMode = .none,
+                          stateDir: String = defaultStateDir,
                           log: (String) -> Void) throws -> (SandboxState, alreadyRunning: Bool) {
         try System.requireRoot("up")
-        try System.requireTools()
+        try System.requireTools(systemd: initMode != .none)
         guard (1...200).contains(count) else { throw SandboxError("--hosts must be 1...200, not \(count)") }
         let stateDir = absolute(stateDir)
         let lock = try SandboxLock()
@@ -31,6 +33,11 @@ public enum Sandbox {
             let status = check(existing)
             if status.healthy {
                 log("sandbox already running in \(stateDir) (\(existing.hosts.count) hosts on \(existing.bridge), \(existing.subnet))")
+                let asked = (0..<count).map(initMode.initSystem(ofHostAt:))
+                if existing.hosts.map(\.initSystem) != asked {
+                    log("note: it differs from the \(count) hosts with --init \(initMode.rawValue) asked for; "
+                        + "`muster sandbox down` first to change it")
+                }
                 return (existing, true)
             }
             log("sandbox in \(stateDir) is half-built or broken (\(status.problems.joined(separator: "; "))): tearing it down")
@@ -40,7 +47,7 @@ public enum Sandbox {
             try removeStateDir(stateDir)
         }
 
-        var state = try allocate(hosts: count, stateDir: stateDir)
+        var state = try allocate(hosts: count, initMode: initMode, stateDir: stateDir)
         do {
             try build(&state, log: log)
         } catch {
@@ -51,7 +58,7 @@ public enum Sandbox {
         return (state, false)
     }
 
-    static func allocate(hosts count: Int, stateDir: String) throws -> SandboxState {
+    static func allocate(hosts count: Int, initMode: SandboxInitMode = .none, stateDir: String) throws -> SandboxState {
         let namespaces = Network.namespaces()
         let registered = Set((try? FileManager.default.contentsOfDirectory(atPath: registryDir)) ?? [])
         guard let slot = (0..<64).first(where: { slot in
@@ -65,12 +72,14 @@ public enum Sandbox {
         let hosts = (1...count).map { index -> SandboxHost in
             let name = "host\(index)"
             let root = "\(stateDir)/hosts/\(name)"
+            let initSystem = initMode.initSystem(ofHostAt: index - 1)
             return SandboxHost(
                 name: name, namespace: names.namespaces[index - 1],
                 address: Network.format(network + 10 + UInt32(index)), fqdn: "\(name).\(domain)",
                 sshPort: 22, veth: names.veths[index - 1], rootDir: root,
                 upperDir: root + "/upper", workDir: root + "/work", mergedDir: root + "/root",
-                logPath: root + "/sshd.log", launcher: nil, sshd: nil)
+                logPath: root + (initSystem == .systemd ? "/console.log" : "/sshd.log"),
+                launcher: nil, sshd: nil, initSystem: initSystem)
         }
         return SandboxState(
             phase: .building, slot: slot, bridge: names.bridge,
@@ -115,23 +124,27 @@ public enum Sandbox {
             try LocalProcess.check([ip, "-n", host.namespace, "addr", "add", host.address + "/24", "dev", "eth0"])
             try LocalProcess.check([ip, "-n", host.namespace, "link", "set", "eth0", "up"])
             try HostRoot.prepare(host: host, state: state, clientPublicKey: clientPublicKey)
-            let sshd = try launch(host) { launcher in
+            let recordLauncher = { (launcher: SandboxProcess) in
                 state.hosts[index].launcher = launcher
                 try save(state)
             }
-            state.hosts[index].sshd = sshd
+            switch host.initSystem {
+            case .none: state.hosts[index].sshd = try launch(host, recordLauncher: recordLauncher)
+            case .systemd: try SystemdHost.launch(host, recordLauncher: recordLauncher)
+            }
             try save(state)
         }
 
         try checkRoutes(to: state.hosts.map(\.address), state: state)
         for host in state.hosts {
-            let ready = System.waitUntil(attempts: 100, interval: 0.1) {
-                System.tcpReachable(address: host.address, port: host.sshPort)
-                    || !(host.sshd.map(System.isAlive) ?? false)
+            // systemd boots in 1-2 s on an idle machine; a loaded one gets 30 s.
+            let seconds = host.initSystem == .systemd ? 30 : 10
+            let ready = System.waitUntil(attempts: seconds * 10, interval: 0.1) {
+                System.tcpReachable(address: host.address, port: host.sshPort) || !isRunning(host)
             }
-            guard ready, host.sshd.map(System.isAlive) ?? false else {
+            guard ready, isRunning(host) else {
                 throw SandboxError("\(host.name): sshd did not start listening on \(host.address):\(host.sshPort) "
-                    + "within 10 s; its log \(host.logPath):\n\(tail(host.logPath))")
+                    + "within \(seconds) s; its log \(host.logPath):\n\(tail(host.logPath))")
             }
         }
 
@@ -146,7 +159,23 @@ public enum Sandbox {
         log("sandbox up: \(state.hosts.count) hosts on \(state.bridge) (\(state.subnet)), state in \(state.stateDir)")
     }
 
-    /// Starts the host: `ip netns exec` + `unshare` (new mount, UTS, IPC and pid namespaces) run
+    /// Whether the host's processes run: its sshd (no init), or its boot loop and nspawn (systemd).
+    static func isRunning(_ host: SandboxHost) -> Bool {
+        switch host.initSystem {
+        case .none: host.sshd.map(System.isAlive) ?? false
+        case .systemd: (host.launcher.map(System.isAlive) ?? false) && SystemdHost.nspawnProcess(of: host) != nil
+        }
+    }
+
+    /// The host's live processes the sandbox knows: launcher and sshd (no init); boot loop,
+    /// the current boot's systemd-nspawn and the container's systemd (systemd).
+    public static func processes(of host: SandboxHost) -> [SandboxProcess] {
+        let known = [host.sshd, host.launcher] + (host.initSystem == .systemd
+            ? [SystemdHost.nspawnProcess(of: host), SystemdHost.initProcess(of: host)] : [])
+        return known.compactMap { $0 }.filter(System.isAlive)
+    }
+
+    /// Starts a host without init: `ip netns exec` + `unshare` (new mount, UTS, IPC and pid namespaces) run
     /// the launch script, spawned directly (not through Foundation's Process, whose termination
     /// watch never fires while a daemon holds its descriptors) in a session of its own, with every
     /// descriptor but the log closed. `recordLauncher` is called as soon as the pid is known.
@@ -202,6 +231,7 @@ public enum Sandbox {
         var found = state.pids.filter(System.isAlive).map { "\($0.role) pid \($0.pid) still running" }
         let namespaces = Network.namespaces()
         for host in state.hosts {
+            if host.initSystem == .systemd { found += SystemdHost.leftovers(host) }
             if namespaces.contains(host.namespace) { found.append("netns \(host.namespace)") }
             if Network.linkExists(host.veth) { found.append("link \(host.veth)") }
         }
@@ -212,16 +242,22 @@ public enum Sandbox {
 
     /// Best effort, in order, each step bounded; used by `down` and before a rebuild.
     static func teardown(_ state: SandboxState, log: (String) -> Void) {
+        // systemd hosts power off first (bounded), so their units stop as on a real machine.
+        let booted = state.hosts.filter { $0.initSystem == .systemd }
+        SystemdHost.stop(booted, log: log)
         // Killing pid 1 of a host's pid namespace kills every process in it (etcd, dnsmasq, ...).
-        for process in state.pids where System.isAlive(process) {
+        let processes = state.pids + booted.flatMap(processes(of:))
+        for process in processes where System.isAlive(process) {
             log("stopping \(process.role) (pid \(process.pid))")
             System.signal(process, SIGKILL)
         }
+        for host in booted { SystemdHost.killCgroups(host) }
         let gone = System.waitUntil(attempts: 100, interval: 0.1) {
-            for process in state.pids { System.reap(process.pid) }
-            return !state.pids.contains(where: System.isAlive)
+            for process in processes { System.reap(process.pid) }
+            return !processes.contains(where: System.isAlive) && booted.allSatisfy { SystemdHost.cgroupPids($0).isEmpty }
         }
         if !gone { log("warning: some sandbox processes outlived SIGKILL for 10 s") }
+        for host in booted { SystemdHost.removeLeftovers(host) }
         let namespaces = Network.namespaces()
         for host in state.hosts {
             if namespaces.contains(host.namespace) {
@@ -280,9 +316,14 @@ public enum Sandbox {
         let namespaces = Network.namespaces()
         for host in state.hosts {
             if !namespaces.contains(host.namespace) { problems.append("netns \(host.namespace) missing") }
-            for process in [host.launcher, host.sshd] {
+            let recorded = host.initSystem == .systemd ? [host.launcher] : [host.launcher, host.sshd]
+            for process in recorded {
                 guard let process else { problems.append("\(host.name) never started"); continue }
                 if !System.isAlive(process) { problems.append("\(process.role) (pid \(process.pid)) not running") }
+            }
+            if host.initSystem == .systemd, host.launcher.map(System.isAlive) == true,
+               SystemdHost.nspawnProcess(of: host) == nil {
+                problems.append("\(host.name): no systemd-nspawn running (rebooting?)")
             }
         }
         return SandboxStatus(state: state, problems: problems)
@@ -331,14 +372,20 @@ public enum Sandbox {
     }
 
     /// Runs `command` with `/bin/sh -c` inside `host`: its network, mount, UTS, IPC and pid
-    /// namespaces and its root, entered through its sshd. For tests and debugging.
+    /// namespaces and its root, entered through its pid 1 (sshd, or the container's systemd).
+    /// For tests and debugging.
     @discardableResult
     public static func exec(host: SandboxHost, command: String, timeout: TimeInterval = 60) throws -> ProcessResult {
-        guard let sshd = host.sshd, System.isAlive(sshd) else {
-            throw SandboxError("\(host.name) is not running (no live sshd recorded)")
+        let target: SandboxProcess?
+        switch host.initSystem {
+        case .none: target = host.sshd.flatMap { System.isAlive($0) ? $0 : nil }
+        case .systemd: target = SystemdHost.initProcess(of: host)
+        }
+        guard let target else {
+            throw SandboxError("\(host.name) is not running (no live \(host.initSystem == .systemd ? "systemd" : "sshd") found)")
         }
         return try LocalProcess.run([
-            "/usr/bin/nsenter", "-t", String(sshd.pid), "-n", "-m", "-u", "-i", "-p", "-r", "-w",
+            "/usr/bin/nsenter", "-t", String(target.pid), "-n", "-m", "-u", "-i", "-p", "-r", "-w",
             "/bin/bash", "-c", System.closeInherited, "muster-sandbox", "/bin/sh", "-c", command,
         ], environment: ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
         timeout: timeout)
@@ -376,6 +423,7 @@ public enum Sandbox {
 
     static func tail(_ path: String, lines: Int = 20) -> String {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(no log)"
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        // A systemd host's console log has CRLF line ends: split on any newline.
+        return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).suffix(lines).joined(separator: "\n")
     }
 }

@@ -14,13 +14,14 @@ enum System {
     }
 
     /// Fails with one clear message naming every missing program and its Debian package.
-    static func requireTools() throws {
-        let needed: [(String, String)] = [
+    static func requireTools(systemd: Bool = false) throws {
+        var needed: [(String, String)] = [
             ("/usr/sbin/ip", "iproute2"), ("/usr/sbin/sshd", "openssh-server"),
             ("/usr/bin/ssh-keygen", "openssh-client"), ("/usr/sbin/dnsmasq", "dnsmasq-base"),
             ("/usr/bin/unshare", "util-linux"), ("/usr/bin/nsenter", "util-linux"),
             ("/usr/sbin/pivot_root", "util-linux"), ("/usr/bin/setsid", "util-linux"),
         ]
+        if systemd { needed.append((SystemdHost.nspawn, "systemd-container")) }
         let missing = needed.filter { !FileManager.default.isExecutableFile(atPath: $0.0) }
         guard missing.isEmpty else {
             let names = missing.map { "\($0.0) (apt-get install -y \($0.1))" }
@@ -104,6 +105,11 @@ enum System {
     static func reap(_ pid: Int32) {
         var status: Int32 = 0
         _ = waitpid(pid, &status, WNOHANG)
+    }
+
+    /// The namespace `kind` (`pid`, `mnt`, `net`, ...) of `pid`, as `pid:[4026531836]`.
+    static func namespace(_ kind: String, of pid: Int32) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(kind)")
     }
 
     /// The pids `/proc` lists as children of `pid`.

@@ -18,12 +18,22 @@ struct SandboxUp: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "up", abstract: "Create the sandbox hosts.")
     @OptionGroup var location: SandboxLocation
     @Option(help: "How many hosts.") var hosts = 3
+    @Option(name: .customLong("init"),
+            help: "What runs as each host's pid 1: none (sshd), systemd (booted by systemd-nspawn) or mixed (host1 systemd, host2 none, ...).")
+    var initMode = "none"
+
+    func validate() throws {
+        guard SandboxInitMode(rawValue: initMode) != nil else {
+            throw ValidationError("--init must be none, systemd or mixed")
+        }
+    }
 
     func run() async throws {
         try await reportingErrors {
-            let (state, alreadyRunning) = try Sandbox.up(hosts: hosts, stateDir: location.stateDir) { print($0) }
+            let mode = SandboxInitMode(rawValue: initMode) ?? .none
+            let (state, alreadyRunning) = try Sandbox.up(hosts: hosts, initMode: mode, stateDir: location.stateDir) { print($0) }
             print(alreadyRunning ? "sandbox already up" : "sandbox up")
-            for host in state.hosts { print("  \(host.name)  \(host.address)") }
+            for host in state.hosts { print("  \(host.name)  \(host.address)  init \(host.initSystem.rawValue)") }
         }
     }
 }

@@ -148,6 +148,12 @@ struct SandboxHostTests {
         #expect(dns.contains("dns:\n  server: host3\n  domain: sandbox.muster.test\n"))
         #expect(dns.contains("fqdn: host2.sandbox.muster.test }"))
         #expect(dns.contains("    bootstrap: { dns: {} }\n"))
+        // The controller's etcd 3.4 finds DNS SRV members only over TLS; 3.5 also over plain http.
+        #expect(dns.contains("    tls: true\n    bootstrap: { dns: {} }\n"), "\(dns)")
+        let dns35 = try Sandbox.inventoryYAML(state: state, bootstrap: .dns, memberVersion: "3.5.16")
+        #expect(dns35.contains("    tls: false\n    bootstrap: { dns: {} }\n"), "\(dns35)")
+        let dns34 = try Sandbox.inventoryYAML(state: state, bootstrap: .dns, memberVersion: "3.4.23")
+        #expect(dns34.contains("    tls: true\n    bootstrap: { dns: {} }\n"), "\(dns34)")
     }
 }
 
