@@ -16,6 +16,12 @@ public struct BringUp: Sendable {
     public var options: RunOptions
     public var progress: Progress
     public var dryRun = false
+    /// Members the inventory no longer lists are removed only when asked (`--remove-members`).
+    public var removeMembers = false
+    /// With `removeMembers`: also delete removed members' data dirs.
+    public var wipeRemovedData = false
+    /// Allows what etcd calls unsafe: a 2-member cluster shrunk to 1.
+    public var force = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -38,6 +44,7 @@ public struct BringUp: Sendable {
         for cluster in workspace.plan.clusters {
             workspace = try await mode(for: cluster).prepare(cluster, in: workspace, context: context)
         }
+        try MembershipSteps.refuseUnasked(workspace.plan, removeMembers: removeMembers, force: force, dryRun: dryRun)
         let hostNames = Set(workspace.plan.clusters.flatMap(\.hosts))
         let hosts = workspace.inventory.hosts.filter { hostNames.contains($0.name) }
         try workspace.checkIdentityFiles(of: hosts)
@@ -80,6 +87,7 @@ public struct BringUp: Sendable {
     private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
+            for line in MembershipSteps.describe(workspace.plan) { progress.note("dry run: \(line)") }
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)
         }
@@ -235,16 +243,26 @@ public struct BringUp: Sendable {
         } else {
             await started.arrive()
         }
+        // Removed only once the newcomers are voters: add first, then remove.
+        for removal in cluster.removals {
+            try await operations.remove(removal, cluster: cluster, wipe: wipeRemovedData)
+            let state = workspace.state
+            if var record = try state.clusterRecord(cluster.name), !record.removed.contains(where: { $0.name == removal.name }) {
+                record.removed.append(ClusterRecord.Member(name: removal.name, id: EtcdIDs.hex(removal.id), peerURLs: [removal.peerURL]))
+                try state.save(record)
+            }
+            if let host = removal.member?.host { ledger.record(host) { $0.stopped.append(cluster.name) } }
+        }
         for member in restart { try await preparation.ready(member.host) }
         if !restart.isEmpty {
             try await operations.rollingRestart(restart, cluster: cluster, reason: "new config, certificates or binary")
             for member in restart { ledger.record(member.host) { $0.restarted.append(cluster.name) } }
         }
         try await committed
-        if running.count == cluster.members.count, !joining, restart.isEmpty {
+        if running.count == cluster.members.count, !joining, restart.isEmpty, cluster.removals.isEmpty {
             progress.note("cluster \(cluster.name): every member already running with this config; left alone")
         }
-        return running.count < cluster.members.count || joining || !restart.isEmpty
+        return running.count < cluster.members.count || joining || !restart.isEmpty || !cluster.removals.isEmpty
     }
 
     private func verifyAll(_ workspace: Workspace, operations: ClusterOperations) async throws -> [VerificationReport] {

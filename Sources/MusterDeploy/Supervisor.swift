@@ -48,7 +48,7 @@ enum Supervisor: String, Sendable {
                 kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
                 rm -f \(pidfile); echo "stopped pid $pid"
             else
-                echo not running
+                rm -f \(pidfile); echo not running
             fi
             """
         }

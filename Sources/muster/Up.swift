@@ -15,13 +15,29 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Connect and run preflight only; change nothing on any host or in muster's state.")
     var dryRun = false
 
+    @Flag(help: "Remove members the inventory no longer lists (one at a time, leadership moved first).")
+    var removeMembers = false
+
+    @Flag(help: "With --remove-members: also delete the removed members' data directories.")
+    var wipeData = false
+
+    @Flag(help: "Allow what etcd calls unsafe: shrinking a 2-member cluster to 1.")
+    var force = false
+
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
+
+    func validate() throws {
+        if wipeData && !removeMembers { throw ValidationError("--wipe-data on up applies only to removed members: add --remove-members") }
+    }
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
             var bringUp = BringUp(builder: options.builder(), options: remote.runOptions, progress: Progress())
             bringUp.dryRun = dryRun
+            bringUp.removeMembers = removeMembers
+            bringUp.wipeRemovedData = wipeData
+            bringUp.force = force
             let outcome = try await bringUp.run()
             switch output {
             case .table:

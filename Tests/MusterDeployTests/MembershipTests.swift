@@ -14,13 +14,22 @@ import MusterSandbox
                                      "--command-timeout=5s"] + arguments, environment: ["ETCDCTL_API": "3"], timeout: 30)
     }
 
+    private func leaderOf(_ host: String) throws -> Bool {
+        let status = try etcdctl([host], ["endpoint", "status", "-w", "json"]).stdoutText
+        guard let data = status.data(using: .utf8),
+              let entries = try JSONSerialization.jsonObject(with: data) as? [[String: Any]],
+              let entry = entries.first, let state = entry["Status"] as? [String: Any],
+              let header = state["header"] as? [String: Any] else { return false }
+        return "\(header["member_id"] ?? "")" == "\(state["leader"] ?? "-")"
+    }
+
     private func setMembers(_ members: String, in builder: PlanBuilder) throws {
         let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
         let edited = text.replacingOccurrences(of: #"members: \[[^\]]*\]"#, with: "members: [\(members)]", options: .regularExpression)
         try edited.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
     }
 
-    @Test func aStaticClusterGrowsThroughALearnerWhileAClientWrites() async throws {
+    @Test func aStaticClusterGrowsThroughALearnerAndShrinksWithoutItsLeaderWhileAClientWrites() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.static)
             try setMembers("host1, host2", in: builder)
@@ -66,6 +75,49 @@ import MusterSandbox
             // Re-run: nothing to do, nobody restarts.
             let again = try await DeploySandbox.up(builder)
             #expect(again.bytesSent == 0 && again.hosts.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "\(again.hosts)")
+
+            // Shrink 3 -> 2, removing the leader: refused without --remove-members (nothing
+            // changed), then done with it while the client writes.
+            let leaderHost = try ["host1", "host2", "host3"].first { host in
+                try etcdctl([host], ["endpoint", "status", "-w", "json"]).stdoutText.contains("\"leader\":") &&
+                    leaderOf(host)
+            }
+            let leader = try #require(leaderHost)
+            let keep = ["host1", "host2", "host3"].filter { $0 != leader }
+            try setMembers(keep.joined(separator: ", "), in: builder)
+            let pidsBefore = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+            await #expect(throws: DeployError.self) { _ = try await DeploySandbox.up(builder) }
+            #expect(try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") } == pidsBefore,
+                    "a refused removal changed nothing")
+            let shrinkWriter = Task.detached { () -> [String] in
+                var acknowledged: [String] = []
+                for index in 0..<300 {
+                    if Task.isCancelled { break }
+                    let key = "/shrink/\(index)"
+                    if (try? etcdctl(keep, ["put", key, "s\(index)"]))?.succeeded == true { acknowledged.append(key) }
+                }
+                return acknowledged
+            }
+            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            shrink.removeMembers = true
+            let shrunk = try await shrink.run()
+            shrinkWriter.cancel()
+            let shrinkAcknowledged = await shrinkWriter.value
+            #expect(shrunk.reports.allSatisfy { $0.ok }, "\(shrunk.reports.map { $0.table() })")
+            #expect(try DeploySandbox.exec(leader, "cat /run/etcd/main.pid 2>/dev/null; echo gone") == "gone", "the removed member is stopped")
+            #expect(try DeploySandbox.exec(leader, "test -d /var/lib/etcd/main/member && echo kept") == "kept", "its data is kept")
+            let shrunkList = try etcdctl(keep, ["member", "list"]).stdoutText
+            #expect(shrunkList.split(separator: "\n").count == 2, "\(shrunkList)")
+            for key in acknowledged + shrinkAcknowledged {
+                #expect(try etcdctl(keep, ["get", key, "--print-value-only"]).stdoutText.hasSuffix("\(key.split(separator: "/").last!)\n"), "\(key) lost")
+            }
+            // 2 -> 1 is what etcd calls unsafe: refused without --force.
+            try setMembers(keep[0], in: builder)
+            var unsafe = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+            unsafe.removeMembers = true
+            await #expect(throws: DeployError.self) { _ = try await unsafe.run() }
+            #expect(try etcdctl(keep, ["member", "list"]).stdoutText.split(separator: "\n").count == 2)
+            try setMembers("host1, host2, host3", in: builder)
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
