@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterDeploy
+import MusterWorkspace
+import MusterSandbox
+import MusterTestSupport
+
+/// Bring-ups on hosts that boot systemd (`sandbox up --init systemd`): members are units,
+/// systemd restarts a killed member, every host rebooted at once brings the cluster back with its
+/// keys and no `muster up`, and `down` leaves no unit enabled or running.
+@Suite(.serialized) struct SystemdDeployTests {
+    static let stateDir = "/var/lib/muster/sandbox-systemd-deploy-tests"
+
+    private static var options: RunOptions {
+        var options = RunOptions()
+        options.addressGuard = { addresses in
+            try Sandbox.checkRoutes(to: addresses, stateDir: SystemdDeployTests.stateDir)
+        }
+        return options
+    }
+
+    private func withSystemdSandbox(_ body: (SandboxState) async throws -> Void) async throws {
+        let (state, _) = try Sandbox.up(hosts: 3, initMode: .systemd, stateDir: Self.stateDir) {
+            FileHandle.standardError.write(Data("[systemd sandbox] \($0)\n".utf8))
+        }
+        do {
+            try await body(state)
+            try Sandbox.down(stateDir: Self.stateDir) { _ in }
+        } catch {
+            try? Sandbox.down(stateDir: Self.stateDir) { _ in }
+            throw error
+        }
+    }
+
+    private func inventory(_ state: SandboxState, _ bootstrap: SandboxBootstrap, edit: (String) -> String = { $0 }) throws -> PlanBuilder {
+        let directory = try TemporaryDirectory.create(prefix: "muster-systemd")
+        let path = directory + "/inventory.yml"
+        try Data(edit(try Sandbox.inventoryYAML(state: state, bootstrap: bootstrap)).utf8).write(to: URL(fileURLWithPath: path))
+        return PlanBuilder(inventoryPath: path, templatesDirectory: repositoryRoot + "/templates")
+    }
+
+    private func exec(_ state: SandboxState, _ host: String, _ command: String) throws -> String {
+        guard let sandboxHost = state.host(named: host) else { throw SandboxError("no \(host)") }
+        return try Sandbox.exec(host: sandboxHost, command: command).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func up(_ builder: PlanBuilder) async throws -> BringUp.Outcome {
+        try await BringUp(builder: builder, options: Self.options, progress: Progress()).run()
+    }
+
+    /// Polls `check` (bounded: 120 tries, 0.5 s apart).
+    private func eventually(_ what: String, _ check: () async throws -> Bool) async throws {
+        for _ in 0..<120 {
+            if (try? await check()) == true { return }
+            try await Task.sleep(nanoseconds: 500_000_000)
+        }
+        Issue.record("\(what) did not happen within 60 s")
+    }
+
+    private func verify(_ builder: PlanBuilder) async throws -> Bool {
+        let workspace = try builder.build()
+        let reports = try await Verification.run(workspace: workspace, options: Self.options, viaSSH: false, progress: Progress(quiet: true))
+        return reports.allSatisfy { $0.ok }
+    }
+
+    @Test func staticTLSAndDNSClustersLiveAsUnitsThroughKillsAndAReboot() async throws {
+        try await withSystemdSandbox { state in
+            let builder = try inventory(state, .static) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
+            let first = try await up(builder)
+            #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
+            #expect(try exec(state, "host1", "systemctl is-enabled etcd-main.service; systemctl is-active etcd-main.service") == "enabled\nactive")
+            #expect(try exec(state, "host2", "systemctl show -p User --value etcd-main.service") == "etcd")
+
+            // A re-run on the healthy cluster restarts nothing and moves no bytes.
+            let pids = try ["host1", "host2", "host3"].map { try exec(state, $0, "systemctl show -p MainPID --value etcd-main.service") }
+            let again = try await up(builder)
+            #expect(again.bytesSent == 0, "\(again.hosts)")
+            #expect(try ["host1", "host2", "host3"].map { try exec(state, $0, "systemctl show -p MainPID --value etcd-main.service") } == pids)
+
+            // kill -9 of a member: systemd brings it back.
+            _ = try exec(state, "host2", "kill -9 \(pids[1])")
+            try await eventually("systemd restarting host2's member") {
+                let pid = try exec(state, "host2", "systemctl show -p MainPID --value etcd-main.service")
+                return pid != pids[1] && pid != "0"
+            }
+            try await eventually("verify passing after the kill") { try await verify(builder) }
+
+            // A key written, every host rebooted at once, no muster in between.
+            let workspace = try builder.build()
+            let pki = workspace.state.directory + "/pki/main"
+            let endpoints = state.hosts.map { "https://\($0.address):2379" }.joined(separator: ",")
+            let etcdctl = ["etcdctl", "--endpoints=\(endpoints)", "--cacert=\(pki)/ca.crt", "--cert=\(pki)/client.crt",
+                           "--key=\(pki)/client.key", "--dial-timeout=3s"]
+            #expect(try LocalProcess.run(etcdctl + ["put", "/before-reboot", "kept"], environment: ["ETCDCTL_API": "3"]).succeeded)
+            for host in ["host1", "host2", "host3"] { _ = try? exec(state, host, "systemctl reboot") }
+            try await eventually("the cluster back after rebooting every host") { try await verify(builder) }
+            let value = try LocalProcess.run(etcdctl + ["get", "/before-reboot", "--print-value-only"], environment: ["ETCDCTL_API": "3"])
+            #expect(value.stdoutText == "kept\n", "\(value.stderrText)")
+
+            // down leaves no unit enabled or running; --wipe-data removes the data.
+            var tearDown = TearDown(builder: builder, options: Self.options, progress: Progress())
+            tearDown.wipeData = true
+            try await tearDown.run()
+            for host in ["host1", "host2", "host3"] {
+                #expect(try exec(state, host, "systemctl is-enabled etcd-main.service 2>/dev/null; systemctl is-active etcd-main.service 2>/dev/null; test -d /var/lib/etcd/main/member && echo data") == "disabled\ninactive")
+            }
+
+            // DNS SRV on systemd hosts: dnsmasq is a unit enabled at boot too.
+            let dns = try inventory(state, .dns)
+            let formed = try await up(dns)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let server = try #require(try String(contentsOfFile: dns.inventoryPath, encoding: .utf8)
+                .split(separator: "\n").first { $0.contains("server:") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces))
+            #expect(try exec(state, server, "systemctl is-enabled muster-dnsmasq-main.service") == "enabled")
+            var dnsDown = TearDown(builder: dns, options: Self.options, progress: Progress())
+            dnsDown.wipeData = true
+            try await dnsDown.run()
+            #expect(try exec(state, server, "systemctl is-enabled muster-dnsmasq-main.service 2>/dev/null; systemctl is-active muster-dnsmasq-main.service 2>/dev/null") == "inactive")
+        }
+    }
+
+    @Test func aMemberThatFailsToStartShowsTheJournal() async throws {
+        try await withSystemdSandbox { state in
+            // A data dir the etcd user cannot write (root's, 0700): etcd exits at start.
+            let builder = try inventory(state, .static)
+            _ = try exec(state, "host3", "install -d -m 0700 -o root -g root /var/lib/etcd/main")
+            do {
+                _ = try await up(builder)
+                Issue.record("up should fail when a member cannot start")
+            } catch let error as DeployError {
+                #expect(error.host == "host3", "\(error)")
+                #expect(error.description.contains("journalctl -u etcd-main.service"), "\(error)")
+                #expect(error.description.contains("cluster 'main'"), "\(error)")
+            }
+            _ = try? exec(state, "host3", "rm -rf /var/lib/etcd/main")
+        }
+    }
+}
