@@ -3,40 +3,53 @@ import MusterYAML
 
 /// Reads an inventory file and checks it, reporting every problem with its line and column.
 public enum InventoryLoader {
-    public static func load(path: String) throws -> Inventory {
-        guard let data = FileManager.default.contents(atPath: path) else {
+    public static func load(path: String, limits: YAMLLimits = .standard) throws -> Inventory {
+        // One byte past the limit is enough to refuse: a huge file, or /dev/zero, is never read
+        // whole (the parser itself refuses it before libyaml sees a byte).
+        let data: Data
+        do {
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw CocoaError(.fileReadNoSuchFile) }
+            defer { try? handle.close() }
+            data = try handle.read(upToCount: limits.documentBytes + 1) ?? Data()
+        } catch {
             throw InventoryError(
                 diagnostics: [Diagnostic(file: path, mark: Mark(line: 1, column: 1),
                                          message: "cannot read the inventory file")],
                 sourceLines: [])
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        return try parse(data, file: path, limits: limits)
     }
 
-    public static func parse(_ text: String, file: String) throws -> Inventory {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    public static func parse(_ text: String, file: String, limits: YAMLLimits = .standard) throws -> Inventory {
+        try parse(Data(text.utf8), file: file, limits: limits)
+    }
+
+    /// `data` is the file's bytes: the parser refuses what is not UTF-8 (with its position)
+    /// instead of reading a replacement character in its place.
+    public static func parse(_ data: Data, file: String, limits: YAMLLimits = .standard) throws -> Inventory {
         let sink = DiagnosticSink(file: file)
-        let root: Node?
-        do {
-            root = try YAMLParser.parse(text)
-        } catch let error as YAMLSyntaxError {
-            sink.error(error.mark, error.message)
-            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: lines)
-        }
-        guard let root else {
-            sink.error(Mark(line: 1, column: 1), "the inventory is empty")
-            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: lines)
-        }
-        let inventory = InventoryDecoder(file: file, sink: sink).decode(root)
-        if let inventory, sink.diagnostics.isEmpty {
-            InventoryChecks(inventory: inventory, sink: sink).run()
-        }
-        guard let inventory, sink.diagnostics.isEmpty else {
+        func failure() -> InventoryError {
             let sorted = sink.diagnostics.sorted {
                 ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
             }
-            throw InventoryError(diagnostics: sorted, sourceLines: lines)
+            return InventoryError(diagnostics: sorted, sourceLines: SourceLines.split(data), omitted: sink.omitted)
         }
+        let root: Node?
+        do {
+            root = try YAMLParser.parse(data, limits: limits)
+        } catch let error as YAMLSyntaxError {
+            sink.error(error.mark, error.message)
+            throw failure()
+        }
+        guard let root else {
+            sink.error(Mark(line: 1, column: 1), "the inventory is empty")
+            throw failure()
+        }
+        let inventory = InventoryDecoder(file: file, sink: sink).decode(root)
+        if let inventory, sink.isEmpty {
+            InventoryChecks(inventory: inventory, sink: sink).run()
+        }
+        guard let inventory, sink.isEmpty else { throw failure() }
         return inventory
     }
 }
@@ -231,6 +244,8 @@ struct InventoryDecoder {
                 sink.error(entry.value.mark, "etcd key '\(entry.name)' must be a single value, found \(entry.value.kindName)")
                 continue
             }
+            // Free text otherwise: conf.yml gets it through YAMLEmitter, quoted as YAML needs.
+            if reader.rejectControlCharacters(text, at: entry.value.mark, what: "etcd key '\(entry.name)'") { continue }
             options.append(EtcdOption(key: entry.name, value: ScalarType.infer(text, style: style, tag: entry.value.tag)))
         }
         return options
@@ -266,7 +281,8 @@ struct InventoryDecoder {
             switch source {
             case .url(let url), .service(let url):
                 if !Names.isHTTPURL(url) {
-                    sink.error(mode.value.mark, "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
+                    let key = discovery["url"] == nil ? "service" : "url"
+                    sink.error(discovery.mark(key), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
                 }
             case .cluster: break
             }
@@ -296,7 +312,7 @@ struct InventoryDecoder {
                 return nil
             }
             if !Names.isDomainName(domain) {
-                sink.error(mode.value.mark, "DNS domain '\(domain)' is not a valid DNS name")
+                sink.error(dns?.mark("domain") ?? mode.value.mark, "DNS domain '\(domain)' is not a valid DNS name")
             }
             let serviceName = dns?.string("service_name") ?? ""
             if !serviceName.isEmpty, !Names.isToken(serviceName) {
