@@ -19,17 +19,16 @@ public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
 /// fixes them in one pass.
 public struct InventoryError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
-    /// The source, to show the offending line under each message.
-    public var sourceLines: [String]
+    /// The source lines the diagnostics point at, by 1-based number, to show under each message.
+    public var sourceLines: [Int: String]
     /// Problems found beyond `diagnostics`, counted but not kept.
     public var omitted = 0
 
     public var description: String {
         var blocks = diagnostics.map { diagnostic in
             var text = diagnostic.description
-            let index = diagnostic.mark.line - 1
-            if sourceLines.indices.contains(index) {
-                let excerpt = SourceExcerpt(line: sourceLines[index], column: diagnostic.mark.column)
+            if let line = sourceLines[diagnostic.mark.line] {
+                let excerpt = SourceExcerpt(line: line, column: diagnostic.mark.column)
                 text += "\n" + excerpt.text + "\n" + String(repeating: " ", count: excerpt.caretOffset) + "^"
             }
             return text

@@ -15,7 +15,7 @@ public enum InventoryLoader {
             throw InventoryError(
                 diagnostics: [Diagnostic(file: path, mark: Mark(line: 1, column: 1),
                                          message: "cannot read the inventory file")],
-                sourceLines: [])
+                sourceLines: [:])
         }
         return try parse(data, file: path, limits: limits)
     }
@@ -32,7 +32,8 @@ public enum InventoryLoader {
             let sorted = sink.diagnostics.sorted {
                 ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
             }
-            return InventoryError(diagnostics: sorted, sourceLines: SourceLines.split(data), omitted: sink.omitted)
+            return InventoryError(diagnostics: sorted, sourceLines: SourceLines.lines(numbered: Set(sorted.map(\.mark.line)), in: data),
+                                  omitted: sink.omitted)
         }
         let root: Node?
         do {
@@ -191,7 +192,10 @@ struct InventoryDecoder {
             for (member, mark) in members where !seen.insert(member).inserted {
                 sink.error(mark, "host '\(member)' is listed twice in cluster '\(name)'")
             }
-            if members.isEmpty { sink.error(reader.mark("members"), "cluster '\(name)' has no members") }
+            // Only an empty list: items refused one by one have been reported already.
+            if case .sequence(let items)? = reader["members"]?.value, items.isEmpty {
+                sink.error(reader.mark("members"), "cluster '\(name)' has no members")
+            }
         } else if reader["members"] == nil {
             sink.error(keyMark, "cluster '\(name)' needs 'members'")
         }
@@ -269,19 +273,22 @@ struct InventoryDecoder {
         case "discovery":
             guard let discovery = MappingReader(mode.value, context: "discovery of cluster '\(cluster)'", sink: sink) else { return nil }
             discovery.rejectUnknownKeys(["cluster", "url", "service", "size", "proxy"])
-            let sources: [DiscoverySource] = [
-                discovery.string("cluster").map(DiscoverySource.cluster),
-                discovery.string("url").map(DiscoverySource.url),
-                discovery.string("service").map(DiscoverySource.service),
-            ].compactMap { $0 }
-            guard sources.count == 1, let source = sources.first else {
+            let named = ["cluster", "url", "service"].filter { discovery[$0] != nil }
+            guard named.count == 1 else {
                 sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service'")
                 return nil
+            }
+            // A value refused by the reader (a list, a control character) is reported already.
+            guard let text = discovery.string(named[0]) else { return nil }
+            let source: DiscoverySource = switch named[0] {
+            case "cluster": .cluster(text)
+            case "url": .url(text)
+            default: .service(text)
             }
             switch source {
             case .url(let url), .service(let url):
                 if !Names.isHTTPURL(url) {
-                    let key = discovery["url"] == nil ? "service" : "url"
+                    let key = named[0]
                     sink.error(discovery.mark(key), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
                 }
             case .cluster: break

@@ -9,14 +9,18 @@ public struct YAMLLimits: Sendable, Equatable {
         case documentBytes, nodes, depth, aliasDepth, scalarBytes
     }
 
-    /// Bytes of the whole document, checked before libyaml sees any of it. 8 MiB: a
-    /// 10,000-host inventory is about 1 MiB; libyaml and the tree then stay within tens of MiB.
-    public var documentBytes = 8 << 20
+    /// Bytes of the whole document, checked before libyaml sees any of it. 2 MiB: a 10,000-host
+    /// inventory is about 1 MiB. The text is cheap (held once); its tree is not: a node costs
+    /// 90 bytes, and one with a string of more than 15 bytes about 240, so a document of nothing
+    /// but short strings builds five times its size in tree. 2 MiB of those peak at 60 MiB in a
+    /// debug build (35 MiB of which is the binary before it reads anything).
+    public var documentBytes = 2 << 20
 
     /// Nodes of the tree as its readers see it: every alias counts as the whole subtree it
-    /// repeats, since every reader walks that subtree again. 1,000,000 is a hundred times a
-    /// 10,000-host inventory, and a walk over that many nodes takes milliseconds.
-    public var nodes = 1_000_000
+    /// repeats, since every reader walks that subtree again. 200,000: a 10,000-host inventory
+    /// (each host with its address, fqdn and a shared ssh block) needs about 120,000, and the
+    /// tree of 200,000 one-letter nodes is 18 MiB.
+    public var nodes = 200_000
 
     /// Levels of nested collections, counting what aliases bring in. An inventory needs about
     /// six; readers recurse per level.

@@ -5,24 +5,30 @@
 /// columns in characters. Swift's `split(separator: "\n")` does neither: it never splits at
 /// CR LF (one Character) and counts graphemes.
 public enum SourceLines {
-    /// The lines of `bytes`, without their line breaks, decoded as UTF-8 (invalid bytes shown as
-    /// U+FFFD).
-    public static func split<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> [String] where Bytes.Index == Int {
-        var lines: [String] = []
+    /// The lines numbered `wanted` (1-based) of `bytes`, without their line breaks, decoded as
+    /// UTF-8 (invalid bytes shown as U+FFFD). Only those: a document of a million empty lines
+    /// must not become a million strings to print one error.
+    public static func lines<Bytes: Collection<UInt8>>(numbered wanted: Set<Int>, in bytes: Bytes) -> [Int: String] where Bytes.Index == Int {
+        var found: [Int: String] = [:]
+        guard let last = wanted.max() else { return found }
+        var line = 1
         var start = bytes.startIndex
         var index = bytes.startIndex
-        while index < bytes.endIndex {
+        while index < bytes.endIndex, line <= last {
             let length = lineBreakLength(bytes, at: index)
             if length > 0 {
-                lines.append(String(decoding: bytes[start..<index], as: UTF8.self))
+                if wanted.contains(line) { found[line] = String(decoding: bytes[start..<index], as: UTF8.self) }
+                line += 1
                 index += length
                 start = index
             } else {
                 index += 1
             }
         }
-        lines.append(String(decoding: bytes[start..<bytes.endIndex], as: UTF8.self))
-        return lines
+        if line <= last, wanted.contains(line) {
+            found[line] = String(decoding: bytes[start..<bytes.endIndex], as: UTF8.self)
+        }
+        return found
     }
 
     /// The 1-based mark of the byte at `offset` (libyaml reports reader errors, such as invalid

@@ -83,22 +83,22 @@ import MusterYAML
         }
     }
 
-    @Test func aFileOverEightMebibytesIsRefused() throws {
+    @Test func aFileOverTheSizeLimitIsRefused() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-hostile-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("huge.yml").path
         let line = Data((String(repeating: "#", count: 1023) + "\n").utf8)
-        var data = Data(capacity: 9 << 20)
-        for _ in 0..<(9 << 10) { data.append(line) }
+        var data = Data(capacity: 3 << 20)
+        for _ in 0..<(3 << 10) { data.append(line) }
         try data.write(to: URL(fileURLWithPath: path))
         do {
             _ = try InventoryLoader.load(path: path)
-            Issue.record("a 9 MiB file loaded")
+            Issue.record("a 3 MiB file loaded")
         } catch let error as InventoryError {
-            // Byte 8 MiB starts line 8193.
-            #expect(error.diagnostics.map(\.mark) == [Mark(line: 8193, column: 1)])
-            #expect(error.description.hasPrefix("\(path):8193:1: error: the document is larger than 8388608 bytes"))
+            // Byte 2 MiB starts line 2049.
+            #expect(error.diagnostics.map(\.mark) == [Mark(line: 2049, column: 1)])
+            #expect(error.description.hasPrefix("\(path):2049:1: error: the document is larger than 2097152 bytes"))
         }
     }
 
@@ -124,10 +124,10 @@ import MusterYAML
         let error = try #require(inventoryError(of: Data(text.utf8)))
         let diagnostic = try #require(error.diagnostics.first)
         #expect(error.diagnostics.count == 1)
-        #expect(diagnostic.message.contains("grows past 1000000 nodes"))
-        // x5 (line 8) repeats x4's 111,111 nodes ten times: its eighth alias crosses a million.
-        #expect(diagnostic.mark == Mark(line: 8, column: 45))
-        #expect(error.description.hasPrefix("inv.yml:8:45: error: "))
+        #expect(diagnostic.message.contains("grows past 200000 nodes"))
+        // x5 (line 8) repeats x4's 111,111 nodes: its first alias crosses 200,000.
+        #expect(diagnostic.mark == Mark(line: 8, column: 10))
+        #expect(error.description.hasPrefix("inv.yml:8:10: error: "))
         #expect(error.description.hasSuffix("^"))
     }
 

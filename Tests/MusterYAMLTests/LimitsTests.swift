@@ -27,11 +27,11 @@ private func laughs(levels: Int, width: Int) -> String {
 
 @Suite struct AliasBudgetTests {
     @Test func theClassicBillionLaughsIsRefusedAtTheAliasThatCrossesTheBudget() throws {
-        // l0 holds 11 nodes, l4 111,111: with the keys before them, l5's eighth alias (line 6,
-        // column 45: "l5: &l5 [" and seven "*l4, ") crosses 1,000,000.
+        // l0 holds 11 nodes, l4 111,111: with the 123,463 nodes before it, l5's first alias
+        // (line 6, column 10) crosses 200,000.
         let error = try #require(refusal(laughs(levels: 10, width: 10)))
         #expect(error.limit == .nodes)
-        #expect(error.mark == Mark(line: 6, column: 45))
+        #expect(error.mark == Mark(line: 6, column: 10))
     }
 
     @Test func aWideSequenceRepeatedByManyAliasesIsRefused() throws {
@@ -177,7 +177,9 @@ private func laughs(levels: Int, width: Int) -> String {
 @Suite struct SourceLinesTests {
     @Test func linesEndWhereLibyamlEndsThem() {
         let text = "a\nb\r\nc\rd\u{85}e\u{2028}f\u{2029}g"
-        #expect(SourceLines.split(Array(text.utf8)) == ["a", "b", "c", "d", "e", "f", "g"])
+        let lines = SourceLines.lines(numbered: Set(1...8), in: Array(text.utf8))
+        #expect(lines == [1: "a", 2: "b", 3: "c", 4: "d", 5: "e", 6: "f", 7: "g"])
+        #expect(SourceLines.lines(numbered: [2, 7], in: Array(text.utf8)) == [2: "b", 7: "g"])
     }
 
     @Test func columnsCountCharactersNotBytes() {
