@@ -72,5 +72,6 @@ let package = Package(
         .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd", "MusterTestSupport"]),
+        .testTarget(name: "MusterCLITests", dependencies: ["MusterTestSupport"]),
     ]
 )
