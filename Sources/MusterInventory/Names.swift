@@ -12,12 +12,18 @@ enum Names {
             && value.range(of: #"\A(?:"# + pattern + #")\z"#, options: .regularExpression) != nil
     }
 
-    /// C0 controls (NUL, line breaks, ESC...), DEL and C1 controls (NEL...). None belongs in a
-    /// name or path, and each can end a shell word, a line of a config file or a C string.
+    /// C0 controls (NUL, line breaks, ESC...), DEL and C1 controls (NEL...), and the Unicode
+    /// line and paragraph separators, which YAML and ICU also take for line breaks. None belongs
+    /// in a name or path, and each can end a shell word, a line of a config file or a C string.
     static func hasControlCharacter(_ value: String) -> Bool { firstControlCharacter(value) != nil }
 
     static func firstControlCharacter(_ value: String) -> Unicode.Scalar? {
-        value.unicodeScalars.first { $0.properties.generalCategory == .control }
+        value.unicodeScalars.first {
+            switch $0.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator: return true
+            default: return false
+            }
+        }
     }
 
     static func isValidHostName(_ name: String) -> Bool {

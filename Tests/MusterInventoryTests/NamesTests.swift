@@ -61,7 +61,7 @@ import Testing
 
     @Test func everyControlCharacterIsOne() {
         let controls = (0x00...0x1F).map { Unicode.Scalar($0)! } + [Unicode.Scalar(0x7F)!]
-            + (0x80...0x9F).map { Unicode.Scalar($0)! }
+            + (0x80...0x9F).map { Unicode.Scalar($0)! } + [Unicode.Scalar(0x2028)!, Unicode.Scalar(0x2029)!]
         for scalar in controls {
             #expect(Names.hasControlCharacter("a" + String(Character(scalar)) + "b"), "U+\(String(scalar.value, radix: 16))")
         }

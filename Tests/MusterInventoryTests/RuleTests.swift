@@ -86,6 +86,7 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
         RuleCase("cluster: client_listen", hostA + flowCluster("client_listen: everywhere"), at: 4, 52, "client_listen must be 'address' or 'loopback', found 'everywhere'"),
         RuleCase("cluster: etcd options a mapping", hostA + flowCluster("etcd: [a]"), at: 4, 43, "etcd options of cluster 'main' must be a mapping, found a list"),
         RuleCase("cluster: etcd option a single value", hostA + flowCluster("etcd: { cors: [a] }"), at: 4, 51, "etcd key 'cors' must be a single value, found a list"),
+        RuleCase("cluster: etcd option without line separators", hostA + flowCluster("etcd: { cors: \"a\\Lb\" }"), at: 4, 51, "etcd key 'cors' holds the control character U+2028"),
         RuleCase("cluster: etcd option without controls", hostA + flowCluster("etcd: { cors: \"a\\nb\" }"), at: 4, 51, "etcd key 'cors' holds the control character U+000A"),
 
         RuleCase("bootstrap: a mode name", hostA + blockCluster(bootstrap: "dynamic"), at: 7, 16, "bootstrap of cluster 'main' must be 'static', { discovery: ... } or { dns: ... }, found 'dynamic'"),
