@@ -32,8 +32,8 @@ public enum InventoryLoader {
             let sorted = sink.diagnostics.sorted {
                 ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
             }
-            return InventoryError(diagnostics: sorted, sourceLines: SourceLines.lines(numbered: Set(sorted.map(\.mark.line)), in: data),
-                                  omitted: sink.omitted)
+            let lines = SourceLines.lines(numbered: Set(sorted.map(\.mark.line)), in: data)
+            return InventoryError(diagnostics: sorted, sourceLines: lines, omitted: sink.omitted)
         }
         let root: Node?
         do {
@@ -273,7 +273,8 @@ struct InventoryDecoder {
         case "discovery":
             guard let discovery = MappingReader(mode.value, context: "discovery of cluster '\(cluster)'", sink: sink) else { return nil }
             discovery.rejectUnknownKeys(["cluster", "url", "service", "size", "proxy"])
-            let named = ["cluster", "url", "service"].filter { discovery[$0] != nil }
+            // Keys set to null (`url: ~`) name nothing, as before.
+            let named = ["cluster", "url", "service"].filter { discovery[$0].map { !$0.isNull } ?? false }
             guard named.count == 1 else {
                 sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service'")
                 return nil
@@ -288,8 +289,7 @@ struct InventoryDecoder {
             switch source {
             case .url(let url), .service(let url):
                 if !Names.isHTTPURL(url) {
-                    let key = named[0]
-                    sink.error(discovery.mark(key), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
+                    sink.error(discovery.mark(named[0]), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
                 }
             case .cluster: break
             }

@@ -126,6 +126,14 @@ struct MappingReader {
     }
 }
 
+extension Node {
+    /// An untagged `~`, `null` or nothing: a key that says nothing.
+    var isNull: Bool {
+        if case .scalar(let text, let style) = value { return ScalarType.infer(text, style: style, tag: tag) == .null }
+        return false
+    }
+}
+
 /// The known name nearest to a misspelt one, when it is close enough to be a likely typo.
 func closest(to name: String, in known: Set<String>) -> String? {
     let allowed = max(2, name.count / 3)

@@ -96,6 +96,8 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
         RuleCase("discovery: a mapping", hostA + blockCluster(bootstrap: "{ discovery: x }"), at: 7, 29, "discovery of cluster 'main' must be a mapping, found a string"),
         RuleCase("discovery: unknown key", hostA + blockCluster(bootstrap: "{ discovery: { url: http://10.0.0.9:2379, size: 1, ttl: 3 } }"), at: 7, 67, "unknown key 'ttl' in discovery of cluster 'main'"),
         RuleCase("discovery: exactly one source", hostA + blockCluster(bootstrap: "{ discovery: { size: 1 } }"), at: 7, 29, "needs exactly one of 'cluster', 'url', 'service'"),
+        RuleCase("discovery: a null source is none", hostA + blockCluster(bootstrap: "{ discovery: { url: ~, size: 1 } }"), at: 7, 29, "needs exactly one of 'cluster', 'url', 'service'"),
+        RuleCase("discovery: two sources", hostA + blockCluster(bootstrap: "{ discovery: { url: http://x, service: http://y, size: 1 } }"), at: 7, 29, "needs exactly one of 'cluster', 'url', 'service'"),
         RuleCase("discovery: url shape", hostA + blockCluster(bootstrap: "{ discovery: { url: 'http://x/$(reboot)', size: 1 } }"), at: 7, 36, "discovery URL 'http://x/$(reboot)' must be an http:// or https:// URL"),
         RuleCase("discovery: service shape", hostA + blockCluster(bootstrap: "{ discovery: { service: 'https://x/;reboot', size: 1 } }"), at: 7, 40, "discovery URL 'https://x/;reboot' must be"),
         RuleCase("discovery: url without a newline", hostA + blockCluster(bootstrap: "{ discovery: { url: \"http://10.0.0.9:2379\\n\", size: 1 } }"), at: 7, 36, "'url' in discovery of cluster 'main' holds the control character U+000A"),
