@@ -50,7 +50,7 @@ import MusterYAML
         #expect(error.description.hasSuffix("\n  a: { address: nope }\n                ^"))
     }
 
-    @Test func aMegabyteLineIsShownAsAWindowWithTheCaretOnTheProblem() throws {
+    @Test func aLongLineIsShownAsAWindowWithTheCaretOnTheProblem() throws {
         let filler = String(repeating: "x", count: 10_000)
         // A free-text value (the identity file), so the only error is at the far end of the line.
         let text = "hosts: { a: { address: 10.0.0.1, ssh: { identity: /\(filler) } }, b: { address: bad } }\n" + tail
@@ -131,7 +131,7 @@ import MusterYAML
         #expect(error.description.hasSuffix("^"))
     }
 
-    @Test func aThousandErrorsPrintAHundredAndACount() throws {
+    @Test func manyErrorsPrintAHundredAndACount() throws {
         var text = "hosts:\n"
         for index in 0..<150 { text += "  h\(index): { fqdn: x }\n" }
         text += "clusters: {}\n"
