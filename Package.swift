@@ -82,5 +82,6 @@ let package = Package(
         .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterWorkspace", "MusterSandbox", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd", "MusterTestSupport"]),
+        .testTarget(name: "MusterCLITests", dependencies: ["MusterTestSupport"]),
     ]
 )

@@ -115,7 +115,7 @@ extension Inventory {
             }
         }
         if !sink.diagnostics.isEmpty {
-            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: [])
+            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: [:])
         }
     }
 }

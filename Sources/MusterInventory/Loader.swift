@@ -3,40 +3,54 @@ import MusterYAML
 
 /// Reads an inventory file and checks it, reporting every problem with its line and column.
 public enum InventoryLoader {
-    public static func load(path: String) throws -> Inventory {
-        guard let data = FileManager.default.contents(atPath: path) else {
+    public static func load(path: String, limits: YAMLLimits = .standard) throws -> Inventory {
+        // One byte past the limit is enough to refuse: a huge file, or /dev/zero, is never read
+        // whole (the parser itself refuses it before libyaml sees a byte).
+        let data: Data
+        do {
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw CocoaError(.fileReadNoSuchFile) }
+            defer { try? handle.close() }
+            data = try handle.read(upToCount: limits.documentBytes + 1) ?? Data()
+        } catch {
             throw InventoryError(
                 diagnostics: [Diagnostic(file: path, mark: Mark(line: 1, column: 1),
                                          message: "cannot read the inventory file")],
-                sourceLines: [])
+                sourceLines: [:])
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        return try parse(data, file: path, limits: limits)
     }
 
-    public static func parse(_ text: String, file: String) throws -> Inventory {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    public static func parse(_ text: String, file: String, limits: YAMLLimits = .standard) throws -> Inventory {
+        try parse(Data(text.utf8), file: file, limits: limits)
+    }
+
+    /// `data` is the file's bytes: the parser refuses what is not UTF-8 (with its position)
+    /// instead of reading a replacement character in its place.
+    public static func parse(_ data: Data, file: String, limits: YAMLLimits = .standard) throws -> Inventory {
         let sink = DiagnosticSink(file: file)
-        let root: Node?
-        do {
-            root = try YAMLParser.parse(text)
-        } catch let error as YAMLSyntaxError {
-            sink.error(error.mark, error.message)
-            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: lines)
-        }
-        guard let root else {
-            sink.error(Mark(line: 1, column: 1), "the inventory is empty")
-            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: lines)
-        }
-        let inventory = InventoryDecoder(file: file, sink: sink).decode(root)
-        if let inventory, sink.diagnostics.isEmpty {
-            InventoryChecks(inventory: inventory, sink: sink).run()
-        }
-        guard let inventory, sink.diagnostics.isEmpty else {
+        func failure() -> InventoryError {
             let sorted = sink.diagnostics.sorted {
                 ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
             }
-            throw InventoryError(diagnostics: sorted, sourceLines: lines)
+            let lines = SourceLines.lines(numbered: Set(sorted.map(\.mark.line)), in: data)
+            return InventoryError(diagnostics: sorted, sourceLines: lines, omitted: sink.omitted)
         }
+        let root: Node?
+        do {
+            root = try YAMLParser.parse(data, limits: limits)
+        } catch let error as YAMLSyntaxError {
+            sink.error(error.mark, error.message)
+            throw failure()
+        }
+        guard let root else {
+            sink.error(Mark(line: 1, column: 1), "the inventory is empty")
+            throw failure()
+        }
+        let inventory = InventoryDecoder(file: file, sink: sink).decode(root)
+        if let inventory, sink.isEmpty {
+            InventoryChecks(inventory: inventory, sink: sink).run()
+        }
+        guard let inventory, sink.isEmpty else { throw failure() }
         return inventory
     }
 }
@@ -178,7 +192,10 @@ struct InventoryDecoder {
             for (member, mark) in members where !seen.insert(member).inserted {
                 sink.error(mark, "host '\(member)' is listed twice in cluster '\(name)'")
             }
-            if members.isEmpty { sink.error(reader.mark("members"), "cluster '\(name)' has no members") }
+            // Only an empty list: items refused one by one have been reported already.
+            if case .sequence(let items)? = reader["members"]?.value, items.isEmpty {
+                sink.error(reader.mark("members"), "cluster '\(name)' has no members")
+            }
         } else if reader["members"] == nil {
             sink.error(keyMark, "cluster '\(name)' needs 'members'")
         }
@@ -231,6 +248,8 @@ struct InventoryDecoder {
                 sink.error(entry.value.mark, "etcd key '\(entry.name)' must be a single value, found \(entry.value.kindName)")
                 continue
             }
+            // Free text otherwise: conf.yml gets it through YAMLEmitter, quoted as YAML needs.
+            if reader.rejectControlCharacters(text, at: entry.value.mark, what: "etcd key '\(entry.name)'") { continue }
             options.append(EtcdOption(key: entry.name, value: ScalarType.infer(text, style: style, tag: entry.value.tag)))
         }
         return options
@@ -254,19 +273,23 @@ struct InventoryDecoder {
         case "discovery":
             guard let discovery = MappingReader(mode.value, context: "discovery of cluster '\(cluster)'", sink: sink) else { return nil }
             discovery.rejectUnknownKeys(["cluster", "url", "service", "size", "proxy"])
-            let sources: [DiscoverySource] = [
-                discovery.string("cluster").map(DiscoverySource.cluster),
-                discovery.string("url").map(DiscoverySource.url),
-                discovery.string("service").map(DiscoverySource.service),
-            ].compactMap { $0 }
-            guard sources.count == 1, let source = sources.first else {
+            // Keys set to null (`url: ~`) name nothing, as before.
+            let named = ["cluster", "url", "service"].filter { discovery[$0].map { !$0.isNull } ?? false }
+            guard named.count == 1 else {
                 sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service'")
                 return nil
+            }
+            // A value refused by the reader (a list, a control character) is reported already.
+            guard let text = discovery.string(named[0]) else { return nil }
+            let source: DiscoverySource = switch named[0] {
+            case "cluster": .cluster(text)
+            case "url": .url(text)
+            default: .service(text)
             }
             switch source {
             case .url(let url), .service(let url):
                 if !Names.isHTTPURL(url) {
-                    sink.error(mode.value.mark, "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
+                    sink.error(discovery.mark(named[0]), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
                 }
             case .cluster: break
             }
@@ -296,7 +319,7 @@ struct InventoryDecoder {
                 return nil
             }
             if !Names.isDomainName(domain) {
-                sink.error(mode.value.mark, "DNS domain '\(domain)' is not a valid DNS name")
+                sink.error(dns?.mark("domain") ?? mode.value.mark, "DNS domain '\(domain)' is not a valid DNS name")
             }
             let serviceName = dns?.string("service_name") ?? ""
             if !serviceName.isEmpty, !Names.isToken(serviceName) {

@@ -50,6 +50,7 @@ struct MappingReader {
         guard let node = values[key] else { return nil }
         switch node.value {
         case .scalar(let text, let style):
+            guard !rejectControlCharacters(text, at: node.mark, what: "'\(key)' in \(context)") else { return nil }
             switch ScalarType.infer(text, style: style, tag: node.tag) {
             case .string(let value): return value
             case .null: return nil
@@ -97,6 +98,7 @@ struct MappingReader {
         var result: [(String, Mark)] = []
         for item in items {
             if let text = item.scalarText, case .string = ScalarType.infer(text, style: .quoted, tag: nil) {
+                if rejectControlCharacters(text, at: item.mark, what: "an item of '\(key)' in \(context)") { continue }
                 result.append((text, item.mark))
             } else {
                 sink.error(item.mark, "items of '\(key)' in \(context) must be names, found \(item.kindName)")
@@ -111,12 +113,35 @@ struct MappingReader {
     }
 
     func mark(_ key: String) -> Mark { values[key]?.mark ?? node.mark }
+
+    /// Reports `text` when it holds a control character: every string of an inventory ends up
+    /// in a shell command, a file on a host, a config line or a C string, where a newline, a NUL
+    /// or an escape either ends the value early or smuggles in another. True when reported.
+    func rejectControlCharacters(_ text: String, at mark: Mark, what: String) -> Bool {
+        guard let bad = Names.firstControlCharacter(text) else { return false }
+        let hex = String(bad.value, radix: 16, uppercase: true)
+        let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        sink.error(mark, "\(what) holds the control character \(code); no inventory value may")
+        return true
+    }
+}
+
+extension Node {
+    /// An untagged `~`, `null` or nothing: a key that says nothing.
+    var isNull: Bool {
+        if case .scalar(let text, let style) = value { return ScalarType.infer(text, style: style, tag: tag) == .null }
+        return false
+    }
 }
 
 /// The known name nearest to a misspelt one, when it is close enough to be a likely typo.
 func closest(to name: String, in known: Set<String>) -> String? {
-    let best = known.map { ($0, editDistance(name, $0)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
-    guard let best, best.1 <= max(2, name.count / 3) else { return nil }
+    let allowed = max(2, name.count / 3)
+    // The distance is at least the difference in length: skip those that cannot be close, so a
+    // 16 KiB key is not compared character by character with every known one.
+    let candidates = known.filter { abs($0.count - name.count) <= allowed }
+    let best = candidates.map { ($0, editDistance(name, $0)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+    guard let best, best.1 <= allowed else { return nil }
     return best.0
 }
 

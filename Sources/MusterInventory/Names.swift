@@ -4,43 +4,64 @@ import MusterBasics
 /// What a name, address or path may look like. Every value here ends up in a remote shell
 /// command, a file path or an etcd flag, so the rules are strict rather than clever.
 enum Names {
+    /// True when all of `value` matches `pattern`, which is written without anchors. `\A` and
+    /// `\z` rather than `^` and `$`: ICU's `$` also matches before a final line break, so
+    /// `^main$` took "main\n".
     static func matches(_ value: String, _ pattern: String) -> Bool {
-        value.range(of: pattern, options: .regularExpression) != nil
+        !hasControlCharacter(value)
+            && value.range(of: #"\A(?:"# + pattern + #")\z"#, options: .regularExpression) != nil
+    }
+
+    /// C0 controls (NUL, line breaks, ESC...), DEL and C1 controls (NEL...), and the Unicode
+    /// line and paragraph separators, which YAML and ICU also take for line breaks. None belongs
+    /// in a name or path, and each can end a shell word, a line of a config file or a C string.
+    static func hasControlCharacter(_ value: String) -> Bool { firstControlCharacter(value) != nil }
+
+    static func firstControlCharacter(_ value: String) -> Unicode.Scalar? {
+        value.unicodeScalars.first {
+            switch $0.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator: return true
+            default: return false
+            }
+        }
     }
 
     static func isValidHostName(_ name: String) -> Bool {
-        matches(name, #"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"#)
+        matches(name, #"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"#)
     }
 
     /// Cluster names become systemd unit names, directory names and dnsmasq file names.
     static func isValidClusterName(_ name: String) -> Bool {
-        matches(name, #"^[a-z0-9][a-z0-9-]{0,39}$"#)
+        matches(name, #"[a-z0-9][a-z0-9-]{0,39}"#)
     }
 
     static func isValidUser(_ name: String) -> Bool {
-        matches(name, #"^[a-z_][a-z0-9_-]{0,31}$"#)
+        matches(name, #"[a-z_][a-z0-9_-]{0,31}"#)
     }
 
     static func isToken(_ value: String) -> Bool {
-        matches(value, #"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"#)
+        matches(value, #"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"#)
     }
 
     static func isVersion(_ value: String) -> Bool {
-        matches(value, #"^[0-9]+\.[0-9]+\.[0-9]+$"#)
+        matches(value, #"[0-9]+\.[0-9]+\.[0-9]+"#)
     }
 
     static func isDomainName(_ value: String) -> Bool {
         guard value.count <= 253 else { return false }
-        return matches(value, #"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"#)
+        return matches(value, #"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"#)
     }
 
     static func isSafeAbsolutePath(_ value: String) -> Bool {
-        matches(value, #"^(/[A-Za-z0-9._-]+)+$"#) && !value.split(separator: "/").contains("..")
+        matches(value, #"(/[A-Za-z0-9._-]+)+"#) && !value.split(separator: "/").contains("..")
     }
 
     static func isHTTPURL(_ value: String) -> Bool {
-        matches(value, #"^https?://[A-Za-z0-9.\[\]:_-]+(/[A-Za-z0-9._~/%-]*)?$"#)
+        matches(value, #"https?://[A-Za-z0-9.\[\]:_-]+(/[A-Za-z0-9._~/%-]*)?"#)
     }
 
-    static func isIPAddress(_ value: String) -> Bool { IPAddress.isLiteral(value) }
+    /// inet_pton reads a C string: without the control check "10.0.0.1\0; reboot" would pass.
+    static func isIPAddress(_ value: String) -> Bool {
+        !hasControlCharacter(value) && IPAddress.isLiteral(value)
+    }
 }
