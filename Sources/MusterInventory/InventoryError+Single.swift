@@ -6,7 +6,9 @@ extension InventoryError {
     /// loader's own: `FILE:LINE:COLUMN: error: ...` with the line and a caret.
     public static func at(_ mark: Mark, in file: String, _ message: String) -> InventoryError {
         let source = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-        return InventoryError(diagnostics: [Diagnostic(file: file, mark: mark, message: message)],
-                              sourceLines: source.split(separator: "\n", omittingEmptySubsequences: false))
+        let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+        var shown: [Int: String] = [:]
+        if lines.indices.contains(mark.line - 1) { shown[mark.line] = String(lines[mark.line - 1]) }
+        return InventoryError(diagnostics: [Diagnostic(file: file, mark: mark, message: message)], sourceLines: shown)
     }
 }

@@ -149,9 +149,6 @@ public struct PlanBuilder: Sendable {
     }
 
     private func loadInventory() throws -> Inventory {
-        guard FileManager.default.fileExists(atPath: inventoryPath) else {
-            throw MusterError(.usage, "inventory \(inventoryPath) does not exist")
-        }
         let inventory = try InventoryLoader.load(path: inventoryPath)
         if let cluster, inventory.cluster(named: cluster) == nil {
             throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(inventory.clusters.map(\.name).joined(separator: ", ")))")

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// One test per exit-code class of the README's contract, on the built binary: 2 for bad input
+/// and usage (before any host is contacted), 1 for a failed step, check or refusal; and the one
+/// JSON error document with `--output json`.
+@Suite struct ExitCodeTests {
+    private func inventory(_ text: String) throws -> (path: String, directory: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/inventory.yml"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return (path, directory)
+    }
+
+    private let oneCluster = """
+        member: { version: 3.4.23 }
+        hosts:
+          h1: { address: 127.0.0.1 }
+        clusters:
+          main: { members: [h1], tls: false }
+
+        """
+
+    private let twoClusters = """
+        member: { version: 3.4.23 }
+        hosts:
+          h1: { address: 127.0.0.1 }
+        clusters:
+          main: { members: [h1], tls: false }
+          other: { members: [h1], tls: false, client_port: 3379, peer_port: 3380 }
+
+        """
+
+    @Test(arguments: [
+        ["frobnicate"],                        // unknown subcommand
+        ["up"],                                // missing inventory argument
+        ["verify", "x.yml", "--output", "yaml"],  // bad option value
+        ["render", "/nonexistent/inventory.yml"],  // inventory that does not exist
+    ])
+    func usageErrorsExit2(_ arguments: [String]) throws {
+        let run = try MusterBinary().run(arguments)
+        #expect(run.status == 2, "\(run)")
+        #expect(!run.stderrText.isEmpty, "\(run)")
+    }
+
+    @Test func anUnknownClusterExits2NamingTheClusters() throws {
+        let file = try inventory(oneCluster)
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        for command in ["render", "up", "verify", "down", "env"] {
+            let run = try MusterBinary().run([command, file.path, "--cluster", "nope"])
+            #expect(run.status == 2, "\(command): \(run)")
+            #expect(run.stderrText.contains("no cluster 'nope'") && run.stderrText.contains("main"), "\(command): \(run)")
+        }
+    }
+
+    @Test func aMissingMemberBinaryExits2AtItsPlaceInTheInventory() throws {
+        let file = try inventory(oneCluster.replacingOccurrences(of: "member: { version: 3.4.23 }", with: "member: { binary: /nonexistent/etcd }"))
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        let run = try MusterBinary().run(["render", file.path, "--out", file.directory + "/out"])
+        #expect(run.status == 2, "\(run)")
+        #expect(run.stderrText.contains("\(file.path):1:"), "\(run)")
+        #expect(run.stderrText.contains("/nonexistent/etcd"), "\(run)")
+    }
+
+    @Test func aMissingIdentityFileExits2BeforeAnyHostIsContacted() throws {
+        let file = try inventory(oneCluster.replacingOccurrences(of: "h1: { address: 127.0.0.1 }", with: "h1: { address: 127.0.0.1, ssh: { identity: /nonexistent/key, port: 1 } }"))
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        let run = try MusterBinary().run(["up", file.path])
+        #expect(run.status == 2, "\(run)")
+        #expect(run.stderrText.contains("\(file.path):3:"), "\(run)")
+        #expect(!run.stderrText.contains("connect"), "nothing may be contacted: \(run)")
+    }
+
+    @Test func aStepThatFailsOnAHostExits1WithOneJSONErrorDocument() throws {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let file = try inventory(oneCluster.replacingOccurrences(of: "h1: { address: 127.0.0.1 }", with: "h1: { address: 127.0.0.1, ssh: { port: 1 } }"))
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        let run = try MusterBinary().run(["up", file.path, "--output", "json"])
+        #expect(run.status == 1, "\(run)")
+        let document = try JSONSerialization.jsonObject(with: run.stdout) as? [String: Any]
+        let error = document?["error"] as? [String: Any]
+        #expect(error?["kind"] as? String == "host", "\(run)")
+        #expect(error?["host"] as? String == "h1", "\(run)")
+        #expect(error?["step"] as? String == "connect", "\(run)")
+        // Each host's error once.
+        #expect(run.stderrText.components(separatedBy: "refused").count - 1 == 1, "\(run)")
+    }
+
+    @Test func badInputWithJSONOutputIsAJSONErrorOfKindInput() throws {
+        let file = try inventory("hosts: { h1: { address: 127.0.0.1 } }\nclusters: { main: { members: [h9] } }\n")
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        let run = try MusterBinary().run(["verify", file.path, "--output", "json"])
+        #expect(run.status == 2, "\(run)")
+        let document = try JSONSerialization.jsonObject(with: run.stdout) as? [String: Any]
+        #expect((document?["error"] as? [String: Any])?["kind"] as? String == "input", "\(run)")
+    }
+
+    @Test func envDefaultsToTheOnlyClusterAndAsksWhenThereAreTwo() throws {
+        let one = try inventory(oneCluster)
+        let two = try inventory(twoClusters)
+        defer {
+            try? FileManager.default.removeItem(atPath: one.directory)
+            try? FileManager.default.removeItem(atPath: two.directory)
+        }
+        let single = try MusterBinary().run(["env", one.path])
+        #expect(single.status == 0, "\(single)")
+        #expect(single.stdoutText.contains("ETCDCTL_ENDPOINTS=http://127.0.0.1:2379"), "\(single)")
+        let ambiguous = try MusterBinary().run(["env", two.path])
+        #expect(ambiguous.status == 2, "\(ambiguous)")
+        #expect(ambiguous.stderrText.contains("--cluster"), "\(ambiguous)")
+    }
+}
