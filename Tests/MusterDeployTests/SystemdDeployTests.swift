@@ -20,8 +20,8 @@ import MusterTestSupport
         return options
     }
 
-    private func withSystemdSandbox(_ body: (SandboxState) async throws -> Void) async throws {
-        let (state, _) = try Sandbox.up(hosts: 3, initMode: .systemd, stateDir: Self.stateDir) {
+    private func withSystemdSandbox(_ mode: SandboxInitMode = .systemd, _ body: (SandboxState) async throws -> Void) async throws {
+        let (state, _) = try Sandbox.up(hosts: 3, initMode: mode, stateDir: Self.stateDir) {
             FileHandle.standardError.write(Data("[systemd sandbox] \($0)\n".utf8))
         }
         do {
@@ -33,10 +33,11 @@ import MusterTestSupport
         }
     }
 
-    private func inventory(_ state: SandboxState, _ bootstrap: SandboxBootstrap, edit: (String) -> String = { $0 }) throws -> PlanBuilder {
+    private func inventory(_ state: SandboxState, _ bootstrap: SandboxBootstrap, binary: String = "/usr/bin/etcd",
+                           edit: (String) -> String = { $0 }) throws -> PlanBuilder {
         let directory = try TemporaryDirectory.create(prefix: "muster-systemd")
         let path = directory + "/inventory.yml"
-        try Data(edit(try Sandbox.inventoryYAML(state: state, bootstrap: bootstrap)).utf8).write(to: URL(fileURLWithPath: path))
+        try Data(edit(try Sandbox.inventoryYAML(state: state, bootstrap: bootstrap, memberBinary: binary)).utf8).write(to: URL(fileURLWithPath: path))
         return PlanBuilder(inventoryPath: path, templatesDirectory: repositoryRoot + "/templates")
     }
 
@@ -134,6 +135,33 @@ import MusterTestSupport
                 #expect(error.description.contains("cluster 'main'"), "\(error)")
             }
             _ = try? exec(state, "host3", "rm -rf /var/lib/etcd/main")
+        }
+    }
+
+    /// A mixed fleet (host1 and host3 systemd, host2 bare), etcd discovery through a cluster of
+    /// the inventory on etcd 3.5, and a config change that restarts each member through its own
+    /// supervisor, one at a time.
+    @Test func discoveryOn35OverAMixedFleetRollsAConfigChangeThroughEachSupervisor() async throws {
+        try await withSystemdSandbox(.mixed) { state in
+            let builder = try inventory(state, .discovery, binary: DeploySandbox.etcd35)
+            let formed = try await up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            #expect(try exec(state, "host3", "systemctl is-active etcd-main.service") == "active")
+            #expect(try exec(state, "host2", "test -d /run/systemd/system && echo systemd; cat /run/etcd/main.pid >/dev/null && echo pidfile") == "pidfile")
+            let before = (try exec(state, "host3", "systemctl show -p MainPID --value etcd-main.service"),
+                          try exec(state, "host2", "cat /run/etcd/main.pid"))
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            try text.replacingOccurrences(of: "  main:\n", with: "  main:\n    etcd: { snapshot-count: 5000 }\n")
+                .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let rolled = try await up(builder)
+            #expect(rolled.reports.allSatisfy { $0.ok }, "\(rolled.reports.map { $0.table() })")
+            #expect(Set(rolled.hosts.filter { $0.restarted == ["main"] }.map(\.host)) == ["host2", "host3"], "\(rolled.hosts)")
+            #expect(try exec(state, "host3", "systemctl show -p MainPID --value etcd-main.service") != before.0)
+            #expect(try exec(state, "host2", "cat /run/etcd/main.pid") != before.1)
+            var tearDown = TearDown(builder: builder, options: Self.options, progress: Progress())
+            tearDown.wipeData = true
+            try await tearDown.run()
+            #expect(try exec(state, "host3", "systemctl is-enabled etcd-main.service 2>/dev/null; systemctl is-active etcd-main.service") == "disabled\ninactive")
         }
     }
 }
