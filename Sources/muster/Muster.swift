@@ -6,7 +6,7 @@ struct Muster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster",
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
-        version: "0.2.0",
+        version: "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16",
         subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, SandboxCommand.self, DiscoveryCommand.self])
 }
 

@@ -51,6 +51,11 @@ struct MusterBinary {
 
     /// The debug build's binary. Missing, the test fails (never skips): a test of the binary
     /// that quietly passes without one proves nothing.
+    /// Another copy of muster (an installed one, say).
+    init(path: String) {
+        self.path = path
+    }
+
     init() throws {
         path = Self.packageRoot.appendingPathComponent(".build/debug/muster").path
         guard FileManager.default.isExecutableFile(atPath: path) else {

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import MusterTestSupport
+
+/// `scripts/install.sh --prefix DIR --binary PATH` installs a muster that works from anywhere:
+/// the installed binary finds its templates, its bash completion loads, its man page reads.
+@Suite struct InstallTests {
+    private func shell(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func anInstalledMusterRendersFromAnotherDirectoryAndItsCompletionLoads() throws {
+        let built = try MusterBinary()
+        let prefix = try TemporaryDirectory.create(prefix: "muster-install")
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let install = try shell([MusterBinary.packageRoot.path + "/scripts/install.sh", "--prefix", prefix, "--binary", built.path])
+        #expect(install.status == 0, "\(install.stderr)")
+
+        let workDirectory = try TemporaryDirectory.create(prefix: "muster-installed-run")
+        defer { try? FileManager.default.removeItem(atPath: workDirectory) }
+        try """
+            member: { version: 3.4.23 }
+            hosts: { h1: { address: 10.0.0.1 } }
+            clusters: { main: { members: [h1], tls: false } }
+
+            """.write(toFile: workDirectory + "/inventory.yml", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_TEMPLATES"] = nil
+        let installed = MusterBinary(path: prefix + "/bin/muster")
+        let render = try installed.run(["render", "inventory.yml", "--out", "out"], environment: environment, in: workDirectory)
+        #expect(render.status == 0, "\(render)")
+        #expect(FileManager.default.fileExists(atPath: workDirectory + "/out/h1/etc/etcd/main/conf.yml"))
+
+        let version = try installed.run(["--version"])
+        #expect(version.stdoutText == "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16\n", "\(version)")
+
+        let completion = try shell(["/bin/bash", "-c", "source \"$1\" && complete -p muster", "bash",
+                                               prefix + "/share/bash-completion/completions/muster"])
+        #expect(completion.status == 0 && completion.stdout.contains("muster"), "\(completion.stderr)")
+        for file in ["share/zsh/site-functions/_muster", "share/fish/vendor_completions.d/muster.fish", "share/man/man1/muster.1"] {
+            let size = (try? FileManager.default.attributesOfItem(atPath: "\(prefix)/\(file)")[.size] as? Int) ?? 0
+            #expect(size > 100, "\(file) is missing or empty")
+        }
+        let man = try String(contentsOfFile: prefix + "/share/man/man1/muster.1", encoding: .utf8)
+        #expect(man.contains(".SH MUSTER UP") && man.contains("--dry-run"), "the man page lacks `up`")
+    }
+}
