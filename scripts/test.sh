@@ -3,6 +3,7 @@
 # etcd and dnsmasq on sandbox hosts. Builds once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH=/opt/swift/usr/bin:$PATH
 scripts/setup.sh
 swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling muster|Build complete" | tail -n 20
 set +e
