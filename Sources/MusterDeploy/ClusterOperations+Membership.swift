@@ -108,7 +108,7 @@ extension ClusterOperations {
     /// `member remove` through a remaining member, then the member stopped and disabled on its
     /// host (data kept unless `wipe`). Refused while a remaining voter is unhealthy.
     func remove(_ removal: RemovalPlan, cluster: ClusterPlan, wipe: Bool) async throws {
-        let remaining = runningMembers(cluster)
+        let remaining = runningMembers(cluster).filter { $0.name != removal.name }
         guard let via = remaining.first else {
             throw DeployError(host: nil, cluster: cluster.name, step: "remove", kind: .refused,
                               "cluster '\(cluster.name)': no remaining member runs; \(removal.name) not removed")

@@ -55,6 +55,13 @@ public struct RemovalPlan: Sendable {
     public var peerURL: String
     /// The member as planned on its host, when the inventory still has that host.
     public var member: MemberPlan?
+
+    public init(name: String, id: UInt64, peerURL: String, member: MemberPlan?) {
+        self.name = name
+        self.id = id
+        self.peerURL = peerURL
+        self.member = member
+    }
 }
 
 /// How a member joins a formed cluster: `initial-cluster-state: existing` with every member of

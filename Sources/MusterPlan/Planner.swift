@@ -45,6 +45,8 @@ public struct ClusterHistory: Sendable {
     /// In founding order: the order of their `initial-cluster`.
     public var founders: [Founder]
     public var joined: [String: Joined]
+    /// IDs of members removed since (a replaced founder keeps its place in `founders`).
+    public var removedIDs: Set<UInt64> = []
     /// Members in the cluster now (founders and joined, less removed), as `name=peerURL`, in order.
     public var current: [(name: String, peerURL: String)]
 
@@ -189,7 +191,8 @@ public struct Planner {
     /// recorded join, and one the inventory adds now as a learner to join (its ID comes from etcd).
     private func member(member: MemberPlan, of history: ClusterHistory) -> MemberPlan {
         var member = member
-        if let founder = history.founders.first(where: { $0.name == member.name }) {
+        if let founder = history.founders.first(where: { $0.name == member.name && !history.removedIDs.contains($0.id) }),
+           history.joined[member.name] == nil {
             member.memberID = founder.id
         } else if let joined = history.joined[member.name] {
             member.memberID = joined.id

@@ -73,8 +73,10 @@ extension ClusterRecord {
             joined[member.name] = ClusterHistory.Joined(id: UInt64(member.id, radix: 16) ?? 0, peerURL: member.peerURLs.first ?? "",
                                                         initialCluster: member.initialCluster ?? "")
         }
-        return ClusterHistory(clusterID: UInt64(clusterID, radix: 16) ?? 0, founders: founders, joined: joined,
-                              current: members.map { ($0.name, $0.peerURLs.first ?? "") })
+        var history = ClusterHistory(clusterID: UInt64(clusterID, radix: 16) ?? 0, founders: founders, joined: joined,
+                                     current: members.map { ($0.name, $0.peerURLs.first ?? "") })
+        history.removedIDs = Set(removed.compactMap { UInt64($0.id, radix: 16) })
+        return history
     }
 }
 
