@@ -37,9 +37,14 @@ struct HostFacts: Sendable {
     /// sha256 and octal mode of every file muster would write on this host, as it is there now.
     var files: [String: (sha256: String, mode: String)] = [:]
     var existingDirectories: Set<String> = []
+    /// Free kilobytes where each path muster writes would live (its nearest existing parent).
+    var freeKilobytesAt: [String: Int] = [:]
+    /// Mode (octal) and owner of each existing parent of the etcd user's directories.
+    var directoryAccess: [String: (mode: Int, owner: String)] = [:]
 
     /// One shell script that prints `key value` lines; every path in it is quoted.
-    static func script(for members: [MemberPlan], files: [String], directories: [String]) -> String {
+    static func script(for members: [MemberPlan], files: [String], directories: [String],
+                       spaces: [String] = [], etcdReaches: [String] = []) -> String {
         var lines = [
             "echo arch $(uname -m)",
             "[ -d /run/systemd/system ] && echo systemd yes",
@@ -58,6 +63,20 @@ struct HostFacts: Sendable {
         }
         for path in directories {
             lines.append("[ -d \(Shell.quote(path)) ] && echo dir \(Shell.quote(path))")
+        }
+        for path in spaces.uniqued() {
+            lines.append("p=\(Shell.quote(path)); while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; echo space $(df -Pk \"$p\" | awk 'NR==2 {print $4}') \(Shell.quote(path))")
+        }
+        let parents = etcdReaches.flatMap { path -> [String] in
+            var parents: [String] = [], current = (path as NSString).deletingLastPathComponent
+            while current != "/" && !current.isEmpty {
+                parents.append(current)
+                current = (current as NSString).deletingLastPathComponent
+            }
+            return parents
+        }.uniqued()
+        for parent in parents {
+            lines.append("[ -d \(Shell.quote(parent)) ] && echo dirmode $(stat -c '%a %U' \(Shell.quote(parent))) \(Shell.quote(parent))")
         }
         for member in members {
             let c = Shell.quote(member.cluster)
@@ -85,6 +104,12 @@ struct HostFacts: Sendable {
             case "free": facts.freeKilobytes = Int(words[1]) ?? 0
             case "etcduser": facts.hasEtcdUser = true
             case "dir": facts.existingDirectories.insert(words[1])
+            case "space":
+                let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
+                if parts.count == 3, let free = Int(parts[1]) { facts.freeKilobytesAt[parts[2]] = free }
+            case "dirmode":
+                let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
+                if parts.count == 4, let mode = Int(parts[1], radix: 8) { facts.directoryAccess[parts[3]] = (mode, parts[2]) }
             case "file":
                 let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
                 if parts.count == 4 { facts.files[parts[3]] = (parts[1], parts[2]) }

@@ -23,7 +23,10 @@ struct Preflight {
             let members = plan.clusters.flatMap { $0.members.filter { $0.host == host } }
             let files = (plan.files + extraFiles).filter { $0.host == host }.map(\.path) + (members.isEmpty ? [] : binaryPaths)
             let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
-            scripts[host] = HostFacts.script(for: members, files: files, directories: directories)
+            let spaces = members.flatMap { [$0.paths.data, $0.paths.binary] }
+            let reaches = members.flatMap { [$0.paths.data, $0.paths.logDir, $0.paths.configDir] }
+            scripts[host] = HostFacts.script(for: members, files: files, directories: directories,
+                                             spaces: spaces, etcdReaches: reaches)
         }
         return scripts
     }
@@ -61,6 +64,10 @@ struct Preflight {
                     }
                 }
             }
+            for member in cluster.members {
+                guard let facts = gathered[member.host] else { continue }
+                problems += Self.spaceProblems(member, facts) + Self.accessProblems(member, facts)
+            }
             if let dns = cluster.dns, gathered[dns.serverHost]?.hasDnsmasq != true {
                 problems.append("\(dns.serverHost): dnsmasq is not installed (needed to serve DNS SRV for cluster '\(cluster.name)')")
             }
@@ -70,6 +77,32 @@ struct Preflight {
             throw DeployError(host: nil, step: "preflight", kind: .refused, "nothing was changed on any host:\n  " + problems.joined(separator: "\n  "))
         }
         return gathered
+    }
+
+    /// Room for etcd's data (a fresh member's WAL preallocates 64 MB) and for the binary.
+    static let minimumDataKilobytes = 100 * 1024, minimumInstallKilobytes = 64 * 1024
+
+    static func spaceProblems(_ member: MemberPlan, _ facts: HostFacts) -> [String] {
+        var problems: [String] = []
+        if let free = facts.freeKilobytesAt[member.paths.data], free < minimumDataKilobytes {
+            problems.append("\(member.host): only \(free / 1024) MiB free for \(member.paths.data) (cluster '\(member.cluster)' needs \(minimumDataKilobytes / 1024) MiB for etcd's data)")
+        }
+        if let free = facts.freeKilobytesAt[member.paths.binary], free < minimumInstallKilobytes {
+            problems.append("\(member.host): only \(free / 1024) MiB free for \(member.paths.binary) (the member binary needs \(minimumInstallKilobytes / 1024) MiB)")
+        }
+        return problems
+    }
+
+    /// A directory above the member's own that only its owner may enter keeps the etcd user out,
+    /// and etcd would fail at start: say so now.
+    static func accessProblems(_ member: MemberPlan, _ facts: HostFacts) -> [String] {
+        [member.paths.data, member.paths.logDir, member.paths.configDir].flatMap { path in
+            facts.directoryAccess.filter { parent, access in
+                path.hasPrefix(parent + "/") && access.mode & 0o001 == 0 && access.owner != "etcd"
+            }.map { parent, access in
+                "\(member.host): directory \(parent) (mode \(String(access.mode, radix: 8)), owner \(access.owner)) keeps the etcd user out of \(path); allow it through (chmod o+x \(parent)) or point paths elsewhere"
+            }
+        }.uniqued()
     }
 
     /// This machine's architecture as `uname -m` prints it, without starting a process.
