@@ -9,17 +9,24 @@ import Glibc
 ///
 /// The phase names are the step names progress lines print (`up.after-preflight`, ...); a comma
 /// separated list cuts at the first one reached. `PHASE@N` cuts at the Nth time PHASE is reached.
+/// `PHASE:int` and `PHASE:term` send SIGINT or SIGTERM instead, as an operator's Ctrl-C or a
+/// service manager would.
 public enum Failpoint {
     public static func reach(_ phase: String) {
         let environment = ProcessInfo.processInfo.environment
         guard environment["MUSTER_SANDBOX_ONLY"] == "1", let wanted = environment["MUSTER_FAILPOINT"] else { return }
         for entry in wanted.split(separator: ",") {
-            let parts = entry.split(separator: "@", maxSplits: 1)
+            let action = entry.split(separator: ":", maxSplits: 1)
+            let parts = action[0].split(separator: "@", maxSplits: 1)
             guard parts.first.map(String.init) == phase else { continue }
             let count = Counter.shared.increment(phase)
             if parts.count == 2, Int(parts[1]) != count { continue }
-            FileHandle.standardError.write(Data("failpoint \(phase): killing muster (MUSTER_FAILPOINT)\n".utf8))
-            kill(getpid(), SIGKILL)
+            let signalNumber = action.count == 2 ? (action[1] == "term" ? SIGTERM : SIGINT) : SIGKILL
+            let name = signalNumber == SIGKILL ? "killing muster" : "sending \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")"
+            FileHandle.standardError.write(Data("failpoint \(phase): \(name) (MUSTER_FAILPOINT)\n".utf8))
+            kill(getpid(), signalNumber)
+            // Let the handler see it before the run goes on, as a real signal would arrive.
+            if signalNumber != SIGKILL { usleep(100_000) }
         }
     }
 

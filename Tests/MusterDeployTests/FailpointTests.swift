@@ -9,7 +9,7 @@ import MusterSandbox
 /// converges to a verified cluster and no key written before is lost.
 @Suite struct FailpointTests {
     /// The built CLI, killed at `phase`; returns what it printed.
-    private func upKilled(at phase: String, _ builder: PlanBuilder) throws -> String {
+    private func upKilled(at phase: String, _ builder: PlanBuilder, expectStatus: Int32? = nil) throws -> String {
         let binary = repositoryRoot + "/.build/debug/muster"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
@@ -20,7 +20,8 @@ import MusterSandbox
         let result = try LocalProcess.run([binary, "up", builder.inventoryPath, "--templates", repositoryRoot + "/templates"],
                                           environment: environment, timeout: 120)
         #expect(!result.succeeded, "up should have been killed at \(phase)")
-        #expect(result.stderrText.contains("failpoint \(phase.split(separator: "@")[0])"), "\(result.stderrText)")
+        if let expectStatus { #expect(result.status == expectStatus, "\(result.stderrText)") }
+        #expect(result.stderrText.contains("failpoint \(phase.split(separator: "@")[0].split(separator: ":")[0])"), "\(result.stderrText)")
         return result.stderrText
     }
 
@@ -51,6 +52,21 @@ import MusterSandbox
             for host in ["host1", "host2", "host3"] {
                 #expect(try DeploySandbox.exec(host, "grep -c 'snapshot-count' /etc/etcd/main/conf.yml") == "1")
             }
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// Ctrl-C after preflight: the step in flight ends, the run stops at the next boundary with
+    /// exit 130 and says how to finish; SIGTERM the same with 143; the next `up` converges.
+    @Test func sigintAndSigtermStopAtTheNextStepAndTheNextUpFinishes() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let interrupted = try upKilled(at: "up.after-preflight:int", builder, expectStatus: 130)
+            #expect(interrupted.contains("stopped before"), "\(interrupted)")
+            let terminated = try upKilled(at: "up.during-transfer:term", builder, expectStatus: 143)
+            #expect(terminated.contains("SIGTERM"), "\(terminated)")
+            let finished = try await DeploySandbox.up(builder)
+            #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
