@@ -6,7 +6,7 @@ struct Muster: AsyncParsableCommand {
         commandName: "muster",
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
         version: "0.2.0",
-        subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, SandboxCommand.self, DiscoveryCommand.self])
+        subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, SnapshotCommand.self, RestoreCommand.self, SandboxCommand.self, DiscoveryCommand.self])
 }
 
 /// argument-parser exits 64 (EX_USAGE) for a bad command line; muster promises 2 for every
