@@ -45,8 +45,10 @@ struct Preflight {
             }
         }
         for cluster in plan.clusters {
-            // A restored cluster's members carry the IDs its record holds, not the planned ones.
-            let recorded = try built.state.clusterRecord(cluster.name)?.members ?? []
+            // A restored cluster's members carry the IDs its record holds, not the planned ones
+            // (a changed token is then caught by refuseIgnoredChanges, before anything is written).
+            let record = try built.state.clusterRecord(cluster.name)
+            let recorded = record?.restoreToken != nil ? record?.members ?? [] : []
             for member in cluster.members {
                 guard let facts = gathered[member.host] else { continue }
                 let mine = facts.members[cluster.name] ?? HostFacts.MemberFacts(hasData: false)

@@ -63,8 +63,13 @@ public enum SnapshotFile {
             offset += Int64(chunk.count)
         }
         guard offset == size else { throw SnapshotError("\(path) changed while it was read") }
+        let embedded = hasDigest && tail.count == 32 ? hex(tail) : nil
+        let databaseDigest = hex(database.finalize())
         let bolt: BoltFile
         do { bolt = try BoltFile(path: path) } catch {
+            if let embedded, embedded != databaseDigest {
+                throw SnapshotError("\(path) is damaged: its database hashes to \(databaseDigest), the sha256 at its end says \(embedded) (\(error))")
+            }
             throw SnapshotError("\(path) is not an etcd snapshot: \(error)")
         }
         var revision: Int64 = 0
@@ -74,13 +79,15 @@ public enum SnapshotFile {
                 revision = Int64(bitPattern: key.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
             }
         } catch {
+            if let embedded, embedded != databaseDigest {
+                throw SnapshotError("\(path) is damaged: its database hashes to \(databaseDigest), the sha256 at its end says \(embedded) (\(error))")
+            }
             throw SnapshotError("\(path): cannot read its revision: \(error)")
         }
         let version = (try? bolt.value(bucket: "cluster", key: "clusterVersion")).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
         return SnapshotFileFacts(
             path: path, size: size, fileSHA256: hex(whole.finalize()),
-            embeddedSHA256: hasDigest && tail.count == 32 ? hex(tail) : nil,
-            databaseSHA256: hex(database.finalize()), revision: revision, clusterVersion: version)
+            embeddedSHA256: embedded, databaseSHA256: databaseDigest, revision: revision, clusterVersion: version)
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
