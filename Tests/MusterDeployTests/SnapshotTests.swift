@@ -134,7 +134,7 @@ import MusterTestSupport
             // prune: only muster's names, for this cluster, beyond --keep
             let directory = (file as NSString).deletingLastPathComponent
             for decoy in ["main-notes.db", "other-5-20260101T000000Z.db"] {
-                FileManager.default.createFile(atPath: "\(directory)/\(decoy)", contents: Data("x".utf8))
+                _ = FileManager.default.createFile(atPath: "\(directory)/\(decoy)", contents: Data("x".utf8))
             }
             var keepTwo = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             keepTwo.keep = 2
