@@ -114,7 +114,8 @@ import MusterTestSupport
             let started = clock.now
             let again = try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true)).run()
             let musterSeconds = (clock.now - started).seconds
-            let etcdctlFile = try TemporaryDirectory.create(prefix: "muster-snapshot") + "/etcdctl.db"
+            let scratch = try TemporaryDirectory(prefix: "muster-snapshot")
+            let etcdctlFile = scratch.path + "/etcdctl.db"
             let etcdctlStarted = clock.now
             let byEtcdctl = try LocalProcess.run(["etcdctl", "--endpoints=\(client.baseURL)", "--cacert=\(tls.caPath)", "--cert=\(tls.certPath)",
                                                   "--key=\(tls.keyPath)", "snapshot", "save", etcdctlFile], environment: ["ETCDCTL_API": "3"], timeout: 120)
@@ -210,6 +211,8 @@ import MusterTestSupport
                                                    viaSSH: false, progress: Progress(quiet: true))
             #expect(after.allSatisfy { $0.ok }, "\(after.map { $0.table() })")
             try await DeploySandbox.down(builder, wipe: true)
+            withExtendedLifetime(scratch) {}
+            try? FileManager.default.removeItem(atPath: directory)
         }
     }
 
@@ -258,6 +261,7 @@ import MusterTestSupport
             #expect(plain.reports.allSatisfy { $0.ok } && !plain.changed, "\(plain.reports.map { $0.table() }) \(plain.hosts)")
             #expect(try pids() == running)
             try await DeploySandbox.down(builder, wipe: true)
+            try? FileManager.default.removeItem(atPath: (saved.snapshot.file as NSString).deletingLastPathComponent)
         }
     }
 }
