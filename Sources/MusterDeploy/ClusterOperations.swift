@@ -59,7 +59,9 @@ struct ClusterOperations: Sendable {
     }
 
     func start(_ member: MemberPlan) async throws {
-        let marker = "echo \(Shell.quote(member.marker)) > \(Shell.quote(member.paths.marker))"
+        // The marker names the data's identity: written when the member starts without data; a
+        // member with data keeps the marker it has (preflight checked it; a restore rewrote it).
+        let marker = "{ [ -d \(Shell.quote(member.paths.data + "/member")) ] && [ -s \(Shell.quote(member.paths.marker)) ] || echo \(Shell.quote(member.marker)) > \(Shell.quote(member.paths.marker)); }"
         let output = try await fleet.check(member.host, "start", "\(marker) && \(supervisor(on: member.host).startCommand(member))")
         progress.host(member.host, "start", "\(member.cluster): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
         try await waitForPeerPort(member)

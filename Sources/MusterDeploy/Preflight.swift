@@ -48,15 +48,20 @@ struct Preflight {
             }
         }
         for cluster in plan.clusters {
+            // A restored cluster's members carry the IDs its record holds, not the planned ones
+            // (a changed token is then caught by refuseIgnoredChanges, before anything is written).
+            let record = try built.state.clusterRecord(cluster.name)
+            let recorded = record?.restoreToken != nil ? record?.members ?? [] : []
             for member in cluster.members {
                 guard let facts = gathered[member.host] else { continue }
                 let mine = facts.members[cluster.name] ?? HostFacts.MemberFacts(hasData: false)
-                if mine.hasData, let marker = mine.marker, marker != member.marker,
+                let expected = recorded.first { $0.name == member.name }.map { "\(cluster.name) \(member.name) \($0.id)" } ?? member.marker
+                if mine.hasData, let marker = mine.marker, marker != expected,
                    marker.hasPrefix("\(cluster.name) \(member.name) ") {
-                    problems.append("\(member.host): member \(member.name) of cluster '\(cluster.name)' was bootstrapped as \(marker.split(separator: " ").last ?? ""), the plan now makes it \(member.memberID.map(EtcdIDs.hex) ?? "unknown"): its token, peer URLs or bootstrap changed, which etcd ignores once it has data. Rebuild it (`muster down --wipe-data`, its keys are lost) or reconfigure by hand (etcdctl member update/add/remove). muster's state for this inventory is \(stateDirectory): a copied inventory gets a state dir of its own unless --state names the original's")
-                } else if mine.hasData, mine.marker != member.marker {
+                    problems.append("\(member.host): member \(member.name) of cluster '\(cluster.name)' was bootstrapped as \(marker.split(separator: " ").last ?? ""), the plan (or the cluster record) now makes it \(expected.split(separator: " ").last ?? "unknown"): its token, peer URLs or bootstrap changed, which etcd ignores once it has data. Rebuild it (`muster down --wipe-data`, its keys are lost) or reconfigure by hand (etcdctl member update/add/remove). muster's state for this inventory is \(stateDirectory): a copied inventory gets a state dir of its own unless --state names the original's")
+                } else if mine.hasData, mine.marker != expected {
                     let whose = mine.marker.map { "member '\($0)'" } ?? "something muster did not start"
-                    problems.append("\(member.host): data dir \(member.paths.data) holds data of \(whose), not of member \(member.marker); move it away (muster never deletes etcd data without --wipe-data on down); muster's state for this inventory is \(stateDirectory) (--state names another)")
+                    problems.append("\(member.host): data dir \(member.paths.data) holds data of \(whose), not of member \(expected); move it away (muster never deletes etcd data without --wipe-data on down); muster's state for this inventory is \(stateDirectory) (--state names another)")
                 }
                 if mine.runningPid == nil {
                     for port in member.listenPorts where facts.listeningPorts.contains(port) {

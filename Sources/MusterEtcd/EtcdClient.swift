@@ -52,6 +52,20 @@ struct HTTP: Sendable {
         return nil
     }
 
+    /// The shared AsyncHTTPClient for this configuration, for requests `send` cannot make (a
+    /// streamed answer: `EtcdClient.saveSnapshot`).
+    func sharedClient(for urlString: String) throws(EtcdClientError) -> HTTPClient {
+        guard let url = URL(string: urlString), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+            throw EtcdClientError(kind: .badURL, url: urlString, message: "not an http(s) URL")
+        }
+        switch transport {
+        case .success(let shared): return shared.client
+        case .failure(var error):
+            error.url = urlString
+            throw error
+        }
+    }
+
     func send(_ method: String, _ urlString: String, body: Data? = nil,
               contentType: String? = nil) async throws(EtcdClientError) -> HTTPAnswer {
         guard let url = URL(string: urlString), url.scheme == "http" || url.scheme == "https",

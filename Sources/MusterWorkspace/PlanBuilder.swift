@@ -12,7 +12,7 @@ public enum ClusterScope: Sendable, Equatable {
     /// NAME, and its discovery backend while NAME has not formed (`up`, `render`).
     case withBackendIfUnformed(String)
 
-    var name: String? {
+    public var name: String? {
         switch self {
         case .all: return nil
         case .only(let name), .withBackendIfUnformed(let name): return name

@@ -7,7 +7,8 @@ struct Muster: AsyncParsableCommand {
         commandName: "muster",
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
         version: "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16",
-        subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, ReplaceCommand.self, SandboxCommand.self, DiscoveryCommand.self])
+        subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, ReplaceCommand.self,
+                      SnapshotCommand.self, RestoreCommand.self, SandboxCommand.self, DiscoveryCommand.self])
 }
 
 /// argument-parser exits 64 (EX_USAGE) for a bad command line; muster promises 2 for every
@@ -23,7 +24,7 @@ enum Main {
         }
         // Runs that change hosts stop at a step boundary on Ctrl-C; other commands keep the
         // default (or their own, like `discovery serve`).
-        if command is Up || command is Down || command is ReplaceCommand { Interruption.install() }
+        if command is Up || command is Down || command is ReplaceCommand || command is RestoreCommand { Interruption.install() }
         do {
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()

@@ -12,7 +12,9 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 /// A sandbox of the deploy tests' own (not the sandbox tests' one, whose last test tears its
 /// sandbox down), brought up once per test process and removed at exit.
 enum DeploySandbox {
-    static let stateDir = "/var/lib/muster/sandbox-deploy-tests"
+    /// `MUSTER_DEPLOY_SANDBOX=DIR` gives a test run a sandbox of its own (another slot, bridge
+    /// and subnet), so that two worktrees' runs on one machine never share hosts.
+    static let stateDir = ProcessInfo.processInfo.environment["MUSTER_DEPLOY_SANDBOX"] ?? "/var/lib/muster/sandbox-deploy-tests"
     private final class Box: @unchecked Sendable {
         let lock = NSLock()
         var state: SandboxState?

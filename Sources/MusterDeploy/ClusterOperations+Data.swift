@@ -1,0 +1,109 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterPlan
+
+/// Steps over members' data: who answers healthy now, placing a file or a tool on hosts, and
+/// replacing a stopped member's data dir with one restored from a snapshot.
+extension ClusterOperations {
+    /// The members that answer /health healthy now (one round, 2 s each), without waiting.
+    func healthyMembers(_ cluster: ClusterPlan) async throws -> [MemberPlan] {
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
+        var healthy: [MemberPlan] = []
+        for member in cluster.members where (try? await endpoints.client(for: member, timeout: 2).health())?.healthy == true {
+            healthy.append(member)
+        }
+        await endpoints.close()
+        return healthy
+    }
+
+    /// A binary (a restore tool) on every host in `hosts` that lacks it, through a command's stdin
+    /// as `up` ships etcdctl; returns the bytes moved.
+    func ship(_ binary: ShippedBinary, to hosts: [String], step: String) async throws -> Int {
+        let lacking = hosts.filter { host in facts[host].map { !binary.isCurrent(on: $0) } ?? true }
+        for host in hosts where !lacking.contains(host) { progress.host(host, step, "\(binary.fileName) already there") }
+        let deliveries = try BinaryDelivery.plan(binary, for: lacking, facts: facts)
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for (host, delivery) in deliveries {
+                group.addTask {
+                    var script = ApplyScript()
+                    script.receive(delivery)
+                    try await fleet.check(host, step, script.text, stdin: delivery.payload, timeout: 300)
+                    progress.host(host, step, delivery.summary)
+                    return delivery.payload.count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
+    /// A controller file at `remotePath` on every host (SFTP from the file, never whole in
+    /// memory; skipped where the same bytes are already there); returns the bytes moved.
+    func place(_ localPath: String, at remotePath: (String) -> String, on hosts: [String], step: String) async throws -> Int {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for host in hosts {
+                let target = remotePath(host)
+                group.addTask {
+                    let result = try await fleet.session(host).upload(from: localPath, to: target, mode: 0o600, privileged: true)
+                    progress.host(host, step, result.skipped ? "\(target) already there" : "\(target) (\(result.bytesSent / 1024) KiB)")
+                    return result.bytesSent
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
+    /// How one member's data is restored from a snapshot already on its host.
+    struct DataRestore: Sendable {
+        /// The snapshot on the member's host and its sha256 (checked there before use).
+        var snapshot: String
+        var sha256: String
+        /// The restore tool on the host: `etcdctl` for 3.4, `etcdutl` for 3.5.
+        var tool: String
+        var initialCluster: String
+        var token: String
+        /// `CLUSTER NAME NEWID`, the member's marker once its data is the restored one.
+        var marker: String
+        /// Appended to the old data dir's path: `.muster-before-restore-TIMESTAMP`.
+        var asideSuffix: String
+    }
+
+    /// Replaces a stopped member's data dir with one restored from `restore.snapshot`: restored
+    /// beside it first (a partial one of a cut run is muster's own and is redone), then the old
+    /// dir moved aside (never deleted), the new one moved in, owned by etcd, and the marker
+    /// rewritten with the new ID. Returns where the old data went, nil when there was none.
+    func restoreData(_ member: MemberPlan, _ restore: DataRestore) async throws -> String? {
+        let p = member.paths
+        let data = Shell.quote(p.data), work = Shell.quote(p.data + ".muster-restoring")
+        let aside = p.data + restore.asideSuffix
+        let arguments = [
+            "snapshot", "restore", restore.snapshot, "--name", member.name, "--initial-cluster", restore.initialCluster,
+            "--initial-cluster-token", restore.token, "--initial-advertise-peer-urls", member.peerURL,
+            "--data-dir", p.data + ".muster-restoring",
+        ]
+        let script = """
+        set -e
+        if ! printf '%s  %s\\n' \(Shell.quote(restore.sha256)) \(Shell.quote(restore.snapshot)) | sha256sum -c --status -; then echo \(Shell.quote("\(restore.snapshot) does not have the snapshot's sha256 \(restore.sha256)")) >&2; exit 1; fi
+        rm -rf \(work)
+        if ! out=$(ETCDCTL_API=3 \(Shell.join([restore.tool] + arguments)) 2>&1); then printf '%s\\n' "$out" | tail -n 15 >&2; rm -rf \(work); exit 1; fi
+        if id -u etcd >/dev/null 2>&1; then chown -R etcd:etcd \(work); fi
+        chmod 0700 \(work)
+        if [ -e \(data) ]; then
+            if [ -e \(Shell.quote(aside)) ]; then echo \(Shell.quote("\(aside) exists already")) >&2; exit 1; fi
+            mv \(data) \(Shell.quote(aside)); echo \(Shell.quote("old data moved aside: \(aside)"))
+        fi
+        mv \(work) \(data)
+        mkdir -p \(Shell.quote(p.configDir))
+        printf '%s\\n' \(Shell.quote(restore.marker)) > \(Shell.quote(p.marker + ".tmp")) && mv -f \(Shell.quote(p.marker + ".tmp")) \(Shell.quote(p.marker))
+        echo restored
+        """
+        let output = try await fleet.check(member.host, "restore", script, timeout: 300)
+        progress.host(member.host, "restore", "\(member.cluster): " + output.split(separator: "\n").joined(separator: "; "))
+        return output.contains("old data moved aside") ? aside : nil
+    }
+
+    /// Removes a file muster placed (best effort: a leftover copy harms nothing).
+    func removeFile(_ path: String, on host: String) async {
+        _ = try? await fleet.check(host, "cleanup", "rm -f \(Shell.quote(path))")
+    }
+}

@@ -1,0 +1,268 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterInventory
+import MusterPlan
+import MusterWorkspace
+
+/// Where snapshots live and how muster names them: `CLUSTER-REVISION-YYYYMMDDTHHMMSSZ.db`, mode
+/// 0600, in the state dir's `snapshots/` unless `--out` names another directory. Only files of
+/// that pattern for that cluster are ever listed or pruned.
+public enum SnapshotCatalog {
+    public struct Entry: Sendable, Equatable {
+        public var path: String
+        public var revision: Int64
+        public var takenAt: Date
+        public var size: Int64
+        /// The cluster record's entry for this file, when this run's state recorded it.
+        public var recorded: ClusterRecord.Snapshot?
+    }
+
+    public static func directory(stateDirectory: String, out: String?) -> String {
+        URL(fileURLWithPath: out ?? stateDirectory + "/snapshots").standardizedFileURL.path
+    }
+
+    static let stampFormat = "yyyyMMdd'T'HHmmss'Z'"
+
+    public static func stamp(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = stampFormat
+        return formatter.string(from: date)
+    }
+
+    public static func fileName(cluster: String, revision: Int64, takenAt: Date) -> String {
+        "\(cluster)-\(revision)-\(stamp(takenAt)).db"
+    }
+
+    /// `(revision, time)` of a file muster named for `cluster`, nil for any other name.
+    public static func parse(_ name: String, cluster: String) -> (revision: Int64, takenAt: Date)? {
+        guard name.hasPrefix(cluster + "-"), name.hasSuffix(".db") else { return nil }
+        let rest = name.dropFirst(cluster.count + 1).dropLast(3)
+        let parts = rest.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].allSatisfy(\.isASCII), let revision = Int64(parts[0]),
+              parts[1].count == 16 else { return nil }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = stampFormat
+        guard let date = formatter.date(from: String(parts[1])), stamp(date) == parts[1] else { return nil }
+        return (revision, date)
+    }
+
+    /// muster's snapshots of `cluster` in `directory`, oldest first.
+    public static func list(cluster: String, directory: String, record: ClusterRecord?) -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let recorded = Dictionary((record?.snapshots ?? []).map { ($0.file, $0) }, uniquingKeysWith: { _, last in last })
+        return names.compactMap { name -> Entry? in
+            guard let (revision, takenAt) = parse(name, cluster: cluster) else { return nil }
+            let path = directory + "/" + name
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int).map { Int64($0) } ?? 0
+            return Entry(path: path, revision: revision, takenAt: takenAt, size: size, recorded: recorded[path])
+        }.sorted { ($0.takenAt, $0.revision, $0.path) < ($1.takenAt, $1.revision, $1.path) }
+    }
+}
+
+extension Workspace {
+    /// `--cluster NAME`, or the inventory's only cluster (as `env` does).
+    public func soleCluster() throws -> ClusterPlan {
+        if let name = scope.name {
+            guard let cluster = plan.cluster(named: name) else { throw MusterError(.usage, "no cluster '\(name)' in \(inventoryPath)") }
+            return cluster
+        }
+        guard plan.clusters.count == 1, let only = plan.clusters.first else {
+            throw MusterError(.usage, "\(inventoryPath) has \(plan.clusters.count) clusters (\(plan.clusters.map(\.name).joined(separator: ", "))): name one with --cluster NAME")
+        }
+        return only
+    }
+}
+
+/// `muster snapshot save`: a consistent snapshot streamed from one healthy voter (the leader
+/// unless `member` names another) through its JSON gateway into a new file on the controller,
+/// checked (etcd's digest, the bbolt pages for the revision), named, recorded, and old ones pruned.
+public struct SnapshotSave: Sendable {
+    public var builder: PlanBuilder
+    public var options: RunOptions
+    public var progress: Progress
+    /// A member (by its host's name) to take it from instead of the leader.
+    public var member: String?
+    public var outDirectory: String?
+    /// How many of muster's snapshots of this cluster to keep in the directory.
+    public var keep = 5
+    public var viaSSH = false
+
+    public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
+        self.builder = builder
+        self.options = options
+        self.progress = progress
+    }
+
+    public struct Outcome: Sendable {
+        public var cluster: String
+        public var member: String
+        public var snapshot: ClusterRecord.Snapshot
+        /// etcd's cluster version in the file (`3.4.0`).
+        public var clusterVersion: String?
+        public var recorded: Bool
+        public var pruned: [String]
+        public var seconds: Double
+    }
+
+    public func run() async throws -> Outcome {
+        var builder = builder
+        builder.includeBackendOfUnformedCluster = false
+        let workspace = try await builder.load(lock: true)
+        defer { workspace.state.unlock() }
+        let cluster = try workspace.soleCluster()
+        guard keep >= 1 else { throw MusterError(.usage, "--keep must be at least 1") }
+        let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
+        if let member, cluster.member(named: member) == nil {
+            throw MusterError(.usage, cluster: cluster.name, "cluster '\(cluster.name)' has no member \(member) (members: \(cluster.members.map(\.name).joined(separator: ", ")))")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw MusterError(.input, "cannot create the snapshot directory \(directory): \(error.localizedDescription)")
+        }
+        let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
+        let needsSSH = viaSSH || cluster.members.contains { $0.endpoint.contains("://127.0.0.1:") }
+        var fleet: Fleet?
+        if needsSSH {
+            let hosts = cluster.members.map(\.host).uniqued().compactMap(workspace.inventory.host(named:))
+            try workspace.checkIdentityFiles(of: hosts)
+            fleet = try await Fleet.connect(hosts, options: options, progress: progress)
+        } else {
+            try options.addressGuard(cluster.members.map(\.address))
+        }
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
+        do {
+            let outcome = try await save(cluster, workspace: workspace, endpoints: endpoints, directory: directory)
+            await endpoints.close()
+            await fleet?.close()
+            return outcome
+        } catch {
+            await endpoints.close()
+            await fleet?.close()
+            throw error
+        }
+    }
+
+    private func save(_ cluster: ClusterPlan, workspace: Workspace, endpoints: Endpoints, directory: String) async throws -> Outcome {
+        let source = try await Self.source(cluster, endpoints: endpoints, wanted: member)
+        let takenAt = Date()
+        let partial = "\(directory)/.\(cluster.name)-snapshot.\(getpid()).partial"
+        unlink(partial)
+        progress.host(source.host, "snapshot", "\(cluster.name): streaming from \(source.name)")
+        let download: SnapshotDownload
+        do {
+            download = try await endpoints.client(for: source, timeout: 10).saveSnapshot(to: partial)
+        } catch {
+            throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
+        }
+        let facts: SnapshotFileFacts
+        do {
+            facts = try SnapshotFile.inspect(partial)
+            guard facts.hashMatches else {
+                throw SnapshotError("\(partial): the database's sha256 does not match the digest at its end")
+            }
+        } catch {
+            unlink(partial)
+            throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
+        }
+        let name = SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: takenAt)
+        let path = directory + "/" + name
+        // link + unlink: never replaces a file of the same name.
+        guard link(partial, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(partial)
+            throw DeployError(host: nil, cluster: cluster.name, step: "snapshot", "cannot name the snapshot \(path): \(reason)")
+        }
+        unlink(partial)
+        let rate = String(format: "%.2f s, %.1f MiB/s", download.seconds, Double(download.bytes) / 1_048_576 / max(download.seconds, 0.001))
+        progress.host(source.host, "snapshot", "\(cluster.name): \(download.bytes) bytes at revision \(facts.revision) (\(rate))")
+        let entry = ClusterRecord.Snapshot(file: path, revision: facts.revision, sha256: facts.fileSHA256,
+                                           size: Int(facts.size), takenAt: takenAt)
+        var record = try workspace.state.clusterRecord(cluster.name)
+        record?.snapshots.append(entry)
+        let pruned = try prune(cluster: cluster.name, directory: directory, record: &record)
+        if let record { try workspace.state.save(record) } else {
+            progress.note("cluster \(cluster.name) has no record yet (muster records a cluster at its first verified `up`): the snapshot is not recorded")
+        }
+        return Outcome(cluster: cluster.name, member: source.name, snapshot: entry, clusterVersion: facts.clusterVersion,
+                       recorded: record != nil, pruned: pruned, seconds: download.seconds)
+    }
+
+    /// Removes all but the newest `keep` of muster's files for `cluster` (and their records).
+    private func prune(cluster: String, directory: String, record: inout ClusterRecord?) throws -> [String] {
+        let entries = SnapshotCatalog.list(cluster: cluster, directory: directory, record: record)
+        let doomed = entries.dropLast(keep)
+        var pruned: [String] = []
+        for entry in doomed {
+            guard unlink(entry.path) == 0 else {
+                progress.note("cannot remove old snapshot \(entry.path): \(String(cString: strerror(errno)))")
+                continue
+            }
+            pruned.append(entry.path)
+            progress.note("pruned \(entry.path)")
+        }
+        record?.snapshots.removeAll { pruned.contains($0.file) }
+        return pruned
+    }
+
+    /// The member to stream from: `wanted`, or the leader; either must be a healthy voter.
+    static func source(_ cluster: ClusterPlan, endpoints: Endpoints, wanted: String?) async throws -> MemberPlan {
+        var statuses: [(MemberPlan, EndpointStatus)] = []
+        var problems: [String] = []
+        for member in cluster.members where wanted == nil || member.name == wanted {
+            do {
+                statuses.append((member, try await endpoints.client(for: member).status()))
+            } catch {
+                problems.append("\(member.name): \(error)")
+            }
+        }
+        let chosen: (MemberPlan, EndpointStatus)?
+        if wanted != nil {
+            chosen = statuses.first
+        } else {
+            let leader = statuses.first { $0.1.leader != 0 }?.1.leader
+            chosen = statuses.first { $0.1.header.memberID == leader }
+            if chosen == nil { problems.append("no member answering names a leader that answers") }
+        }
+        guard let (member, status) = chosen else {
+            throw DeployError(host: nil, cluster: cluster.name, step: "snapshot",
+                              "no healthy voter of cluster '\(cluster.name)' to take a snapshot from: " + problems.joined(separator: "; "))
+        }
+        guard !status.isLearner else {
+            throw DeployError(host: member.host, cluster: cluster.name, step: "snapshot", kind: .refused,
+                              "\(member.name) is a learner (etcd 3.4 learners refuse the snapshot stream): name a voter with --member")
+        }
+        let health = try? await endpoints.client(for: member).health()
+        guard health?.healthy == true else {
+            throw DeployError(host: member.host, cluster: cluster.name, step: "snapshot",
+                              "\(member.name) is not healthy (\(health?.reason ?? "no answer on /health")): a snapshot comes from a healthy voter")
+        }
+        return member
+    }
+}
+
+/// `muster snapshot list`.
+public enum SnapshotListing {
+    public struct Result: Sendable {
+        public var cluster: String
+        public var directory: String
+        public var entries: [SnapshotCatalog.Entry]
+    }
+
+    public static func run(builder: PlanBuilder, outDirectory: String?) throws -> Result {
+        var builder = builder
+        builder.includeBackendOfUnformedCluster = false
+        let workspace = try builder.build()
+        let cluster = try workspace.soleCluster()
+        let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
+        let record = try workspace.state.clusterRecord(cluster.name)
+        return Result(cluster: cluster.name, directory: directory,
+                      entries: SnapshotCatalog.list(cluster: cluster.name, directory: directory, record: record))
+    }
+}

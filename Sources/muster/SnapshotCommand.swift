@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import MusterBasics
+import MusterDeploy
+import MusterEtcd
+import MusterWorkspace
+
+/// `muster snapshot save|list`.
+struct SnapshotCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Take a cluster's snapshot onto the controller, or list the ones muster took.",
+        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self])
+}
+
+struct SnapshotSaveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "save",
+        abstract: "Stream a consistent snapshot from a healthy voter (the leader unless --member) to a file on the controller.",
+        discussion: "The file is CLUSTER-REVISION-YYYYMMDDTHHMMSSZ.db (mode 0600) in the state dir's snapshots/ unless --out; etcd's sha256 at its end is checked and the revision read from the file. --cluster may be left out when the inventory has one cluster.")
+
+    @OptionGroup var options: InventoryOptions
+    @OptionGroup var remote: RemoteOptions
+
+    @Option(help: "Take it from this member (its host's name) instead of the leader.")
+    var member: String?
+
+    @Option(help: "Directory for the snapshot (default: STATE/snapshots).")
+    var out: String?
+
+    @Option(help: "Keep this many of muster's snapshots of the cluster in that directory; older ones are removed.")
+    var keep = 5
+
+    @Option(help: "Result format: table or json.")
+    var output: OutputFormat = .table
+
+    @Flag(help: "Reach client ports through an SSH tunnel per host.")
+    var viaSSH = false
+
+    func validate() throws {
+        guard keep >= 1 else { throw ValidationError("--keep must be at least 1") }
+    }
+
+    func run() async throws {
+        try await reportingErrors(json: output == .json) {
+            var save = SnapshotSave(builder: options.builder(), options: remote.runOptions, progress: Progress(quiet: output == .json))
+            save.member = member
+            save.outDirectory = out
+            save.keep = keep
+            save.viaSSH = viaSSH
+            let outcome = try await save.run()
+            switch output {
+            case .table:
+                let s = outcome.snapshot
+                print("\(outcome.cluster): revision \(s.revision), \(s.size) bytes, sha256 \(s.sha256), \(s.file) (from \(outcome.member))")
+                for path in outcome.pruned { print("\(outcome.cluster): pruned \(path)") }
+            case .json:
+                print(SnapshotDocument.save(outcome).serialized(), terminator: "")
+            }
+        }
+    }
+}
+
+struct SnapshotListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List muster's snapshots of a cluster (file, revision, size, time). Contacts no host.")
+
+    @OptionGroup var options: InventoryOptions
+
+    @Option(help: "Directory to list (default: STATE/snapshots).")
+    var out: String?
+
+    @Option(help: "Result format: table or json.")
+    var output: OutputFormat = .table
+
+    func run() async throws {
+        try await reportingErrors(json: output == .json) {
+            let listing = try SnapshotListing.run(builder: options.builder(), outDirectory: out)
+            switch output {
+            case .table:
+                print("FILE\tREVISION\tSIZE\tTAKEN")
+                for entry in listing.entries {
+                    print("\(entry.path)\t\(entry.revision)\t\(entry.size)\t\(SnapshotDocument.time(entry.takenAt))")
+                }
+                if listing.entries.isEmpty { FileHandle.standardError.write(Data("no snapshots of \(listing.cluster) in \(listing.directory)\n".utf8)) }
+            case .json:
+                print(SnapshotDocument.list(listing).serialized(), terminator: "")
+            }
+        }
+    }
+}
+
+/// The `--output json` documents of `snapshot save`, `snapshot list` and `restore` (JSON.md).
+enum SnapshotDocument {
+    static func time(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+
+    static func save(_ outcome: SnapshotSave.Outcome) -> JSONValue {
+        let s = outcome.snapshot
+        return .object([
+            "ok": .bool(true),
+            "clusters": .array([.object([
+                "cluster": .string(outcome.cluster),
+                "member": .string(outcome.member),
+                "file": .string(s.file),
+                "revision": .int(s.revision),
+                "size": .int(Int64(s.size)),
+                "sha256": .string(s.sha256),
+                "taken_at": .string(time(s.takenAt)),
+                "cluster_version": outcome.clusterVersion.map(JSONValue.string) ?? .null,
+                "recorded": .bool(outcome.recorded),
+                "pruned": .array(outcome.pruned.map(JSONValue.string)),
+            ])]),
+        ])
+    }
+
+    static func list(_ listing: SnapshotListing.Result) -> JSONValue {
+        .object([
+            "clusters": .array([.object([
+                "cluster": .string(listing.cluster),
+                "directory": .string(listing.directory),
+                "snapshots": .array(listing.entries.map { entry in
+                    .object([
+                        "file": .string(entry.path),
+                        "revision": .int(entry.revision),
+                        "size": .int(entry.size),
+                        "taken_at": .string(time(entry.takenAt)),
+                        "sha256": entry.recorded.map { .string($0.sha256) } ?? .null,
+                    ])
+                }),
+            ])]),
+        ])
+    }
+
+    static func restore(_ outcome: Restore.Outcome) -> JSONValue {
+        .object([
+            "ok": .bool(outcome.report.ok),
+            "clusters": .array([outcome.report.jsonValue()]),
+            "restore": .object([
+                "cluster": .string(outcome.cluster),
+                "file": .string(outcome.file),
+                "revision": .int(outcome.revision),
+                "token": .string(outcome.token),
+                "cluster_id": .string(EtcdIDs.hex(outcome.clusterID)),
+                "bytes_sent": .int(Int64(outcome.bytesSent)),
+                "members": .array(outcome.members.map { member in
+                    .object([
+                        "name": .string(member.name),
+                        "host": .string(member.host),
+                        "id": .string(EtcdIDs.hex(member.id)),
+                        "moved_aside": member.movedAside.map(JSONValue.string) ?? .null,
+                    ])
+                }),
+            ]),
+        ])
+    }
+}
