@@ -107,6 +107,8 @@ enum Supervisor: String, Sendable {
             systemctl daemon-reload
             systemctl enable -q \(Shell.quote(unitName))
             systemctl restart \(Shell.quote(unitName))
+            # A simple unit counts as started before dnsmasq has bound its port: wait (bounded).
+            i=0; while ! ss -Hlnu | awk '{print $4}' | grep -qx \(Shell.quote(dns.serverAddress + ":53")) && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
             """
         case .process:
             let pidfile = Shell.quote(dns.pidfile)

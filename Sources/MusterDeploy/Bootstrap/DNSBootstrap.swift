@@ -63,6 +63,9 @@ struct DNSBootstrap: BootstrapMode {
 
             """
         }
+        // A dnsmasq that has just started may not answer yet: wait (bounded, 4 s) until every
+        // name resolves, then report what each resolves to.
+        script += "i=0; while [ $i -lt 20 ]; do ok=1; for n in \(Shell.join(names)); do getent ahostsv4 \"$n\" >/dev/null || ok=0; done; [ $ok = 1 ] && break; sleep 0.2; i=$((i+1)); done\n"
         return script + "for n in \(Shell.join(names)); do echo \"$n $(getent ahostsv4 \"$n\" | awk 'NR==1 {print $1}')\"; done"
     }
 }
