@@ -22,6 +22,9 @@ public struct BringUp: Sendable {
     public var wipeRemovedData = false
     /// Allows what etcd calls unsafe: a 2-member cluster shrunk to 1.
     public var force = false
+    /// A snapshot before any restart or membership change of a running cluster (`--no-backup`
+    /// turns it off).
+    public var backup = true
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -35,6 +38,8 @@ public struct BringUp: Sendable {
         public var bytesSent: Int
         /// Per host: files written, binaries sent, members started and restarted.
         public var hosts: [ChangeLedger.HostChanges] = []
+        /// Snapshots taken before restarts or membership changes.
+        public var backups: [String] = []
     }
 
     public func run() async throws -> Outcome {
@@ -142,7 +147,8 @@ public struct BringUp: Sendable {
             } else {
                 progress.note("done: moved \(total) bytes")
             }
-            return Outcome(reports: reports, changed: changed || total > 0, bytesSent: total, hosts: ledger.hosts)
+            return Outcome(reports: reports, changed: changed || total > 0, bytesSent: total, hosts: ledger.hosts,
+                           backups: ledger.backups)
         } catch {
             await preparation.abandon()
             throw error
@@ -218,6 +224,10 @@ public struct BringUp: Sendable {
                 || operations.runsAnotherBinary(member)
         }
         let joining = cluster.members.contains { $0.join?.isNew == true }
+        if backup, !running.isEmpty, !restart.isEmpty || joining || !cluster.removals.isEmpty {
+            for member in restart { try await preparation.ready(member.host) }
+            ledger.addBackup(try await operations.backup(cluster, voters: operations.runningMembers(cluster) + cluster.removals.compactMap(\.member), workspace: workspace, builder: builder))
+        }
         if running.count < cluster.members.count || joining {
             // Missing members first: a running member restarted while its peers are still down
             // could not become healthy without a quorum.

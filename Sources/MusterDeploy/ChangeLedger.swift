@@ -30,4 +30,10 @@ public final class ChangeLedger: @unchecked Sendable {
     }
 
     public var totalBytes: Int { hosts.reduce(0) { $0 + $1.bytesSent } }
+
+    private var backupPaths: [String] = []
+    /// Snapshots taken before changes, in order.
+    public var backups: [String] { lock.lock(); defer { lock.unlock() }; return backupPaths }
+
+    func addBackup(_ path: String) { lock.lock(); backupPaths.append(path); lock.unlock() }
 }

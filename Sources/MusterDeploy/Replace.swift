@@ -16,6 +16,8 @@ public struct Replace: Sendable {
     public var progress: Progress
     public var wipeData = false
     public var dryRun = false
+    /// A snapshot from the other voters before the member is removed (`--no-backup` skips it).
+    public var backup = true
 
     public init(builder: PlanBuilder, member: String, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -37,7 +39,7 @@ public struct Replace: Sendable {
             throw DeployError(host: target.host, cluster: cluster.name, step: "replace", kind: .refused,
                               "cluster '\(cluster.name)' has no record of member \(member) in \(workspace.state.directory): muster replaces only members of clusters it formed (run `muster up` first)")
         }
-        let steps = ["remove \(member) (\(old.id)) from cluster '\(cluster.name)', leadership moved first if it leads",
+        let steps = (backup ? ["take a snapshot of cluster '\(cluster.name)' from its other voters"] : []) + ["remove \(member) (\(old.id)) from cluster '\(cluster.name)', leadership moved first if it leads",
                      "stop \(member) and \(wipeData ? "delete" : "move aside") its data dir \(target.paths.data)",
                      "add \(member) back as a learner, start it with an empty data dir, promote it once in sync"]
         if dryRun {
@@ -65,6 +67,10 @@ public struct Replace: Sendable {
                          certificates: ClusterCertificates?) async throws -> VerificationReport {
         let tls = certificates.map { [cluster.name: $0.tls] } ?? [:]
         var operations = try await ClusterOperations.gather(cluster, fleet: fleet, progress: progress, options: options, tls: tls)
+        if backup {
+            let voters = operations.runningMembers(cluster).filter { $0.name != target.name }
+            _ = try await operations.backup(cluster, voters: voters, workspace: workspace, builder: builder)
+        }
         try await operations.remove(RemovalPlan(name: target.name, id: oldID, peerURL: old.peerURLs.first ?? target.peerURL, member: target),
                                     cluster: cluster, wipe: false)
         record.removed.append(old)

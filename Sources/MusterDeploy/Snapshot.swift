@@ -149,7 +149,9 @@ public struct SnapshotSave: Sendable {
         }
     }
 
-    private func save(_ cluster: ClusterPlan, workspace: Workspace, endpoints: Endpoints, directory: String) async throws -> Outcome {
+    /// Streams, checks, names, records and prunes one snapshot; used by `snapshot save` and by the
+    /// backup `up` takes before it restarts or reconfigures a running cluster.
+    func save(_ cluster: ClusterPlan, workspace: Workspace, endpoints: Endpoints, directory: String) async throws -> Outcome {
         let source = try await Self.source(cluster, endpoints: endpoints, wanted: member)
         let takenAt = Date()
         let partial = "\(directory)/.\(cluster.name)-snapshot.\(getpid()).partial"

@@ -20,6 +20,9 @@ struct ReplaceCommand: AsyncParsableCommand {
     @Flag(help: "Print the steps; change nothing.")
     var dryRun = false
 
+    @Flag(help: "Skip the snapshot taken before the member is removed.")
+    var noBackup = false
+
     func validate() throws {
         guard options.cluster != nil else { throw ValidationError("replace needs --cluster NAME") }
     }
@@ -29,6 +32,7 @@ struct ReplaceCommand: AsyncParsableCommand {
             var replace = Replace(builder: options.builder(), member: member, options: remote.runOptions, progress: Progress())
             replace.wipeData = wipeData
             replace.dryRun = dryRun
+            replace.backup = !noBackup
             if let report = try await replace.run() {
                 print(report.table())
                 if !report.ok { throw ExitCode(1) }

@@ -24,6 +24,9 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Allow what etcd calls unsafe: shrinking a 2-member cluster to 1.")
     var force = false
 
+    @Flag(help: "Skip the snapshot taken before restarting or reconfiguring a running cluster.")
+    var noBackup = false
+
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
 
@@ -38,6 +41,7 @@ struct Up: AsyncParsableCommand {
             bringUp.removeMembers = removeMembers
             bringUp.wipeRemovedData = wipeData
             bringUp.force = force
+            bringUp.backup = !noBackup
             let outcome = try await bringUp.run()
             switch output {
             case .table:
@@ -121,6 +125,7 @@ enum OutputDocument {
             "dry_run": .bool(dryRun),
             "changed": .bool(outcome.changed),
             "bytes_sent": .int(Int64(outcome.bytesSent)),
+            "backups": .array(outcome.backups.map(JSONValue.string)),
             "clusters": .array(outcome.reports.map { $0.jsonValue() }),
             "hosts": .array(outcome.hosts.map { host in
                 .object([
