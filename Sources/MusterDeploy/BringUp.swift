@@ -104,6 +104,7 @@ public struct BringUp: Sendable {
             guard !running.isEmpty else { continue }
             let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
             try await operations.refuseIgnoredChanges(cluster, changed: files, running: running)
+            try await operations.refuseUnsafeUpgrade(cluster)
         }
         let ledger = ChangeLedger()
         let preparation = HostPreparation(fleet: operations.fleet, facts: facts, ledger: ledger, progress: progress)
@@ -265,8 +266,18 @@ public struct BringUp: Sendable {
         }
         for member in restart { try await preparation.ready(member.host) }
         if !restart.isEmpty {
-            try await operations.rollingRestart(restart, cluster: cluster, reason: "new config, certificates or binary")
-            for member in restart { ledger.record(member.host) { $0.restarted.append(cluster.name) } }
+            let upgrade = restart.contains(where: operations.runsAnotherBinary)
+            // An upgrade restarts the leader last, with leadership handed over first.
+            let (order, leader) = upgrade ? await operations.leaderLast(restart, cluster: cluster) : (restart, nil)
+            for member in order {
+                if let leader, member.name == leader.name, let target = order.first(where: { $0.name != leader.name }) {
+                    await operations.moveLeadership(from: leader, to: target, cluster: cluster)
+                }
+                try await operations.rollingRestart([member], cluster: cluster,
+                                                    reason: upgrade ? "etcd \(cluster.memberVersion)" : "new config or certificates")
+                ledger.record(member.host) { $0.restarted.append(cluster.name) }
+            }
+            if upgrade { try await operations.waitForClusterVersion(cluster) }
         }
         try await committed
         if running.count == cluster.members.count, !joining, restart.isEmpty, cluster.removals.isEmpty {

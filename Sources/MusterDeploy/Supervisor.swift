@@ -41,8 +41,10 @@ enum Supervisor: String, Sendable {
             let pidfile = Shell.quote(member.paths.pidfile)
             // Only a pid whose executable is muster's etcd binary for this member is signalled:
             // a stale pidfile may name a process that reused the number.
+            // Any etcd muster installed (an upgrade stops the old version's process).
+            let installed = Shell.quote((member.paths.binary as NSString).deletingLastPathComponent + "/etcd-")
             return """
-            if pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null && case "$(readlink /proc/$pid/exe)" in \(Shell.quote(member.paths.binary))*) true;; *) false;; esac; then
+            if pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null && case "$(readlink /proc/$pid/exe)" in \(installed)*) true;; *) false;; esac; then
                 kill "$pid"
                 i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
                 kill -0 "$pid" 2>/dev/null && kill -9 "$pid"

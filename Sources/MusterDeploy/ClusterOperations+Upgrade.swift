@@ -1,0 +1,103 @@
+import Foundation
+import MusterBasics
+import MusterEtcd
+import MusterPlan
+
+/// A changed member binary is a version upgrade, never a silent swap: checked before anything is
+/// written (every member running and healthy, one minor version at a time, no downgrade), then
+/// rolled one member at a time with the leader last, and done when the cluster version moved.
+extension ClusterOperations {
+    /// The version of the binary a running member runs, from muster's install name `etcd-VERSION`.
+    func runningVersion(_ member: MemberPlan) -> String? {
+        guard let exe = facts[member.host]?.members[member.cluster]?.runningExe else { return nil }
+        let name = (exe.split(separator: " ").first.map(String.init) ?? exe as String) as NSString
+        let file = name.lastPathComponent
+        return file.hasPrefix("etcd-") ? String(file.dropFirst("etcd-".count)) : nil
+    }
+
+    /// Refuses, naming the reason, an upgrade that could break the cluster; nothing is changed.
+    func refuseUnsafeUpgrade(_ cluster: ClusterPlan) async throws {
+        let upgrading = runningMembers(cluster).filter(runsAnotherBinary)
+        guard !upgrading.isEmpty else { return }
+        let refuse = { (reason: String) in
+            DeployError(host: nil, cluster: cluster.name, step: "upgrade", kind: .refused,
+                        "cluster '\(cluster.name)': the member binary changes to etcd \(cluster.memberVersion), refused: \(reason); nothing was changed")
+        }
+        let target = Self.minor(cluster.memberVersion)
+        for member in upgrading {
+            guard let version = runningVersion(member), let from = Self.minor(version), let to = target else { continue }
+            if to < from {
+                throw refuse("\(member.name) runs etcd \(version): etcd does not support a downgrade (restore a snapshot taken on \(version) instead)")
+            }
+            if to.major != from.major || to.minor > from.minor + 1 {
+                throw refuse("\(member.name) runs etcd \(version): upgrade one minor version at a time")
+            }
+        }
+        let down = cluster.members.filter { !isRunning($0) }
+        guard down.isEmpty else {
+            throw refuse("\(down.map(\.name).joined(separator: ", ")) not running: every member must be up and healthy first")
+        }
+        try await withEndpoints(cluster) { endpoints in
+            for member in cluster.members {
+                let healthy = (try? await endpoints.client(for: member, timeout: 3).health())?.healthy ?? false
+                guard healthy else { throw refuse("\(member.name) is not healthy") }
+            }
+        }
+    }
+
+    /// The members to restart with the leader last, and leadership handed to an already
+    /// restarted member before the leader stops.
+    func leaderLast(_ members: [MemberPlan], cluster: ClusterPlan) async -> (order: [MemberPlan], leader: MemberPlan?) {
+        let leader: MemberPlan? = try? await withEndpoints(cluster) { endpoints in
+            for member in cluster.members {
+                if let status = try? await endpoints.client(for: member, timeout: 3).status(), status.isLeader { return member }
+            }
+            return nil
+        }
+        guard let leader, members.contains(where: { $0.name == leader.name }) else { return (members, nil) }
+        return (members.filter { $0.name != leader.name } + [leader], leader)
+    }
+
+    /// Hands leadership from `leader` to `target` before the leader stops.
+    func moveLeadership(from leader: MemberPlan, to target: MemberPlan, cluster: ClusterPlan) async {
+        guard let targetID = target.memberID else { return }
+        _ = try? await withEndpoints(cluster) { endpoints in
+            let client = endpoints.client(for: leader, timeout: 10)
+            // The gateway wants the ID etcd uses now, which the member list has by name.
+            let id = (try? await client.memberList().members.first { $0.name == target.name }?.id) ?? targetID
+            try await client.moveLeader(to: id)
+            progress.host(leader.host, "upgrade", "\(cluster.name): leadership moved to \(target.name)")
+        }
+    }
+
+    /// Waits (bounded, 60 s) until every member reports the new server version and the cluster
+    /// version has moved to the new minor (the leader raises it a few seconds after the last).
+    func waitForClusterVersion(_ cluster: ClusterPlan) async throws {
+        guard let wanted = Self.minor(cluster.memberVersion) else { return }
+        try await withEndpoints(cluster) { endpoints in
+            var last = ""
+            for _ in 0..<240 {
+                if let version = try? await endpoints.client(for: cluster.members[0], timeout: 3).version() {
+                    last = version.cluster
+                    if let current = Self.minor(version.cluster), current >= wanted {
+                        progress.note("cluster \(cluster.name): cluster version \(version.cluster)")
+                        return
+                    }
+                }
+                try await Task.sleep(nanoseconds: 250_000_000)
+            }
+            throw DeployError(host: nil, cluster: cluster.name, step: "upgrade",
+                              "cluster '\(cluster.name)': every member runs etcd \(cluster.memberVersion) but the cluster version is still \(last) after 60 s")
+        }
+    }
+
+    struct MinorVersion: Comparable {
+        var major: Int, minor: Int
+        static func < (a: MinorVersion, b: MinorVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
+    }
+
+    static func minor(_ version: String) -> MinorVersion? {
+        let parts = version.split(separator: ".").prefix(2).compactMap { Int($0) }
+        return parts.count == 2 ? MinorVersion(major: parts[0], minor: parts[1]) : nil
+    }
+}
