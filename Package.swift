@@ -18,7 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
@@ -45,10 +45,14 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd.
+        // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
+        // small HTTP/1.1 server straight on SwiftNIO (already here for AsyncHTTPClient).
         .target(name: "MusterDiscovery", dependencies: [
             "MusterBasics", "MusterEtcd",
-            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
@@ -71,6 +75,11 @@ let package = Package(
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
         .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterSandbox", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterTestSupport"]),
-        .testTarget(name: "MusterDiscoveryTests", dependencies: ["MusterDiscovery", "MusterEtcd", "MusterTestSupport"]),
+        .testTarget(name: "MusterDiscoveryTests", dependencies: [
+            "MusterDiscovery", "MusterEtcd", "MusterTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
     ]
 )
