@@ -52,9 +52,9 @@ public final class V2KeysClient: Sendable {
     public let maxConnections: Int
     private let client: HTTPClient
 
-    /// Values and bodies larger than this are refused by etcd anyway (1.5 MiB request limit);
-    /// answers larger than this are an error.
-    public static let maximumAnswer = 4 << 20
+    /// Answers larger than this are an error. Generous: a listing of the registry's root names
+    /// every token (~100 bytes each), and the sweep must still read it with many thousands.
+    public static let maximumAnswer = 64 << 20
 
     public init(baseURL: String, timeout: TimeInterval = V2Keys.defaultTimeout, maxConnections: Int = 8,
                 tls: EtcdTLS? = nil) throws(EtcdClientError) {
