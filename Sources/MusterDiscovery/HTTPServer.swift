@@ -200,6 +200,9 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var phase = Phase.idle
     private var timer: Scheduled<Void>?
     private var task: Task<Void, Never>?
+    /// Bytes of a next request came while this one was handled (held back by the pipeline
+    /// handler): its header timeout starts when the answer is out, not an idle timeout.
+    private var pendingBytes = false
     private weak var context: ChannelHandlerContext?
     /// Below the HTTP codec: where raw bytes can be written (ReadActivity's context).
     private weak var rawContext: ChannelHandlerContext?
@@ -225,9 +228,14 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func bytesArrived(context: ChannelHandlerContext) {
         rawContext = context
-        if case .idle = phase {
+        switch phase {
+        case .idle:
             phase = .head
             arm(server.limits.headerTimeout, context: context, reason: "no complete request head within")
+        case .handling:
+            pendingBytes = true
+        default:
+            break
         }
     }
 
@@ -319,9 +327,14 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: reply.status, headers: headers))), promise: nil)
         if reply.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil) }
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        if keepAlive {
+        // The next phase before the end goes out: writing it makes the pipeline handler hand
+        // over a request it held back, at once, from inside this call.
+        var closeWhenWritten = false
+        if keepAlive && pendingBytes {
+            pendingBytes = false
+            phase = .head
+            arm(server.limits.headerTimeout, context: context, reason: "no complete request head within")
+        } else if keepAlive {
             phase = .idle
             arm(server.limits.idleTimeout, context: context, reason: nil)
         } else if drain {
@@ -331,9 +344,15 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         } else {
             phase = .closed
             timer?.cancel()
+            timer = nil
+            closeWhenWritten = true
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        if closeWhenWritten {
             let channel = context.channel
             written.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
     }
 
     /// 413 at once (the handler never sees the request), then the rest is drained and dropped.

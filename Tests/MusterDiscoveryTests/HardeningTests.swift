@@ -203,6 +203,26 @@ import Testing
         await fixture.finish()
     }
 
+    /// The server's own HTTP/1.1: kept-alive and pipelined requests are answered in order.
+    @Test func keepAliveAndPipelinedRequestsAreAnswered() async throws {
+        let fixture = try await Fixture.start()
+        let made = try await fixture.newToken()
+        let connection = try await RawConnection.open(port: fixture.service.port)
+        try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        let first = await connection.waitAnswer(seconds: 5)
+        #expect(first?.status == 200 && first?.body == "ok\n", "\(connection.received)")
+        // Three at once: the second waits for the first's backend call, the third for both.
+        try await connection.send("GET /\(made.token)/_config/size HTTP/1.1\r\nHost: x\r\n\r\n"
+            + "PUT /\(made.token)/a1?prevExist=false HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 16\r\n\r\nvalue=m1%3Dh%3A1"
+            + "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let closed = await connection.waitClosed(seconds: 10)
+        #expect(closed, "\(connection.received)")
+        let statuses = connection.received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+        #expect(statuses == ["200", "200", "201", "200"], "\(connection.received)")
+        await connection.close()
+        await fixture.finish()
+    }
+
     /// Before: nothing bounded the connections: half-sent heads could take every descriptor.
     @Test func connectionsAreCapped() async throws {
         let fixture = try await Fixture.start { $0.maxConnections = 16; $0.headerTimeout = 30 }
