@@ -64,9 +64,6 @@ final class HTTPServer: Sendable {
         self.respond = respond
     }
 
-    /// Open connections right now (tests read it).
-    var openConnections: Int { connections.withLockedValue { $0 } }
-
     /// Binds `host:port` and returns the bound port; serving goes on until `close()`.
     func start(host: String, port: Int, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Int {
         let server = self
@@ -384,7 +381,7 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             close(context)
         case .head:
             // No head decoded yet: the answer goes out as raw bytes, below the HTTP codec.
-            let why = "\(reason ?? "timed out") \(V2Seconds.text(Double(amount.nanoseconds) / 1e9))"
+            let why = "\(reason ?? "timed out") \(SecondsText.of(Double(amount.nanoseconds) / 1e9))"
             logLine(method: "-", target: "-", status: .requestTimeout, started: .now(), note: "cut: " + why)
             phase = .closed
             let channel = context.channel
@@ -397,7 +394,7 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
                 channel.close(promise: nil)
             }
         case .body(let head, _, _):
-            let why = "\(reason ?? "timed out") \(V2Seconds.text(Double(amount.nanoseconds) / 1e9))"
+            let why = "\(reason ?? "timed out") \(SecondsText.of(Double(amount.nanoseconds) / 1e9))"
             let reply = ServerReply(status: .requestTimeout, headers: [("Content-Type", "text/plain; charset=utf-8")],
                                     body: ByteBuffer(string: "request timeout: \(why)\n"), note: "cut: " + why)
             logLine(method: head.method.rawValue, target: head.uri, status: reply.status, started: .now(), note: reply.note)
@@ -414,8 +411,8 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 }
 
-enum V2Seconds {
-    static func text(_ value: Double) -> String {
+enum SecondsText {
+    static func of(_ value: Double) -> String {
         value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
     }
 }
