@@ -48,9 +48,8 @@ import Testing
 
         static func start(configure: (inout DiscoveryServerOptions) -> Void = { _ in }) async throws -> Fixture {
             let root = try TemporaryDirectory.create(prefix: "muster-disco")
-            let etcd = try LoopbackEtcd(name: "backing", root: root)
+            let etcd = try await LoopbackEtcd.startVerified(root: root)
             do {
-                try await etcd.waitHealthy()
                 let service = try await ServiceUnderTest(etcdURL: etcd.clientURL, configure: configure)
                 return Fixture(root: root, etcd: etcd, service: service)
             } catch {

@@ -29,6 +29,31 @@ extension LoopbackEtcd {
     }
 }
 
+extension LoopbackEtcd {
+    /// A single-member etcd that is healthy and really the one this test started. Many tests
+    /// pick ports at the same moment: two etcds may pick the same one, the second fails to
+    /// bind and exits, and its test would talk to the other's etcd until that test stops it.
+    /// Each member gets a unique name, checked at `/v2/stats/self`; on a mismatch, new ports
+    /// (at most `attempts` tries).
+    static func startVerified(root: String, attempts: Int = 3) async throws -> LoopbackEtcd {
+        var problem = "no attempt"
+        for attempt in 0..<attempts {
+            let name = "backing\(attempt)-\(UUID().uuidString.prefix(8).lowercased())"
+            let etcd = try LoopbackEtcd(name: name, root: root)
+            do {
+                try await etcd.waitHealthy()
+                let stats = try await HTTPProbe.send("GET", etcd.clientURL + "/v2/stats/self", timeout: 3)
+                if stats.json?["name"] as? String == name && etcd.running { return etcd }
+                problem = "port \(etcd.clientPort) answered by another etcd: \(stats.text.prefix(200))"
+            } catch {
+                problem = "\(error)"
+            }
+            etcd.stop()
+        }
+        throw HarnessError(description: "no etcd of this test's own after \(attempts) tries: \(problem)")
+    }
+}
+
 /// The discovery service on 127.0.0.1 and a free port: in this process, or, when
 /// `MUSTER_DISCOVERY_BINARY` names a `muster` executable, that binary as a child (`discovery
 /// serve`; only `waitTimeout` of the options reaches it): how the regression tests were run

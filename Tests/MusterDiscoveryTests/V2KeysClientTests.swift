@@ -8,9 +8,8 @@ import Testing
     @Test func getPutWaitDeleteAndTTL() async throws {
         let root = try TemporaryDirectory.create(prefix: "muster-v2")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let etcd = try LoopbackEtcd(name: "v2", root: root)
+        let etcd = try await LoopbackEtcd.startVerified(root: root)
         defer { etcd.stop() }
-        try await etcd.waitHealthy()
         let client = try V2KeysClient(baseURL: etcd.clientURL + "/", timeout: 5, maxConnections: 4)
 
         let created = try await client.put("/t/a b", value: "x=http://h:1", prevExist: false)
