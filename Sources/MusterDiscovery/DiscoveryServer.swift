@@ -1,5 +1,8 @@
 import Foundation
-import Hummingbird
+import MusterEtcd
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
 
 /// How `muster discovery serve` runs.
 public struct DiscoveryServerOptions: Sendable {
@@ -8,8 +11,9 @@ public struct DiscoveryServerOptions: Sendable {
     public var port: Int
     /// The backing etcd's client URL; it must serve the v2 keys API (`--enable-v2`).
     public var etcdURL: String
-    /// The start of every token URL `/new` hands out (`BASE/TOKEN`). Nil: `http://` plus the
-    /// request's `Host` header (what the asker used to reach the service).
+    /// The start of every token URL `/new` hands out (`BASE/TOKEN`). Required when `host` is not
+    /// a loopback address; without it, `http://HOST:PORT` of the listening socket. The request's
+    /// `Host` header is never used (a client could name any host in it).
     public var baseURL: String?
     /// Where to write the service's pid once it listens (removed when it stops).
     public var pidfile: String?
@@ -24,6 +28,20 @@ public struct DiscoveryServerOptions: Sendable {
     public var backendTimeout: TimeInterval = 10
     /// Request bodies (form `value=...`) larger than this get 413.
     public var maxBodyBytes = 64 * 1024
+    /// Long polls waiting at once, all tokens together; one more gets 503. A token of size N
+    /// takes at most `DiscoveryRules.maxLongPolls(size: N)` of them (one more gets 429). The
+    /// connection pool to the backing etcd has `backendSpareConnections` more than this, so
+    /// short calls (`/new`, registrations) never queue behind long polls.
+    public var maxLongPolls = 256
+    public var backendSpareConnections = 32
+    /// Client connections open at once; one more is answered 503 and closed.
+    public var maxConnections = 512
+    /// A connection with no request in flight is closed after this many seconds; a request's
+    /// head must arrive within `headerTimeout` of its first byte, its body within `bodyTimeout`
+    /// of its head (else 408 and close).
+    public var idleTimeout: TimeInterval = 60
+    public var headerTimeout: TimeInterval = 10
+    public var bodyTimeout: TimeInterval = 10
     /// Stop on SIGTERM/SIGINT (the CLI). In-process users (tests) stop it by cancelling `run`.
     public var handleSignals = false
 
@@ -34,27 +52,59 @@ public struct DiscoveryServerOptions: Sendable {
         self.baseURL = baseURL
         self.pidfile = pidfile
     }
+
+    /// 127.0.0.0/8 and ::1: the only addresses the service may listen on without `baseURL`.
+    public static func isLoopback(_ host: String) -> Bool {
+        if host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    var limits: ServerLimits {
+        func amount(_ seconds: TimeInterval) -> TimeAmount { .milliseconds(Int64(max(seconds, 0.001) * 1000)) }
+        return ServerLimits(maxConnections: maxConnections, idleTimeout: amount(idleTimeout),
+                            headerTimeout: amount(headerTimeout), bodyTimeout: amount(bodyTimeout),
+                            maxBodyBytes: maxBodyBytes)
+    }
+}
+
+/// The service refuses to start (a configuration it cannot serve safely).
+public struct DiscoveryServerError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// A discovery.etcd.io-compatible service backed by a real etcd's v2 keys API.
 ///
 /// - `GET /new?size=N` (N 1-99, default 3) makes a token, writes `_config/size` (and
 ///   `_config/created`) under `/_etcd/registry/TOKEN` in the backing etcd and answers
-///   `BASE/TOKEN` as text/plain.
+///   `BASE/TOKEN` as text/plain. `_config` is written only there.
 /// - Under `/TOKEN` it speaks the v2 keys protocol etcd's discovery client uses, forwarded to
 ///   `/v2/keys/_etcd/registry/TOKEN` with etcd's status codes, JSON bodies and `X-Etcd-*`
-///   headers passed through; `_`-prefixed keys are hidden from listings.
+///   headers passed through; `_`-prefixed keys are hidden from listings and from watches.
+/// - A token of size N holds at most `DiscoveryRules.maxMemberKeys(size: N)` member keys of at
+///   most `DiscoveryRules.maxValueBytes` each.
 /// - A sweep deletes tokens created more than `maxTokenAge` ago.
 public struct DiscoveryServer: Sendable {
     public let options: DiscoveryServerOptions
     let log: @Sendable (String) -> Void
     let registry: Registry
+    let longPolls: LongPolls
+    let tokenLocks = TokenLocks()
+    /// `BASE` of token URLs, known once the socket is bound (its port may be chosen then).
+    private let base = NIOLockedValueBox<String?>(nil)
 
-    /// `log` gets one line per request and per event (default: standard output).
-    public init(options: DiscoveryServerOptions, log: @escaping @Sendable (String) -> Void = DiscoveryServer.printLine) {
+    /// `log` gets one line per request and per event (default: standard output). Throws when
+    /// the etcd URL is not an http(s) URL.
+    public init(options: DiscoveryServerOptions, log: @escaping @Sendable (String) -> Void = DiscoveryServer.printLine) throws {
         self.options = options
         self.log = log
-        registry = Registry(backend: RegistryBackend(etcdURL: options.etcdURL, timeout: options.backendTimeout))
+        do {
+            registry = Registry(client: try V2KeysClient(baseURL: options.etcdURL, timeout: options.backendTimeout,
+                                                         maxConnections: options.maxLongPolls + options.backendSpareConnections))
+        } catch {
+            throw DiscoveryServerError(description: "backing etcd \(options.etcdURL): \(error.message)")
+        }
+        longPolls = LongPolls(total: options.maxLongPolls)
     }
 
     @Sendable public static func printLine(_ line: String) {
@@ -64,231 +114,287 @@ public struct DiscoveryServer: Sendable {
     /// Serves until cancelled (or, with `handleSignals`, until SIGTERM/SIGINT). `onListening`
     /// gets the bound port once the socket listens (after the pidfile is written).
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let router = Router(context: DiscoveryContext.self)
-        router.add(middleware: RequestLog(log: log))
-        router.get("/new") { request, context in try await self.newToken(request, context) }
-        router.get("/health") { _, context in
-            context.note.set("ok")
-            return Reply.text(.ok, "ok\n")
-        }
-        for method in [HTTPRequest.Method.get, .put, .delete, .post] {
-            router.on("/{token}", method: method) { request, context in
-                try await self.tokenRequest(request, context, rest: [])
-            }
-            router.on("/{token}/**", method: method) { request, context in
-                try await self.tokenRequest(request, context, rest: context.parameters.getCatchAll())
-            }
-        }
         let options = self.options
-        let log = self.log
-        let app = Application(
-            router: router,
-            configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port),
-                                                    serverName: "muster-discovery"),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? options.port
-                if let pidfile = options.pidfile {
-                    do {
-                        try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidfile), options: .atomic)
-                    } catch {
-                        log("cannot write pidfile \(pidfile): \(error)")
-                    }
-                }
-                log("muster discovery: listening on \(options.host):\(port), backing etcd \(options.etcdURL) (tokens under \(RegistryBackend.registry)), pid \(getpid())")
-                await onListening(port)
-            })
+        guard options.baseURL != nil || DiscoveryServerOptions.isLoopback(options.host) else {
+            throw DiscoveryServerError(description: "listening on \(options.host), beyond loopback, needs --base-url: the URL members reach the service at (token URLs are never made from a request's Host header)")
+        }
         await probeBackend()
+        let server = HTTPServer(limits: options.limits, log: log) { request in await self.respond(request) }
+        let port: Int
+        do {
+            port = try await server.start(host: options.host, port: options.port)
+        } catch {
+            await registry.client.shutdown()
+            throw DiscoveryServerError(description: "cannot listen on \(options.host):\(options.port): \(error)")
+        }
+        if var configured = options.baseURL {
+            while configured.hasSuffix("/") { configured.removeLast() }
+            base.withLockedValue { $0 = configured }
+        } else {
+            let host = options.host.contains(":") ? "[\(options.host)]" : options.host
+            base.withLockedValue { $0 = "http://\(host):\(port)" }
+        }
+        if let pidfile = options.pidfile {
+            do {
+                try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: pidfile), options: .atomic)
+            } catch {
+                log("cannot write pidfile \(pidfile): \(error)")
+            }
+        }
         defer {
             if let pidfile = options.pidfile { try? FileManager.default.removeItem(atPath: pidfile) }
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                if options.handleSignals { try await app.runService() } else { try await app.run() }
-            }
+        log("muster discovery: listening on \(options.host):\(port), backing etcd \(options.etcdURL) (tokens under \(Registry.root)), pid \(getpid())")
+        await onListening(port)
+        let signals = options.handleSignals ? StopSignals() : nil
+        await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.sweepLoop() }
-            _ = try await group.next()
+            if let signals {
+                group.addTask {
+                    if let signal = await signals.next() { self.log("muster discovery: signal \(signal), stopping") }
+                }
+            }
+            _ = await group.next()
             group.cancelAll()
         }
+        signals?.cancel()
+        await server.close()
+        await registry.client.shutdown()
         log("muster discovery: stopped")
+    }
+
+    // MARK: Routing
+
+    func respond(_ request: ServerRequest) async -> ServerReply {
+        var path = request.path
+        if path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        switch path {
+        case "/new":
+            guard request.method == "GET" else {
+                return Reply.text(.methodNotAllowed, "method \(request.method) not allowed: GET /new?size=N\n", note: "refused: \(request.method) /new")
+            }
+            return await newToken(request)
+        case "/health":
+            return Reply.text(.ok, "ok\n", note: "ok")
+        default:
+            return await tokenRequest(request, path: path)
+        }
     }
 
     // MARK: /new
 
-    func newToken(_ request: Request, _ context: DiscoveryContext) async throws -> Response {
-        let query = DiscoveryRules.decodeForm(request.uri.query ?? "")
+    func newToken(_ request: ServerRequest) async -> ServerReply {
+        let query = DiscoveryRules.decodeForm(request.query)
         guard let query, query.allSatisfy({ $0.name == "size" }) else {
-            context.note.set("refused: only ?size=N is accepted")
-            return Reply.text(.badRequest, "bad query: only ?size=N is accepted\n")
+            return Reply.text(.badRequest, "bad query: only ?size=N is accepted\n", note: "refused: only ?size=N is accepted")
         }
         let sizeText = query.first?.value
         guard let size = DiscoveryRules.parseSize(sizeText) else {
-            context.note.set("refused: size \(sizeText ?? "")")
-            return Reply.text(.badRequest, "invalid size '\(sizeText ?? "")': use an integer \(DiscoveryRules.sizes.lowerBound)-\(DiscoveryRules.sizes.upperBound)\n")
+            return Reply.text(.badRequest, "invalid size '\(sizeText ?? "")': use an integer \(DiscoveryRules.sizes.lowerBound)-\(DiscoveryRules.sizes.upperBound)\n",
+                              note: "refused: size \(sizeText ?? "")")
         }
-        guard let base = baseURL(for: request) else {
-            context.note.set("refused: unusable Host header")
-            return Reply.text(.badRequest, "no usable Host header (start the service with --base-url)\n")
+        guard let base = base.withLockedValue({ $0 }) else {
+            return Reply.text(.serviceUnavailable, "not listening yet\n", note: "no base URL yet")
         }
         do {
             let token = try await registry.create(size: size)
-            context.note.set("token \(token) size \(size)")
-            return Reply.text(.ok, base + "/" + token)
+            return Reply.text(.ok, base + "/" + token, note: "token \(token) size \(size)")
         } catch {
-            context.note.set("cannot make a token: \(error)")
-            return Reply.text(.serviceUnavailable, "cannot make a token: \(error)\n")
+            return Reply.text(.serviceUnavailable, "cannot make a token: \(error)\n", note: "cannot make a token: \(error)")
         }
-    }
-
-    func baseURL(for request: Request) -> String? {
-        if var base = options.baseURL {
-            while base.hasSuffix("/") { base.removeLast() }
-            return base
-        }
-        if let host = request.head.authority {
-            let allowed = host.utf8.allSatisfy { byte in
-                (48...57).contains(byte) || (97...122).contains(byte) || (65...90).contains(byte)
-                    || [UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]")].contains(byte)
-            }
-            return allowed && !host.isEmpty && host.utf8.count <= 255 ? "http://" + host : nil
-        }
-        let host = options.host.contains(":") ? "[\(options.host)]" : options.host
-        return "http://\(host):\(options.port)"
     }
 
     // MARK: /TOKEN...
 
-    func tokenRequest(_ request: Request, _ context: DiscoveryContext, rest: [Substring]) async throws -> Response {
-        guard let token = context.parameters.get("token"), DiscoveryRules.isValidToken(token) else {
-            context.note.set("refused: not a token")
-            return Reply.etcdError(.notFound, code: 100, message: "Key not found", cause: "not a discovery token")
+    func tokenRequest(_ request: ServerRequest, path: String) async -> ServerReply {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        guard let token = parts.first, DiscoveryRules.isValidToken(token) else {
+            return Reply.etcdError(.notFound, code: 100, message: "Key not found", cause: "not a discovery token", note: "refused: not a token")
         }
-        let method = request.method.rawValue
-        guard let query = DiscoveryRules.decodeForm(request.uri.query ?? "") else {
-            context.note.set("refused: malformed query")
-            return Reply.etcdError(.badRequest, code: 209, message: "Invalid field", cause: "malformed query string")
+        let rest = Array(parts.dropFirst())
+        let method = request.method
+        guard ["GET", "PUT", "DELETE", "POST"].contains(method) else {
+            return Reply.etcdError(.methodNotAllowed, code: 209, message: "Invalid field", cause: "method \(method) not allowed",
+                                   note: "refused: method \(method)")
+        }
+        guard let query = DiscoveryRules.decodeForm(request.query) else {
+            return Reply.etcdError(.badRequest, code: 209, message: "Invalid field", cause: "malformed query string", note: "refused: malformed query")
         }
         if let problem = Self.checkParameters(query, method: method) {
-            context.note.set("refused: \(problem)")
-            return Reply.etcdError(.badRequest, code: 209, message: "Invalid field", cause: problem)
+            return Reply.etcdError(.badRequest, code: 209, message: "Invalid field", cause: problem, note: "refused: \(problem)")
         }
         let waiting = query.contains { $0.name == "wait" && $0.value == "true" }
-        switch (method, rest.map(String.init)) {
+        switch (method, rest) {
         case ("GET", []):
-            return try await forward(context, "GET", [token], query: query, wait: waiting, hideHidden: !waiting)
+            return waiting ? await longPoll(token, [token], query: query, hideHidden: true)
+                           : await forward("GET", [token], query: query, hideHidden: true)
         case ("GET", ["_config", "size"]):
-            return try await forward(context, "GET", [token, "_config", "size"], query: query, wait: waiting)
-        case ("PUT", ["_config", "size"]):
-            guard let value = try await formValue(request, context) else {
-                return Reply.etcdError(.badRequest, code: 210, message: "Invalid POST form", cause: "expected a form body value=N")
-            }
-            guard DiscoveryRules.parseSize(value) != nil else {
-                context.note.set("refused: size \(value)")
-                return Reply.etcdError(.badRequest, code: 209, message: "Invalid field",
-                                       cause: "size must be an integer \(DiscoveryRules.sizes.lowerBound)-\(DiscoveryRules.sizes.upperBound)")
-            }
-            return try await forward(context, "PUT", [token, "_config", "size"], query: query, form: [("value", value)])
+            return waiting ? await longPoll(token, [token, "_config", "size"], query: query, hideHidden: false)
+                           : await forward("GET", [token, "_config", "size"], query: query)
+        case (_, let keys) where keys.first == "_config":
+            return Reply.etcdError(.forbidden, code: 209, message: "Invalid field",
+                                   cause: "_config is written only by GET /new (a token's size is fixed when it is made)",
+                                   note: "refused: \(method) \(keys.joined(separator: "/"))")
         case _ where rest.count == 1 && DiscoveryRules.isValidMemberKey(rest[0]):
-            let key = String(rest[0])
+            let key = rest[0]
             switch method {
             case "GET":
-                return try await forward(context, "GET", [token, key], query: query, wait: waiting)
+                return waiting ? await longPoll(token, [token, key], query: query, hideHidden: false)
+                               : await forward("GET", [token, key], query: query)
             case "DELETE":
-                return try await forward(context, "DELETE", [token, key], query: query)
+                return await forward("DELETE", [token, key], query: query)
             case "PUT":
-                guard let value = try await formValue(request, context) else {
-                    return Reply.etcdError(.badRequest, code: 210, message: "Invalid POST form", cause: "expected a form body value=...")
-                }
-                // Only tokens that exist take members: an unknown token gets etcd's own
-                // `100: Key not found` for its size key, never a stray directory.
-                let size = await backendCall(context, "GET", [token, "_config", "size"])
-                switch size {
-                case .response(let response):
-                    return response
-                case .answer(let answer) where answer.status != 200:
-                    context.note.set("refused: token has no size (etcd \(answer.status))")
-                    return Reply.passing(answer)
-                case .answer:
-                    return try await forward(context, "PUT", [token, key], query: query, form: [("value", value)])
-                }
+                return await register(token, key, request: request, query: query)
             default:
-                context.note.set("refused: \(method) on a member key")
-                return Reply.etcdError(.methodNotAllowed, code: 209, message: "Invalid field", cause: "method \(method) not allowed on a member key")
+                return Reply.etcdError(.methodNotAllowed, code: 209, message: "Invalid field", cause: "method \(method) not allowed on a member key",
+                                       note: "refused: \(method) on a member key")
             }
         default:
-            context.note.set("refused: \(method) \(rest.joined(separator: "/"))")
             if method != "GET" && rest.isEmpty {
-                return Reply.etcdError(.methodNotAllowed, code: 209, message: "Invalid field", cause: "method \(method) not allowed on a token")
+                return Reply.etcdError(.methodNotAllowed, code: 209, message: "Invalid field", cause: "method \(method) not allowed on a token",
+                                       note: "refused: \(method) \(rest.joined(separator: "/"))")
             }
             return Reply.etcdError(.badRequest, code: 209, message: "Invalid field",
-                                   cause: "keys under a token are member IDs (letters, digits, . _ -) and _config/size")
+                                   cause: "keys under a token are member IDs (letters, digits, . _ -) and _config/size",
+                                   note: "refused: \(method) \(rest.joined(separator: "/"))")
         }
+    }
+
+    /// `PUT /TOKEN/KEY value=...`: only on a token that exists (an unknown token gets etcd's own
+    /// `100: Key not found` for its size key, never a stray directory), with a value of at most
+    /// `maxValueBytes`, and while the token holds fewer than its limit of member keys. Count and
+    /// write happen under the token's lock, so concurrent registrations cannot overshoot.
+    func register(_ token: String, _ key: String, request: ServerRequest, query: [(name: String, value: String)]) async -> ServerReply {
+        guard let value = Self.formValue(request.body) else {
+            return Reply.etcdError(.badRequest, code: 210, message: "Invalid POST form", cause: "expected a form body value=...",
+                                   note: "refused: body is not value=...")
+        }
+        guard value.utf8.count <= DiscoveryRules.maxValueBytes else {
+            return Reply.etcdError(.payloadTooLarge, code: 209, message: "Invalid field",
+                                   cause: "a member's value is name=peerURLs: at most \(DiscoveryRules.maxValueBytes) bytes",
+                                   note: "refused: value of \(value.utf8.count) bytes")
+        }
+        return await tokenLocks.withLock(token) { () async -> ServerReply in
+            let size: Int
+            switch await lookUpSize(token) {
+            case .failure(let failure): return failure.reply
+            case .success(let found): size = found
+            }
+            let keys: [String]
+            do throws(Registry.Failure) { keys = try await registry.memberKeys(token) } catch { return Self.reply(error) }
+            let limit = DiscoveryRules.maxMemberKeys(size: size)
+            if keys.count >= limit && !keys.contains(key) {
+                return Reply.etcdError(.forbidden, code: 209, message: "Invalid field",
+                                       cause: "token holds \(keys.count) member keys: at most \(limit) for a cluster of \(size)",
+                                       note: "refused: token full (\(keys.count) of \(limit) member keys)")
+            }
+            return await forward("PUT", [token, key], query: query, form: [("value", value)])
+        }
+    }
+
+    /// The token's size, or the answer that says why there is none.
+    func lookUpSize(_ token: String) async -> Result<Int, ReplyFailure> {
+        do {
+            let (size, answer) = try await registry.size(token)
+            guard let size else {
+                return .failure(ReplyFailure(Reply.passing(answer, note: "refused: token has no size (etcd \(answer.status))")))
+            }
+            return .success(size)
+        } catch {
+            return .failure(ReplyFailure(Self.reply(error)))
+        }
+    }
+
+    /// A long poll, within the caps: at most `maxLongPolls` in all (503 beyond) and
+    /// `maxLongPolls(size:)` per token (429 beyond). Waits at most `waitTimeout`, then answers an
+    /// empty 200. Events on hidden keys (`_config/...`: at most two per token, both written by
+    /// `/new`) are skipped: the poll goes on from the next index.
+    func longPoll(_ token: String, _ components: [String], query: [(name: String, value: String)], hideHidden: Bool) async -> ServerReply {
+        guard longPolls.hasRoom else { return Self.tooManyPolls(total: options.maxLongPolls) }
+        let size: Int
+        switch await lookUpSize(token) {
+        case .failure(let failure): return failure.reply
+        case .success(let found): size = found
+        }
+        let perToken = DiscoveryRules.maxLongPolls(size: size)
+        switch longPolls.acquire(token, perToken: perToken) {
+        case .total: return Self.tooManyPolls(total: options.maxLongPolls)
+        case .token:
+            return Reply.etcdError(.tooManyRequests, code: 300, message: "Raft Internal Error",
+                                   cause: "\(perToken) long polls already wait on this token (a cluster of \(size)); try again later",
+                                   note: "refused: \(perToken) long polls on the token", retryAfter: true)
+        case nil: break
+        }
+        defer { longPolls.release(token) }
+        var waitIndex = query.first { $0.name == "waitIndex" }.flatMap { UInt64($0.value) }
+        let recursive = query.contains { $0.name == "recursive" && $0.value == "true" }
+        let started = ContinuousClock.now
+        let bound = Duration.milliseconds(Int64(options.waitTimeout * 1000))
+        var skipped = 0
+        while true {
+            let left = bound - (ContinuousClock.now - started)
+            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+            guard seconds > 0.001, skipped < 8 else { break }
+            let answer: V2KeysAnswer?
+            do {
+                answer = try await registry.client.wait(Registry.key(components), waitIndex: waitIndex,
+                                                        recursive: recursive, timeout: seconds)
+            } catch {
+                return Reply.unavailable(error)
+            }
+            guard let answer else { break }
+            if answer.status == 404 && !answer.isV2JSON { return Reply.noV2() }
+            if hideHidden, answer.status == 200, let event = WatchEvent(answer.body), event.isHidden(below: Registry.key([token])) {
+                skipped += 1
+                waitIndex = event.modifiedIndex + 1
+                continue
+            }
+            let waited = Double((ContinuousClock.now - started).components.seconds)
+            return Reply.passing(answer, note: Self.describe(answer, waited: waited) + (skipped > 0 ? " (\(skipped) hidden event(s) skipped)" : ""))
+        }
+        // etcd's v2 client reads an empty 200 as "nothing yet" and asks again.
+        return ServerReply(status: .ok, headers: [("Content-Type", "application/json")],
+                           note: "long poll: nothing within \(Int(options.waitTimeout)) s, empty answer")
+    }
+
+    static func tooManyPolls(total: Int) -> ServerReply {
+        Reply.etcdError(.serviceUnavailable, code: 300, message: "Raft Internal Error",
+                        cause: "\(total) long polls already wait on this service; try again later",
+                        note: "refused: \(total) long polls in all", retryAfter: true)
     }
 
     /// Forwards one request to the backing etcd and answers with etcd's status, headers and body.
-    func forward(_ context: DiscoveryContext, _ method: String, _ components: [String],
-                 query: [(name: String, value: String)], form: [(name: String, value: String)]? = nil,
-                 wait: Bool = false, hideHidden: Bool = false) async throws -> Response {
-        let timeout = wait ? options.waitTimeout : options.backendTimeout
-        let started = Date()
+    func forward(_ method: String, _ components: [String], query: [(name: String, value: String)],
+                 form: [(name: String, value: String)]? = nil, hideHidden: Bool = false) async -> ServerReply {
+        let answer: V2KeysAnswer
         do {
-            let answer = try await registry.backend.send(method, components, query: query, form: form, timeout: timeout)
-            if answer.status == 404 && !answer.isV2JSON {
-                context.note.set("backing etcd does not serve the v2 keys API")
-                return Reply.etcdError(.badGateway, code: 300, message: "Raft Internal Error",
-                                       cause: "the backing etcd does not serve the v2 keys API (it needs --enable-v2)")
-            }
-            var body = answer.body
-            if hideHidden, answer.status == 200, let filtered = Self.hidingHidden(answer.body) {
-                body = filtered
-            }
-            context.note.set(Self.describe(answer, waited: wait ? Date().timeIntervalSince(started) : nil))
-            return Reply.passing(answer, body: body)
-        } catch let error as BackendUnavailable where error.timedOut && wait {
-            // etcd's v2 client reads an empty 200 as "nothing yet" and asks again.
-            context.note.set("long poll: nothing within \(Int(options.waitTimeout)) s, empty answer")
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init())
-        } catch let error as BackendUnavailable {
-            context.note.set("backing etcd unavailable: \(error.reason)")
-            return Reply.etcdError(.serviceUnavailable, code: 300, message: "Raft Internal Error",
-                                   cause: "backing etcd unavailable: \(error.reason)")
-        }
-    }
-
-    /// A backend call whose failure is already a response.
-    func backendCall(_ context: DiscoveryContext, _ method: String, _ components: [String]) async -> BackendOutcome {
-        do {
-            let answer = try await registry.call(method, components)
-            if answer.status == 404 && !answer.isV2JSON {
-                context.note.set("backing etcd does not serve the v2 keys API")
-                return .response(Reply.etcdError(.badGateway, code: 300, message: "Raft Internal Error",
-                                                 cause: "the backing etcd does not serve the v2 keys API (it needs --enable-v2)"))
-            }
-            return .answer(answer)
+            answer = try await registry.client.send(method, Registry.key(components), query: query, form: form)
         } catch {
-            context.note.set("backing etcd unavailable: \(error)")
-            return .response(Reply.etcdError(.serviceUnavailable, code: 300, message: "Raft Internal Error",
-                                             cause: "backing etcd unavailable"))
+            return Reply.unavailable(error)
+        }
+        if answer.status == 404 && !answer.isV2JSON { return Reply.noV2() }
+        var body = answer.body
+        if hideHidden, answer.status == 200, let filtered = Self.hidingHidden(answer.body) {
+            body = filtered
+        }
+        return Reply.passing(answer, body: body, note: Self.describe(answer, waited: nil))
+    }
+
+    static func reply(_ failure: Registry.Failure) -> ServerReply {
+        switch failure {
+        case .unavailable(let error): return Reply.unavailable(error)
+        case .backend(let status, let text):
+            if status == 404 && text.contains("v2 keys API") { return Reply.noV2() }
+            return Reply.etcdError(.serviceUnavailable, code: 300, message: "Raft Internal Error",
+                                   cause: "backing etcd answered \(status)", note: "\(failure)")
         }
     }
 
-    /// The `value` of a form body (bounded by `maxBodyBytes`), nil when the body is not a form
-    /// with exactly `value` (etcd's client sends nothing else for a discovery key).
-    func formValue(_ request: Request, _ context: DiscoveryContext) async throws -> String? {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > options.maxBodyBytes {
-            throw HTTPError(.contentTooLarge, message: "body of \(length) bytes: at most \(options.maxBodyBytes)")
-        }
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: options.maxBodyBytes)
-        } catch where "\(error)".contains("TooManyBytes") {
-            throw HTTPError(.contentTooLarge, message: "body larger than \(options.maxBodyBytes) bytes")
-        }
-        let text = String(buffer: buffer)
-        guard let pairs = DiscoveryRules.decodeForm(text), pairs.count == 1, pairs[0].name == "value" else {
-            context.note.set("refused: body is not value=...")
-            return nil
-        }
+    /// The `value` of a form body, nil when the body is not a form with exactly `value` (etcd's
+    /// client sends nothing else for a discovery key). The body is already bounded by the server.
+    static func formValue(_ body: ByteBuffer) -> String? {
+        let text = String(buffer: body)
+        guard let pairs = DiscoveryRules.decodeForm(text), pairs.count == 1, pairs[0].name == "value" else { return nil }
         return pairs[0].value
     }
 
@@ -300,7 +406,7 @@ public struct DiscoveryServer: Sendable {
             case "wait", "recursive", "sorted", "quorum", "prevExist", "noValueOnSuccess":
                 guard value == "true" || value == "false" else { return "\(name) must be true or false" }
             case "waitIndex", "prevIndex":
-                guard !value.isEmpty, value.utf8.count <= 20, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                guard !value.isEmpty, value.utf8.count <= 19, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
                     return "\(name) must be a decimal index"
                 }
             default:
@@ -331,7 +437,7 @@ public struct DiscoveryServer: Sendable {
         return try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])
     }
 
-    static func describe(_ answer: BackendAnswer, waited: TimeInterval?) -> String {
+    static func describe(_ answer: V2KeysAnswer, waited: TimeInterval?) -> String {
         var text = "etcd \(answer.status)"
         if let object = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any] {
             if let code = object["errorCode"] as? Int { text += " \(code): \(object["message"] as? String ?? "")" }
@@ -355,6 +461,7 @@ public struct DiscoveryServer: Sendable {
                     log("sweep: dropped \(result.dropped.count) token(s) older than \(Self.age(options.maxTokenAge))\(result.dropped.isEmpty ? "" : ": " + result.dropped.joined(separator: " ")), kept \(result.kept)\(result.undated.isEmpty ? "" : ", \(result.undated.count) without _config/created left alone")")
                 }
             } catch {
+                if Task.isCancelled { return }
                 log("sweep: \(error)")
             }
             do { try await Task.sleep(nanoseconds: UInt64(max(options.sweepInterval, 1) * 1_000_000_000)) } catch { return }
@@ -365,12 +472,12 @@ public struct DiscoveryServer: Sendable {
     /// still starts: the etcd may come up later).
     func probeBackend() async {
         do {
-            let answer = try await registry.call("GET", [])
+            let answer = try await registry.client.get(Registry.root)
             if answer.status == 404 && !answer.isV2JSON {
                 log("warning: backing etcd \(options.etcdURL) does not serve the v2 keys API: start it with --enable-v2 (enable-v2: true)")
             }
         } catch {
-            log("warning: \(error)")
+            log("warning: backing etcd \(options.etcdURL): \(error.message)")
         }
     }
 
@@ -379,8 +486,115 @@ public struct DiscoveryServer: Sendable {
     }
 }
 
-/// A backend answer, or the response that already says why there is none.
-enum BackendOutcome {
-    case answer(BackendAnswer)
-    case response(Response)
+/// A reply that ends a request early, as an error value.
+struct ReplyFailure: Error {
+    let reply: ServerReply
+    init(_ reply: ServerReply) { self.reply = reply }
+}
+
+/// The event of a v2 watch answer: its key and index.
+struct WatchEvent {
+    var key: String
+    var modifiedIndex: UInt64
+
+    init?(_ body: Data) {
+        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+              let node = object["node"] as? [String: Any], let key = node["key"] as? String else { return nil }
+        self.key = key
+        modifiedIndex = (node["modifiedIndex"] as? NSNumber)?.uint64Value ?? 0
+    }
+
+    /// A component below `directory` starts with `_` (`/_etcd/registry/T/_config/created`).
+    func isHidden(below directory: String) -> Bool {
+        guard key.hasPrefix(directory + "/") else { return false }
+        return key.dropFirst(directory.count + 1).split(separator: "/").contains { $0.hasPrefix("_") }
+    }
+}
+
+/// How many long polls wait, in all and per token.
+final class LongPolls: Sendable {
+    enum Refusal { case total, token }
+    let total: Int
+    private let state = NIOLockedValueBox((count: 0, perToken: [String: Int]()))
+
+    init(total: Int) { self.total = total }
+
+    var hasRoom: Bool { state.withLockedValue { $0.count < total } }
+    var count: Int { state.withLockedValue { $0.count } }
+
+    func acquire(_ token: String, perToken: Int) -> Refusal? {
+        state.withLockedValue { state in
+            if state.count >= total { return .total }
+            if state.perToken[token, default: 0] >= perToken { return .token }
+            state.count += 1
+            state.perToken[token, default: 0] += 1
+            return nil
+        }
+    }
+
+    func release(_ token: String) {
+        state.withLockedValue { state in
+            state.count -= 1
+            let left = state.perToken[token, default: 1] - 1
+            state.perToken[token] = left > 0 ? left : nil
+        }
+    }
+}
+
+/// One lock per token, for the registrations that count then write: waiters queue in order.
+/// A holder's work is bounded (two short calls to the backing etcd), so waits are too.
+actor TokenLocks {
+    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func withLock<T: Sendable>(_ token: String, _ body: @Sendable () async -> T) async -> T {
+        await lock(token)
+        let result = await body()
+        unlock(token)
+        return result
+    }
+
+    private func lock(_ token: String) async {
+        if waiters[token] == nil {
+            waiters[token] = []
+            return
+        }
+        await withCheckedContinuation { waiters[token]!.append($0) }
+    }
+
+    private func unlock(_ token: String) {
+        guard var queue = waiters[token] else { return }
+        if queue.isEmpty {
+            waiters[token] = nil
+        } else {
+            let next = queue.removeFirst()
+            waiters[token] = queue
+            next.resume()
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, as an async wait (the signals are ignored by the default handlers
+/// while this exists).
+final class StopSignals: @unchecked Sendable {
+    private let sources: [DispatchSourceSignal]
+    private let stream: AsyncStream<Int32>
+
+    init() {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        self.stream = stream
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func next() async -> Int32? {
+        for await number in stream { return number }
+        return nil
+    }
+
+    func cancel() { for source in sources { source.cancel() } }
 }

@@ -1,15 +1,17 @@
 import Foundation
+import MusterEtcd
 
 /// Token bookkeeping in the backing etcd: `_etcd/registry/TOKEN/_config/size` (what etcd's
 /// discovery client reads) and `_config/created` (unix seconds, what the sweep reads). Both sit
 /// under the hidden `_config` directory, so no listing shows them.
 struct Registry: Sendable {
-    let backend: RegistryBackend
+    static let root = "/_etcd/registry"
+    let client: V2KeysClient
 
     enum Failure: Error, CustomStringConvertible {
         /// etcd answered, but not as the v2 keys API does (no `--enable-v2`) or with an error.
         case backend(status: Int, text: String)
-        case unavailable(BackendUnavailable)
+        case unavailable(EtcdClientError)
 
         var description: String {
             switch self {
@@ -19,15 +21,20 @@ struct Registry: Sendable {
         }
     }
 
+    /// `/_etcd/registry/TOKEN[/KEY...]`.
+    static func key(_ components: [String]) -> String {
+        root + components.map { "/" + $0 }.joined()
+    }
+
     /// Makes a fresh token holding `size`; returns the token.
     func create(size: Int, now: Date = Date()) async throws(Failure) -> String {
         for _ in 0..<3 {
             let token = DiscoveryRules.newToken()
-            let created = try await put([token, "_config", "created"], value: String(Int(now.timeIntervalSince1970)),
-                                        query: [("prevExist", "false")])
+            let created = try await call { try await client.put(Self.key([token, "_config", "created"]),
+                                                                value: String(Int(now.timeIntervalSince1970)), prevExist: false) }
             if created.status == 412 { continue }  // 105: key already exists; 128 random bits never collide, but still
             try expect(created, [201])
-            let sized = try await put([token, "_config", "size"], value: String(size))
+            let sized = try await call { try await client.put(Self.key([token, "_config", "size"]), value: String(size)) }
             guard sized.status == 200 || sized.status == 201 else {
                 _ = try? await deleteToken(token)
                 throw Self.failure(sized)
@@ -37,15 +44,24 @@ struct Registry: Sendable {
         throw .backend(status: 412, text: "three fresh tokens in a row already existed")
     }
 
-    /// The token holds a size (the service made it, or someone set it by hand).
-    func sizeAnswer(_ token: String) async throws(Failure) -> BackendAnswer {
-        let answer = try await call("GET", [token, "_config", "size"])
-        guard answer.status == 200 || (answer.status == 404 && answer.errorCode == 100) else { throw Self.failure(answer) }
-        return answer
+    /// The token's size: nil with etcd's answer when the token holds none (an unknown token).
+    func size(_ token: String) async throws(Failure) -> (size: Int?, answer: V2KeysAnswer) {
+        let answer = try await call { try await client.get(Self.key([token, "_config", "size"])) }
+        if answer.isKeyNotFound { return (nil, answer) }
+        guard answer.status == 200 else { throw Self.failure(answer) }
+        return (answer.nodeValue.flatMap { Int($0) }, answer)
+    }
+
+    /// The member keys a token holds (hidden `_` keys excluded).
+    func memberKeys(_ token: String) async throws(Failure) -> [String] {
+        let answer = try await call { try await client.get(Self.key([token])) }
+        if answer.isKeyNotFound { return [] }
+        guard answer.status == 200 else { throw Self.failure(answer) }
+        return answer.childNames.filter { !$0.hasPrefix("_") }
     }
 
     func deleteToken(_ token: String) async throws(Failure) {
-        let answer = try await call("DELETE", [token], query: [("dir", "true"), ("recursive", "true")])
+        let answer = try await call { try await client.delete(Self.key([token]), recursive: true) }
         guard answer.status == 200 || answer.errorCode == 100 else { throw Self.failure(answer) }
     }
 
@@ -58,15 +74,15 @@ struct Registry: Sendable {
 
     /// Deletes every token created before `now - maxAge`.
     func sweep(maxAge: TimeInterval, now: Date = Date()) async throws(Failure) -> SweepResult {
-        let listing = try await call("GET", [])
+        let listing = try await call { try await client.get(Self.root) }
         if listing.status == 404 && listing.errorCode == 100 { return SweepResult() }  // no token made yet
         guard listing.status == 200 else { throw Self.failure(listing) }
-        let tokens = Self.childNames(listing.body).filter(DiscoveryRules.isValidToken)
+        let tokens = listing.childNames.filter { DiscoveryRules.isValidToken($0) }
         var result = SweepResult()
         let cutoff = now.timeIntervalSince1970 - maxAge
         for token in tokens {
-            let created = try await call("GET", [token, "_config", "created"])
-            guard created.status == 200, let value = Self.nodeValue(created.body), let stamp = Double(value) else {
+            let created = try await call { try await client.get(Self.key([token, "_config", "created"])) }
+            guard created.status == 200, let value = created.nodeValue, let stamp = Double(value) else {
                 result.undated.append(token)
                 continue
             }
@@ -82,44 +98,25 @@ struct Registry: Sendable {
 
     // MARK: plumbing
 
-    func call(_ method: String, _ components: [String], query: [(name: String, value: String)] = [],
-              form: [(name: String, value: String)]? = nil, timeout: TimeInterval? = nil) async throws(Failure) -> BackendAnswer {
+    /// One call to the backing etcd; no answer at all is `.unavailable`.
+    func call(_ body: () async throws -> V2KeysAnswer) async throws(Failure) -> V2KeysAnswer {
         do {
-            return try await backend.send(method, components, query: query, form: form, timeout: timeout)
-        } catch let error as BackendUnavailable {
+            return try await body()
+        } catch let error as EtcdClientError {
             throw .unavailable(error)
         } catch {
-            throw .unavailable(BackendUnavailable(url: backend.keyURL(components), reason: "\(error)", timedOut: false))
+            throw .unavailable(EtcdClientError(transport: "\(error)", url: client.baseURL))
         }
     }
 
-    private func put(_ components: [String], value: String,
-                     query: [(name: String, value: String)] = []) async throws(Failure) -> BackendAnswer {
-        try await call("PUT", components, query: query, form: [("value", value)])
-    }
-
-    private func expect(_ answer: BackendAnswer, _ statuses: Set<Int>) throws(Failure) {
+    private func expect(_ answer: V2KeysAnswer, _ statuses: Set<Int>) throws(Failure) {
         guard statuses.contains(answer.status) else { throw Self.failure(answer) }
     }
 
-    static func failure(_ answer: BackendAnswer) -> Failure {
+    static func failure(_ answer: V2KeysAnswer) -> Failure {
         if answer.status == 404 && !answer.isV2JSON {
             return .backend(status: 404, text: "the v2 keys API is not served (start the backing etcd with --enable-v2 / enable-v2: true)")
         }
         return .backend(status: answer.status, text: answer.text.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
-    /// The last path components of a v2 directory listing's children.
-    static func childNames(_ body: Data) -> [String] {
-        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-              let node = object["node"] as? [String: Any],
-              let nodes = node["nodes"] as? [[String: Any]] else { return [] }
-        return nodes.compactMap { ($0["key"] as? String)?.split(separator: "/").last.map(String.init) }
-    }
-
-    static func nodeValue(_ body: Data) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-              let node = object["node"] as? [String: Any] else { return nil }
-        return node["value"] as? String
     }
 }

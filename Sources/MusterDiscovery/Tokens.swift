@@ -1,4 +1,5 @@
 import Foundation
+import MusterEtcd
 
 /// What the service accepts from the outside: tokens, member keys, sizes, query parameters and
 /// form bodies. Every check is a plain function so the tests can hit each one without a server.
@@ -49,33 +50,86 @@ public enum DiscoveryRules {
         "DELETE": ["prevIndex", "prevValue"],
     ]
 
+    /// A form body or query string holds at most this many pairs: etcd's discovery client sends
+    /// one (`value=...`) and at most four parameters; more is refused before any work.
+    public static let maxFormPairs = 16
+
+    /// A member's value is `name=peerURL[,peerURL...]`: a few hundred bytes. Longer values are
+    /// refused (a token's storage is bounded by this times its member key limit).
+    public static let maxValueBytes = 4096
+
+    /// How many member keys a token of `size` may hold: every member once, the same again for
+    /// members that re-register with a new ID after losing their data, and a few more.
+    public static func maxMemberKeys(size: Int) -> Int { 2 * size + 4 }
+
+    /// How many long polls may wait on a token of `size` at once (each member waits once; the
+    /// slack covers a client whose previous poll is still being torn down, and an operator).
+    public static func maxLongPolls(size: Int) -> Int { 2 * size + 4 }
+
     /// Decodes `application/x-www-form-urlencoded` text (a query string or a form body): `+` is
-    /// a space, `%XX` an octet. Nil when an escape is malformed or a name repeats.
+    /// a space, `%XX` an octet. Nil when an escape is malformed, a name repeats, a name or value
+    /// is not UTF-8, or there are more than `maxFormPairs` pairs. One pass over the bytes: its
+    /// cost is linear in the text's length whatever its shape.
     public static func decodeForm(_ text: String) -> [(name: String, value: String)]? {
         var pairs: [(name: String, value: String)] = []
-        for part in text.split(separator: "&", omittingEmptySubsequences: true) {
-            let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = unescape(pieces[0]), !name.isEmpty,
-                  let value = pieces.count > 1 ? unescape(pieces[1]) : "" else { return nil }
-            if pairs.contains(where: { $0.name == name }) { return nil }
-            pairs.append((name, value))
+        var names = Set<String>()
+        var text = text
+        let decoded = text.withUTF8 { decode($0, into: &pairs, names: &names) }
+        return decoded ? pairs : nil
+    }
+
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>, into pairs: inout [(name: String, value: String)],
+                               names: inout Set<String>) -> Bool {
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                guard pairs.count < maxFormPairs else { return false }
+                var equals = start
+                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                guard let name = unescape(bytes, start, equals), !name.isEmpty,
+                      let value = equals < end ? unescape(bytes, equals + 1, end) : "",
+                      names.insert(name).inserted else { return false }
+                pairs.append((name, value))
+            }
+            start = end + 1
         }
-        return pairs
+        return true
+    }
+
+    /// `bytes[from..<to]` with `+` as space and `%XX` decoded; nil on a bad escape or non-UTF-8.
+    private static func unescape(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(to - from)
+        var index = from
+        while index < to {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < to,
+                      let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else { return nil }
+                out.append(high << 4 | low)
+                index += 3
+            } else {
+                out.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                index += 1
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 48...57: return byte - 48
+        case 97...102: return byte - 87
+        case 65...70: return byte - 55
+        default: return nil
+        }
     }
 
     /// Encodes pairs as a form body or query string, escaping all but RFC 3986 unreserved octets.
     public static func encodeForm(_ pairs: [(name: String, value: String)]) -> String {
-        pairs.map { escape($0.name) + "=" + escape($0.value) }.joined(separator: "&")
-    }
-
-    static func escape(_ text: String) -> String {
-        var unreserved = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
-        unreserved.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? ""
-    }
-
-    static func unescape(_ text: Substring) -> String? {
-        String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        V2Keys.encodeForm(pairs)
     }
 
     private static func isHexDigit(_ byte: UInt8) -> Bool {

@@ -16,6 +16,9 @@ public struct DiscoveredMember: Sendable, Equatable {
 /// `enable-v2: true`. The discovery URL is the key directory itself:
 /// `http://HOST:PORT/v2/keys/discovery/TOKEN`. With `tls`, an `https://` backend is reached with
 /// the cluster CA as the only trust root and muster's client certificate.
+///
+/// These one-shot calls share muster's etcd transport; a long-running user (the discovery
+/// service) holds a `V2KeysClient` with its own pool, sized for its long polls.
 public enum V2Keys {
     public static let defaultTimeout: TimeInterval = 5
 

@@ -32,7 +32,7 @@ struct DiscoveryServe: AsyncParsableCommand {
     var etcd: String
 
     @Option(name: .customLong("base-url"),
-            help: ArgumentHelp("The start of the token URLs /new answers (default: http:// plus the request's Host).", valueName: "url"))
+            help: ArgumentHelp("The start of the token URLs /new answers, as members reach the service. Required unless --listen is a loopback address (default then: http://ADDR:PORT of --listen); a request's Host header is never used.", valueName: "url"))
     var baseURL: String?
 
     @Option(help: ArgumentHelp("Write the service's pid here once it listens (removed when it stops).", valueName: "path"))
@@ -51,6 +51,9 @@ struct DiscoveryServe: AsyncParsableCommand {
         guard Self.isHTTPURL(etcd) else { throw ValidationError("--etcd must be an http:// or https:// URL, not '\(etcd)'") }
         if let baseURL, !Self.isHTTPURL(baseURL) {
             throw ValidationError("--base-url must be an http:// or https:// URL, not '\(baseURL)'")
+        }
+        if baseURL == nil, let (host, _) = Self.parseListen(listen), !DiscoveryServerOptions.isLoopback(host) {
+            throw ValidationError("--listen \(listen) is beyond loopback: give --base-url, the URL members reach the service at (e.g. http://10.0.0.5:8087); token URLs are never made from a request's Host header")
         }
         guard (1...3650).contains(maxAgeDays) else { throw ValidationError("--max-age-days must be 1-3650") }
         guard (1...3600).contains(waitTimeout) else { throw ValidationError("--wait-timeout must be 1-3600 seconds") }

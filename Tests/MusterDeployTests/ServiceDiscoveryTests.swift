@@ -120,6 +120,7 @@ final class DiscoveryServiceProcess: @unchecked Sendable {
         let service: Process
         do {
             service = try ChildProcesses.start(muster, ["discovery", "serve", "--listen", "\(address):\(port)",
+                                                        "--base-url", "http://\(address):\(port)",
                                                         "--etcd", etcd.clientURL, "--pidfile", pidfile],
                                                logPath: root + "/service.log")
         } catch {

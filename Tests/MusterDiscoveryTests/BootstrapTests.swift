@@ -11,8 +11,7 @@ import Testing
         try EtcdBinaries.require(binary)
         let root = try TemporaryDirectory.create(prefix: "muster-disco")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let backing = try LoopbackEtcd(name: "backing", root: root)
-        try await backing.waitHealthy()
+        let backing = try await LoopbackEtcd.startVerified(root: root)
         // A short long-poll bound: the members wait through several empty answers.
         let service = try await ServiceUnderTest(etcdURL: backing.clientURL) { $0.waitTimeout = 1 }
         var members: [LoopbackEtcd] = []

@@ -29,23 +29,77 @@ extension LoopbackEtcd {
     }
 }
 
-/// The discovery service, in this process, on 127.0.0.1 and a free port.
+extension LoopbackEtcd {
+    /// A single-member etcd that is healthy and really the one this test started. Many tests
+    /// pick ports at the same moment: two etcds may pick the same one, the second fails to
+    /// bind and exits, and its test would talk to the other's etcd until that test stops it.
+    /// Each member gets a unique name, checked at `/v2/stats/self`; on a mismatch, new ports
+    /// (at most `attempts` tries).
+    static func startVerified(root: String, attempts: Int = 3) async throws -> LoopbackEtcd {
+        var problem = "no attempt"
+        for attempt in 0..<attempts {
+            let name = "backing\(attempt)-\(UUID().uuidString.prefix(8).lowercased())"
+            let etcd = try LoopbackEtcd(name: name, root: root)
+            do {
+                try await etcd.waitHealthy()
+                let stats = try await HTTPProbe.send("GET", etcd.clientURL + "/v2/stats/self", timeout: 3)
+                if stats.json?["name"] as? String == name && etcd.running { return etcd }
+                problem = "port \(etcd.clientPort) answered by another etcd: \(stats.text.prefix(200))"
+            } catch {
+                problem = "\(error)"
+            }
+            etcd.stop()
+        }
+        throw HarnessError(description: "no etcd of this test's own after \(attempts) tries: \(problem)")
+    }
+}
+
+/// The discovery service on 127.0.0.1 and a free port: in this process, or, when
+/// `MUSTER_DISCOVERY_BINARY` names a `muster` executable, that binary as a child (`discovery
+/// serve`; only `waitTimeout` of the options reaches it): how the regression tests were run
+/// against the code before the hardening.
 final class ServiceUnderTest: @unchecked Sendable {
-    let server: DiscoveryServer
+    let server: DiscoveryServer!
     let port: Int
-    private let task: Task<Void, Error>
+    private let task: Task<Void, Error>?
+    private let child: Process?
+    private let childLog: String?
     private let lines = LogLines()
     var url: String { "http://127.0.0.1:\(port)" }
-    var logText: String { lines.all.joined(separator: "\n") }
+    var logText: String {
+        if let childLog { return (try? String(contentsOfFile: childLog, encoding: .utf8)) ?? "" }
+        return lines.all.joined(separator: "\n")
+    }
+
+    static let externalBinary = ProcessInfo.processInfo.environment["MUSTER_DISCOVERY_BINARY"]
 
     init(etcdURL: String, configure: (inout DiscoveryServerOptions) -> Void = { _ in }) async throws {
         var options = DiscoveryServerOptions(host: "127.0.0.1", port: 0, etcdURL: etcdURL)
         configure(&options)
+        if let binary = Self.externalBinary {
+            let port = try FreePorts.pick(1)[0]
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("muster-disco-\(port).log").path
+            child = try ChildProcesses.start(binary, ["discovery", "serve", "--listen", "127.0.0.1:\(port)", "--etcd", etcdURL,
+                                                      "--wait-timeout", String(Int(max(options.waitTimeout, 1)))], logPath: log)
+            childLog = log
+            server = nil
+            task = nil
+            self.port = port
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                if let answer = try? await HTTPProbe.send("GET", "http://127.0.0.1:\(port)/health", timeout: 1), answer.status == 200 { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw HarnessError(description: "\(binary) not listening within 20 s")
+        }
+        child = nil
+        childLog = nil
         let lines = self.lines
-        let server = DiscoveryServer(options: options) { lines.append($0) }
+        let server = try DiscoveryServer(options: options) { lines.append($0) }
         self.server = server
         let listening = PortBox()
-        task = Task { try await server.run { port in listening.set(port) } }
+        let task = Task { try await server.run { port in listening.set(port) } }
+        self.task = task
         let deadline = Date().addingTimeInterval(20)
         while listening.value == nil && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         guard let port = listening.value else {
@@ -55,10 +109,18 @@ final class ServiceUnderTest: @unchecked Sendable {
         self.port = port
     }
 
-    deinit { task.cancel() }
+    deinit {
+        task?.cancel()
+        if let child { ChildProcesses.stop(child) }
+    }
 
     /// Cancels the server and waits (bounded) for it to stop.
     func stop() async {
+        if let child {
+            ChildProcesses.stop(child)
+            return
+        }
+        guard let task else { return }
         task.cancel()
         let done = PortBox()
         let waiter = Task { _ = try? await task.value; done.set(1) }
@@ -117,7 +179,7 @@ enum HTTPProbe {
         let session = URLSession(configuration: configuration)
         defer { session.finishTasksAndInvalidate() }
         let prepared = request
-        let (data, response) = try await RegistryBackend.bounded(seconds: timeout + 2, url: url) {
+        let (data, response) = try await Bounded.run(seconds: timeout + 2, what: url) {
             try await session.data(for: prepared)
         }
         guard let http = response as? HTTPURLResponse else { throw HarnessError(description: "no HTTP answer from \(url)") }
@@ -126,5 +188,24 @@ enum HTTPProbe {
             if let key = key as? String, let value = value as? String { headers[key.lowercased()] = value }
         }
         return Answer(status: http.statusCode, body: data, headers: headers)
+    }
+}
+
+/// Runs `body`, giving up after `seconds` (the work is cancelled and its late result dropped).
+enum Bounded {
+    static func run<T: Sendable>(seconds: TimeInterval, what: String,
+                                 _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw HarnessError(description: "\(what): no answer within \(seconds) s")
+            }
+            return value
+        }
     }
 }
