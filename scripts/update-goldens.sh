@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 swift build --build-tests 2>&1 | grep -E "error|Build complete" | tail -n 3
-MUSTER_UPDATE_GOLDEN=1 swift test --skip-build --filter 'GoldenRenderTests|HelpGoldenTests' 2>&1 | tail -n 1
+MUSTER_UPDATE_GOLDEN=1 swift test --skip-build --filter 'GoldenRenderTests|HelpGoldenTests|RenderOutputTests' 2>&1 | tail -n 1
 git status --short Tests/MusterPlanTests/Golden Tests/MusterCLITests/Golden
