@@ -293,7 +293,11 @@ public struct BringUp: Sendable {
         return try await withThrowingTaskGroup(of: (Int, VerificationReport).self) { group in
             for (index, cluster) in workspace.plan.clusters.enumerated() {
                 progress.note("cluster \(cluster.name): verifying")
-                group.addTask { (index, try await operations.verify(cluster, expectation: snapshot[cluster.name])) }
+                group.addTask {
+                    var report = try await operations.verify(cluster, expectation: snapshot[cluster.name])
+                    report.supervisors = await operations.supervisorStates(cluster)
+                    return (index, report)
+                }
             }
             var reports: [(Int, VerificationReport)] = []
             for try await report in group { reports.append(report) }

@@ -1,5 +1,6 @@
 import Foundation
 import MusterBasics
+import MusterEtcd
 import MusterPlan
 
 /// Who keeps a member (and muster's dnsmasq) running on a host: systemd where it is PID 1, else
@@ -140,5 +141,40 @@ enum Supervisor: String, Sendable {
             rm -f \(pidfile)
             """
         }
+    }
+}
+
+extension Supervisor {
+    /// One line per member: `supervisor state enabled pid` (systemd: ActiveState, UnitFileState,
+    /// MainPID; a process: running or stopped, `-`, its pid).
+    static func stateScript(_ members: [MemberPlan]) -> String {
+        members.map { member in
+            let unit = Shell.quote(unit(of: member))
+            let pidfile = Shell.quote(member.paths.pidfile)
+            return """
+            if [ -d /run/systemd/system ]; then echo "systemd $(systemctl show -p ActiveState --value \(unit)) $(systemctl show -p UnitFileState --value \(unit) | grep . || echo -) $(systemctl show -p MainPID --value \(unit))"; \
+            elif pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then echo "process running - $pid"; else echo "process stopped - 0"; fi
+            """
+        }.joined(separator: "\n")
+    }
+}
+
+extension ClusterOperations {
+    /// What each member's host says of its supervisor; members whose host cannot be asked are
+    /// left out (verification stands on its own checks).
+    func supervisorStates(_ cluster: ClusterPlan) async -> [VerificationReport.SupervisorRow] {
+        var rows: [VerificationReport.SupervisorRow] = []
+        for host in cluster.members.map(\.host).uniqued() {
+            let members = cluster.members.filter { $0.host == host }
+            guard let output = try? await fleet.check(host, "supervisor", Supervisor.stateScript(members), timeout: 15) else { continue }
+            for (member, line) in zip(members, output.split(separator: "\n")) {
+                let words = line.split(separator: " ").map(String.init)
+                guard words.count == 4 else { continue }
+                let pid = Int(words[3]).flatMap { $0 > 0 ? $0 : nil }
+                rows.append(.init(name: member.name, host: host, supervisor: words[0], state: words[1],
+                                  enabled: words[2] == "-" ? nil : words[2], pid: pid))
+            }
+        }
+        return rows
     }
 }

@@ -24,8 +24,13 @@ public enum Verification {
         do {
             for cluster in plan.clusters {
                 let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-                reports.append(try await verify(cluster, expectation: try workspace.expectation(for: cluster),
-                                                fleet: fleet, viaSSH: viaSSH, tls: tls))
+                var report = try await verify(cluster, expectation: try workspace.expectation(for: cluster),
+                                              fleet: fleet, viaSSH: viaSSH, tls: tls)
+                if let fleet {
+                    let operations = ClusterOperations(fleet: fleet, facts: [:], progress: progress, options: options, tls: [:])
+                    report.supervisors = await operations.supervisorStates(cluster)
+                }
+                reports.append(report)
             }
         } catch {
             await fleet?.close()

@@ -52,6 +52,25 @@ public struct VerificationReport: Sendable, Equatable {
         }
     }
 
+    /// Who keeps each member running on its host, as the host said (empty when verify did not
+    /// ask the hosts: `up` always does, `verify` when it has SSH sessions open).
+    public struct SupervisorRow: Sendable, Equatable {
+        public var name: String
+        public var host: String
+        /// `systemd` or `process`.
+        public var supervisor: String
+        /// systemd's ActiveState (`active`, `failed`...), or `running` / `stopped` for a process.
+        public var state: String
+        /// systemd's UnitFileState (`enabled`, `disabled`); nil for a process.
+        public var enabled: String?
+        public var pid: Int?
+        public init(name: String, host: String, supervisor: String, state: String, enabled: String?, pid: Int?) {
+            self.name = name; self.host = host; self.supervisor = supervisor
+            self.state = state; self.enabled = enabled; self.pid = pid
+        }
+    }
+    public var supervisors: [SupervisorRow] = []
+
     public var clusterName: String
     public var expectedClusterID: UInt64
     public var observedClusterID: UInt64?
@@ -108,6 +127,12 @@ public struct VerificationReport: Sendable, Equatable {
                 [$0.endpoint, String($0.healthy),
                  $0.tookMilliseconds.map { String(format: "%.3fms", $0) } ?? "", $0.error ?? ""]
             })
+        if !supervisors.isEmpty {
+            out += "\nsupervisors:\n"
+            out += TextTable.render(
+                header: ["NAME", "HOST", "SUPERVISOR", "STATE", "AT BOOT", "PID"],
+                rows: supervisors.map { [$0.name, $0.host, $0.supervisor, $0.state, $0.enabled ?? "-", $0.pid.map(String.init) ?? "-"] })
+        }
         out += "\nchecks:\n"
         for check in orderedChecks {
             out += "\(check.ok ? "PASS" : "FAIL")  \(check.name): \(check.detail)\n"
@@ -145,6 +170,13 @@ public struct VerificationReport: Sendable, Equatable {
                     "healthy": .bool(row.healthy),
                     "took_ms": row.tookMilliseconds.map(JSONValue.double) ?? .null,
                     "error": row.error.map(JSONValue.string) ?? .null,
+                ])
+            }),
+            "supervisors": .array(supervisors.map { row in
+                .object([
+                    "name": .string(row.name), "host": .string(row.host), "supervisor": .string(row.supervisor),
+                    "state": .string(row.state), "enabled": row.enabled.map(JSONValue.string) ?? .null,
+                    "pid": row.pid.map { .int(Int64($0)) } ?? .null,
                 ])
             }),
             "checks": .array(orderedChecks.map { check in

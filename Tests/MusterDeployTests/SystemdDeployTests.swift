@@ -72,6 +72,9 @@ import MusterTestSupport
             #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
             #expect(try exec(state, "host1", "systemctl is-enabled etcd-main.service; systemctl is-active etcd-main.service") == "enabled\nactive")
             #expect(try exec(state, "host2", "systemctl show -p User --value etcd-main.service") == "etcd")
+            let supervisors = first.reports.first?.supervisors ?? []
+            #expect(supervisors.count == 3 && supervisors.allSatisfy { $0.supervisor == "systemd" && $0.state == "active" && $0.enabled == "enabled" && $0.pid != nil },
+                    "\(supervisors)")
 
             // A re-run on the healthy cluster restarts nothing and moves no bytes.
             let pids = try ["host1", "host2", "host3"].map { try exec(state, $0, "systemctl show -p MainPID --value etcd-main.service") }
@@ -148,6 +151,9 @@ import MusterTestSupport
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             #expect(try exec(state, "host3", "systemctl is-active etcd-main.service") == "active")
             #expect(try exec(state, "host2", "test -d /run/systemd/system && echo systemd; cat /run/etcd/main.pid >/dev/null && echo pidfile") == "pidfile")
+            let main = formed.reports.first { $0.clusterName == "main" }?.supervisors ?? []
+            #expect(main.first { $0.host == "host2" }?.supervisor == "process" && main.first { $0.host == "host2" }?.state == "running", "\(main)")
+            #expect(main.first { $0.host == "host3" }?.supervisor == "systemd", "\(main)")
             let before = (try exec(state, "host3", "systemctl show -p MainPID --value etcd-main.service"),
                           try exec(state, "host2", "cat /run/etcd/main.pid"))
             let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
