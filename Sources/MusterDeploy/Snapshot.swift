@@ -173,11 +173,17 @@ public struct SnapshotSave: Sendable {
             unlink(partial)
             throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
         }
-        let name = SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: takenAt)
-        let path = directory + "/" + name
-        // link + unlink: never replaces a file of the same name.
-        guard link(partial, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+        // link + unlink: never replaces a file of the same name. Two snapshots of one revision
+        // within a second (a re-run right after a cut one) take the next free second's name.
+        var stamp = takenAt, path = "", linked = false, reason = ""
+        for _ in 0..<10 {
+            path = directory + "/" + SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: stamp)
+            if link(partial, path) == 0 { linked = true; break }
+            reason = String(cString: strerror(errno))
+            guard errno == EEXIST else { break }
+            stamp = stamp.addingTimeInterval(1)
+        }
+        guard linked else {
             unlink(partial)
             throw DeployError(host: nil, cluster: cluster.name, step: "snapshot", "cannot name the snapshot \(path): \(reason)")
         }
@@ -185,7 +191,7 @@ public struct SnapshotSave: Sendable {
         let rate = String(format: "%.2f s, %.1f MiB/s", download.seconds, Double(download.bytes) / 1_048_576 / max(download.seconds, 0.001))
         progress.host(source.host, "snapshot", "\(cluster.name): \(download.bytes) bytes at revision \(facts.revision) (\(rate))")
         let entry = ClusterRecord.Snapshot(file: path, revision: facts.revision, sha256: facts.fileSHA256,
-                                           size: Int(facts.size), takenAt: takenAt)
+                                           size: Int(facts.size), takenAt: stamp)
         var record = try workspace.state.clusterRecord(cluster.name)
         record?.snapshots.append(entry)
         let pruned = try prune(cluster: cluster.name, directory: directory, record: &record)
