@@ -8,13 +8,20 @@ import MusterPlan
 extension ClusterOperations {
     /// The members that answer /health healthy now (one round, 2 s each), without waiting.
     func healthyMembers(_ cluster: ClusterPlan) async throws -> [MemberPlan] {
-        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
-        var healthy: [MemberPlan] = []
-        for member in cluster.members where (try? await endpoints.client(for: member, timeout: 2).health())?.healthy == true {
-            healthy.append(member)
+        try await withEndpoints(cluster) { endpoints in
+            var healthy: [MemberPlan] = []
+            for member in cluster.members where (try? await endpoints.client(for: member, timeout: 2).health())?.healthy == true {
+                healthy.append(member)
+            }
+            return healthy
         }
-        await endpoints.close()
-        return healthy
+    }
+
+    /// The first of `members` that does not answer healthy, if any: a membership change or an
+    /// upgrade waits for every voter.
+    func firstUnhealthy(_ members: [MemberPlan], of cluster: ClusterPlan) async throws -> MemberPlan? {
+        let healthy = Set(try await healthyMembers(ClusterPlan(copying: cluster, members: members)).map(\.name))
+        return members.first { !healthy.contains($0.name) }
     }
 
     /// A binary (a restore tool) on every host in `hosts` that lacks it, through a command's stdin

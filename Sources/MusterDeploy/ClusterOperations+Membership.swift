@@ -27,10 +27,7 @@ extension ClusterOperations {
                         "cluster '\(cluster.name)': \(member.name) not added: \(reason); nothing was changed")
         }
         // Every voter must be healthy before the membership changes.
-        for voter in voters {
-            let healthy = (try? await endpoints.client(for: voter, timeout: 3).health())?.healthy ?? false
-            guard healthy else { throw refuse("member \(voter.name) is not healthy") }
-        }
+        if let unhealthy = try await firstUnhealthy(voters, of: cluster) { throw refuse("member \(unhealthy.name) is not healthy") }
         let client = endpoints.client(for: via, timeout: 10)
         let list = try await client.memberList().members
         let id: UInt64
@@ -127,12 +124,9 @@ extension ClusterOperations {
 
     private func remove(_ removal: RemovalPlan, cluster: ClusterPlan, remaining: [MemberPlan], via: MemberPlan,
                         endpoints: Endpoints) async throws {
-        for voter in remaining {
-            let healthy = (try? await endpoints.client(for: voter, timeout: 3).health())?.healthy ?? false
-            guard healthy else {
-                throw DeployError(host: voter.host, cluster: cluster.name, step: "remove", kind: .refused,
-                                  "cluster '\(cluster.name)': \(removal.name) not removed: member \(voter.name) is not healthy; nothing was changed")
-            }
+        if let voter = try await firstUnhealthy(remaining, of: cluster) {
+            throw DeployError(host: voter.host, cluster: cluster.name, step: "remove", kind: .refused,
+                              "cluster '\(cluster.name)': \(removal.name) not removed: member \(voter.name) is not healthy; nothing was changed")
         }
         let client = endpoints.client(for: via, timeout: 10)
         let list = try await client.memberList().members

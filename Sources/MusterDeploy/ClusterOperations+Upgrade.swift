@@ -37,12 +37,7 @@ extension ClusterOperations {
         guard down.isEmpty else {
             throw refuse("\(down.map(\.name).joined(separator: ", ")) not running: every member must be up and healthy first")
         }
-        try await withEndpoints(cluster) { endpoints in
-            for member in cluster.members {
-                let healthy = (try? await endpoints.client(for: member, timeout: 3).health())?.healthy ?? false
-                guard healthy else { throw refuse("\(member.name) is not healthy") }
-            }
-        }
+        if let unhealthy = try await firstUnhealthy(cluster.members, of: cluster) { throw refuse("\(unhealthy.name) is not healthy") }
     }
 
     /// The members to restart with the leader last, and leadership handed to an already

@@ -64,7 +64,7 @@ public final class Fleet: @unchecked Sendable {
             }
         }
         let fleet = Fleet()
-        var connectErrors: [String] = [], commandError: Error?
+        var connectErrors: [String] = [], failedHosts: [String] = [], commandError: Error?
         var outputs: [String: String] = [:]
         for (job, (connection, command)) in zip(jobs, results) {
             switch connection {
@@ -72,6 +72,7 @@ public final class Fleet: @unchecked Sendable {
             case .failure(let error):
                 let text = "\(error)"
                 connectErrors.append(text.hasPrefix(job.name) ? text : "\(job.name): \(text)")
+                failedHosts.append(job.name)
             }
             switch command {
             case .success(let output): outputs[job.name] = output
@@ -81,9 +82,12 @@ public final class Fleet: @unchecked Sendable {
         }
         if !connectErrors.isEmpty {
             await fleet.close()
-            let host = connectErrors.count == 1 ? jobs.first { job in connectErrors[0].hasPrefix(job.name) }?.name : nil
+            // One host failed: name it in the error's host field (JSON), not only in its text.
+            if failedHosts.count == 1, let host = failedHosts.first {
+                let text = connectErrors[0]
+                throw DeployError(host: host, step: "connect", text.hasPrefix(host + ": ") ? String(text.dropFirst(host.count + 2)) : text)
+            }
             throw DeployError(host: nil, step: "connect", connectErrors.joined(separator: "\n"))
-                .withHost(host)
         }
         if let commandError {
             await fleet.close()
@@ -125,12 +129,3 @@ func expandTilde(_ path: String) -> String {
     return NSHomeDirectory() + path.dropFirst(1)
 }
 
-extension DeployError {
-    /// The host named in the JSON error when exactly one host failed.
-    func withHost(_ host: String?) -> DeployError {
-        var copy = self
-        copy.host = copy.host ?? host
-        if host != nil, message.hasPrefix(host! + ": ") { copy.message = String(message.dropFirst(host!.count + 2)) }
-        return copy
-    }
-}

@@ -25,21 +25,12 @@ public final class Progress: @unchecked Sendable {
     }
 }
 
-/// A step that failed on a host (or a refusal of one), named so the user knows where to look.
-public struct DeployError: ClassifiedError, Sendable {
-    public var kind: FailureKind
-    public var host: String?
-    public var cluster: String?
-    public var step: String?
-    public var message: String
+/// A step that failed on a host (or a refusal of one), named so the user knows where to look:
+/// muster's one classified error, built the way the deploy steps name things.
+public typealias DeployError = MusterError
+
+extension MusterError {
     public init(host: String?, cluster: String? = nil, step: String, kind: FailureKind = .host, _ message: String) {
-        self.kind = kind
-        self.host = host
-        self.cluster = cluster
-        self.step = step
-        self.message = message
-    }
-    public var description: String {
-        (host.map { "\($0): " } ?? "") + (step.map { "\($0): " } ?? "") + message
+        self.init(kind, cluster: cluster, host: host, step: step, message)
     }
 }

@@ -152,7 +152,7 @@ extension Supervisor {
             let unit = Shell.quote(unit(of: member))
             let pidfile = Shell.quote(member.paths.pidfile)
             return """
-            if [ -d /run/systemd/system ]; then echo "systemd $(systemctl show -p ActiveState --value \(unit)) $(systemctl show -p UnitFileState --value \(unit) | grep . || echo -) $(systemctl show -p MainPID --value \(unit))"; \
+            if [ -d /run/systemd/system ]; then systemctl show -p ActiveState -p UnitFileState -p MainPID \(unit) | awk -F= '{v[$1] = $2} END {print "systemd", v["ActiveState"], (v["UnitFileState"] == "" ? "-" : v["UnitFileState"]), v["MainPID"] + 0}'; \
             elif pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then echo "process running - $pid"; else echo "process stopped - 0"; fi
             """
         }.joined(separator: "\n")

@@ -123,8 +123,6 @@ public struct PlanBuilder: Sendable {
         self.cluster = cluster
     }
 
-    public typealias Result = Workspace
-
     /// Loads for a synchronous caller (`render`, `env`, tests).
     public func build(lock: Bool = false) throws -> Workspace {
         let inventory = try loadInventory()

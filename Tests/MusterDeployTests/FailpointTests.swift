@@ -70,4 +70,27 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// A grow cut after the learner was added (before it started): the next `up` finds it in the
+    /// member list, starts it and promotes it instead of adding a second one.
+    @Test func aGrowCutAfterTheLearnerWasAddedFinishesOnTheNextRun() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            try text.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1, host2]")
+                .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            _ = try await DeploySandbox.up(builder)
+            #expect(try etcdctl(["put", "/before-grow", "kept"]).succeeded)
+            try text.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            _ = try upKilled(at: "grow.after-add", builder)
+            let learners = try etcdctl(["member", "list"]).stdoutText
+            #expect(learners.contains("true"), "the cut run left an added learner: \(learners)")
+            let finished = try await DeploySandbox.up(builder)
+            #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
+            let list = try etcdctl(["member", "list"]).stdoutText
+            #expect(list.split(separator: "\n").count == 3 && !list.contains("true"), "three voters, no learner: \(list)")
+            #expect(try etcdctl(["get", "/before-grow", "--print-value-only"]).stdoutText == "kept\n")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }
