@@ -105,6 +105,9 @@ public struct BringUp: Sendable {
             let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
             try await operations.refuseIgnoredChanges(cluster, changed: files, running: running)
             try await operations.refuseUnsafeUpgrade(cluster)
+            let changing = !files.isEmpty || running.count < cluster.members.count || !cluster.removals.isEmpty
+                || cluster.members.contains { $0.join?.isNew == true } || running.contains(where: operations.runsAnotherBinary)
+            if changing { try await operations.refuseChangeUnderAlarm(cluster, change: "change it") }
         }
         let ledger = ChangeLedger()
         let preparation = HostPreparation(fleet: operations.fleet, facts: facts, ledger: ledger, progress: progress)
@@ -223,6 +226,7 @@ public struct BringUp: Sendable {
             files.contains { $0.host == member.host && ($0.path == member.paths.config || $0.path.hasPrefix(member.paths.pkiDir + "/")) }
                 || operations.facts[member.host]?.members[cluster.name]?.runsOnOlderFiles == true
                 || operations.runsAnotherBinary(member)
+                || operations.runsUnderAnotherSupervisor(member)
         }
         let joining = cluster.members.contains { $0.join?.isNew == true }
         if backup, !running.isEmpty, !restart.isEmpty || joining || !cluster.removals.isEmpty {
@@ -273,8 +277,9 @@ public struct BringUp: Sendable {
                 if let leader, member.name == leader.name, let target = order.first(where: { $0.name != leader.name }) {
                     await operations.moveLeadership(from: leader, to: target, cluster: cluster)
                 }
-                try await operations.rollingRestart([member], cluster: cluster,
-                                                    reason: upgrade ? "etcd \(cluster.memberVersion)" : "new config or certificates")
+                let reason = upgrade ? "etcd \(cluster.memberVersion)"
+                    : operations.runsUnderAnotherSupervisor(member) ? "moving to \(operations.supervisor(on: member.host).rawValue)" : "new config or certificates"
+                try await operations.rollingRestart([member], cluster: cluster, reason: reason)
                 ledger.record(member.host) { $0.restarted.append(cluster.name) }
             }
             if upgrade { try await operations.waitForClusterVersion(cluster) }

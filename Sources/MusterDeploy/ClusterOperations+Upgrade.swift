@@ -56,6 +56,7 @@ extension ClusterOperations {
     /// Hands leadership from `leader` to `target` before the leader stops.
     func moveLeadership(from leader: MemberPlan, to target: MemberPlan, cluster: ClusterPlan) async {
         guard let targetID = target.memberID else { return }
+        progress.host(leader.host, "upgrade", "\(cluster.name): moving leadership from \(leader.name) to \(target.name)")
         _ = try? await withEndpoints(cluster) { endpoints in
             let client = endpoints.client(for: leader, timeout: 10)
             // The gateway wants the ID etcd uses now, which the member list has by name.

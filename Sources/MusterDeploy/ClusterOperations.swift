@@ -19,6 +19,17 @@ struct ClusterOperations: Sendable {
 
     func supervisor(on host: String) -> Supervisor { Supervisor(facts: facts[host]) }
 
+    /// What keeps `member` running now: its host's chosen supervisor, unless the member still
+    /// runs under the other one (the inventory's `supervisor:` changed, or the host gained systemd).
+    func currentSupervisor(of member: MemberPlan) -> Supervisor {
+        facts[member.host]?.members[member.cluster]?.runningVia ?? supervisor(on: member.host)
+    }
+
+    /// A running member to move to its host's chosen supervisor, by a restart like any other.
+    func runsUnderAnotherSupervisor(_ member: MemberPlan) -> Bool {
+        isRunning(member) && currentSupervisor(of: member) != supervisor(on: member.host)
+    }
+
     func isRunning(_ member: MemberPlan) -> Bool {
         facts[member.host]?.members[member.cluster]?.runningPid != nil
     }
@@ -80,7 +91,10 @@ struct ClusterOperations: Sendable {
     /// `--wipe-data`). Returns what the host said.
     @discardableResult
     func stop(_ member: MemberPlan, wipe: Bool, disable: Bool = false) async throws -> String {
-        var script = supervisor(on: member.host).stopCommand(member, disable: disable)
+        // Stopped by whoever runs it; a unit left behind by a move away from systemd is disabled,
+        // or it would start a second etcd at the next boot.
+        let current = currentSupervisor(of: member)
+        var script = current.stopCommand(member, disable: disable || (current == .systemd && supervisor(on: member.host) != .systemd))
         if wipe {
             script += "\nrm -rf \(Shell.quote(member.paths.data)) \(Shell.quote(member.paths.marker)) && echo \"data wiped: \(member.paths.data)\""
         } else {
@@ -97,6 +111,7 @@ struct ClusterOperations: Sendable {
     func rollingRestart(_ members: [MemberPlan], cluster: ClusterPlan, reason: String) async throws {
         for member in members {
             try checkpoint("up.rolling-restart")
+            progress.host(member.host, "restart", "\(cluster.name): stopping \(member.name) (\(reason))")
             try await stop(member, wipe: false)
             let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))
             progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (\(reason))")

@@ -1,5 +1,6 @@
 import Foundation
 import MusterBasics
+import MusterInventory
 import MusterPlan
 
 /// What one host says about itself and about the members muster plans for it, gathered in a
@@ -11,6 +12,9 @@ struct HostFacts: Sendable {
         var marker: String?
         var runningPid: Int32?
         var runningExe: String?
+        /// Who keeps the running process now: after a change of the inventory's `supervisor:`
+        /// it differs from the host's chosen one until the member is migrated.
+        var runningVia: Supervisor?
         var configSHA: String?
         /// When the running process started, and when its config or certificates last changed
         /// (seconds since the epoch): a member started before its files changed runs on old
@@ -27,6 +31,8 @@ struct HostFacts: Sendable {
     }
     var architecture: String
     var hasSystemd: Bool
+    /// The inventory's `supervisor:` for this host (set by `gathered(_:inventory:)`).
+    var supervisorChoice: SupervisorChoice = .auto
     var hasDnsmasq: Bool
     /// Binaries travel compressed to hosts that can unpack them.
     var hasZstd = false
@@ -127,6 +133,7 @@ struct HostFacts: Sendable {
                 case "marker": member.marker = words[2]
                 case "pid": member.runningPid = Int32(words[2])
                 case "exe": member.runningExe = words[2]
+                case "via": member.runningVia = Supervisor(rawValue: words[2])
                 case "confsha": member.configSHA = words[2]
                 case "startedago": member.startedSecondsAgo = Double(words[2])
                 case "changedago": member.filesChangedSecondsAgo = Double(words[2])
@@ -143,4 +150,15 @@ extension MemberPlan {
     /// What muster writes beside the config when it first starts a member, so a later run
     /// can tell this member's data from another cluster's.
     var marker: String { "\(cluster) \(name) \(memberID.map(EtcdIDs.hex) ?? "unknown")" }
+}
+
+extension HostFacts {
+    /// Each host's facts from its script's output, with the inventory's supervisor choice.
+    static func gathered(_ outputs: [String: String], inventory: Inventory) -> [String: HostFacts] {
+        Dictionary(uniqueKeysWithValues: outputs.map { host, output in
+            var facts = parse(output)
+            facts.supervisorChoice = inventory.supervisorChoice(on: host)
+            return (host, facts)
+        })
+    }
 }

@@ -35,13 +35,16 @@ struct Preflight {
     func judge(_ built: Workspace, outputs: [String: String]) throws -> [String: HostFacts] {
         let plan = built.plan
         let hostNames = outputs.keys.sorted()
-        let gathered = outputs.mapValues(HostFacts.parse)
+        let gathered = HostFacts.gathered(outputs, inventory: built.inventory)
         var problems: [String] = []
         let localArch = Self.machine()
         for host in hostNames {
             guard let facts = gathered[host] else { continue }
             if facts.architecture != localArch {
                 problems.append("\(host): architecture \(facts.architecture) does not fit the member binary (\(localArch))")
+            }
+            if facts.supervisorChoice == .systemd, !facts.hasSystemd {
+                problems.append("\(host): supervisor: systemd, but systemd is not running as PID 1 there (no /run/systemd/system); use supervisor: auto or process")
             }
             if facts.freeKilobytes < 200_000 {
                 problems.append("\(host): only \(facts.freeKilobytes / 1024) MiB free on /")

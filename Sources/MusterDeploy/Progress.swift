@@ -7,10 +7,25 @@ public final class Progress: @unchecked Sendable {
     private let lock = NSLock()
     private let start = Date()
     private let quiet: Bool
-    public init(quiet: Bool = false) { self.quiet = quiet }
+    private let observer: (@Sendable (Event) -> Void)?
+
+    /// One per-host line as an observer sees it (tests line events up with what a client saw).
+    public struct Event: Sendable {
+        public var at: Date
+        public var host: String
+        public var step: String
+        public var message: String
+    }
+
+    public init(quiet: Bool = false, observer: (@Sendable (Event) -> Void)? = nil) {
+        self.quiet = quiet
+        self.observer = observer
+    }
 
     public func host(_ host: String, _ step: String, _ message: String) {
-        line(String(format: "%6.2fs  %-10@ %-9@ %@", Date().timeIntervalSince(start), host as NSString,
+        let now = Date()
+        observer?(Event(at: now, host: host, step: step, message: message))
+        line(String(format: "%6.2fs  %-10@ %-9@ %@", now.timeIntervalSince(start), host as NSString,
                     step as NSString, message as NSString))
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import MusterBasics
 import MusterEtcd
+import MusterInventory
 import MusterPlan
 import MusterWorkspace
 
@@ -66,7 +67,7 @@ public struct Replace: Sendable {
                          workspace: inout Workspace, record: inout ClusterRecord, fleet: Fleet,
                          certificates: ClusterCertificates?) async throws -> VerificationReport {
         let tls = certificates.map { [cluster.name: $0.tls] } ?? [:]
-        var operations = try await ClusterOperations.gather(cluster, fleet: fleet, progress: progress, options: options, tls: tls)
+        var operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet, progress: progress, options: options, tls: tls)
         if backup {
             let voters = operations.runningMembers(cluster).filter { $0.name != target.name }
             _ = try await operations.backup(cluster, voters: voters, workspace: workspace, builder: builder)
@@ -88,7 +89,7 @@ public struct Replace: Sendable {
         guard let replanned = workspace.plan.cluster(named: cluster.name), let joining = replanned.member(named: target.name) else {
             throw DeployError(host: target.host, cluster: cluster.name, step: "replace", "the plan lost member \(target.name)")
         }
-        operations = try await ClusterOperations.gather(replanned, fleet: fleet, progress: progress, options: options, tls: tls)
+        operations = try await ClusterOperations.gather(replanned, inventory: workspace.inventory, fleet: fleet, progress: progress, options: options, tls: tls)
         var script = ApplyScript()
         for file in HostFiles.toWrite(for: ClusterPlan(copying: replanned, members: [joining]), in: workspace.plan,
                                       extra: certificates?.files ?? [], facts: operations.facts) {
@@ -109,13 +110,13 @@ public struct Replace: Sendable {
 
 extension ClusterOperations {
     /// Operations over `fleet` with fresh facts of the cluster's hosts (one command per host).
-    static func gather(_ cluster: ClusterPlan, fleet: Fleet, progress: Progress, options: RunOptions,
+    static func gather(_ cluster: ClusterPlan, inventory: Inventory, fleet: Fleet, progress: Progress, options: RunOptions,
                        tls: [String: EtcdTLS]) async throws -> ClusterOperations {
         var facts: [String: HostFacts] = [:]
         for host in cluster.hosts {
             let members = cluster.members.filter { $0.host == host }
             let output = try await fleet.check(host, "facts", HostFacts.script(for: members, files: [], directories: []), timeout: 30)
-            facts[host] = HostFacts.parse(output)
+            facts[host] = HostFacts.gathered([host: output], inventory: inventory)[host]
         }
         return ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options, tls: tls)
     }

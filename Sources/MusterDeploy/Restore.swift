@@ -77,7 +77,7 @@ public struct Restore: Sendable {
         let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
                                                        thenRun: (step: "facts", script: scripts))
         let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-        let operations = ClusterOperations(fleet: fleet, facts: outputs.mapValues(HostFacts.parse), progress: progress,
+        let operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
                                            options: options, tls: tls.map { [cluster.name: $0] } ?? [:])
         do {
             let outcome = try await restore(cluster, file: file, facts: facts, tool: tool, remoteSnapshot: remoteSnapshot,

@@ -4,14 +4,18 @@ import MusterEtcd
 import MusterPlan
 
 /// Who keeps a member (and muster's dnsmasq) running on a host: systemd where it is PID 1, else
-/// a detached process with a pidfile. Chosen per host from preflight's facts; every start, stop,
-/// restart, "is it running" and "its last log lines" goes through here, and nothing else in
-/// muster branches on systemd.
+/// a detached process with a pidfile, unless the inventory's `supervisor:` forces one. Chosen
+/// per host from preflight's facts; every start, stop, restart, "is it running" and "its last
+/// log lines" goes through here, and nothing else in muster branches on systemd.
 enum Supervisor: String, Sendable {
     case systemd, process
 
     init(facts: HostFacts?) {
-        self = facts?.hasSystemd == true ? .systemd : .process
+        switch facts?.supervisorChoice ?? .auto {
+        case .systemd: self = .systemd
+        case .process: self = .process
+        case .auto: self = facts?.hasSystemd == true ? .systemd : .process
+        }
     }
 
     static func unit(of member: MemberPlan) -> String { "etcd-\(member.cluster).service" }
@@ -72,7 +76,7 @@ enum Supervisor: String, Sendable {
         let c = Shell.quote(member.cluster)
         let unit = Shell.quote(unit(of: member))
         return """
-        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then :; else pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 "$pid" 2>/dev/null || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) exe $(readlink /proc/$pid/exe) && echo \(c) startedago $(awk -v u="$(cut -d' ' -f1 /proc/uptime)" -v s="$(cut -d')' -f2 /proc/$pid/stat | awk '{print $20}')" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", u - s / h}')
+        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then via=systemd; else via=process; pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 "$pid" 2>/dev/null || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) via $via && echo \(c) exe $(readlink /proc/$pid/exe) && echo \(c) startedago $(awk -v u="$(cut -d' ' -f1 /proc/uptime)" -v s="$(cut -d')' -f2 /proc/$pid/stat | awk '{print $20}')" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", u - s / h}')
         """
     }
 
@@ -151,9 +155,12 @@ extension Supervisor {
         members.map { member in
             let unit = Shell.quote(unit(of: member))
             let pidfile = Shell.quote(member.paths.pidfile)
+            let systemd = "systemctl show -p ActiveState -p UnitFileState -p MainPID \(unit) | awk -F= '{v[$1] = $2} END {print \"systemd\", v[\"ActiveState\"], (v[\"UnitFileState\"] == \"\" ? \"-\" : v[\"UnitFileState\"]), v[\"MainPID\"] + 0}'"
+            // A member kept as a process on a systemd host (`supervisor: process`) shows as one.
             return """
-            if [ -d /run/systemd/system ]; then systemctl show -p ActiveState -p UnitFileState -p MainPID \(unit) | awk -F= '{v[$1] = $2} END {print "systemd", v["ActiveState"], (v["UnitFileState"] == "" ? "-" : v["UnitFileState"]), v["MainPID"] + 0}'; \
-            elif pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then echo "process running - $pid"; else echo "process stopped - 0"; fi
+            if [ -d /run/systemd/system ] && [ "$(systemctl show -p MainPID --value \(unit) 2>/dev/null)" -gt 0 ] 2>/dev/null; then \(systemd); \
+            elif pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then echo "process running - $pid"; \
+            elif [ -d /run/systemd/system ]; then \(systemd); else echo "process stopped - 0"; fi
             """
         }.joined(separator: "\n")
     }

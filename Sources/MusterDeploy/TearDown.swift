@@ -25,11 +25,15 @@ public struct TearDown: Sendable {
         let hostNames = Set(workspace.plan.clusters.flatMap(\.hosts))
         let hosts = workspace.inventory.hosts.filter { hostNames.contains($0.name) }
         try workspace.checkIdentityFiles(of: hosts)
-        // Each host says whether systemd supervises there, so stops go the same way starts did.
-        let scripts = Dictionary(uniqueKeysWithValues: hosts.map { ($0.name, "[ -d /run/systemd/system ] && echo systemd yes; true") })
+        // Each host says whether systemd is there and who runs each member, so every stop goes
+        // the way its member was started.
+        let members = workspace.plan.clusters.flatMap(\.members)
+        let scripts = Dictionary(uniqueKeysWithValues: hosts.map { host in
+            (host.name, HostFacts.script(for: members.filter { $0.host == host.name }, files: [], directories: []))
+        })
         let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
                                                        thenRun: (step: "facts", script: scripts))
-        let operations = ClusterOperations(fleet: fleet, facts: outputs.mapValues(HostFacts.parse), progress: progress,
+        let operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
                                            options: options, tls: [:])
         do {
             try await stop(workspace, operations: operations)

@@ -116,8 +116,9 @@ struct InventoryDecoder {
     }
 
     private func member(_ reader: MappingReader) -> MemberSettings {
-        reader.rejectUnknownKeys(["binary", "etcdctl", "version"])
+        reader.rejectUnknownKeys(["binary", "etcdctl", "version", "supervisor"])
         var settings = MemberSettings(mark: reader.node.mark)
+        if let choice = supervisorChoice(reader) { settings.supervisor = choice }
         if let binary = reader.string("binary") { settings.binary = binary }
         settings.etcdctl = reader.string("etcdctl")
         if let version = reader.string("version") {
@@ -133,7 +134,7 @@ struct InventoryDecoder {
             sink.error(keyMark, "host name '\(name)' must be letters, digits, '-', '_' or '.', starting with a letter or digit")
         }
         guard let reader = MappingReader(node, context: "host '\(name)'", sink: sink) else { return nil }
-        reader.rejectUnknownKeys(["address", "fqdn", "ssh"])
+        reader.rejectUnknownKeys(["address", "fqdn", "ssh", "supervisor"])
         guard let address = reader.string("address") else {
             if reader["address"] == nil { sink.error(node.mark, "host '\(name)' needs an 'address'") }
             return nil
@@ -146,7 +147,16 @@ struct InventoryDecoder {
             sink.error(reader.mark("fqdn"), "fqdn '\(fqdn)' of host '\(name)' is not a valid DNS name")
         }
         let ssh = reader.mapping("ssh", context: "ssh of host '\(name)'").map { self.ssh(from: $0, base: defaults) } ?? defaults
-        return Host(name: name, address: address, fqdn: fqdn, ssh: ssh, mark: keyMark)
+        return Host(name: name, address: address, fqdn: fqdn, ssh: ssh, mark: keyMark, supervisor: supervisorChoice(reader))
+    }
+
+    private func supervisorChoice(_ reader: MappingReader) -> SupervisorChoice? {
+        guard let text = reader.string("supervisor") else { return nil }
+        guard let choice = SupervisorChoice(rawValue: text) else {
+            sink.error(reader.mark("supervisor"), "supervisor '\(text)' must be one of: \(SupervisorChoice.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        return choice
     }
 
     private func dnsSettings(_ reader: MappingReader) -> DNSSettings? {

@@ -16,6 +16,14 @@ public struct Host: Sendable {
     public var fqdn: String?
     public var ssh: SSHSettings
     public var mark: Mark
+    /// This host's own `supervisor:`, which wins over `member.supervisor`.
+    public var supervisor: SupervisorChoice? = nil
+}
+
+/// Who keeps members (and muster's dnsmasq) running on a host: `auto` picks systemd where it is
+/// PID 1 and a detached process elsewhere; the other two force one.
+public enum SupervisorChoice: String, Sendable, CaseIterable {
+    case auto, systemd, process
 }
 
 public struct MemberSettings: Sendable {
@@ -28,6 +36,8 @@ public struct MemberSettings: Sendable {
     /// Overrides asking the binary (`etcd --version`), for rendering where it is absent.
     public var version: String?
     public var mark: Mark
+    /// Every host's supervisor unless the host names its own.
+    public var supervisor: SupervisorChoice = .auto
 }
 
 public struct DNSSettings: Sendable {
@@ -111,6 +121,11 @@ public struct Inventory: Sendable {
     public var paths: HostPaths
 
     public func host(named name: String) -> Host? { hosts.first { $0.name == name } }
+
+    /// The supervisor asked for on `host`: its own setting, else `member.supervisor`.
+    public func supervisorChoice(on host: String) -> SupervisorChoice {
+        self.host(named: host)?.supervisor ?? member.supervisor
+    }
     public func cluster(named name: String) -> Cluster? { clusters.first { $0.name == name } }
 
     /// Clusters ordered so that a discovery backend comes before the clusters that use it.

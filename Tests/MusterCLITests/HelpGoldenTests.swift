@@ -6,7 +6,7 @@ import Testing
 @Suite struct HelpGoldenTests {
     static let commands: [[String]] = [
         [], ["render"], ["up"], ["verify"], ["down"], ["env"], ["replace"],
-        ["snapshot", "save"], ["snapshot", "list"], ["restore"],
+        ["snapshot", "save"], ["snapshot", "list"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
         ["discovery", "serve"],
     ]

@@ -18,11 +18,15 @@ import MusterTestSupport
         }
     }
 
-    /// Key i's value: every 100th near 1 MiB (etcd takes requests up to 1.5 MiB), the rest small.
+    /// Size of the large values: near etcd's request limit (1.5 MiB, `--max-request-bytes`'s
+    /// default, which counts the key and the request's framing too).
+    private static let largeValue = 1_500_000
+
+    /// Key i's value: every 1000th near the request limit, the rest small.
     private static func value(_ i: Int) -> String {
-        if i % 100 == 0 {
+        if i % 1000 == 0 {
             let unit = "\(i)-abcdefghijklmnopqrstuvwxyz-"
-            return String(String(repeating: unit, count: 1_040_000 / unit.utf8.count + 1).prefix(1_040_000))
+            return String(String(repeating: unit, count: largeValue / unit.utf8.count + 1).prefix(largeValue))
         }
         return "v\(i)-" + String(repeating: "x", count: i % 50)
     }
@@ -42,17 +46,25 @@ import MusterTestSupport
         }
     }
 
+    /// Writes keys 0..<count: the large values one per request, the others 100 per transaction
+    /// (etcd takes at most 128 operations in one). Returns the last revision.
     private func writeKeys(_ count: Int, client: EtcdClient) async throws -> Int64 {
-        try await Self.each(count) { i in try await client.put(Self.key(i), Self.value(i)).header.revision }
+        let large = (0..<count).filter { Self.value($0).utf8.count > 100_000 }
+        let small = (0..<count).filter { !large.contains($0) }
+        let batches = stride(from: 0, to: small.count, by: 100).map { Array(small[$0..<min($0 + 100, small.count)]) }
+        let last = try await Self.each(batches.count) { b in
+            try await client.putAll(batches[b].map { (Self.key($0), Self.value($0)) }).header.revision
+        }
+        return max(last, try await Self.each(large.count) { i in try await client.put(Self.key(large[i]), Self.value(large[i])).header.revision })
     }
 
-    /// Every key reads back with its value.
+    /// Every key reads back with its value, and no other key is there.
     private func checkKeys(_ count: Int, client: EtcdClient) async throws {
-        _ = try await Self.each(count) { i in
-            let got = try await client.get(Self.key(i))
-            #expect(got.kvs.first?.value == Self.value(i), "key \(Self.key(i)) after the restore")
-            return 0
-        }
+        let got = try await client.getPrefix("/snap/key-")
+        #expect(got.kvs.count == count, "keys after the restore")
+        let values = Dictionary(got.kvs.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let wrong = (0..<count).filter { values[Self.key($0)] != Self.value($0) }
+        #expect(wrong.isEmpty, "\(wrong.count) keys lost or changed, the first \(wrong.prefix(5).map(Self.key))")
     }
 
     /// What every host's data dirs hold (every path; the data dirs' own times, which change when
@@ -88,7 +100,7 @@ import MusterTestSupport
             let pki = "\(state)/pki/main"
             let tls = EtcdTLS(caPath: "\(pki)/ca.crt", certPath: "\(pki)/client.crt", keyPath: "\(pki)/client.key")
             let client = EtcdClient(baseURL: "https://\(try DeploySandbox.host("host1").address):2379", timeout: 20, tls: tls)
-            let keyCount = 2000
+            let keyCount = 10_000
             let lastRevision = try await writeKeys(keyCount, client: client)
 
             // save: name, mode, digests, revision (from the file, as etcdctl reads it too)
@@ -102,7 +114,7 @@ import MusterTestSupport
             let inspected = try SnapshotFile.inspect(file)
             #expect(inspected.hashMatches && inspected.embeddedSHA256 != nil)
             #expect(saved.snapshot.revision == lastRevision, "the snapshot was taken after the last write")
-            #expect(saved.snapshot.size > 20 * 1_040_000)
+            #expect(saved.snapshot.size > 10 * Self.largeValue)
             #expect(inspected.clusterVersion == "3.4.0")
             let status = try LocalProcess.run(["etcdctl", "snapshot", "status", file, "-w", "json"], environment: ["ETCDCTL_API": "3"], timeout: 60)
             struct Status: Decodable { var revision: Int64 }

@@ -82,11 +82,24 @@ import MusterTestSupport
             #expect(again.bytesSent == 0, "\(again.hosts)")
             #expect(try ["host1", "host2", "host3"].map { try exec(state, $0, "systemctl show -p MainPID --value etcd-main.service") } == pids)
 
+            // New certificates for host1's member reach it by a restart through systemd, host1's alone.
+            let statePKI = try builder.build().state.directory + "/pki/main"
+            for file in ["host1-server.crt", "host1-server.key", "host1-peer.crt", "host1-peer.key"] {
+                try FileManager.default.removeItem(atPath: "\(statePKI)/\(file)")
+            }
+            let renewed = try await up(builder)
+            #expect(renewed.reports.allSatisfy { $0.ok }, "\(renewed.reports.map { $0.table() })")
+            #expect(renewed.hosts.filter { !$0.restarted.isEmpty }.map(\.host) == ["host1"], "\(renewed.hosts)")
+            let renewedPids = try ["host1", "host2", "host3"].map { try exec(state, $0, "systemctl show -p MainPID --value etcd-main.service") }
+            #expect(renewedPids[0] != pids[0] && renewedPids[0] != "0" && Array(renewedPids[1...]) == Array(pids[1...]), "\(pids) -> \(renewedPids)")
+            #expect(try exec(state, "host1", "systemctl is-active etcd-main.service; cat /run/etcd/main.pid 2>/dev/null || echo no-pidfile") == "active\nno-pidfile",
+                    "restarted by systemd, not by the start script")
+
             // kill -9 of a member: systemd brings it back.
-            _ = try exec(state, "host2", "kill -9 \(pids[1])")
+            _ = try exec(state, "host2", "kill -9 \(renewedPids[1])")
             try await eventually("systemd restarting host2's member") {
                 let pid = try exec(state, "host2", "systemctl show -p MainPID --value etcd-main.service")
-                return pid != pids[1] && pid != "0"
+                return pid != renewedPids[1] && pid != "0"
             }
             try await eventually("verify passing after the kill") { try await verify(builder) }
 
@@ -117,6 +130,18 @@ import MusterTestSupport
             let server = try #require(try String(contentsOfFile: dns.inventoryPath, encoding: .utf8)
                 .split(separator: "\n").first { $0.contains("server:") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces))
             #expect(try exec(state, server, "systemctl is-enabled muster-dnsmasq-main.service") == "enabled")
+            // Every host rebooted at once: dnsmasq comes back before the members, which find
+            // each other by name again, with their keys, and no muster in between.
+            // etcd 3.4 bootstraps by DNS SRV over TLS only (the sandbox inventory says so).
+            let dnsPKI = try dns.build().state.directory + "/pki/main"
+            let dnsEndpoints = state.hosts.map { "https://\($0.address):2379" }.joined(separator: ",")
+            let dnsEtcdctl = ["etcdctl", "--endpoints=\(dnsEndpoints)", "--cacert=\(dnsPKI)/ca.crt", "--cert=\(dnsPKI)/client.crt",
+                              "--key=\(dnsPKI)/client.key", "--dial-timeout=3s"]
+            #expect(try LocalProcess.run(dnsEtcdctl + ["put", "/dns-before-reboot", "kept"], environment: ["ETCDCTL_API": "3"]).succeeded)
+            for host in ["host1", "host2", "host3"] { _ = try? exec(state, host, "systemctl reboot") }
+            try await eventually("the DNS cluster back after rebooting every host") { try await verify(dns) }
+            let dnsValue = try LocalProcess.run(dnsEtcdctl + ["get", "/dns-before-reboot", "--print-value-only"], environment: ["ETCDCTL_API": "3"])
+            #expect(dnsValue.stdoutText == "kept\n", "\(dnsValue.stderrText)")
             var dnsDown = TearDown(builder: dns, options: Self.options, progress: Progress())
             dnsDown.wipeData = true
             try await dnsDown.run()
@@ -164,6 +189,39 @@ import MusterTestSupport
             #expect(Set(rolled.hosts.filter { $0.restarted == ["main"] }.map(\.host)) == ["host2", "host3"], "\(rolled.hosts)")
             #expect(try exec(state, "host3", "systemctl show -p MainPID --value etcd-main.service") != before.0)
             #expect(try exec(state, "host2", "cat /run/etcd/main.pid") != before.1)
+
+            // `supervisor: process` on systemd host3 moves its member out of its unit (one restart,
+            // data kept, the unit disabled); taking it out again moves it back.
+            let client = ["etcdctl", "--endpoints=http://\(try #require(state.host(named: "host2")).address):2379", "--dial-timeout=3s"]
+            #expect(try LocalProcess.run(client + ["put", "/before-move", "kept"], environment: ["ETCDCTL_API": "3"]).succeeded)
+            let host3 = try #require(state.host(named: "host3"))
+            let plain = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            try plain.replacingOccurrences(of: "  host3: { address: \(host3.address) }", with: "  host3: { address: \(host3.address), supervisor: process }")
+                .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let moved = try await up(builder)
+            #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+            #expect(moved.hosts.filter { $0.restarted == ["main"] }.map(\.host) == ["host3"], "\(moved.hosts)")
+            #expect(try exec(state, "host3", "systemctl is-enabled etcd-main.service; systemctl is-active etcd-main.service; readlink /proc/$(cat /run/etcd/main.pid)/exe") == "disabled\ninactive\n/opt/muster/bin/etcd-3.5.16")
+            let asProcess = moved.reports.first { $0.clusterName == "main" }?.supervisors.first { $0.host == "host3" }
+            #expect(asProcess?.supervisor == "process" && asProcess?.state == "running", "\(String(describing: asProcess))")
+            try plain.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let back = try await up(builder)
+            #expect(back.reports.allSatisfy { $0.ok }, "\(back.reports.map { $0.table() })")
+            #expect(back.hosts.filter { $0.restarted == ["main"] }.map(\.host) == ["host3"], "\(back.hosts)")
+            #expect(try exec(state, "host3", "systemctl is-enabled etcd-main.service; systemctl is-active etcd-main.service") == "enabled\nactive")
+            #expect(try LocalProcess.run(client + ["get", "/before-move", "--print-value-only"], environment: ["ETCDCTL_API": "3"]).stdoutText == "kept\n")
+
+            // `supervisor: systemd` where systemd is not PID 1 is refused in preflight, naming the host.
+            let host2 = try #require(state.host(named: "host2"))
+            try plain.replacingOccurrences(of: "  host2: { address: \(host2.address) }", with: "  host2: { address: \(host2.address), supervisor: systemd }")
+                .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            do {
+                _ = try await up(builder)
+                Issue.record("supervisor: systemd on a host without systemd was not refused")
+            } catch let error as DeployError {
+                #expect(error.message.contains("host2: supervisor: systemd, but systemd is not running as PID 1"), "\(error.message)")
+            }
+            try plain.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
             var tearDown = TearDown(builder: builder, options: Self.options, progress: Progress())
             tearDown.wipeData = true
             try await tearDown.run()

@@ -9,7 +9,7 @@ import MusterSandbox
 /// rolled one member at a time (leader last) with a client writing, done at the new cluster
 /// version, every acknowledged write kept.
 @Suite struct UpgradeTests {
-    private func setBinary(_ binary: String, in builder: PlanBuilder) throws {
+    func setBinary(_ binary: String, in builder: PlanBuilder) throws {
         let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
         let edited = text.replacingOccurrences(of: #"  binary: \S+"#, with: "  binary: \(binary)", options: .regularExpression)
         try edited.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
@@ -22,7 +22,7 @@ import MusterSandbox
                                      "--key=\(pki)/client.key"] + arguments, environment: ["ETCDCTL_API": "3"], timeout: 30)
     }
 
-    private func exe(_ host: String) throws -> String {
+    func exe(_ host: String) throws -> String {
         try DeploySandbox.exec(host, "readlink /proc/$(cat /run/etcd/main.pid)/exe 2>/dev/null || echo none")
     }
 
@@ -47,21 +47,36 @@ import MusterSandbox
             let healed = try await DeploySandbox.up(builder)
             #expect(healed.reports.allSatisfy { $0.ok }, "\(healed.reports.map { $0.table() })")
 
-            // The upgrade, with a writer throughout.
-            let writer = Task.detached { () -> [String] in
-                var acknowledged: [String] = []
+            // The upgrade, with a writer throughout; muster's per-host events are kept to line
+            // the writer's failures up with them.
+            let writer = Task.detached { () -> (acknowledged: [String], failures: [ClosedRange<Date>]) in
+                var acknowledged: [String] = [], failures: [ClosedRange<Date>] = []
                 for index in 0..<600 {
                     if Task.isCancelled { break }
+                    let sent = Date()
                     if (try? etcdctl(["put", "/upgrade/\(index)", "u\(index)"], pki: pki))?.succeeded == true {
                         acknowledged.append("/upgrade/\(index)")
+                    } else {
+                        failures.append(sent...Date())
                     }
                 }
-                return acknowledged
+                return (acknowledged, failures)
             }
             try setBinary(DeploySandbox.etcd35, in: builder)
-            let upgraded = try await DeploySandbox.up(builder)
+            let events = EventLog()
+            let upgraded = try await BringUp(builder: builder, options: DeploySandbox.options,
+                                             progress: Progress(observer: { events.append($0) })).run()
             writer.cancel()
-            let acknowledged = await writer.value
+            let (acknowledged, failures) = await writer.value
+            // Every failed write overlaps one member's outage: from muster's `stopping X` (or
+            // its leadership hand-over before X stops) to `X healthy`, with 1 s for the
+            // client to move to another endpoint.
+            let outages = events.outages(of: ["host1", "host2", "host3"])
+            #expect(outages.count == 3, "one outage per member: \(events.all.map { "\($0.host) \($0.step) \($0.message)" })")
+            for failure in failures {
+                #expect(outages.contains { $0.lowerBound <= failure.upperBound && failure.lowerBound <= $0.upperBound.addingTimeInterval(1) },
+                        "a write failed outside every member's restart: \(failure) vs \(outages)")
+            }
             #expect(upgraded.reports.allSatisfy { $0.ok }, "\(upgraded.reports.map { $0.table() })")
             #expect(upgraded.backups.count == 1, "a snapshot before the upgrade")
             #expect(upgraded.hosts.flatMap(\.restarted).count == 3, "\(upgraded.hosts)")
@@ -80,6 +95,68 @@ import MusterSandbox
             for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-3.5.16"), "\(host)") }
             try setBinary(DeploySandbox.etcd35, in: builder)
             try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
+
+extension UpgradeTests {
+    /// An upgrade cut after its first member restarted (muster killed at the second member's
+    /// restart) leaves a mixed cluster; the next `up` upgrades the rest, not the first again.
+    @Test func anUpgradeCutAfterTheFirstMemberFinishesOnTheNextRun() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let endpoint = "http://\(try DeploySandbox.host("host1").address):2379"
+            let etcdctl = { (arguments: [String]) throws -> ProcessResult in
+                try LocalProcess.run(["etcdctl", "--endpoints=\(endpoint)", "--dial-timeout=3s"] + arguments,
+                                     environment: ["ETCDCTL_API": "3"], timeout: 30)
+            }
+            #expect(try etcdctl(["put", "/before-upgrade", "kept"]).succeeded)
+            try setBinary(DeploySandbox.etcd35, in: builder)
+
+            let binary = repositoryRoot + "/.build/debug/muster"
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
+            }
+            var environment = ProcessInfo.processInfo.environment
+            environment["MUSTER_SANDBOX_ONLY"] = "1"
+            environment["MUSTER_FAILPOINT"] = "up.rolling-restart@2"
+            let cut = try LocalProcess.run([binary, "up", builder.inventoryPath, "--templates", repositoryRoot + "/templates"],
+                                           environment: environment, timeout: 180)
+            #expect(!cut.succeeded && cut.stderrText.contains("failpoint up.rolling-restart"), "\(cut.stderrText)")
+            let versions = try ["host1", "host2", "host3"].map(exe)
+            #expect(versions.filter { $0.hasSuffix("etcd-3.5.16") }.count == 1, "one member upgraded before the cut: \(versions)")
+
+            let finished = try await DeploySandbox.up(builder)
+            #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
+            #expect(finished.hosts.flatMap(\.restarted).count == 2, "only the two members still on 3.4: \(finished.hosts)")
+            for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-3.5.16"), "\(host)") }
+            #expect(try etcdctl(["get", "/before-upgrade", "--print-value-only"]).stdoutText == "kept\n")
+            let version = try LocalProcess.run(["curl", "-s", endpoint + "/version"])
+            #expect(version.stdoutText.contains("\"etcdcluster\":\"3.5.0\""), "\(version.stdoutText)")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
+
+/// muster's per-host events of one run, in order.
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [MusterDeploy.Progress.Event] = []
+
+    func append(_ event: MusterDeploy.Progress.Event) { lock.lock(); events.append(event); lock.unlock() }
+
+    var all: [MusterDeploy.Progress.Event] { lock.lock(); defer { lock.unlock() }; return events }
+
+    /// For each host, from its first `stopping` or `moving leadership` event to the next
+    /// `healthy` one after it.
+    func outages(of hosts: [String]) -> [ClosedRange<Date>] {
+        let events = all
+        return hosts.compactMap { host in
+            guard let start = events.first(where: { $0.host == host && ($0.message.contains(": stopping ") || $0.message.contains(": moving leadership from ")) }),
+                  let end = events.first(where: { $0.host == host && $0.step == "health" && $0.at >= start.at }) else { return nil }
+            return start.at...end.at
         }
     }
 }
