@@ -67,6 +67,20 @@ enum DeploySandbox {
         return host
     }
 
+    /// Switches a host off (its sshd, pid 1 of its namespace, killed with all it runs) or on
+    /// again; the sandbox state the tests hold follows its new pids.
+    static func powerOff(_ name: String) throws {
+        _ = try acquire()
+        let state = try Sandbox.powerOff(host: name, stateDir: stateDir)
+        box.lock.lock(); box.state = state; box.lock.unlock()
+    }
+
+    static func powerOn(_ name: String) throws {
+        _ = try acquire()
+        let state = try Sandbox.powerOn(host: name, stateDir: stateDir)
+        box.lock.lock(); box.state = state; box.lock.unlock()
+    }
+
     /// Runs a command inside a sandbox host.
     static func exec(_ name: String, _ command: String) throws -> String {
         let result = try Sandbox.exec(host: host(name), command: command)
