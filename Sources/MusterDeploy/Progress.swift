@@ -7,7 +7,12 @@ public final class Progress: @unchecked Sendable {
     private let lock = NSLock()
     private let start = Date()
     private let quiet: Bool
-    public init(quiet: Bool = false) { self.quiet = quiet }
+    private let sink: (@Sendable (String) -> Void)?
+    /// `sink` takes each line as well (a test reads what an operator would see).
+    public init(quiet: Bool = false, sink: (@Sendable (String) -> Void)? = nil) {
+        self.quiet = quiet
+        self.sink = sink
+    }
 
     public func host(_ host: String, _ step: String, _ message: String) {
         line(String(format: "%6.2fs  %-10@ %-9@ %@", Date().timeIntervalSince(start), host as NSString,
@@ -19,6 +24,7 @@ public final class Progress: @unchecked Sendable {
     }
 
     private func line(_ text: String) {
+        sink?(text)
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
         FileHandle.standardError.write(Data((text + "\n").utf8))

@@ -106,8 +106,24 @@ enum DeploySandbox {
         try await tearDown.run()
     }
 
-    static func up(_ builder: PlanBuilder) async throws -> BringUp.Outcome {
-        try await BringUp(builder: builder, options: options, progress: Progress()).run()
+    static func up(_ builder: PlanBuilder, progress: MusterDeploy.Progress = MusterDeploy.Progress()) async throws -> BringUp.Outcome {
+        try await BringUp(builder: builder, options: options, progress: progress).run()
+    }
+
+    /// `up` with every progress line kept, and the error it ended with (nil on success).
+    static func upSaying(_ builder: PlanBuilder) async -> (lines: String, error: (any Error)?) {
+        final class Lines: @unchecked Sendable {
+            let lock = NSLock()
+            var text = ""
+            func add(_ line: String) { lock.lock(); text += line + "\n"; lock.unlock() }
+        }
+        let lines = Lines()
+        do {
+            _ = try await up(builder, progress: MusterDeploy.Progress(sink: lines.add))
+            return (lines.text, nil)
+        } catch {
+            return (lines.text, error)
+        }
     }
 }
 
