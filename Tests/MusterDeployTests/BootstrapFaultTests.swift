@@ -71,6 +71,9 @@ import MusterTestSupport
             let nobody = "http://\(gateway):\(try FreePorts.pick(1, on: gateway)[0])"
             let down = try await expectFailure(try inventory(service: nobody), naming: ["discovery service \(nobody)"])
             #expect(down.contains("cluster 'svc'"), "\(down)")
+            for host in ["host1", "host2", "host3"] {
+                #expect(try DeploySandbox.exec(host, "ls /etc/etcd 2>/dev/null; true") == "", "nothing written on \(host)")
+            }
 
             let service = try await DiscoveryServiceProcess.start(listen: gateway)
             defer { service.stop() }
@@ -95,11 +98,12 @@ import MusterTestSupport
 
             // Every member's data lost, the state still saying the cluster formed under its token.
             try DeploySandbox.wipeHosts()
-            _ = try await expectFailure(builder, naming: ["token \(formed.token)", formed.serviceURL ?? "?"])
+            _ = try await expectFailure(builder, naming: ["token \(formed.token)", formed.serviceURL ?? "?", "discovery-tokens.json", "down --wipe"])
             for host in ["host1", "host2", "host3"] {
                 #expect(try DeploySandbox.exec(host, "pgrep -a etcd; ls /etc/etcd 2>/dev/null; true") == "", "nothing written or started on \(host)")
             }
             try await DeploySandbox.down(builder, wipe: true)
+            #expect(try state.discoveryTokens()["svc"] == nil, "down --wipe forgets the spent token")
 
             // A token this service never issued (another service's, or one it dropped).
             let foreign = LocalState.newToken().replacingOccurrences(of: "-", with: "")
