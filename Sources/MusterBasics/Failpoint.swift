@@ -10,7 +10,8 @@ import Glibc
 /// The phase names are the step names progress lines print (`up.after-preflight`, ...); a comma
 /// separated list cuts at the first one reached. `PHASE@N` cuts at the Nth time PHASE is reached.
 /// `PHASE:int` and `PHASE:term` send SIGINT or SIGTERM instead, as an operator's Ctrl-C or a
-/// service manager would.
+/// service manager would. `PHASE:stop` stops muster (SIGSTOP) there until it gets SIGCONT: a test
+/// then does its fault (a host switched off) at that exact point, without guessing a delay.
 public enum Failpoint {
     public static func reach(_ phase: String) {
         let environment = ProcessInfo.processInfo.environment
@@ -21,12 +22,20 @@ public enum Failpoint {
             guard parts.first.map(String.init) == phase else { continue }
             let count = Counter.shared.increment(phase)
             if parts.count == 2, Int(parts[1]) != count { continue }
-            let signalNumber = action.count == 2 ? (action[1] == "term" ? SIGTERM : SIGINT) : SIGKILL
-            let name = signalNumber == SIGKILL ? "killing muster" : "sending \(signalNumber == SIGTERM ? "SIGTERM" : "SIGINT")"
+            let (signalNumber, name) = signal(named: action.count == 2 ? String(action[1]) : nil)
             FileHandle.standardError.write(Data("failpoint \(phase): \(name) (MUSTER_FAILPOINT)\n".utf8))
             kill(getpid(), signalNumber)
             // Let the handler see it before the run goes on, as a real signal would arrive.
-            if signalNumber != SIGKILL { usleep(100_000) }
+            if signalNumber == SIGINT || signalNumber == SIGTERM { usleep(100_000) }
+        }
+    }
+
+    private static func signal(named action: String?) -> (Int32, String) {
+        switch action {
+        case "int": (SIGINT, "sending SIGINT")
+        case "term": (SIGTERM, "sending SIGTERM")
+        case "stop": (SIGSTOP, "stopping muster until SIGCONT")
+        default: (SIGKILL, "killing muster")
         }
     }
 

@@ -9,12 +9,15 @@ public final class Progress: @unchecked Sendable {
     private let quiet: Bool
     private let observer: (@Sendable (Event) -> Void)?
 
-    /// One per-host line as an observer sees it (tests line events up with what a client saw).
+    /// One line as an observer sees it: tests line muster's events up with what a client saw,
+    /// or read what an operator would. Notes have no host or step.
     public struct Event: Sendable {
         public var at: Date
         public var host: String
         public var step: String
         public var message: String
+        /// The line as printed.
+        public var line: String
     }
 
     public init(quiet: Bool = false, observer: (@Sendable (Event) -> Void)? = nil) {
@@ -24,16 +27,20 @@ public final class Progress: @unchecked Sendable {
 
     public func host(_ host: String, _ step: String, _ message: String) {
         let now = Date()
-        observer?(Event(at: now, host: host, step: step, message: message))
         line(String(format: "%6.2fs  %-10@ %-9@ %@", now.timeIntervalSince(start), host as NSString,
-                    step as NSString, message as NSString))
+                    step as NSString, message as NSString), Event(at: now, host: host, step: step, message: message, line: ""))
     }
 
     public func note(_ message: String) {
-        line(String(format: "%6.2fs  %@", Date().timeIntervalSince(start), message as NSString))
+        let now = Date()
+        line(String(format: "%6.2fs  %@", now.timeIntervalSince(start), message as NSString),
+             Event(at: now, host: "", step: "", message: message, line: ""))
     }
 
-    private func line(_ text: String) {
+    private func line(_ text: String, _ event: Event) {
+        var event = event
+        event.line = text
+        observer?(event)
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
         FileHandle.standardError.write(Data((text + "\n").utf8))

@@ -70,6 +70,12 @@ final class SessionHandle {
 
     var lastErrno: Int { Int(libssh2_session_last_errno(raw)) }
 
+    /// Whether the last call failed because the TCP connection itself is gone (the peer reset or
+    /// closed it): the host went down or its sshd was stopped, whatever the call was doing.
+    var connectionLost: Bool {
+        [LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_SOCKET_DISCONNECT].map(Int.init).contains(lastErrno)
+    }
+
     func error(_ step: String, _ kind: SSHError.Kind, _ message: String) -> SSHError {
         SSHError(host: host, step: step, kind: kind, message: message)
     }

@@ -227,7 +227,10 @@ final class LaneState: @unchecked Sendable {
         let deadline = Deadline(seconds: timeout)
         let what = "after \(Connector.format(timeout)) s running \(command.prefix(200))"
         func fail(_ message: String) -> SSHError {
-            session.error(step, .exec, "\(message): \(session.lastError) (command: \(command.prefix(200)))")
+            if session.connectionLost {
+                return session.error(step, .closed, "connection lost (the host went down, or its sshd stopped): \(message): \(session.lastError)")
+            }
+            return session.error(step, .exec, "\(message): \(session.lastError) (command: \(command.prefix(200)))")
         }
         guard let raw = try session.retryPointer(step, deadline, what: what, {
             muster_channel_open_session(session.raw)

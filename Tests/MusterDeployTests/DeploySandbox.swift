@@ -67,6 +67,20 @@ enum DeploySandbox {
         return host
     }
 
+    /// Switches a host off (its sshd, pid 1 of its namespace, killed with all it runs) or on
+    /// again; the sandbox state the tests hold follows its new pids.
+    static func powerOff(_ name: String) throws {
+        _ = try acquire()
+        let state = try Sandbox.powerOff(host: name, stateDir: stateDir)
+        box.lock.lock(); box.state = state; box.lock.unlock()
+    }
+
+    static func powerOn(_ name: String) throws {
+        _ = try acquire()
+        let state = try Sandbox.powerOn(host: name, stateDir: stateDir)
+        box.lock.lock(); box.state = state; box.lock.unlock()
+    }
+
     /// Runs a command inside a sandbox host.
     static func exec(_ name: String, _ command: String) throws -> String {
         let result = try Sandbox.exec(host: host(name), command: command)
@@ -92,8 +106,24 @@ enum DeploySandbox {
         try await tearDown.run()
     }
 
-    static func up(_ builder: PlanBuilder) async throws -> BringUp.Outcome {
-        try await BringUp(builder: builder, options: options, progress: Progress()).run()
+    static func up(_ builder: PlanBuilder, progress: MusterDeploy.Progress = MusterDeploy.Progress()) async throws -> BringUp.Outcome {
+        try await BringUp(builder: builder, options: options, progress: progress).run()
+    }
+
+    /// `up` with every progress line kept, and the error it ended with (nil on success).
+    static func upSaying(_ builder: PlanBuilder) async -> (lines: String, error: (any Error)?) {
+        final class Lines: @unchecked Sendable {
+            let lock = NSLock()
+            var text = ""
+            func add(_ line: String) { lock.lock(); text += line + "\n"; lock.unlock() }
+        }
+        let lines = Lines()
+        do {
+            _ = try await up(builder, progress: MusterDeploy.Progress(observer: { lines.add($0.line) }))
+            return (lines.text, nil)
+        } catch {
+            return (lines.text, error)
+        }
     }
 }
 

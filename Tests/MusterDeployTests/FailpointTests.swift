@@ -10,15 +10,7 @@ import MusterSandbox
 @Suite struct FailpointTests {
     /// The built CLI, killed at `phase`; returns what it printed.
     private func upKilled(at phase: String, _ builder: PlanBuilder, expectStatus: Int32? = nil) throws -> String {
-        let binary = repositoryRoot + "/.build/debug/muster"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
-        }
-        var environment = ProcessInfo.processInfo.environment
-        environment["MUSTER_SANDBOX_ONLY"] = "1"
-        environment["MUSTER_FAILPOINT"] = phase
-        let result = try LocalProcess.run([binary, "up", builder.inventoryPath, "--templates", repositoryRoot + "/templates"],
-                                          environment: environment, timeout: 120)
+        let result = try MusterCLI.up(builder, failpoint: phase)
         #expect(!result.succeeded, "up should have been killed at \(phase)")
         if let expectStatus { #expect(result.status == expectStatus, "\(result.stderrText)") }
         #expect(result.stderrText.contains("failpoint \(phase.split(separator: "@")[0].split(separator: ":")[0])"), "\(result.stderrText)")
@@ -52,6 +44,37 @@ import MusterSandbox
             for host in ["host1", "host2", "host3"] {
                 #expect(try DeploySandbox.exec(host, "grep -c 'snapshot-count' /etc/etcd/main/conf.yml") == "1")
             }
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// SIGKILL after preflight and during the binary transfer of a first bring-up, then, on a
+    /// running cluster with a key written, during the transfer to a host that lost its member and
+    /// binary and in the health wait after that member started: each next `up` converges, the
+    /// binary arrives whole and the key is kept.
+    @Test func upKilledAfterPreflightDuringTheTransferAndInTheHealthWaitConvergesAndKeepsKeys() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            for host in ["host1", "host2", "host3"] { _ = try DeploySandbox.exec(host, "rm -rf /opt/muster") }
+            _ = try upKilled(at: "up.after-preflight", builder)
+            #expect(try DeploySandbox.exec("host1", "ls /opt/muster/bin 2>/dev/null; pgrep -c etcd || true") == "0",
+                    "killed after preflight: nothing written, nothing started")
+            _ = try upKilled(at: "up.during-transfer", builder)
+            let first = try await DeploySandbox.up(builder)
+            #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
+
+            #expect(try etcdctl(["put", "/written-before", "kept"]).succeeded)
+            // host2 loses its member and its binary: the next run ships it again and starts it.
+            _ = try DeploySandbox.exec("host2", "kill -9 $(cat /run/etcd/main.pid); rm -rf /opt/muster")
+            _ = try upKilled(at: "up.during-transfer", builder)
+            _ = try upKilled(at: "up.health-wait", builder)
+            let healed = try await DeploySandbox.up(builder)
+            #expect(healed.reports.allSatisfy { $0.ok }, "\(healed.reports.map { $0.table() })")
+            let expected = try Digest.sha256Hex(fileAt: "/usr/bin/etcd")
+            for host in ["host1", "host2", "host3"] {
+                #expect(try DeploySandbox.exec(host, "sha256sum /opt/muster/bin/etcd-3.4.23 | cut -c1-64") == expected, "\(host)")
+            }
+            #expect(try etcdctl(["get", "/written-before", "--print-value-only"]).stdoutText == "kept\n")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }

@@ -9,10 +9,10 @@ import MusterTestSupport
 /// Faults on the sandbox: each says what the operator sees, and that nothing on any host changed
 /// (or that the next `up` converges).
 @Suite struct FaultTests {
-    /// Every host's etcd-related state, to compare before and after a refused run.
+    /// Every host's etcd-related files and processes, to compare before and after a refused run.
     private func listings() throws -> [String] {
         try ["host1", "host2", "host3"].map {
-            try DeploySandbox.exec($0, "ls -la /var/lib/etcd /etc/etcd /opt/muster/bin 2>&1; cat /run/etcd/*.pid 2>/dev/null; true")
+            try DeploySandbox.exec($0, "ls -la /var/lib/etcd /etc/etcd /opt/muster/bin 2>&1; cat /run/etcd/*.pid 2>/dev/null; pgrep -a 'etcd|dnsmasq'; true")
         }
     }
 
@@ -22,6 +22,8 @@ import MusterTestSupport
             Issue.record("up should have failed")
         } catch {
             for needle in needles { #expect("\(error)".contains(needle), "\(error)") }
+            // What the command line exits with: errors that are not classified count as host (1).
+            #expect(((error as? any ClassifiedError)?.kind ?? .host).exitCode == 1, "\(error)")
         }
     }
 
@@ -54,7 +56,7 @@ import MusterTestSupport
             // host2's link down inside its namespace: packets are dropped, not refused.
             let host2 = try DeploySandbox.host("host2")
             try LocalProcess.check(["ip", "netns", "exec", host2.namespace, "ip", "link", "set", "eth0", "down"])
-            try await expectRefusal(builder, naming: ["host2"])
+            try await expectRefusal(builder, naming: ["host2", "timed out"])
             try LocalProcess.check(["ip", "netns", "exec", host2.namespace, "ip", "link", "set", "eth0", "up"])
             #expect(try listings() == before)
 
@@ -71,7 +73,34 @@ import MusterTestSupport
             }.joined(separator: "\n") + "\n"
             try forged.write(toFile: state.knownHostsPath, atomically: true, encoding: .utf8)
             defer { try? known.write(toFile: state.knownHostsPath, atomically: true, encoding: .utf8) }
-            try await expectRefusal(builder, naming: ["host1"])
+            try await expectRefusal(builder, naming: ["host1", "HOST KEY CHANGED"])
+            #expect(try listings() == before)
+        }
+    }
+
+    /// host2 switched off (its address answers, nothing listens on 22), then a key the hosts do
+    /// not authorize: exit 1 naming the host, no file or process changed on any host.
+    @Test func aRefusedConnectionAndARefusedKeyStopTheRunNamingTheHostWithNothingChanged() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let before = try listings()
+            try DeploySandbox.powerOff("host2")
+            do {
+                try await expectRefusal(builder, naming: ["host2", "Connection refused"])
+            } catch {
+                try DeploySandbox.powerOn("host2")
+                throw error
+            }
+            try DeploySandbox.powerOn("host2")
+            #expect(try listings() == before)
+
+            let stranger = try TemporaryDirectory.create(prefix: "muster-stranger") + "/key"
+            try LocalProcess.check(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger])
+            let state = try DeploySandbox.acquire()
+            let refused = try DeploySandbox.inventory(.static) {
+                $0.replacingOccurrences(of: "identity: \(state.clientKeyPath)", with: "identity: \(stranger)")
+            }
+            try await expectRefusal(refused, naming: ["host1", "host2", "host3", "authentication as root failed"])
             #expect(try listings() == before)
         }
     }

@@ -19,22 +19,38 @@ struct DiscoveryBootstrap: BootstrapMode {
         return try workspace.replanned(tokens: tokens)
     }
 
-    /// A token that already holds members of a cluster that never formed is spent: a fresh one.
+    /// A token that cannot found the cluster is replaced while no member has data: one holding
+    /// members of a cluster that never formed (spent, or full of someone else's), or one the
+    /// service does not know (dropped, or another service's). A token the cluster formed under is
+    /// never replaced: with every member's data gone that is a refusal, before any file is written.
     func refresh(_ cluster: ClusterPlan, in workspace: Workspace, context: BootstrapContext,
                  operations: ClusterOperations) async throws -> Workspace {
-        guard !discovery.isPlaceholder, workspace.tokens[cluster.name]?.formed != true,
+        guard !discovery.isPlaceholder,
               !cluster.members.contains(where: { operations.facts[$0.host]?.members[cluster.name]?.hasData == true })
         else { return workspace }
+        if workspace.tokens[cluster.name]?.formed == true {
+            throw DeployError(host: nil, cluster: cluster.name, step: "discovery", kind: .refused,
+                              "cluster '\(cluster.name)': discovery token \(discovery.token) at \(discovery.url) is spent: the cluster formed under it (\(workspace.state.directory)/discovery-tokens.json), but no member has data any more; `muster restore --from SNAPSHOT` brings the data back, `muster down --wipe` lets the next `up` found the cluster anew with a fresh token")
+        }
         try guardAddress(of: discovery.url, cluster: cluster, context: context)
         let registered: [DiscoveredMember]
+        let known: Bool
         do {
             registered = try await V2Keys.registeredMembers(discoveryURL: discovery.url)
+            // Every token a service hands out has its size key; an etcd backend's gets it in beforeStart.
+            if discovery.serviceURL == nil || !registered.isEmpty {
+                known = true
+            } else {
+                known = try await V2Keys.discoverySize(baseURL: discovery.url) != nil
+            }
         } catch {
             throw DeployError(host: nil, cluster: cluster.name, step: "discovery",
                               "cluster '\(cluster.name)': cannot read discovery token \(discovery.token) at \(discovery.url): \(error)")
         }
-        guard !registered.isEmpty else { return workspace }
-        context.progress.note("cluster \(cluster.name): token \(discovery.token) already holds \(registered.count) member(s); making a fresh one")
+        guard !registered.isEmpty || !known else { return workspace }
+        context.progress.note(known
+            ? "cluster \(cluster.name): token \(discovery.token) already holds \(registered.count) member(s); making a fresh one"
+            : "cluster \(cluster.name): token \(discovery.token) is unknown to \(discovery.serviceURL ?? discovery.url) (dropped, or another service's); making a fresh one")
         var tokens = workspace.tokens
         if let service = discovery.serviceURL {
             tokens[cluster.name] = try await newServiceToken(service, cluster: cluster, context: context)
