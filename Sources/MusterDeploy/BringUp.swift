@@ -105,6 +105,7 @@ public struct BringUp: Sendable {
             let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
             try await operations.refuseIgnoredChanges(cluster, changed: files, running: running)
             try await operations.refuseUnsafeUpgrade(cluster)
+            try await operations.refuseUnsafeMembershipChange(cluster)
             let changing = !files.isEmpty || running.count < cluster.members.count || !cluster.removals.isEmpty
                 || cluster.members.contains { $0.join?.isNew == true } || running.contains(where: operations.runsAnotherBinary)
             if changing { try await operations.refuseChangeUnderAlarm(cluster, change: "change it") }

@@ -101,6 +101,30 @@ extension ClusterOperations {
 }
 
 extension ClusterOperations {
+    /// The safety rules of a membership change, checked before anything is written on any host
+    /// (a newcomer's files included): every voter that stays is healthy (a member being removed
+    /// may be down: that is how a member leaves an unreachable host) and no learner of another
+    /// change is pending. With those, every step keeps a quorum of healthy voters: a newcomer
+    /// votes only once etcd says it has caught up, and removals come after the newcomers.
+    func refuseUnsafeMembershipChange(_ cluster: ClusterPlan) async throws {
+        let joining = cluster.members.filter { $0.join?.isNew == true }
+        guard !joining.isEmpty || !cluster.removals.isEmpty else { return }
+        let change = (joining.map { "add \($0.name)" } + cluster.removals.map { "remove \($0.name)" }).joined(separator: ", ")
+        let refuse = { (reason: String) in
+            DeployError(host: nil, cluster: cluster.name, step: "membership", kind: .refused,
+                        "cluster '\(cluster.name)': refused to \(change): \(reason); nothing was changed on any host")
+        }
+        let staying = cluster.members.filter { $0.join?.isNew != true }
+        if let unhealthy = try await firstUnhealthy(staying, of: cluster) {
+            throw refuse("member \(unhealthy.name) is not healthy (bring it back first: `muster up` with the membership unchanged starts a stopped member; or `muster replace` it)")
+        }
+        guard let via = staying.first else { return }
+        let list = try await withEndpoints(cluster) { endpoints in try await endpoints.client(for: via, timeout: 5).memberList().members }
+        if let learner = list.first(where: { learner in learner.isLearner && !joining.contains { learner.peerURLs.contains($0.peerURL) } }) {
+            throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) (\(learner.peerURLs.joined(separator: ", "))) is not promoted yet: one learner at a time (promote or remove it with etcdctl first)")
+        }
+    }
+
     /// Removes a member the inventory no longer lists: leadership moved away first if it leads,
     /// `member remove` through a remaining member, then the member stopped and disabled on its
     /// host (data kept unless `wipe`). Refused while a remaining voter is unhealthy.

@@ -68,6 +68,12 @@ public struct Replace: Sendable {
                          certificates: ClusterCertificates?) async throws -> VerificationReport {
         let tls = certificates.map { [cluster.name: $0.tls] } ?? [:]
         var operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet, progress: progress, options: options, tls: tls)
+        // Every other voter healthy first: with one of them down, removing this member would
+        // leave the cluster one failure from losing quorum.
+        if let unhealthy = try await operations.firstUnhealthy(cluster.members.filter { $0.name != target.name }, of: cluster) {
+            throw DeployError(host: unhealthy.host, cluster: cluster.name, step: "replace", kind: .refused,
+                              "cluster '\(cluster.name)': \(target.name) not replaced: member \(unhealthy.name) is not healthy; nothing was changed")
+        }
         if backup {
             let voters = operations.runningMembers(cluster).filter { $0.name != target.name }
             _ = try await operations.backup(cluster, voters: voters, workspace: workspace, builder: builder)

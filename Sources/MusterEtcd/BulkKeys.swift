@@ -13,13 +13,17 @@ extension EtcdClient {
         return try await post("/v3/kv/txn", ["success": puts])
     }
 
-    /// Every key that starts with `prefix`, in key order, with its value.
-    public func getPrefix(_ prefix: String) async throws(EtcdClientError) -> RangeResponse {
+    /// The keys that start with `prefix`, in key order with their values: from `from` on (the
+    /// prefix itself by default), at most `limit` of them (0: all). A caller pages through a
+    /// large range by asking again from just after the last key it got.
+    public func getPrefix(_ prefix: String, from: String? = nil, limit: Int = 0) async throws(EtcdClientError) -> RangeResponse {
         var end = Array(prefix.utf8)
         // The range's end is the prefix with its last byte one higher (etcd's prefix rule).
         while let last = end.last, last == 0xff { end.removeLast() }
         if !end.isEmpty { end[end.count - 1] += 1 }
-        return try await post("/v3/kv/range", ["key": Base64Text.encode(prefix),
-                                               "range_end": Data(end.isEmpty ? [0] : end).base64EncodedString()])
+        var body: [String: any Sendable] = ["key": Base64Text.encode(from ?? prefix),
+                                            "range_end": Data(end.isEmpty ? [0] : end).base64EncodedString()]
+        if limit > 0 { body["limit"] = String(limit) }
+        return try await post("/v3/kv/range", body)
     }
 }

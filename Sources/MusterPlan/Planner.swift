@@ -146,7 +146,16 @@ public struct Planner {
                 ?? members.map { "\($0.name)=\($0.peerURL)" }
             for index in members.indices { members[index].initialCluster = founding.joined(separator: ",") }
         }
-        if let history { members = members.map { member(member: $0, of: history) } }
+        if let history {
+            // Newcomers join one at a time, in the inventory's order: each one's initial-cluster
+            // holds the newcomers added before it in the same run.
+            var joinedBefore: [(name: String, peerURL: String)] = []
+            members = members.map { planned in
+                let member = member(member: planned, of: history, joinedBefore: joinedBefore)
+                if member.join?.isNew == true { joinedBefore.append((member.name, member.peerURL)) }
+                return member
+            }
+        }
         let ids = members.compactMap(\.memberID)
         let bootstrap: BootstrapPlan
         switch cluster.bootstrap {
@@ -189,7 +198,8 @@ public struct Planner {
 
     /// A member of a formed cluster: a founder as it formed, a member that joined since with its
     /// recorded join, and one the inventory adds now as a learner to join (its ID comes from etcd).
-    private func member(member: MemberPlan, of history: ClusterHistory) -> MemberPlan {
+    private func member(member: MemberPlan, of history: ClusterHistory,
+                        joinedBefore: [(name: String, peerURL: String)]) -> MemberPlan {
         var member = member
         if let founder = history.founders.first(where: { $0.name == member.name && !history.removedIDs.contains($0.id) }),
            history.joined[member.name] == nil {
@@ -199,7 +209,7 @@ public struct Planner {
             member.join = JoinPlan(initialCluster: joined.initialCluster, isNew: false)
             member.initialCluster = joined.initialCluster
         } else {
-            let current = history.current.filter { $0.name != member.name } + [(member.name, member.peerURL)]
+            let current = history.current.filter { $0.name != member.name } + joinedBefore + [(member.name, member.peerURL)]
             let initialCluster = current.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
             member.memberID = nil
             member.join = JoinPlan(initialCluster: initialCluster, isNew: true)

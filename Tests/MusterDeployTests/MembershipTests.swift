@@ -157,4 +157,72 @@ import MusterSandbox
             _ = try DeploySandbox.exec("host3", "rm -rf /var/lib/etcd/main.muster-replaced-*")
         }
     }
+
+    /// What a refused change must leave alone on every host: installed binaries and files (with
+    /// their times), the member's pid.
+    private func hostListings() throws -> [String] {
+        try ["host1", "host2", "host3"].map {
+            try DeploySandbox.exec($0, "ls -la --time-style=+%s /opt/muster/bin /etc/etcd/main 2>/dev/null; cat /run/etcd/main.pid 2>/dev/null; true")
+        }
+    }
+
+    /// The safety rules, each refused before anything is written anywhere, and two newcomers in
+    /// one run (each joining with the other in its initial-cluster).
+    @Test func unsafeChangesAreRefusedWithNothingChangedAndTwoNewcomersJoinInOneRun() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            try setMembers("host1", in: builder)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+
+            // A learner of someone else's change is pending: no second one.
+            let ghost = try etcdctl(["host1"], ["member", "add", "ghost", "--learner", "--peer-urls=http://127.0.0.1:23800"])
+            #expect(ghost.succeeded, "\(ghost.stderrText)")
+            try setMembers("host1, host2, host3", in: builder)
+            var before = try hostListings()
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("a grow with a pending learner was not refused")
+            } catch let error as DeployError {
+                #expect(error.kind == .refused && error.message.contains("learner ghost"), "\(error.message)")
+            }
+            #expect(try hostListings() == before, "a refused grow changed a host")
+            let ghostID = try #require(try etcdctl(["host1"], ["member", "list"]).stdoutText.split(separator: "\n")
+                .first { $0.contains(", ghost,") }.map { String($0.split(separator: ",")[0]) })
+            #expect(try etcdctl(["host1"], ["member", "remove", ghostID]).succeeded)
+
+            // Two newcomers in one run: 1 -> 3.
+            let grown = try await DeploySandbox.up(builder)
+            #expect(grown.reports.allSatisfy { $0.ok }, "\(grown.reports.map { $0.table() })")
+            #expect(try DeploySandbox.exec("host3", "cat /etc/etcd/main/conf.yml").contains("host2="), "host3 joined with host2 in its initial-cluster")
+
+            // A voter that stays is not healthy (stopped by SIGSTOP): no shrink, no replace.
+            let stopped = try DeploySandbox.exec("host2", "cat /run/etcd/main.pid")
+            _ = try DeploySandbox.exec("host2", "kill -STOP \(stopped)")
+            defer { _ = try? DeploySandbox.exec("host2", "kill -CONT \(stopped)") }
+            try setMembers("host1, host2", in: builder)
+            before = try hostListings()
+            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            shrink.removeMembers = true
+            do {
+                _ = try await shrink.run()
+                Issue.record("a shrink with an unhealthy voter was not refused")
+            } catch let error as DeployError {
+                #expect(error.kind == .refused && error.message.contains("member host2 is not healthy"), "\(error.message)")
+            }
+            try setMembers("host1, host2, host3", in: builder)
+            let replace = Replace(builder: { var b = builder; b.cluster = "main"; return b }(), member: "host3",
+                                  options: DeploySandbox.options, progress: Progress())
+            do {
+                _ = try await replace.run()
+                Issue.record("a replace with another voter unhealthy was not refused")
+            } catch let error as DeployError {
+                #expect(error.kind == .refused && error.message.contains("member host2 is not healthy"), "\(error.message)")
+            }
+            #expect(try hostListings() == before, "a refused change changed a host")
+            #expect(try etcdctl(["host1"], ["member", "list"]).stdoutText.split(separator: "\n").count == 3)
+            _ = try DeploySandbox.exec("host2", "kill -CONT \(stopped)")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }

@@ -39,6 +39,7 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
 
         RuleCase("member: unknown key", inventoryWith("member:\n  versoin: 3.4.23\n"), at: 2, 3, "unknown key 'versoin' in member; did you mean 'version'?"),
         RuleCase("member: version shape", inventoryWith("member:\n  version: '3.4'\n"), at: 2, 12, "member version '3.4' is not like 3.4.23"),
+        RuleCase("member: supervisor", inventoryWith("member:\n  supervisor: Systemd\n"), at: 2, 15, "supervisor 'Systemd' must be one of: auto, systemd, process"),
         RuleCase("member: version with a newline", inventoryWith(#"member: { version: "3.4.23\n" }"# + "\n"), at: 1, 20, "'version' in member holds the control character U+000A"),
         RuleCase("member: binary without controls", inventoryWith(#"member: { binary: "/usr/bin/etcd\n" }"# + "\n"), at: 1, 19, "'binary' in member holds the control character U+000A"),
         RuleCase("member: etcdctl without controls", inventoryWith(#"member: { etcdctl: "/x\r" }"# + "\n"), at: 1, 20, "'etcdctl' in member holds the control character U+000D"),
@@ -51,6 +52,7 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
         RuleCase("host: address is an IP", "hosts:\n  a: { address: a.example }\n" + flowCluster(), at: 2, 17, "address 'a.example' of host 'a' is not an IPv4 or IPv6 address"),
         RuleCase("host: address with NUL", "hosts:\n  a: { address: \"10.0.0.1\\0; reboot\" }\n" + flowCluster(), at: 2, 17, "'address' in host 'a' holds the control character U+0000"),
         RuleCase("host: fqdn", "hosts:\n  a: { address: 10.0.0.1, fqdn: 'a..b' }\n" + flowCluster(), at: 2, 33, "fqdn 'a..b' of host 'a' is not a valid DNS name"),
+        RuleCase("host: supervisor", "hosts:\n  a: { address: 10.0.0.1, supervisor: runit }\n" + flowCluster(), at: 2, 39, "supervisor 'runit' must be one of: auto, systemd, process"),
         RuleCase("host: fqdn with a shell word", "hosts:\n  a: { address: 10.0.0.1, fqdn: '`reboot`.x' }\n" + flowCluster(), at: 2, 33, "fqdn '`reboot`.x' of host 'a' is not a valid DNS name"),
         RuleCase("host: its own ssh is checked", "hosts:\n  a: { address: 10.0.0.1, ssh: { port: 99999 } }\n" + flowCluster(), at: 2, 40, "SSH port 99999 is out of range"),
         RuleCase("hosts: keys are strings", "hosts:\n  [a]: { address: 10.0.0.1 }\n" + flowCluster(), at: 2, 3, "keys in hosts must be plain strings"),

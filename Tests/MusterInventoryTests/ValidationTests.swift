@@ -168,3 +168,13 @@ private func expectOne(_ text: String, line: Int, column: Int, containing fragme
         }
     }
 }
+
+/// `supervisor:` under `member:` is every host's default; a host's own wins.
+@Test func aHostsSupervisorWinsOverTheMembersDefault() throws {
+    let text = valid.replacingOccurrences(of: "hosts:\n  etcd1: { address: 10.0.0.1 }\n  etcd2: { address: 10.0.0.2 }",
+                                          with: "member:\n  supervisor: process\nhosts:\n  etcd1: { address: 10.0.0.1 }\n  etcd2: { address: 10.0.0.2, supervisor: systemd }")
+    let inventory = try InventoryLoader.parse(text, file: "inv.yml")
+    #expect(inventory.supervisorChoice(on: "etcd1") == .process)
+    #expect(inventory.supervisorChoice(on: "etcd2") == .systemd)
+    #expect(try InventoryLoader.parse(valid, file: "inv.yml").supervisorChoice(on: "etcd1") == .auto)
+}
