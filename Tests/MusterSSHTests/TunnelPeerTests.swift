@@ -40,10 +40,10 @@ struct TunnelPeerTests {
 
         let asNobody = try await offPool {
             try Child.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "python3", "-c", Self.client, String(port)], timeout: 30)
+                           "/usr/bin/python3", "-c", Self.client, String(port)], timeout: 30)
         }
         #expect(asNobody.output.contains("reply 0 "), "nobody got: \(asNobody.output)")
-        let otherRootProcess = try await offPool { try Child.run(["python3", "-c", Self.client, String(port)], timeout: 30) }
+        let otherRootProcess = try await offPool { try Child.run(["/usr/bin/python3", "-c", Self.client, String(port)], timeout: 30) }
         #expect(otherRootProcess.output.contains("reply 0 "), "another process got: \(otherRootProcess.output)")
 
         // muster's own process is served, before and after.
