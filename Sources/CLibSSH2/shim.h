@@ -41,24 +41,4 @@ static inline int muster_sftp_close(LIBSSH2_SFTP_HANDLE *handle) {
     return libssh2_sftp_close(handle);
 }
 
-/// The LIBSSH2_KNOWNHOST_KEY_* bit for a LIBSSH2_HOSTKEY_TYPE_* value, 0 when unknown.
-static inline int muster_knownhost_key_bits(int hostkey_type) {
-    switch (hostkey_type) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-    case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-    case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519;
-    default: return 0;
-    }
-}
-
-/// The typemask for checking a raw server key given as a plain host name.
-static inline int muster_knownhost_check_mask(int hostkey_type) {
-    return LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-           muster_knownhost_key_bits(hostkey_type);
-}
-
-static const int MUSTER_KNOWNHOST_FILE_OPENSSH = LIBSSH2_KNOWNHOST_FILE_OPENSSH;
 static const int MUSTER_CHANNEL_WINDOW_DEFAULT = LIBSSH2_CHANNEL_WINDOW_DEFAULT;

@@ -25,4 +25,9 @@ public enum Digest {
         let digest = Array(Insecure.SHA1.hash(data: bytes))
         return digest.prefix(8).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
+
+    /// HMAC-SHA1: how OpenSSH hashes host names in known_hosts (`|1|salt|hash`).
+    public static func hmacSHA1(key: Data, message: Data) -> Data {
+        Data(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+    }
 }

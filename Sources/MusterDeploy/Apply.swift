@@ -50,9 +50,12 @@ struct ApplyScript {
         writes.append("{ command -v perl >/dev/null 2>&1 && perl -e 'fcntl(STDIN, 1031, 1048576)' 2>/dev/null; true; }")
         let temporary = Shell.quote(path + ".tmp.muster")
         writes.append("\(delivery.compressed ? "zstd -q -d -c" : "cat") > \(temporary)")
-        // `cat` ends happily on a cut-off stream (a timeout, a dropped connection): the size must
-        // match before the file may replace anything.
-        writes.append("[ \"$(wc -c < \(temporary))\" -eq \(delivery.binary.size) ] || { printf '%s: received %s of %s bytes\\n' \(Shell.quote(path)) \"$(wc -c < \(temporary))\" \(delivery.binary.size) >&2; exit 1; }")
+        // `cat` ends happily on a cut-off stream (a timeout, a dropped connection), and bytes
+        // can be damaged on the way or in the controller's cache: the SHA-256 of what arrived
+        // must be the binary's before the file may replace anything.
+        let expected = Shell.quote(delivery.binary.sha256)
+        writes.append("received=$(sha256sum < \(temporary)); received=${received%% *}")
+        writes.append("[ \"$received\" = \(expected) ] || { printf '%s: received %s bytes with sha256 %s, expected %s bytes with sha256 %s; not installed\\n' \(Shell.quote(path)) \"$(wc -c < \(temporary))\" \"$received\" \(delivery.binary.size) \(expected) >&2; exit 1; }")
     }
 
     mutating func write(_ file: RenderedFile) {

@@ -57,8 +57,9 @@ struct BinaryDelivery: Sendable {
 }
 
 /// zstd copies of shipped binaries on the controller, named by the original's SHA-256, so each
-/// binary is compressed once rather than on every run, and checked to unpack to that hash before
-/// it is kept. zstd's frame checksum catches a copy damaged later when the host unpacks it.
+/// binary is compressed once rather than on every run. A copy is checked to unpack to that hash
+/// when it is made and again before every use (a cache file can be altered in place, and zstd's
+/// own frame checksum is rewritten by whoever recompresses it); one that does not is made anew.
 enum BinaryCache {
     /// `$MUSTER_CACHE_DIR`, else `$XDG_CACHE_HOME/muster`, else `~/.cache/muster`.
     static var directory: String {
@@ -70,10 +71,13 @@ enum BinaryCache {
 
     /// The cached copy's path, made now if missing; nil when zstd is not on the controller or the
     /// cache is not writable (the binary then travels as is).
-    static func compressedCopy(of binary: ShippedBinary) async -> String? {
-        let folder = directory + "/binaries"
+    static func compressedCopy(of binary: ShippedBinary, cache: String = directory) async -> String? {
+        let folder = cache + "/binaries"
         let path = "\(folder)/\(binary.sha256).zst"
-        if FileManager.default.fileExists(atPath: path) { return path }
+        if FileManager.default.fileExists(atPath: path) {
+            if await unpacks(path, to: binary.sha256) { return path }
+            try? FileManager.default.removeItem(atPath: path)
+        }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
@@ -83,13 +87,20 @@ enum BinaryCache {
             guard made.succeeded else { return nil }
             // The copy is named by the hash taken earlier: it must unpack to exactly those bytes
             // (the binary could have been replaced in between), or it is not kept.
-            let unpacked = try await LocalProcess.runOffPool(["/bin/sh", "-c", "zstd -q -d -c -- \"$1\" | sha256sum", "sh", partial], timeout: 120)
-            guard unpacked.succeeded, unpacked.stdoutText.hasPrefix(binary.sha256 + " ") else { return nil }
-            guard rename(partial, path) == 0 else { return nil }
+            guard await unpacks(partial, to: binary.sha256), rename(partial, path) == 0 else { return nil }
             return path
         } catch {
             return nil
         }
+    }
+
+    /// Whether the zstd file at `path` unpacks to bytes with SHA-256 `sha256`.
+    static func unpacks(_ path: String, to sha256: String) async -> Bool {
+        // A zstd failure part way leaves the sum of fewer bytes, which cannot match.
+        let script = "zstd -q -d -c -- \"$1\" | sha256sum"
+        guard let result = try? await LocalProcess.runOffPool(["/bin/sh", "-c", script, "sh", path], timeout: 120)
+        else { return false }
+        return result.succeeded && result.stdoutText.hasPrefix(sha256 + " ")
     }
 }
 

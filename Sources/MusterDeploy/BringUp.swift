@@ -43,8 +43,10 @@ public struct BringUp: Sendable {
     }
 
     public func run() async throws -> Outcome {
-        var workspace = try await builder.load(lock: true)
+        var workspace = try await builder.load(lock: true, readOnly: dryRun)
         defer { workspace.state.unlock() }
+        var options = options
+        options.recordHostKeys = !dryRun
         let context = BootstrapContext(options: options, progress: progress, dryRun: dryRun)
         for cluster in workspace.plan.clusters {
             workspace = try await mode(for: cluster).prepare(cluster, in: workspace, context: context)
@@ -58,7 +60,8 @@ public struct BringUp: Sendable {
         async let binaries = Self.shippedBinaries(sources)
         // Certificates come from muster's local CA before any host is contacted.
         var certificates: [String: ClusterCertificates] = [:]
-        for cluster in workspace.plan.clusters where cluster.tls {
+        // A dry run issues none: the CA and certificates would be written into the state.
+        for cluster in workspace.plan.clusters where cluster.tls && !dryRun {
             certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
         }
         let preflight = Preflight(progress: progress, stateDirectory: workspace.state.directory)

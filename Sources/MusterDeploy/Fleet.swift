@@ -5,6 +5,8 @@ import MusterSSH
 /// Options a run takes from the command line.
 public struct RunOptions: Sendable {
     public var acceptNewHostKeys = false
+    /// False on `--dry-run`: a key accepted as new is not written to known_hosts.
+    public var recordHostKeys = true
     public var parallel = 16
     /// Called with host addresses before muster connects to them (throws to refuse); the
     /// sandbox's route check plugs in here (DEVELOPERS.md network rule). Takes them all at once
@@ -21,7 +23,7 @@ public final class Fleet: @unchecked Sendable {
         SSHTarget(name: host.name, address: host.address, port: host.ssh.port, user: host.ssh.user,
                   identityFile: host.ssh.identity.map(expandTilde),
                   knownHostsFile: expandTilde(host.ssh.knownHosts),
-                  acceptNewHostKeys: options.acceptNewHostKeys,
+                  acceptNewHostKeys: options.acceptNewHostKeys, recordHostKeys: options.recordHostKeys,
                   connectTimeout: Double(host.ssh.connectTimeout))
     }
 

@@ -30,7 +30,7 @@ public struct Replace: Sendable {
     public func run() async throws -> VerificationReport? {
         var builder = builder
         builder.includeBackendOfUnformedCluster = false
-        var workspace = try await builder.load(lock: true)
+        var workspace = try await builder.load(lock: true, readOnly: dryRun)
         defer { workspace.state.unlock() }
         guard let cluster = workspace.plan.clusters.first, let target = cluster.member(named: member) else {
             throw MusterError(.usage, "cluster '\(builder.cluster ?? "")' of \(builder.inventoryPath) has no member \(member)")

@@ -90,8 +90,17 @@ struct HTTP: Sendable {
         let milliseconds = Int64((max(timeout, 0.001) * 1000).rounded(.up))
         do {
             let response = try await client.execute(request, timeout: .milliseconds(milliseconds))
+            if (300..<400).contains(response.status.code) {
+                // Printable ASCII only: the header is the server's text, shown on a terminal.
+                let location = String((response.headers.first(name: "Location") ?? "nowhere").unicodeScalars
+                    .filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(200).map(Character.init))
+                throw EtcdClientError(kind: .http, url: urlString, httpStatus: Int(response.status.code),
+                                      message: "redirected (HTTP \(response.status.code)) to \(location); muster follows no redirects")
+            }
             let buffer = try await response.body.collect(upTo: HTTP.maximumBody)
             return HTTPAnswer(status: Int(response.status.code), body: Data(buffer.readableBytesView))
+        } catch let error as EtcdClientError {
+            throw error
         } catch let error as NIOSSLExtraError where error == .failedToValidateHostname {
             throw EtcdClientError(kind: .tls, url: urlString,
                                   message: "the server's certificate does not name \(url.host ?? "this host") (SANs)")
@@ -203,7 +212,9 @@ final class Transport: Sendable {
         defer { registry.lock.unlock() }
         if let live = registry.entries[tls]?.transport { return .success(live) }
         var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            // A redirect would take muster's client certificate and requests (a member's
+            // keys, a snapshot) to wherever a server or a man in the middle points.
+            redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(10), read: .seconds(30)))
         // etcd's gateway speaks HTTP/1.1; h2 over TLS would reach its gRPC side's routing.
         configuration.httpVersion = .http1Only

@@ -9,6 +9,9 @@ extension InventoryError {
         let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
         var shown: [Int: String] = [:]
         if lines.indices.contains(mark.line - 1) { shown[mark.line] = String(lines[mark.line - 1]) }
-        return InventoryError(diagnostics: [Diagnostic(file: file, mark: mark, message: message)], sourceLines: shown)
+        // The message may carry text from outside the inventory (what `member.binary --version`
+        // printed): shown with its control characters made visible, like every other diagnostic.
+        return InventoryError(diagnostics: [Diagnostic(file: file, mark: mark, message: TerminalSafe.visible(message))],
+                              sourceLines: shown)
     }
 }

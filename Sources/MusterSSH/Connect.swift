@@ -17,10 +17,9 @@ enum Connector {
         }
         let session = SessionHandle(raw: raw, socket: fd, host: target.name,
                                     timeoutMilliseconds: Int(target.commandTimeout * 1000))
-        // OpenSSH's own order, so a key recorded by `ssh` (ed25519 first) is the one negotiated.
-        _ = libssh2_session_method_pref(
-            raw, LIBSSH2_METHOD_HOSTKEY,
-            "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa")
+        let knownHosts = KnownHosts(path: target.knownHostsFile)
+        let methods = hostKeyMethods(pinned: knownHosts.pinnedKeyTypes(for: target.knownHostsName))
+        _ = libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, methods.joined(separator: ","))
         let where_ = "\(target.address):\(target.port)"
         let rc = try session.retry(
             "handshake", deadline,
@@ -31,7 +30,7 @@ enum Connector {
             throw session.error("handshake", .connect,
                                 "SSH handshake with \(where_) failed: \(session.lastError)")
         }
-        try verifyHostKey(session, target)
+        try verifyHostKey(session, target, knownHosts)
         try authenticate(session, target, Deadline(seconds: max(target.connectTimeout, 30)))
         libssh2_keepalive_config(raw, 0, UInt32(max(1, target.keepaliveInterval)))
         return session
@@ -115,7 +114,20 @@ enum Connector {
         return String(decoding: bytes[4..<(4 + length)], as: UTF8.self)
     }
 
-    static func verifyHostKey(_ session: SessionHandle, _ target: SSHTarget) throws {
+    /// OpenSSH's own order when nothing is pinned (so a key recorded by `ssh` is the one
+    /// negotiated); the types known_hosts pins for the host first, as OpenSSH does, so a host
+    /// pinned with ECDSA proves that key instead of offering an ed25519 one we would call unknown.
+    static let defaultHostKeyMethods = [
+        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+    ]
+
+    static func hostKeyMethods(pinned: [String]) -> [String] {
+        let first = pinned.filter(defaultHostKeyMethods.contains)
+        return first + defaultHostKeyMethods.filter { !first.contains($0) }
+    }
+
+    static func verifyHostKey(_ session: SessionHandle, _ target: SSHTarget,
+                              _ knownHosts: KnownHosts) throws {
         let step = "host key"
         var length = 0
         var type: Int32 = 0
@@ -123,62 +135,50 @@ enum Connector {
             throw session.error(step, .hostKey, "server sent no host key: \(session.lastError)")
         }
         let key = Data(bytes: pointer, count: length)
-        let offered = fingerprint(key)
-        let typeName = keyTypeName(key)
+        let offered = "\(keyTypeName(key)) \(fingerprint(key))"
         let name = target.knownHostsName
         let file = target.knownHostsFile
-        guard let known = KnownHostsHandle(session: session) else {
-            throw session.error(step, .hostKey, "libssh2_knownhost_init failed")
-        }
-        // Line by line: libssh2 1.10's readfile gives up at the first line it cannot parse
-        // (e.g. an sk-ssh-ed25519 key); skipping such lines is what OpenSSH does too.
-        if let text = try? String(contentsOfFile: file, encoding: .utf8) {
-            for line in text.split(whereSeparator: \.isNewline) {
-                let trimmed = line.trimmingCharacters(in: .whitespaces)
-                if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix("@") { continue }
-                _ = trimmed.withCString {
-                    libssh2_knownhost_readline(known.raw, $0, strlen($0), MUSTER_KNOWNHOST_FILE_OPENSSH)
-                }
-            }
-        }
-        var entry: UnsafeMutablePointer<libssh2_knownhost>?
-        let port: Int32 = target.port == 22 ? -1 : Int32(target.port)
-        let check = key.withUnsafeBytes { buffer in
-            libssh2_knownhost_checkp(
-                known.raw, target.address, port,
-                buffer.baseAddress!.assumingMemoryBound(to: CChar.self), length,
-                muster_knownhost_check_mask(type), &entry)
-        }
-        switch check {
-        case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+        func describe(_ entry: KnownHosts.Entry) -> String { "\(entry.keyType) \(fingerprint(entry.key))" }
+        switch knownHosts.verdict(for: name, key: key) {
+        case .known:
             return
-        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-            var expected = "an unreadable key"
-            if let base64 = entry?.pointee.key.map({ String(cString: $0) }),
-               let blob = Data(base64Encoded: base64) {
-                expected = "\(keyTypeName(blob)) \(fingerprint(blob))"
-            }
+        case .revoked(let entry):
+            throw session.error(step, .hostKeyRevoked, """
+                REVOKED HOST KEY for \(name): the server offered \(offered), which \(file):\(entry.line) \
+                marks @revoked. Refusing to connect (--accept-new-host-keys never accepts a revoked key).
+                """)
+        case .certifiedOnly(let entry):
+            // libssh2 1.10 negotiates no *-cert-v01@openssh.com host key algorithm, so the server
+            // never shows its certificate: trusting its plain key on first use would bypass the CA.
+            throw session.error(step, .hostKeyUnknown, """
+                \(name) is vouched for by the @cert-authority line \(file):\(entry.line), but muster \
+                (libssh2) cannot verify OpenSSH host certificates. Refusing to connect: add the \
+                host's own key (ssh-keyscan -t \(keyTypeName(key)) -p \(target.port) \(target.address), \
+                checked against \(offered)) to \(file).
+                """)
+        case .changed(let entry):
             throw session.error(step, .hostKeyChanged, """
-                HOST KEY CHANGED for \(name): \(file) expects \(expected), the server offered \
-                \(typeName) \(offered). Refusing to connect: this may be an attack, or the host \
+                HOST KEY CHANGED for \(name): \(file):\(entry.line) expects \(describe(entry)), the \
+                server offered \(offered). Refusing to connect: this may be an attack, or the host \
                 was reinstalled (then remove the old entry: ssh-keygen -R '\(name)' -f \(file)).
                 """)
-        case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
+        case .unknown(let otherTypes):
+            let others = otherTypes.isEmpty ? "" : " (\(file) pins only " + otherTypes.map {
+                "\(describe($0)) at line \($0.line)"
+            }.joined(separator: ", ") + ", which the server did not offer)"
             guard target.acceptNewHostKeys else {
                 throw session.error(step, .hostKeyUnknown, """
-                    unknown host key for \(name): \(typeName) \(offered) is not in \(file). \
+                    unknown host key for \(name): \(offered) is not in \(file)\(others). \
                     Check the fingerprint, then rerun with --accept-new-host-keys to record it.
                     """)
             }
-            let line = "\(name) \(typeName) \(key.base64EncodedString())\n"
+            guard target.recordHostKeys else { return }
+            let line = "\(name) \(keyTypeName(key)) \(key.base64EncodedString())\n"
             do {
                 try appendLine(line, to: file)
             } catch {
                 throw session.error(step, .hostKey, "cannot record the host key in \(file): \(error)")
             }
-        default:
-            throw session.error(step, .hostKey,
-                                "cannot check the host key against \(file): \(session.lastError)")
         }
     }
 

@@ -187,20 +187,6 @@ final class SFTPFileHandle {
     }
 }
 
-/// Owns a LIBSSH2_KNOWNHOSTS collection.
-final class KnownHostsHandle {
-    let session: SessionHandle
-    let raw: OpaquePointer
-
-    init?(session: SessionHandle) {
-        guard let raw = libssh2_knownhost_init(session.raw) else { return nil }
-        self.session = session
-        self.raw = raw
-    }
-
-    deinit { libssh2_knownhost_free(raw) }
-}
-
 /// Owns a LIBSSH2_AGENT connection.
 final class AgentHandle {
     let session: SessionHandle

@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// A local 127.0.0.1 port whose connections are forwarded through an SSH session to a host and
-/// port as the remote side sees them (direct-tcpip). Keeps its session alive until closed.
+/// port as the remote side sees them (direct-tcpip), for this process only (`LoopbackPeer`).
+/// Keeps its session alive until closed.
 ///
 /// Forwarding runs on the session's lane between its other jobs: while a long command runs on
 /// the same session, tunnel traffic waits for it.
@@ -183,6 +184,11 @@ extension LaneState {
         while core.open {
             let fd = Glibc.accept(core.listener, nil, nil)
             if fd < 0 { break }
+            // Another local process (any user's) gets its connection closed unanswered.
+            guard LoopbackPeer.isThisProcess(fd) else {
+                close(fd)
+                continue
+            }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
             guard let session, let channel = try? openChannel(session, host: core.remoteHost,
                                                                port: core.remotePort, step: step)

@@ -17,6 +17,8 @@ public struct SSHTarget: Sendable {
     public var knownHostsFile: String
     /// Like `StrictHostKeyChecking=accept-new`: record unknown keys, still refuse changed ones.
     public var acceptNewHostKeys: Bool
+    /// False on `--dry-run`: a key accepted as new is trusted for this run but not written.
+    public var recordHostKeys: Bool
     /// Seconds for TCP connect, SSH handshake and authentication together.
     public var connectTimeout: Double
     /// Default seconds for one command or upload.
@@ -29,7 +31,7 @@ public struct SSHTarget: Sendable {
         identityFile: String? = nil,
         agentSocket: String? = ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"],
         knownHostsFile: String = NSHomeDirectory() + "/.ssh/known_hosts",
-        acceptNewHostKeys: Bool = false, connectTimeout: Double = 10,
+        acceptNewHostKeys: Bool = false, recordHostKeys: Bool = true, connectTimeout: Double = 10,
         commandTimeout: Double = 120, keepaliveInterval: Int = 30
     ) {
         self.name = name
@@ -40,6 +42,7 @@ public struct SSHTarget: Sendable {
         self.agentSocket = agentSocket
         self.knownHostsFile = knownHostsFile
         self.acceptNewHostKeys = acceptNewHostKeys
+        self.recordHostKeys = recordHostKeys
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.keepaliveInterval = keepaliveInterval
@@ -86,7 +89,7 @@ public struct UploadResult: Sendable {
 /// message when it had one).
 public struct SSHError: Error, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable {
-        case connect, timeout, hostKeyUnknown, hostKeyChanged, hostKey, auth, exec, upload,
+        case connect, timeout, hostKeyUnknown, hostKeyChanged, hostKeyRevoked, hostKey, auth, exec, upload,
              sudoNeedsPassword, tunnel, closed, commandFailed
     }
 

@@ -25,8 +25,10 @@ public final class LocalState: @unchecked Sendable {
         return url.deletingLastPathComponent().appendingPathComponent(".muster/\(name)").path
     }
 
-    public init(directory: String) throws {
+    /// `create: false` reads what is there (a missing directory reads as empty) and makes nothing.
+    public init(directory: String, create: Bool = true) throws {
         self.directory = directory
+        guard create else { return }
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])

@@ -130,8 +130,10 @@ public struct PlanBuilder: Sendable {
         return try assemble(inventory, version: version, lock: lock)
     }
 
-    /// Loads for a run: `etcd --version` waits off the cooperative pool.
-    public func load(lock: Bool) async throws -> Workspace {
+    /// Loads for a run: `etcd --version` waits off the cooperative pool. `readOnly` (`--dry-run`)
+    /// writes nothing into the state directory, not even the lock or a new token, and does not
+    /// create it: a dry run must leave no trace for the next run to trust.
+    public func load(lock: Bool, readOnly: Bool = false) async throws -> Workspace {
         let inventory = try loadInventory()
         let version: String
         if let pinned = inventory.member.version {
@@ -143,7 +145,7 @@ public struct PlanBuilder: Sendable {
                 throw InventoryError.at(inventory.member.mark, in: inventoryPath, error.description)
             }
         }
-        return try assemble(inventory, version: version, lock: lock)
+        return try assemble(inventory, version: version, lock: lock && !readOnly, readOnly: readOnly)
     }
 
     private func loadInventory() throws -> Inventory {
@@ -160,12 +162,13 @@ public struct PlanBuilder: Sendable {
         }
     }
 
-    private func assemble(_ inventory: Inventory, version: String, lock: Bool) throws -> Workspace {
+    private func assemble(_ inventory: Inventory, version: String, lock: Bool, readOnly: Bool = false) throws -> Workspace {
         guard MemberBinary.isValid(version) else {
             throw InventoryError.at(inventory.member.mark, in: inventoryPath, "member version '\(version)' is not MAJOR.MINOR.PATCH")
         }
         try inventory.check(memberVersion: version)
-        let state = try LocalState(directory: stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath))
+        let state = try LocalState(directory: stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath),
+                                   create: !readOnly)
         if lock { try state.lock() }
         var tokens = try state.discoveryTokens()
         var made = false
@@ -177,7 +180,7 @@ public struct PlanBuilder: Sendable {
         }
         // A token is what a render needs to be stable from one run to the next: it is kept even
         // by `render`, but nothing treats it as applied until the cluster formed with it.
-        if made { try state.saveDiscoveryTokens(tokens) }
+        if made && !readOnly { try state.saveDiscoveryTokens(tokens) }
         let templates = try TemplateLoader.load(directory: TemplateLoader.locate(override: templatesDirectory))
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
         return try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,

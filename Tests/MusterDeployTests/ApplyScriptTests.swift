@@ -65,8 +65,37 @@ import MusterPlan
         // The stream ends after 60 000 of 100 000 bytes, as when a connection drops.
         let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: Data(repeating: 0x7f, count: 60_000))
         #expect(!result.succeeded)
-        #expect(result.stderrText.contains("received 60000 of 100000 bytes"), "\(result.stderrText)")
+        #expect(result.stderrText.contains("received 60000 bytes with sha256"), "\(result.stderrText)")
+        #expect(result.stderrText.contains("expected 100000 bytes with sha256 \(binary.sha256)"), "\(result.stderrText)")
         #expect(try String(contentsOfFile: target, encoding: .utf8) == "old binary")
         #expect(try LocalProcess.run(["find", root, "-name", "*.tmp.muster"]).stdoutText.isEmpty)
+    }
+
+    /// Bytes of the right length but not the right content (damaged on the way, or a cache
+    /// copy altered to unpack to something else) are refused as well: the hash decides.
+    @Test func bytesOfTheRightLengthButTheWrongHashAreNotInstalled() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let source = "\(root)/etcd-source"
+        try Data(repeating: 0x7f, count: 100_000).write(to: URL(fileURLWithPath: source))
+        let target = "\(root)/bin/etcd"
+        try FileManager.default.createDirectory(atPath: "\(root)/bin", withIntermediateDirectories: true)
+        try Data("old binary".utf8).write(to: URL(fileURLWithPath: target))
+        let binary = try ShippedBinary(localPath: source, remotePath: target)
+        var script = ApplyScript()
+        script.receive(BinaryDelivery(binary: binary, payload: Data(), compressed: false))
+        var corrupted = Data(repeating: 0x7f, count: 100_000)
+        corrupted[50_000] = 0x00
+        let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: corrupted)
+        #expect(!result.succeeded)
+        #expect(result.stderrText.contains("received 100000 bytes with sha256 \(Digest.sha256Hex(corrupted))"), "\(result.stderrText)")
+        #expect(result.stderrText.contains("not installed"), "\(result.stderrText)")
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "old binary")
+        #expect(try LocalProcess.run(["find", root, "-name", "*.tmp.muster"]).stdoutText.isEmpty)
+
+        // The same script with the right bytes installs them.
+        let good = try LocalProcess.run(["/bin/sh", "-c", script.text], input: Data(repeating: 0x7f, count: 100_000))
+        #expect(good.succeeded, "\(good.stderrText)")
+        #expect(try Digest.sha256Hex(fileAt: target) == binary.sha256)
     }
 }
