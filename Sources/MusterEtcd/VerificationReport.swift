@@ -74,6 +74,9 @@ public struct VerificationReport: Sendable, Equatable {
     public var clusterName: String
     public var expectedClusterID: UInt64
     public var observedClusterID: UInt64?
+    /// The cluster version (`/version`'s `etcdcluster`, the leader raises it once every member
+    /// runs a newer minor), nil when no member answered.
+    public var clusterVersion: String?
     public var members: [MemberRow] = []
     public var endpoints: [EndpointRow] = []
     public var health: [HealthRow] = []
@@ -100,6 +103,7 @@ public struct VerificationReport: Sendable, Equatable {
     public func table() -> String {
         var out = "cluster \(clusterName)"
         if let observedClusterID { out += " (cluster ID \(EtcdIDs.hex(observedClusterID)))" }
+        if let clusterVersion { out += ", cluster version \(clusterVersion)" }
         out += "\n\nmember list:\n"
         out += TextTable.render(
             header: ["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"],
@@ -151,6 +155,7 @@ public struct VerificationReport: Sendable, Equatable {
             "cluster": .string(clusterName),
             "cluster_id": .string(EtcdIDs.hex(expectedClusterID)),
             "observed_cluster_id": observedClusterID.map { .string(EtcdIDs.hex($0)) } ?? .null,
+            "cluster_version": clusterVersion.map(JSONValue.string) ?? .null,
             "ok": .bool(ok),
             "members": .array(members.map { member in
                 .object([

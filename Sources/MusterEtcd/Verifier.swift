@@ -148,6 +148,9 @@ public struct Verifier: Sendable {
                              healthy: false, tookMilliseconds: nil, error: error.description)
             }
         }
+        if let answering, let version = try? await answering.version(), !version.cluster.isEmpty {
+            report.clusterVersion = version.cluster
+        }
         report.checks = Checks(expectation: expectation, probes: probes, memberList: memberList,
                                alarms: alarms, roundTrip: roundTrip).all()
         return report

@@ -84,6 +84,8 @@ import MusterSandbox
             let version = try LocalProcess.run(["curl", "-s", "--cacert", "\(pki)/ca.crt", "--cert", "\(pki)/client.crt",
                                                 "--key", "\(pki)/client.key", "https://\(try DeploySandbox.host("host1").address):2379/version"])
             #expect(version.stdoutText.contains("\"etcdcluster\":\"3.5.0\""), "\(version.stdoutText)")
+            #expect(upgraded.reports.first?.clusterVersion == "3.5.0", "verify shows the cluster version")
+            #expect(upgraded.reports.first?.endpoints.allSatisfy { $0.version == "3.5.16" } == true, "and every member's server version")
             #expect(!acknowledged.isEmpty)
             for key in acknowledged {
                 #expect(try etcdctl(["get", key, "--print-value-only"], pki: pki).stdoutText == "u\(key.split(separator: "/").last!)\n", "\(key) lost")

@@ -73,7 +73,7 @@ import MusterSandbox
 
             // JSON has the documented shape.
             let json = try #require(try JSONSerialization.jsonObject(with: Data(stopped.json().utf8)) as? [String: Any])
-            for key in ["cluster", "cluster_id", "observed_cluster_id", "ok", "members", "endpoints", "health", "checks"] {
+            for key in ["cluster", "cluster_id", "observed_cluster_id", "cluster_version", "ok", "members", "endpoints", "health", "checks"] {
                 #expect(json.keys.contains(key), "missing \(key)")
             }
             #expect(json["ok"] as? Bool == false)
