@@ -57,12 +57,14 @@ import MusterSandbox
         }
     }
 
-    /// curl with one certificate against one port; returns the HTTP status, or nil when the
-    /// TLS handshake (or the request) was refused.
-    private func status(_ url: String, ca: String, cert: String, key: String) throws -> Int? {
-        let result = try LocalProcess.run(["curl", "-sS", "--max-time", "5", "--cacert", ca, "--cert", cert, "--key", key,
-                                           "-o", "/dev/null", "-w", "%{http_code}", url], timeout: 20)
-        return result.succeeded ? Int(result.stdoutText) : nil
+    /// curl on `host` with one certificate against one URL; the HTTP status, or nil when the TLS
+    /// handshake (or the request) was refused. From a member host: etcd also refuses a
+    /// certificate whose IP SANs do not name the connecting address.
+    private func status(from host: String, _ url: String, ca: String, cert: String, key: String) throws -> Int? {
+        let output = try DeploySandbox.exec(host, """
+            curl -sS --http1.1 --max-time 5 --cacert \(ca) --cert \(cert) --key \(key) -o /dev/null -w '%{http_code}' \(url) 2>/tmp/muster-curl.err || { echo " refused: $(cat /tmp/muster-curl.err)"; }
+            """)
+        return output.contains("refused") ? nil : Int(output)
     }
 
     @Test func aClientCertificateIsNoPeerCredentialAndAPeerCertificateNoClientOne() async throws {
@@ -70,18 +72,26 @@ import MusterSandbox
             let builder = try tlsInventory()
             let outcome = try await DeploySandbox.up(builder)
             #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            // muster's client certificate, put on host2 through its root as the controller sees it.
             let pki = "\(try builder.build().state.directory)/pki/main"
+            let host2 = try DeploySandbox.host("host2")
+            for name in ["client.crt", "client.key"] {
+                try FileManager.default.copyItem(atPath: "\(pki)/\(name)", toPath: "/proc/\(host2.sshdPid)/root/tmp/muster-\(name)")
+            }
+            defer { _ = try? DeploySandbox.exec("host2", "rm -f /tmp/muster-client.crt /tmp/muster-client.key /tmp/muster-curl.err") }
             let address = try DeploySandbox.host("host1").address
             let peerURL = "https://\(address):2380/members", clientURL = "https://\(address):2379/health"
-            let peerCA = "\(pki)/peer-ca.crt", clientCA = "\(pki)/ca.crt"
+            let own = "/etc/etcd/main/pki"
+            let peerCA = "\(own)/peer-ca.crt", clientCA = "\(own)/ca.crt"
+            let client = (cert: "/tmp/muster-client.crt", key: "/tmp/muster-client.key")
             // Each certificate on its own port: accepted (so the refusals below are not a broken curl).
-            #expect(try status(peerURL, ca: peerCA, cert: "\(pki)/host2-peer.crt", key: "\(pki)/host2-peer.key") == 200)
-            #expect(try status(clientURL, ca: clientCA, cert: "\(pki)/client.crt", key: "\(pki)/client.key") == 200)
+            #expect(try status(from: "host2", peerURL, ca: peerCA, cert: "\(own)/peer.crt", key: "\(own)/peer.key") == 200)
+            #expect(try status(from: "host2", clientURL, ca: clientCA, cert: client.cert, key: client.key) == 200)
             // muster's client certificate and a member's server certificate are refused as peers.
-            #expect(try status(peerURL, ca: peerCA, cert: "\(pki)/client.crt", key: "\(pki)/client.key") == nil)
-            #expect(try status(peerURL, ca: peerCA, cert: "\(pki)/host2-server.crt", key: "\(pki)/host2-server.key") == nil)
+            #expect(try status(from: "host2", peerURL, ca: peerCA, cert: client.cert, key: client.key) == nil)
+            #expect(try status(from: "host2", peerURL, ca: peerCA, cert: "\(own)/server.crt", key: "\(own)/server.key") == nil)
             // A peer certificate is refused as a client.
-            #expect(try status(clientURL, ca: clientCA, cert: "\(pki)/host2-peer.crt", key: "\(pki)/host2-peer.key") == nil)
+            #expect(try status(from: "host2", clientURL, ca: clientCA, cert: "\(own)/peer.crt", key: "\(own)/peer.key") == nil)
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
