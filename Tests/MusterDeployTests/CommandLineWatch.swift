@@ -53,8 +53,9 @@ final class CommandLineWatch: @unchecked Sendable {
             guard let namespace = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/ns/pid"),
                   namespaces.contains(namespace),
                   let handle = FileHandle(forReadingAtPath: "/proc/\(entry)/cmdline") else { continue }
-            // /proc files report no size: read to the end.
-            let bytes = handle.readDataToEndOfFile()
+            // /proc files report no size: read to the end. A process that exits meanwhile fails
+            // the read (ESRCH), which readDataToEndOfFile would turn into a crash.
+            let bytes = (try? handle.readToEnd()) ?? Data()
             try? handle.close()
             guard !bytes.isEmpty else { continue }
             seen.insert(String(decoding: bytes.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self))
