@@ -8,15 +8,20 @@ import MusterPlan
 ///
 /// Every step is a simple command of its own: `set -e` ignores a failure inside `a && b` lists,
 /// and a failed step must stop the script. Half-written temporaries are removed on exit. Files
-/// are written by the shell's own printf, and directories, modes and owners are set once per
+/// are written by the shell's own printf (private ones from stdin, see `input`), and directories, modes and owners are set once per
 /// script rather than per file: every process a host starts costs a few milliseconds of the
 /// cores the other hosts' transfers need (measured: a third of a 15-host bring-up's shell time).
 struct ApplyScript {
     private var directories: [String] = []
     private var setup: [String] = []
     private var writes: [String] = []
+    /// Private files (keys) read from stdin, before any binary: a process's argv is readable by
+    /// every local user in /proc/PID/cmdline, and sudo logs the command it runs.
+    private var secretWrites: [String] = []
+    private var secretInput = Data()
+    private var binaryPayload: Data?
     private var temporaries: [(temporary: String, target: String, mode: Int, owner: String?)] = []
-    var isEmpty: Bool { directories.isEmpty && setup.isEmpty && writes.isEmpty }
+    var isEmpty: Bool { directories.isEmpty && setup.isEmpty && writes.isEmpty && secretWrites.isEmpty }
     private(set) var fileCount = 0
     var bytes = 0
     /// About how long `text` is: a script travels as one argument of `sh -c`, which Linux caps
@@ -34,7 +39,9 @@ struct ApplyScript {
         let p = member.paths
         directories += [p.configDir, p.runDir, p.logDir]
         setup.append("[ -d \(Shell.quote(p.data)) ] || install -d -m 0700 -o etcd -g etcd \(Shell.quote(p.data))")
-        setup.append("chown etcd:etcd \(Shell.quote(p.logDir))")
+        // Only the cluster's own log directory changes owner, and `-h` never follows a link the
+        // etcd user may have put there: root writes nothing in it (the etcd user opens its log).
+        setup.append("chown -h etcd:etcd \(Shell.quote(p.logDir))")
     }
 
     /// Takes a binary from the command's stdin: unpacked (zstd checks its frame checksum) or
@@ -48,6 +55,7 @@ struct ApplyScript {
         // bytes straight over instead of growing and re-copying its own buffer while the
         // unpacker is busy: measured on the sandbox, the binary's transfer took half the time.
         writes.append("{ command -v perl >/dev/null 2>&1 && perl -e 'fcntl(STDIN, 1031, 1048576)' 2>/dev/null; true; }")
+        binaryPayload = delivery.payload
         let temporary = Shell.quote(path + ".tmp.muster")
         writes.append("\(delivery.compressed ? "zstd -q -d -c" : "cat") > \(temporary)")
         // `cat` ends happily on a cut-off stream (a timeout, a dropped connection), and bytes
@@ -63,6 +71,16 @@ struct ApplyScript {
         fileCount += 1
         directories.append((file.path as NSString).deletingLastPathComponent)
         temporaries.append((file.path + ".tmp.muster", file.path, file.mode, file.owner))
+        if file.isPrivate {
+            // GNU head reads at most N bytes from a pipe, so the next file (or the binary) starts
+            // right after this one on the same stdin.
+            let temporary = Shell.quote(file.path + ".tmp.muster"), size = file.contents.utf8.count
+            secretWrites.append("head -c \(size) > \(temporary)")
+            secretWrites.append("[ \"$(wc -c < \(temporary))\" -eq \(size) ] || { printf '%s: stdin ended early\\n' \(Shell.quote(file.path)) >&2; exit 1; }")
+            secretInput.append(Data(file.contents.utf8))
+            approximateLength += 6 * file.path.utf8.count + 128
+            return
+        }
         let line = "printf '%s' \(Shell.quote(file.contents)) > \(Shell.quote(file.path + ".tmp.muster"))"
         writes.append(line)
         approximateLength += line.utf8.count + 4 * file.path.utf8.count + 64
@@ -77,7 +95,7 @@ struct ApplyScript {
         script += setup
         // Written private, opened up only once complete: a key is never readable by others.
         script.append("umask 077")
-        script += writes
+        script += secretWrites + writes
         for mode in Set(temporaries.map(\.mode)).sorted() {
             script.append("chmod \(String(mode, radix: 8)) \(Shell.join(temporaries.filter { $0.mode == mode }.map(\.temporary)))")
         }
@@ -87,9 +105,18 @@ struct ApplyScript {
         script += temporaries.map { "mv -f \(Shell.quote($0.temporary)) \(Shell.quote($0.target))" }
         return script.joined(separator: "\n") + "\n"
     }
+
+    /// What the command running `text` must get on its stdin: the private files, then the binary.
+    var input: Data? {
+        guard !secretInput.isEmpty else { return binaryPayload }
+        return secretInput + (binaryPayload ?? Data())
+    }
 }
 
 extension RenderedFile {
+    /// Readable by its owner only (a private key): its bytes never appear in a command line.
+    var isPrivate: Bool { mode & 0o077 == 0 }
+
     var sha256: String { Digest.sha256Hex(Data(contents.utf8)) }
 
     func isCurrent(on facts: HostFacts) -> Bool {

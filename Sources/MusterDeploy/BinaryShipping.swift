@@ -150,7 +150,7 @@ actor HostPreparation {
                 return
             }
             do {
-                try await fleet.check(host, "apply", script.text, stdin: delivery?.payload, timeout: 300)
+                try await fleet.check(host, "apply", script.text, stdin: script.input, timeout: 300)
             } catch let error as DeployError where delivery?.compressed == true && error.message.contains("zstd") {
                 throw DeployError(host: host, step: "apply", error.message + "\n(if zstd calls the data damaged, remove the cached copy \(delivery?.binary.compressedPath ?? "") and run again)")
             }
@@ -187,7 +187,7 @@ actor HostPreparation {
                         for delivery in deliveries {
                             var script = ApplyScript()
                             script.receive(delivery)
-                            try await fleet.check(host, "tools", script.text, stdin: delivery.payload, timeout: 300)
+                            try await fleet.check(host, "tools", script.text, stdin: script.input, timeout: 300)
                             ledger.record(host) { change in
                                 change.bytesSent += delivery.payload.count
                                 change.binaries.append(delivery.binary.fileName)

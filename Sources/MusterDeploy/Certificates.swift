@@ -33,6 +33,7 @@ struct ClusterCertificates {
             let paths = member.paths
             files += [
                 RenderedFile(host: member.host, path: paths.caCert, contents: certificates.caPEM, mode: 0o644),
+                RenderedFile(host: member.host, path: paths.peerCACert, contents: certificates.peerCAPEM, mode: 0o644),
                 RenderedFile(host: member.host, path: paths.serverCert, contents: certificates.server.certificatePEM, mode: 0o644),
                 RenderedFile(host: member.host, path: paths.serverKey, contents: certificates.server.privateKeyPEM, mode: 0o600, owner: "etcd:etcd"),
                 RenderedFile(host: member.host, path: paths.peerCert, contents: certificates.peer.certificatePEM, mode: 0o644),

@@ -35,7 +35,7 @@ extension ClusterOperations {
                 group.addTask {
                     var script = ApplyScript()
                     script.receive(delivery)
-                    try await fleet.check(host, step, script.text, stdin: delivery.payload, timeout: 300)
+                    try await fleet.check(host, step, script.text, stdin: script.input, timeout: 300)
                     progress.host(host, step, delivery.summary)
                     return delivery.payload.count
                 }

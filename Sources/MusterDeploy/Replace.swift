@@ -101,7 +101,7 @@ public struct Replace: Sendable {
                                       extra: certificates?.files ?? [], facts: operations.facts) {
             script.write(file)
         }
-        if !script.isEmpty { try await fleet.check(target.host, "apply", script.text, timeout: 120) }
+        if !script.isEmpty { try await fleet.check(target.host, "apply", script.text, stdin: script.input, timeout: 120) }
         try certificates?.commit()
         let joined = try await operations.join(joining, cluster: replanned)
         if let id = joined.memberID {

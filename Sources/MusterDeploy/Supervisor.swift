@@ -44,12 +44,8 @@ enum Supervisor: String, Sendable {
             """
         case .process:
             let pidfile = Shell.quote(member.paths.pidfile)
-            // Only a pid whose executable is muster's etcd binary for this member is signalled:
-            // a stale pidfile may name a process that reused the number.
-            // Any etcd muster installed (an upgrade stops the old version's process).
-            let installed = Shell.quote((member.paths.binary as NSString).deletingLastPathComponent + "/etcd-")
             return """
-            if pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null && case "$(readlink /proc/$pid/exe)" in \(installed)*) true;; *) false;; esac; then
+            if \(Self.memberPidCheck(member)); then
                 kill "$pid"
                 i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
                 kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
@@ -61,13 +57,24 @@ enum Supervisor: String, Sendable {
         }
     }
 
+    /// A shell condition that sets `pid` from the member's pidfile and holds only when that
+    /// process is an etcd muster installed (an upgrade stops the old version's process): a stale
+    /// pidfile may name a process that reused the number. Nothing else is signalled, reported
+    /// as the member or keeps it from being started.
+    static func memberPidCheck(_ member: MemberPlan) -> String {
+        let installed = Shell.quote((member.paths.binary as NSString).deletingLastPathComponent + "/etcd-")
+        return "pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 \"$pid\" 2>/dev/null && case \"$(readlink /proc/$pid/exe)\" in \(installed)*) true;; *) false;; esac"
+    }
+
     /// The member's last log lines: the journal under systemd, its log file otherwise.
     func logCommand(_ member: MemberPlan, lines: Int = 25) -> (command: String, source: String) {
         switch self {
         case .systemd:
             return ("journalctl -u \(Shell.quote(Self.unit(of: member))) -n \(lines) --no-pager -o cat", "journalctl -u \(Self.unit(of: member))")
         case .process:
-            return ("tail -n \(lines) \(Shell.quote(member.paths.log))", member.paths.log)
+            // Read as the etcd user, whose directory it is: a link there must not make root
+            // show a file of root's.
+            return ("setpriv --reuid=etcd --regid=etcd --init-groups tail -n \(lines) \(Shell.quote(member.paths.log))", member.paths.log)
         }
     }
 
@@ -76,7 +83,7 @@ enum Supervisor: String, Sendable {
         let c = Shell.quote(member.cluster)
         let unit = Shell.quote(unit(of: member))
         return """
-        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then via=systemd; else via=process; pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 "$pid" 2>/dev/null || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) via $via && echo \(c) exe $(readlink /proc/$pid/exe) && echo \(c) startedago $(awk -v u="$(cut -d' ' -f1 /proc/uptime)" -v s="$(cut -d')' -f2 /proc/$pid/stat | awk '{print $20}')" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", u - s / h}')
+        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then via=systemd; else via=process; \(memberPidCheck(member)) || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) via $via && echo \(c) exe $(readlink /proc/$pid/exe) && echo \(c) startedago $(awk -v u="$(cut -d' ' -f1 /proc/uptime)" -v s="$(cut -d')' -f2 /proc/$pid/stat | awk '{print $20}')" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", u - s / h}')
         """
     }
 
@@ -109,7 +116,7 @@ enum Supervisor: String, Sendable {
             // A host whose own dnsmasq service reads /etc/dnsmasq.d serves the records itself.
             return """
             if systemctl is-active -q dnsmasq 2>/dev/null; then systemctl restart dnsmasq; exit 0; fi
-            id -u dnsmasq >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dnsmasq
+            \(Self.ensureDNSUser)
             printf '%s' \(Shell.quote(unit)) > \(path).tmp && mv -f \(path).tmp \(path)
             systemctl daemon-reload
             systemctl enable -q \(Shell.quote(unitName))
@@ -122,10 +129,14 @@ enum Supervisor: String, Sendable {
             return """
             mkdir -p \(Shell.quote((dns.pidfile as NSString).deletingLastPathComponent))
             if pid=$(cat \(pidfile) 2>/dev/null) && [ "$(readlink /proc/$pid/exe)" = /usr/sbin/dnsmasq ]; then kill "$pid" 2>/dev/null; sleep 0.2; fi
-            \(dnsmasq) --pid-file=\(pidfile) --user=root
+            \(Self.ensureDNSUser)
+            # dnsmasq binds port 53 and reads its conf as root, then runs as this user.
+            \(dnsmasq) --pid-file=\(pidfile) --user=dnsmasq
             """
         }
     }
+
+    private static let ensureDNSUser = "id -u dnsmasq >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dnsmasq"
 
     func stopDNSCommand(_ dns: DNSPlan, cluster: String, unitDirectory: String) -> String {
         switch self {
@@ -154,12 +165,11 @@ extension Supervisor {
     static func stateScript(_ members: [MemberPlan]) -> String {
         members.map { member in
             let unit = Shell.quote(unit(of: member))
-            let pidfile = Shell.quote(member.paths.pidfile)
             let systemd = "systemctl show -p ActiveState -p UnitFileState -p MainPID \(unit) | awk -F= '{v[$1] = $2} END {print \"systemd\", v[\"ActiveState\"], (v[\"UnitFileState\"] == \"\" ? \"-\" : v[\"UnitFileState\"]), v[\"MainPID\"] + 0}'"
             // A member kept as a process on a systemd host (`supervisor: process`) shows as one.
             return """
             if [ -d /run/systemd/system ] && [ "$(systemctl show -p MainPID --value \(unit) 2>/dev/null)" -gt 0 ] 2>/dev/null; then \(systemd); \
-            elif pid=$(cat \(pidfile) 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then echo "process running - $pid"; \
+            elif \(memberPidCheck(member)); then echo "process running - $pid"; \
             elif [ -d /run/systemd/system ]; then \(systemd); else echo "process stopped - 0"; fi
             """
         }.joined(separator: "\n")

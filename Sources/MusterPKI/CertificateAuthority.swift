@@ -56,8 +56,10 @@ public struct CertificateAuthority: Sendable {
     /// True when this call created the CA (no files were there).
     public let created: Bool
 
-    public var certificatePath: String { directory + "/ca.crt" }
-    public var keyPath: String { directory + "/ca.key" }
+    /// The files' name without extension: `ca`, or `peer-ca` for a cluster's peer CA.
+    public let baseName: String
+    public var certificatePath: String { directory + "/\(baseName).crt" }
+    public var keyPath: String { directory + "/\(baseName).key" }
     public var notAfter: Date { certificate.notValidAfter }
 
     public var certificatePEM: String {
@@ -65,9 +67,10 @@ public struct CertificateAuthority: Sendable {
     }
 
     /// Loads the CA in `directory`, or creates it (and the directory, 0700) when absent.
-    public init(directory: String, commonName: String = "muster CA") throws {
+    public init(directory: String, commonName: String = "muster CA", baseName: String = "ca") throws {
         self.directory = directory
-        let certificatePath = directory + "/ca.crt", keyPath = directory + "/ca.key"
+        self.baseName = baseName
+        let certificatePath = directory + "/\(baseName).crt", keyPath = directory + "/\(baseName).key"
         let manager = FileManager.default
         switch (manager.fileExists(atPath: certificatePath), manager.fileExists(atPath: keyPath)) {
         case (true, true):

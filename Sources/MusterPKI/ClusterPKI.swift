@@ -34,6 +34,8 @@ public struct MemberCertificates: Sendable {
     public var member: String
     public var caPath: String
     public var caPEM: String
+    /// The CA that signs peer certificates, the only one the peer port trusts.
+    public var peerCAPEM: String
     public var server: CertificateFiles
     public var peer: CertificateFiles
     public var serverOutcome: CertificateOutcome
@@ -46,9 +48,11 @@ public struct MemberCertificates: Sendable {
 
 /// A cluster's PKI in muster's local state, `STATE/pki/CLUSTER/` (directories 0700, keys 0600):
 ///
-///     ca.crt ca.key                      the cluster CA (ECDSA P-256, 10 years)
+///     ca.crt ca.key                      the cluster CA (ECDSA P-256, 10 years): client port, clients
+///     peer-ca.crt peer-ca.key            the peer CA: peer port only (clusters made before it: none)
 ///     MEMBER-server.crt MEMBER-server.key  a member's client-port certificate (serverAuth+clientAuth)
-///     MEMBER-peer.crt MEMBER-peer.key      a member's peer-port certificate (serverAuth+clientAuth)
+///     MEMBER-peer.crt MEMBER-peer.key      a member's peer-port certificate (serverAuth+clientAuth),
+///                                          signed by the peer CA
 ///     client.crt client.key              muster's and operators' etcdctl certificate, CN "muster"
 ///
 /// Certificates are reused while they still fit: signed by this CA, key matching, the same SANs
@@ -60,6 +64,12 @@ public struct ClusterPKI: Sendable {
     public let cluster: String
     public let directory: String
     public let authority: CertificateAuthority
+    /// Signs peer certificates. A second CA, so that muster's client certificate and the members'
+    /// server keys are no peer credentials and peer keys are no client credentials. A cluster
+    /// whose PKI predates it keeps signing peers with `authority` (its members trust nothing
+    /// else on the peer port, and a new peer CA could only reach them all at once).
+    public let peerAuthority: CertificateAuthority
+    public var hasSeparatePeerCA: Bool { peerAuthority.baseName != authority.baseName }
     /// Certificates expiring sooner than this are renewed.
     public var renewalWindow: TimeInterval = ClusterPKI.defaultRenewalWindow
     /// Validity of newly issued member and client certificates.
@@ -79,7 +89,13 @@ public struct ClusterPKI: Sendable {
         try PKIFiles.makeDirectory(stateDirectory + "/pki")
         directory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster)
         try PKIFiles.makeDirectory(directory)
+        let peerCAPath = directory + "/peer-ca.crt", peerKeyPath = directory + "/peer-ca.key"
+        let manager = FileManager.default
+        let predatesPeerCA = manager.fileExists(atPath: directory + "/ca.crt")
+            && !manager.fileExists(atPath: peerCAPath) && !manager.fileExists(atPath: peerKeyPath)
         authority = try CertificateAuthority(directory: directory, commonName: "muster CA for \(cluster)")
+        peerAuthority = predatesPeerCA ? authority
+            : try CertificateAuthority(directory: directory, commonName: "muster peer CA for \(cluster)", baseName: "peer-ca")
     }
 
     /// The member's server and peer certificates, each covering `dnsNames` and `ipAddresses`
@@ -94,7 +110,7 @@ public struct ClusterPKI: Sendable {
         let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer", commonName: member,
                                              dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
         return MemberCertificates(member: member, caPath: caPath, caPEM: try authority.certificatePEM,
-                                  server: server, peer: peer,
+                                  peerCAPEM: try peerAuthority.certificatePEM, server: server, peer: peer,
                                   serverOutcome: serverOutcome, peerOutcome: peerOutcome)
     }
 
@@ -130,7 +146,7 @@ public struct ClusterPKI: Sendable {
                                          notAfter: certificate.notValidAfter), .reused)
             }
         }
-        let issued = try authority.issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
+        let issued = try signer(for: kind).issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
                                          ipAddresses: ipAddresses, validityDays: validityDays)
         if let pending {
             pending.add(key: issued.privateKeyPEM, at: keyPath, certificate: issued.certificatePEM, at: certPath)
@@ -152,7 +168,7 @@ public struct ClusterPKI: Sendable {
         if Certificate.PublicKey(key.publicKey) != certificate.publicKey {
             return "key does not match the certificate"
         }
-        if !authority.signed(certificate) { return "not signed by the cluster CA" }
+        if !signer(for: kind).signed(certificate) { return kind == .peer ? "not signed by the peer CA" : "not signed by the cluster CA" }
         let now = Date()
         if certificate.notValidAfter < now + renewalWindow {
             let days = Int((certificate.notValidAfter.timeIntervalSince(now) / 86400).rounded(.down))
@@ -170,6 +186,10 @@ public struct ClusterPKI: Sendable {
             return "names changed: " + SANs.describe(present) + " -> " + SANs.describe(wanted)
         }
         return nil
+    }
+
+    func signer(for kind: CertificateKind) -> CertificateAuthority {
+        kind == .peer ? peerAuthority : authority
     }
 
     static func checkFileName(_ name: String, what: String) throws {

@@ -18,6 +18,9 @@ public struct MemberPaths: Sendable, Codable, Equatable {
     // The certificate files' names, owned here: the renderer points etcd at them and the
     // deploy layer writes them.
     public var caCert: String { pkiDir + "/ca.crt" }
+    /// The only CA the peer port trusts (the cluster CA again for clusters made before muster
+    /// had a peer CA).
+    public var peerCACert: String { pkiDir + "/peer-ca.crt" }
     public var serverCert: String { pkiDir + "/server.crt" }
     public var serverKey: String { pkiDir + "/server.key" }
     public var peerCert: String { pkiDir + "/peer.crt" }

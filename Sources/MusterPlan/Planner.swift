@@ -285,7 +285,9 @@ public struct Planner {
             configDir: configDir, config: "\(configDir)/conf.yml", pkiDir: "\(configDir)/pki",
             data: "\(p.data)/\(name)", unit: "\(p.systemd)/etcd-\(name).service",
             startScript: "\(configDir)/start-member.sh", runDir: p.run, pidfile: "\(p.run)/\(name).pid",
-            logDir: p.log, log: "\(p.log)/\(name).log")
+            // A directory of the cluster's own: the etcd user may own it, never `paths.log` itself,
+            // which may be shared (/var/log).
+            logDir: "\(p.log)/\(name)", log: "\(p.log)/\(name)/\(name).log")
     }
 }
 

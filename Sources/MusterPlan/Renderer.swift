@@ -30,8 +30,8 @@ public struct Renderer {
                 var script = common
                 script["pidfile"] = member.paths.pidfile
                 script["runDir"] = member.paths.runDir
-                script["logDir"] = member.paths.logDir
                 script["logFile"] = member.paths.log
+                script["installedPrefix"] = inventory.paths.install + "/etcd-"
                 script["launcher"] = "setpriv --reuid=\(runAs) --regid=\(runAs) --init-groups "
                 files.append(RenderedFile(host: member.host, path: member.paths.startScript,
                                           contents: templates.render("start-member.sh", script), mode: 0o755))
@@ -83,6 +83,7 @@ public struct Renderer {
             let paths = member.paths
             context["tls"] = true
             context["caCert"] = paths.caCert
+            context["peerCACert"] = paths.peerCACert
             context["serverCert"] = paths.serverCert
             context["serverKey"] = paths.serverKey
             context["peerCert"] = paths.peerCert

@@ -25,7 +25,7 @@ import MusterPlan
         script.write(RenderedFile(host: "h", path: "\(root)/etc/conf.yml", contents: tricky, mode: 0o644))
         script.write(RenderedFile(host: "h", path: "\(root)/etc/pki/server.key", contents: "KEY\n", mode: 0o600, owner: "root:root"))
         script.write(RenderedFile(host: "h", path: "\(root)/etc/start.sh", contents: "#!/bin/sh\necho started\n", mode: 0o755))
-        let result = try LocalProcess.run(["/bin/sh", "-c", script.text])
+        let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: script.input)
         #expect(result.succeeded, "\(result.stderrText)")
         #expect(try String(contentsOfFile: "\(root)/etc/conf.yml", encoding: .utf8) == tricky)
         #expect(try mode("\(root)/etc/conf.yml") == 0o644)
@@ -97,5 +97,35 @@ import MusterPlan
         let good = try LocalProcess.run(["/bin/sh", "-c", script.text], input: Data(repeating: 0x7f, count: 100_000))
         #expect(good.succeeded, "\(good.stderrText)")
         #expect(try Digest.sha256Hex(fileAt: target) == binary.sha256)
+    }
+
+    @Test func privateFilesTravelOnStdinBeforeTheBinaryNeverInTheScript() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let source = "\(root)/etcd-source"
+        let binaryBytes = Data((0..<50_000).map { UInt8($0 % 251) })
+        try binaryBytes.write(to: URL(fileURLWithPath: source))
+        let key = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49 it's \"$HOME\"\n-----END PRIVATE KEY-----\n"
+        var script = ApplyScript()
+        script.write(RenderedFile(host: "h", path: "\(root)/pki/server.key", contents: key, mode: 0o600))
+        script.write(RenderedFile(host: "h", path: "\(root)/pki/server.crt", contents: "CERT\n", mode: 0o644))
+        script.write(RenderedFile(host: "h", path: "\(root)/pki/peer.key", contents: "second key\n", mode: 0o600))
+        script.receive(BinaryDelivery(binary: try ShippedBinary(localPath: source, remotePath: "\(root)/bin/etcd"),
+                                      payload: binaryBytes, compressed: false))
+        #expect(!script.text.contains("PRIVATE KEY") && !script.text.contains("second key"), "\(script.text)")
+        #expect(script.text.contains("CERT"), "public files stay in the script")
+        let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: script.input)
+        #expect(result.succeeded, "\(result.stderrText)")
+        #expect(try String(contentsOfFile: "\(root)/pki/server.key", encoding: .utf8) == key)
+        #expect(try String(contentsOfFile: "\(root)/pki/peer.key", encoding: .utf8) == "second key\n")
+        #expect(try mode("\(root)/pki/peer.key") == 0o600)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(root)/bin/etcd")) == binaryBytes)
+
+        // Cut inside the keys: the script stops, no key is renamed into place.
+        try FileManager.default.removeItem(atPath: "\(root)/pki")
+        let cut = try LocalProcess.run(["/bin/sh", "-c", script.text], input: Data(key.utf8.prefix(20)))
+        #expect(!cut.succeeded)
+        #expect(cut.stderrText.contains("stdin ended early"), "\(cut.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/pki/server.key"))
     }
 }

@@ -12,7 +12,7 @@ import MusterSSH
     private static let hosts = ["host1", "host2", "host3"]
 
     /// `deploy` on every host, with root's authorized key and the given sudoers rule.
-    private func makeDeployUser(sudoers rule: String) throws {
+    static func makeDeployUser(sudoers rule: String) throws {
         for host in Self.hosts {
             _ = try DeploySandbox.exec(host, """
                 command -v sudo >/dev/null || { echo 'sudo is not installed (scripts/setup.sh installs it)' >&2; exit 1; }
@@ -24,7 +24,7 @@ import MusterSSH
         }
     }
 
-    private func removeDeployUser() {
+    static func removeDeployUser() {
         for host in Self.hosts {
             _ = try? DeploySandbox.exec(host, "rm -f /etc/sudoers.d/muster-test; userdel -r deploy 2>/dev/null; true")
         }
@@ -36,8 +36,8 @@ import MusterSSH
 
     @Test func aPasswordlessSudoUserBringsTheClusterUp() async throws {
         try await onSandbox {
-            defer { removeDeployUser() }
-            try makeDeployUser(sudoers: "deploy ALL=(ALL) NOPASSWD: ALL")
+            defer { Self.removeDeployUser() }
+            try Self.makeDeployUser(sudoers: "deploy ALL=(ALL) NOPASSWD: ALL")
             for host in Self.hosts { _ = try DeploySandbox.exec(host, "rm -rf /opt/muster") }
             let builder = try deployInventory()
             let outcome = try await DeploySandbox.up(builder)
@@ -54,8 +54,8 @@ import MusterSSH
 
     @Test func aSudoThatWantsAPasswordIsExplained() async throws {
         try await onSandbox {
-            defer { removeDeployUser() }
-            try makeDeployUser(sudoers: "deploy ALL=(ALL) ALL")
+            defer { Self.removeDeployUser() }
+            try Self.makeDeployUser(sudoers: "deploy ALL=(ALL) ALL")
             let before = try Self.hosts.map { try DeploySandbox.exec($0, "find /etc/etcd /var/lib/etcd 2>/dev/null | sort") }
             do {
                 _ = try await DeploySandbox.up(try deployInventory())

@@ -20,6 +20,21 @@ let memberDNS = ["m1.example.test", "example.test", "localhost"]
 let memberIPs = ["10.0.0.1", "127.0.0.1"]
 
 @Suite struct ClusterPKITests {
+    @Test func aPKIMadeBeforeThePeerCAKeepsSigningPeersWithItsOneCA() throws {
+        let state = try TemporaryDirectory(prefix: "muster-pki")
+        let dir = ClusterPKI.directory(stateDirectory: state.path, cluster: "main")
+        let authority = try CertificateAuthority(directory: dir, commonName: "muster CA for main")
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        #expect(!pki.hasSeparatePeerCA)
+        let member = try pki.memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        #expect(member.peerCAPEM == (try authority.certificatePEM))
+        #expect(try openssl(["verify", "-CAfile", authority.certificatePath, "-purpose", "sslclient", member.peer.certPath]).contains(": OK"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/peer-ca.key"))
+        // Reopened, it stays so (and reuses what it issued).
+        let again = try ClusterPKI(stateDirectory: state.path, cluster: "main").memberCertificates(member: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        #expect(!again.renewed)
+    }
+
     @Test func layoutModesAndChains() throws {
         let state = try TemporaryDirectory(prefix: "muster-pki")
         let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
@@ -36,22 +51,31 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
 
         #expect(try mode(state.path + "/pki") == 0o700)
         #expect(try mode(dir) == 0o700)
-        for key in ["ca.key", "m1-server.key", "m1-peer.key", "client.key"] {
+        #expect(pki.hasSeparatePeerCA && pki.peerAuthority.certificatePath == dir + "/peer-ca.crt")
+        for key in ["ca.key", "peer-ca.key", "m1-server.key", "m1-peer.key", "client.key"] {
             #expect(try mode(dir + "/" + key) == 0o600, "\(key)")
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp.") }
         #expect(leftovers.isEmpty)
 
-        // openssl accepts each chain, for the purpose each certificate serves.
-        for (path, purpose) in [(member.server.certPath, "sslserver"), (member.server.certPath, "sslclient"),
-                                (member.peer.certPath, "sslserver"), (member.peer.certPath, "sslclient"),
-                                (client.certPath, "sslclient")] {
-            let output = try openssl(["verify", "-CAfile", member.caPath, "-purpose", purpose, path])
+        // openssl accepts each chain, for the purpose each certificate serves, under its own CA.
+        let peerCA = pki.peerAuthority.certificatePath
+        for (path, ca, purpose) in [(member.server.certPath, member.caPath, "sslserver"), (member.server.certPath, member.caPath, "sslclient"),
+                                    (member.peer.certPath, peerCA, "sslserver"), (member.peer.certPath, peerCA, "sslclient"),
+                                    (client.certPath, member.caPath, "sslclient")] {
+            let output = try openssl(["verify", "-CAfile", ca, "-purpose", purpose, path])
             #expect(output.contains(": OK"), "\(path) \(purpose): \(output)")
         }
         #expect(throws: (any Error).self) {
             try openssl(["verify", "-CAfile", member.caPath, "-purpose", "sslserver", client.certPath])
         }
+        // Neither CA vouches for the other's certificates: peers and clients are apart.
+        for (path, ca) in [(member.peer.certPath, member.caPath), (client.certPath, peerCA), (member.server.certPath, peerCA)] {
+            #expect(throws: (any Error).self, "\(path) under \(ca)") {
+                try openssl(["verify", "-CAfile", ca, "-purpose", "sslclient", path])
+            }
+        }
+        #expect(member.peerCAPEM == (try String(contentsOfFile: peerCA, encoding: .utf8)))
 
         let server = try openssl(["x509", "-noout", "-text", "-in", member.server.certPath])
         #expect(server.contains("DNS:example.test, DNS:localhost, DNS:m1.example.test, IP Address:10.0.0.1, IP Address:127.0.0.1"), "\(server)")
