@@ -88,7 +88,7 @@ import MusterSandbox
             let member = try #require(cluster.members.first { $0.host == "host1" })
             let fleet = try await Fleet.connect([try #require(workspace.inventory.host(named: "host1"))],
                                                 options: DeploySandbox.options, progress: Progress(quiet: true))
-            let operations = try await ClusterOperations.gather(ClusterPlan(copying: cluster, members: [member]), fleet: fleet,
+            let operations = try await ClusterOperations.gather(ClusterPlan(copying: cluster, members: [member]), inventory: workspace.inventory, fleet: fleet,
                                                                 progress: Progress(quiet: true), options: DeploySandbox.options, tls: [:])
             let error = await operations.failure(member, step: "start", "did not start")
             await fleet.close()
