@@ -73,6 +73,9 @@ public struct BringUp: Sendable {
         do {
             (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
                                                        thenRun: (step: "preflight", script: scripts))
+        } catch let error as MusterError where error.step == "connect" {
+            _ = try? await binaries
+            throw Self.namingDNSServers(in: error, plan: workspace.plan)
         } catch {
             _ = try? await binaries
             throw error
@@ -161,6 +164,20 @@ public struct BringUp: Sendable {
             await preparation.abandon()
             throw error
         }
+    }
+
+    /// A DNS server that cannot be reached is named as such: without it a DNS SRV cluster's
+    /// members cannot find each other, which "connect: ..." alone does not say.
+    static func namingDNSServers(in error: MusterError, plan: Plan) -> MusterError {
+        let lines = error.message.split(separator: "\n")
+        let unreachable = plan.clusters.compactMap { cluster in cluster.dns.map { (cluster: cluster.name, host: $0.serverHost) } }
+            .filter { server in error.host == server.host || lines.contains { $0.hasPrefix(server.host + ":") } }
+        guard !unreachable.isEmpty else { return error }
+        var named = error
+        for server in unreachable {
+            named.message += "\n\(server.host) is the DNS server of cluster '\(server.cluster)': its dnsmasq serves the SRV records the members find each other by, so the cluster cannot bootstrap without it; nothing was changed on any host"
+        }
+        return named
     }
 
     /// Clusters in the order they can come up: each wave holds the clusters whose discovery

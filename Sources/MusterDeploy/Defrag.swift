@@ -34,11 +34,8 @@ public struct Defrag: Sendable {
     }
 
     public func run() async throws -> Outcome {
-        var builder = builder
-        builder.includeBackendOfUnformedCluster = false
-        let workspace = try await builder.load(lock: true)
+        let (workspace, cluster) = try await builder.loadSoleCluster()
         defer { workspace.state.unlock() }
-        let cluster = try workspace.soleCluster()
         return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress) { operations in
             let refuse = { (reason: String) in
                 DeployError(host: nil, cluster: cluster.name, step: "defrag", kind: .refused,

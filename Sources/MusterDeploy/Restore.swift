@@ -54,11 +54,8 @@ public struct Restore: Sendable {
     }
 
     public func run() async throws -> Outcome {
-        var builder = builder
-        builder.includeBackendOfUnformedCluster = false
-        let workspace = try await builder.load(lock: true)
+        let (workspace, cluster) = try await builder.loadSoleCluster()
         defer { workspace.state.unlock() }
-        let cluster = try workspace.soleCluster()
         // The file and the tool first: a damaged or too new snapshot touches no host.
         let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
         let facts = try Self.check(file, memberVersion: cluster.memberVersion, cluster: cluster.name)

@@ -64,6 +64,23 @@ public enum SnapshotCatalog {
     }
 }
 
+extension PlanBuilder {
+    /// The workspace of a command that works on one formed cluster (snapshot, restore, defrag):
+    /// loaded with the state lock held, which the caller releases (`workspace.state.unlock()`),
+    /// and its cluster (`soleCluster`). A backend of an unformed cluster is not part of it.
+    func loadSoleCluster() async throws -> (Workspace, ClusterPlan) {
+        var builder = self
+        builder.includeBackendOfUnformedCluster = false
+        let workspace = try await builder.load(lock: true)
+        do {
+            return (workspace, try workspace.soleCluster())
+        } catch {
+            workspace.state.unlock()
+            throw error
+        }
+    }
+}
+
 extension Workspace {
     /// `--cluster NAME`, or the inventory's only cluster (as `env` does).
     public func soleCluster() throws -> ClusterPlan {
@@ -110,11 +127,8 @@ public struct SnapshotSave: Sendable {
     }
 
     public func run() async throws -> Outcome {
-        var builder = builder
-        builder.includeBackendOfUnformedCluster = false
-        let workspace = try await builder.load(lock: true)
+        let (workspace, cluster) = try await builder.loadSoleCluster()
         defer { workspace.state.unlock() }
-        let cluster = try workspace.soleCluster()
         guard keep >= 1 else { throw MusterError(.usage, "--keep must be at least 1") }
         let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
         if let member, cluster.member(named: member) == nil {

@@ -39,9 +39,8 @@ struct InventoryChecks {
         case .staticCluster:
             break
         case .discovery(let source, let size, _):
-            if size < cluster.members.count {
-                sink.error(cluster.bootstrapMark, "discovery size \(size) of cluster '\(cluster.name)' is smaller than its \(cluster.members.count) members: the extra members could never join")
-            }
+            // A size smaller than `members:` matters only until the cluster has formed, which
+            // the state dir knows: PlanBuilder checks it.
             if size < 1 || size > 99 {
                 sink.error(cluster.bootstrapMark, "discovery size \(size) must be between 1 and 99")
             }

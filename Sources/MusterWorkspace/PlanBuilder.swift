@@ -80,6 +80,12 @@ public struct Workspace: Sendable {
         var histories: [String: ClusterHistory] = [:]
         for cluster in workspace.inventory.clusters {
             histories[cluster.name] = try workspace.state.clusterRecord(cluster.name)?.history
+            // Discovery's size counts at formation only: a formed cluster grows past it through
+            // learners, like any other.
+            if histories[cluster.name] == nil, case .discovery(_, let size, _) = cluster.bootstrap, size < cluster.members.count {
+                throw InventoryError.at(cluster.bootstrapMark, in: workspace.inventoryPath,
+                                        "discovery size \(size) of cluster '\(cluster.name)' is smaller than its \(cluster.members.count) members: the extra members could never join while it forms (once formed, members join through learners)")
+            }
         }
         let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens, histories: histories)
         let all = try Planner(inventory: workspace.inventory, facts: facts).plan()

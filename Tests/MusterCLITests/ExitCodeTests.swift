@@ -32,6 +32,27 @@ import Testing
 
         """
 
+    /// Discovery's size counts while the cluster forms: an unformed cluster with more members
+    /// is bad input at the bootstrap's place, before anything else.
+    @Test func aDiscoverySizeBelowTheMembersOfAnUnformedClusterExits2AtItsPlace() throws {
+        let (path, directory) = try inventory("""
+            member: { version: 3.4.23 }
+            hosts:
+              h1: { address: 127.0.0.1 }
+              h2: { address: 127.0.0.2 }
+            clusters:
+              main:
+                members: [h1, h2]
+                tls: false
+                bootstrap: { discovery: { url: http://127.0.0.1:2379, size: 1 } }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = try MusterBinary().run(["render", path, "--state", directory + "/state"])
+        #expect(run.status == 2, "\(run)")
+        #expect(run.stderrText.contains("\(path):9:16: error: discovery size 1 of cluster 'main' is smaller than its 2 members"), "\(run)")
+    }
+
     @Test(arguments: [
         ["frobnicate"],                        // unknown subcommand
         ["up"],                                // missing inventory argument

@@ -46,6 +46,10 @@ import MusterTestSupport
                 #expect(try DeploySandbox.exec(host, "pgrep -a etcd; true") == "", "no member started on \(host)")
             }
             _ = try DeploySandbox.exec("host3", "kill \(blocker)")
+            // The DNS server switched off at the start: named as the DNS server, nothing started.
+            try DeploySandbox.powerOff("host3")
+            _ = try await expectFailure(builder, naming: ["host3", "host3 is the DNS server of cluster 'main'", "nothing was changed"])
+            try DeploySandbox.powerOn("host3")
             let healed = try await DeploySandbox.up(builder)
             #expect(healed.reports.allSatisfy { $0.ok }, "\(healed.reports.map { $0.table() })")
             try await DeploySandbox.down(builder, wipe: true)

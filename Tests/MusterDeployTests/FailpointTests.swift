@@ -116,4 +116,31 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// A shrink cut after `member remove` (the member out of the cluster, not yet stopped and
+    /// disabled on its host): the next `up --remove-members` finds it removed and finishes.
+    @Test func aShrinkCutAfterTheRemovalFinishesOnTheNextRun() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            #expect(try etcdctl(["put", "/before-shrink", "kept"]).succeeded)
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            try text.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1, host2]")
+                .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let cut = try MusterCLI.run(["up", builder.inventoryPath, "--remove-members"], failpoint: "shrink.after-remove")
+            #expect(!cut.succeeded && cut.stderrText.contains("failpoint shrink.after-remove"), "\(cut.stderrText)")
+            #expect(try etcdctl(["member", "list"]).stdoutText.split(separator: "\n").count == 2, "removed before the cut")
+
+            var finish = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            finish.removeMembers = true
+            let finished = try await finish.run()
+            #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
+            #expect(try DeploySandbox.exec("host3", "cat /run/etcd/main.pid 2>/dev/null || echo stopped") == "stopped")
+            #expect(try builder.build().state.clusterRecord("main")?.removed.map(\.name) == ["host3"])
+            #expect(try etcdctl(["get", "/before-shrink", "--print-value-only"]).stdoutText == "kept\n")
+            try text.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }

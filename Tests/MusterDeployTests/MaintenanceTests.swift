@@ -14,17 +14,6 @@ import MusterTestSupport
 @Suite struct MaintenanceTests {
     private static let hosts = ["host1", "host2", "host3"]
 
-    private func cli(_ arguments: [String]) throws -> ProcessResult {
-        let binary = repositoryRoot + "/.build/debug/muster"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
-        }
-        var environment = ProcessInfo.processInfo.environment
-        environment["MUSTER_SANDBOX_ONLY"] = "1"
-        environment.removeValue(forKey: "MUSTER_FAILPOINT")
-        return try LocalProcess.run([binary] + arguments + ["--templates", repositoryRoot + "/templates"], environment: environment, timeout: 300)
-    }
-
     /// Each host's member pid and the hash of its conf.yml: what a refused run must leave alone.
     private func hostState() throws -> [String] {
         try Self.hosts.map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid; sha256sum < /etc/etcd/main/conf.yml") }
@@ -51,7 +40,7 @@ import MusterTestSupport
             var leaderBefore = ""
             for (index, client) in clients.enumerated() where try await client.status().isLeader { leaderBefore = Self.hosts[index] }
 
-            let defrag = try cli(["defrag", builder.inventoryPath, "--output", "json"])
+            let defrag = try MusterCLI.run(["defrag", builder.inventoryPath, "--output", "json"])
             #expect(defrag.succeeded, "\(defrag.stderrText)")
             let document = try #require(try JSONSerialization.jsonObject(with: defrag.stdout) as? [String: Any])
             let rows = try #require(((document["clusters"] as? [[String: Any]])?.first?["members"]) as? [[String: Any]])
@@ -66,14 +55,14 @@ import MusterTestSupport
             // An alarm raised on host2's member: verify names it, up refuses to change anything.
             let host2ID = try await clients[1].status().memberID
             try await clients[0].alarm(.activate, "NOSPACE", memberID: host2ID)
-            let verify = try cli(["verify", builder.inventoryPath])
+            let verify = try MusterCLI.run(["verify", builder.inventoryPath])
             #expect(verify.status == 1, "\(verify.stdoutText)")
             #expect(verify.stdoutText.contains("NOSPACE on host2"), "\(verify.stdoutText)")
             let inventory = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
             try inventory.replacingOccurrences(of: "    members: [host1, host2, host3]\n", with: "    members: [host1, host2, host3]\n    etcd: { snapshot-count: 5000 }\n")
                 .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
             let before = try hostState()
-            let refused = try cli(["up", builder.inventoryPath])
+            let refused = try MusterCLI.run(["up", builder.inventoryPath])
             #expect(refused.status == 1, "\(refused.stderrText)")
             #expect(refused.stderrText.contains("active alarm (NOSPACE on host2)"), "\(refused.stderrText)")
             #expect(try hostState() == before, "a refused run changed a host")

@@ -225,4 +225,29 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// A discovery cluster's `size` counts only at formation: once formed, a member the inventory
+    /// adds joins through a learner like any other, with no discovery keys.
+    @Test func aDiscoveryClusterGrowsPastItsSizeThroughALearner() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.discovery) {
+                $0.replacingOccurrences(of: "  disco:\n    members: [host1]\n", with: "  disco:\n    members: [host1]\n    client_port: 3379\n    peer_port: 3380\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            #expect(try etcdctl(["host2"], ["put", "/before-grow", "kept"]).succeeded)
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            let grown = text.replacingOccurrences(of: "    members: [host2, host3]\n", with: "    members: [host2, host3, host1]\n")
+            #expect(grown != text)
+            try grown.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let outcome = try await DeploySandbox.up(builder)
+            #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
+            let joined = try DeploySandbox.exec("host1", "cat /etc/etcd/main/conf.yml")
+            #expect(joined.contains("initial-cluster-state: existing") && !joined.contains("discovery"), "\(joined)")
+            let list = try etcdctl(["host2"], ["member", "list"]).stdoutText
+            #expect(list.split(separator: "\n").count == 3 && !list.contains("true"), "three voters: \(list)")
+            #expect(try etcdctl(["host1"], ["get", "/before-grow", "--print-value-only"]).stdoutText == "kept\n")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }

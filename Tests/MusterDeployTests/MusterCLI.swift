@@ -12,13 +12,18 @@ enum MusterCLI {
     static var binary: String { repositoryRoot + "/.build/debug/muster" }
 
     static func up(_ builder: PlanBuilder, failpoint: String? = nil, timeout: TimeInterval = 120) throws -> ProcessResult {
+        try run(["up", builder.inventoryPath], failpoint: failpoint, timeout: timeout)
+    }
+
+    /// Any command (`["defrag", INVENTORY, "--output", "json"]`), with the repository's templates.
+    static func run(_ arguments: [String], failpoint: String? = nil, timeout: TimeInterval = 120) throws -> ProcessResult {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
         }
         var environment = ProcessInfo.processInfo.environment
         environment["MUSTER_SANDBOX_ONLY"] = "1"
         environment["MUSTER_FAILPOINT"] = failpoint
-        return try LocalProcess.run([binary, "up", builder.inventoryPath, "--templates", repositoryRoot + "/templates"],
+        return try LocalProcess.run([binary] + arguments + ["--templates", repositoryRoot + "/templates"],
                                     environment: environment, timeout: timeout)
     }
 

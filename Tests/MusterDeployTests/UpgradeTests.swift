@@ -117,15 +117,7 @@ extension UpgradeTests {
             #expect(try etcdctl(["put", "/before-upgrade", "kept"]).succeeded)
             try setBinary(DeploySandbox.etcd35, in: builder)
 
-            let binary = repositoryRoot + "/.build/debug/muster"
-            guard FileManager.default.isExecutableFile(atPath: binary) else {
-                throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
-            }
-            var environment = ProcessInfo.processInfo.environment
-            environment["MUSTER_SANDBOX_ONLY"] = "1"
-            environment["MUSTER_FAILPOINT"] = "up.rolling-restart@2"
-            let cut = try LocalProcess.run([binary, "up", builder.inventoryPath, "--templates", repositoryRoot + "/templates"],
-                                           environment: environment, timeout: 180)
+            let cut = try MusterCLI.up(builder, failpoint: "up.rolling-restart@2", timeout: 180)
             #expect(!cut.succeeded && cut.stderrText.contains("failpoint up.rolling-restart"), "\(cut.stderrText)")
             let versions = try ["host1", "host2", "host3"].map(exe)
             #expect(versions.filter { $0.hasSuffix("etcd-3.5.16") }.count == 1, "one member upgraded before the cut: \(versions)")

@@ -8,6 +8,8 @@ import MusterTestSupport
 struct LocalTLS {
     struct Member { var certPath, keyPath, peerCertPath, peerKeyPath: String }
     var caPath: String
+    /// The CA the peer ports trust (muster's peer CA), `caPath` when nil.
+    var peerCAPath: String? = nil
     var members: [String: Member]
     var client: EtcdTLS
 }
@@ -76,7 +78,8 @@ final class LocalEtcdCluster: @unchecked Sendable {
                 throw HarnessError(description: "no certificates for \(node.name)")
             }
             memberTLS = EtcdMemberTLS(caPath: tls.caPath, certPath: member.certPath, keyPath: member.keyPath,
-                                      peerCertPath: member.peerCertPath, peerKeyPath: member.peerKeyPath)
+                                      peerCertPath: member.peerCertPath, peerKeyPath: member.peerKeyPath,
+                                      peerCAPath: tls.peerCAPath)
         }
         let member = try LoopbackEtcd(binary: LocalEtcdCluster.etcdPath, name: node.name, root: root,
                                       ports: (client: node.clientPort, peer: node.peerPort), tls: memberTLS,

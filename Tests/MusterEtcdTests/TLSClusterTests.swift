@@ -24,7 +24,8 @@ struct TLSClusterTests {
         let client = try pki.clientCertificate()
         let tls = EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
 
-        let cluster = try LocalEtcdCluster(tls: LocalTLS(caPath: pki.caPath, members: members, client: tls))
+        let cluster = try LocalEtcdCluster(tls: LocalTLS(caPath: pki.caPath, peerCAPath: pki.peerAuthority.certificatePath,
+                                                         members: members, client: tls))
         defer { cluster.stopAll() }
         try cluster.start()
         try await cluster.waitHealthy()

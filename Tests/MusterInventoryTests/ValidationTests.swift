@@ -107,11 +107,6 @@ private func expectOne(_ text: String, line: Int, column: Int, containing fragme
         expectOne(text, line: 12, column: 3, containing: "client port 2379 of cluster 'second' on host 'etcd1' is already used")
     }
 
-    @Test func discoverySizeSmallerThanMembers() {
-        expectOne(valid.replacingOccurrences(of: "bootstrap: static", with: "bootstrap: { discovery: { url: http://10.0.0.9:2379, size: 2 } }"),
-                  line: 11, column: 16, containing: "discovery size 2 of cluster 'main' is smaller than its 3 members")
-    }
-
     @Test func dnsBootstrapWithoutDNSSection() {
         expectOne(valid.replacingOccurrences(of: "bootstrap: static", with: "bootstrap: { dns: { domain: example.test } }"),
                   line: 11, column: 16, containing: "needs a top-level 'dns' section")

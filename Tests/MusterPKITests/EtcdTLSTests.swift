@@ -22,7 +22,8 @@ import MusterTestSupport
         let etcdMember = try LoopbackEtcd(
             binary: Self.etcd, name: "m1", root: state.path, ports: (client: ports[1], peer: ports[0]),
             tls: EtcdMemberTLS(caPath: member.caPath, certPath: member.server.certPath, keyPath: member.server.keyPath,
-                               peerCertPath: member.peer.certPath, peerKeyPath: member.peer.keyPath),
+                               peerCertPath: member.peer.certPath, peerKeyPath: member.peer.keyPath,
+                               peerCAPath: pki.peerAuthority.certificatePath),
             enableV2: false, extra: ["--initial-cluster", "m1=\(peerURL)", "--initial-cluster-state", "new"])
         defer { etcdMember.stop() }
 

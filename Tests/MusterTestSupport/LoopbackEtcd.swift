@@ -1,15 +1,19 @@
 import Foundation
 
-/// The certificate files one TLS etcd member presents and trusts, on both its ports.
+/// The certificate files one TLS etcd member presents and trusts on each of its ports.
 public struct EtcdMemberTLS: Sendable {
     public var caPath: String
     public var certPath: String
     public var keyPath: String
     public var peerCertPath: String
     public var peerKeyPath: String
+    /// The CA the peer port trusts (muster's peer CA), `caPath` unless given.
+    public var peerCAPath: String
 
-    public init(caPath: String, certPath: String, keyPath: String, peerCertPath: String, peerKeyPath: String) {
+    public init(caPath: String, certPath: String, keyPath: String, peerCertPath: String, peerKeyPath: String,
+                peerCAPath: String? = nil) {
         self.caPath = caPath
+        self.peerCAPath = peerCAPath ?? caPath
         self.certPath = certPath
         self.keyPath = keyPath
         self.peerCertPath = peerCertPath
@@ -21,7 +25,7 @@ public struct EtcdMemberTLS: Sendable {
         ["--cert-file", certPath, "--key-file", keyPath,
          "--trusted-ca-file", caPath, "--client-cert-auth",
          "--peer-cert-file", peerCertPath, "--peer-key-file", peerKeyPath,
-         "--peer-trusted-ca-file", caPath, "--peer-client-cert-auth"]
+         "--peer-trusted-ca-file", peerCAPath, "--peer-client-cert-auth"]
     }
 }
 
