@@ -3,7 +3,7 @@
 # member.version set) into an empty --out, against the same job in Python with Debian's
 # python3-jinja2 (bench/render_jinja2.py), run interleaved TRIALS times each, on the disk and
 # on tmpfs. Prints median wall time, median peak RSS (GNU time's %M, the child's own
-# getrusage) and the ratio of each.
+# getrusage), CPU time (user + system) and the ratios of each.
 #   bench/render.sh [TRIALS] [MUSTER_BINARY]   (default 9 trials, .build/release/muster)
 # Also called by bench/bench.sh, which reads its last line (`render-result ...`, the disk's).
 set -euo pipefail
@@ -40,10 +40,10 @@ for place in "${places[@]}"; do
     : > "$work/$name.muster.times"
     : > "$work/$name.jinja2.times"
     for t in $(seq 1 "$trials"); do
-        /usr/bin/time -f "%e %M" -a -o "$work/$name.muster.times" \
+        /usr/bin/time -f "%e %M %U %S" -a -o "$work/$name.muster.times" \
             "$muster" render "$work/render500.yml" --out "$base/muster-$t" --state "$base/state-$t" --templates "$root/templates" >/dev/null
         [ "$(find "$base/muster-$t" -name conf.yml | wc -l)" -eq 1500 ] || { echo "muster rendered $(find "$base/muster-$t" -name conf.yml | wc -l) conf.yml, not 1500" >&2; exit 1; }
-        /usr/bin/time -f "%e %M" -a -o "$work/$name.jinja2.times" \
+        /usr/bin/time -f "%e %M %U %S" -a -o "$work/$name.jinja2.times" \
             /usr/bin/python3 "$root/bench/render_jinja2.py" "$work/render500.yml" "$base/jinja2-$t" >/dev/null
         [ "$(find "$base/jinja2-$t" -type f | wc -l)" -eq 4500 ] || { echo "Jinja2 rendered $(find "$base/jinja2-$t" -type f | wc -l) files, not 4500" >&2; exit 1; }
     done
@@ -57,14 +57,15 @@ print(f"render 500 clusters (1500 members) into an empty --out, {trials} interle
 results = {}
 for place, label in (("disk", "disk, /tmp on ext4"), ("tmpfs", "tmpfs, /dev/shm")):
     muster, jinja2 = read(f"{work}/{place}.muster.times"), read(f"{work}/{place}.jinja2.times")
-    ms, mk = st.median(t for t, _ in muster), st.median(k for _, k in muster)
-    js, jk = st.median(t for t, _ in jinja2), st.median(k for _, k in jinja2)
+    ms, mk, mc = st.median(r[0] for r in muster), st.median(r[1] for r in muster), st.median(r[2] + r[3] for r in muster)
+    js, jk, jc = st.median(r[0] for r in jinja2), st.median(r[1] for r in jinja2), st.median(r[2] + r[3] for r in jinja2)
     # GNU time prints 0.00 below 10 ms; a ratio needs a floor there.
-    ratio = st.median(j / max(m, 0.01) for (j, _), (m, _) in zip(jinja2, muster))
+    ratio = st.median(j[0] / max(m[0], 0.01) for j, m in zip(jinja2, muster))
+    cpu_ratio = st.median((j[2] + j[3]) / max(m[2] + m[3], 0.01) for j, m in zip(jinja2, muster))
     print(f"  {label}:")
-    print(f"    muster render      {ms:5.2f} s ({min(t for t, _ in muster):.2f}-{max(t for t, _ in muster):.2f})  {mk / 1024:5.1f} MiB peak")
-    print(f"    Python + Jinja2    {js:5.2f} s ({min(t for t, _ in jinja2):.2f}-{max(t for t, _ in jinja2):.2f})  {jk / 1024:5.1f} MiB peak")
-    print(f"    Jinja2 / muster    {ratio:5.2f} x (median of per-trial ratios; target >= 2)")
+    print(f"    muster render      {ms:5.2f} s ({min(r[0] for r in muster):.2f}-{max(r[0] for r in muster):.2f})  CPU {mc:4.2f} s  {mk / 1024:5.1f} MiB peak")
+    print(f"    Python + Jinja2    {js:5.2f} s ({min(r[0] for r in jinja2):.2f}-{max(r[0] for r in jinja2):.2f})  CPU {jc:4.2f} s  {jk / 1024:5.1f} MiB peak")
+    print(f"    Jinja2 / muster    {ratio:5.2f} x wall, {cpu_ratio:4.2f} x CPU (medians of per-trial ratios; target >= 2)")
     results[place] = (ms, mk, js, jk, ratio)
 ms, mk, js, jk, ratio = results["disk"]
 print(f"render-result {ms:.3f} {mk:.0f} {js:.3f} {jk:.0f} {ratio:.2f}")
