@@ -3,6 +3,7 @@ import PackageDescription
 
 // Layers import only downward (ARCHITECTURE.md):
 //   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
+//   MusterInventory -> MusterImport (pure: Ansible inventory text to muster inventory text)
 //   MusterBasics -> MusterSSH, MusterEtcd, MusterPKI, MusterSandbox; MusterEtcd -> MusterDiscovery
 //   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
 // Each target's dependencies are exactly what its files import.
@@ -41,6 +42,8 @@ let package = Package(
         ]),
         // Everything a run reads or keeps on the controller: inventory file, state dir and its
         // lock, tokens, cluster records, the member binary's version, templates, rendered trees.
+        // `muster import ansible`: an Ansible inventory to a muster inventory; pure, text in, text out.
+        .target(name: "MusterImport", dependencies: ["MusterYAML", "MusterInventory"]),
         .target(name: "MusterWorkspace", dependencies: ["MusterBasics", "MusterInventory", "MusterPlan"]),
         .target(name: "MusterSSH", dependencies: ["CLibSSH2", "MusterBasics"]),
         .target(name: "MusterEtcd", dependencies: [
@@ -71,7 +74,7 @@ let package = Package(
             "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),
         .executableTarget(name: "muster", dependencies: [
-            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace",
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
             "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -81,6 +84,7 @@ let package = Package(
         .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
+        .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory"]),
         .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan", "MusterWorkspace"]),
         .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
         .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI", "MusterTestSupport"]),

@@ -197,23 +197,14 @@ for t in $(seq 1 "$trials"); do
 done
 bare 0
 
-# render of a generated 500-cluster inventory: time and peak memory.
-python3 - "$work/render500.yml" <<'PY'
-import sys
-lines = ["member: { version: 3.4.23 }", "hosts:"]
-for i in range(1500):
-    lines.append(f"  h{i}: {{ address: 10.{i // 250}.{i % 250}.1 }}")
-lines.append("clusters:")
-for c in range(500):
-    lines += [f"  c{c}:", f"    members: [h{3*c}, h{3*c+1}, h{3*c+2}]", "    tls: false", "    bootstrap: static"]
-open(sys.argv[1], "w").write("\n".join(lines) + "\n")
-PY
-/usr/bin/time -f "%e %M" -o "$work/render.time" $muster render "$work/render500.yml" --out "$work/render500" --state "$work/render500.state" --templates "$root/templates" >/dev/null
-read -r render_s render_kb < "$work/render.time"
+# render of a generated 500-cluster inventory against Python + Jinja2 (bench/render.sh alone
+# prints its own table): median time, peak memory and the ratio.
+read -r _ render_s render_kb jinja_s jinja_kb render_ratio < <(bench/render.sh "$trials" "$muster" | grep '^render-result ')
 
-python3 - "$out" "$trials" "$render_s" "$render_kb" <<PY
+python3 - "$out" "$trials" "$render_s" "$render_kb" "$jinja_s" "$jinja_kb" "$render_ratio" <<PY
 import statistics as st, sys, platform, subprocess
 out, trials, render_s, render_kb = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+jinja_s, jinja_kb, render_ratio = float(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
 s = {k: [float(x) for x in v.split()] for k, v in {
 $(for k in "${!series[@]}"; do echo "    \"$k\": \"${series[$k]}\","; done)
 }.items()}
@@ -231,12 +222,14 @@ rows = [
   ("  bytes moved / connections / channels (host1 sshd log)", f"{med('rerun_bytes'):.0f} / {med('rerun_connections'):.0f} / {med('rerun_channels'):.0f}", ""),
   ("fan-out 3 / 9 / 15 hosts", f"{med('fan3'):.2f} / {med('fan9'):.2f} / {med('fan15'):.2f} s", ""),
   ("render 500 clusters (1500 members)", f"{render_s:.2f} s, {render_kb/1024:.0f} MiB peak", ""),
+  ("  the same in Python + Jinja2 (bench/render_jinja2.py)", f"{jinja_s:.2f} s, {jinja_kb/1024:.0f} MiB peak", ""),
 ]
 ratios = [
   ("muster / naive (target <= 1.0)", ratio('muster_static', 'naive')),
   ("muster / tuned (target <= 2.0)", ratio('muster_static', 'tuned')),
   ("Ansible / muster (target >= 5)", ratio('ansible', 'muster_static')),
   ("fan-out 15 / 3 hosts (target <= 2.5)", ratio('fan15', 'fan3')),
+  ("Jinja2 render / muster render (target >= 2)", render_ratio),
 ]
 marginal = (med('fan15') - med('fan3')) / 12
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()

@@ -15,3 +15,16 @@ extension InventoryError {
                               sourceLines: shown)
     }
 }
+
+extension InventoryError {
+    /// Problems found in another file muster reads (an Ansible inventory being imported), shown
+    /// like the loader's own, with the lines of `source` they point at.
+    public static func located(_ diagnostics: [Diagnostic], in source: Data) -> InventoryError {
+        let sorted = diagnostics.sorted { ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column) }
+        let kept = Array(sorted.prefix(DiagnosticSink.maximumKept)).map { diagnostic in
+            Diagnostic(file: diagnostic.file, mark: diagnostic.mark, message: TerminalSafe.visible(diagnostic.message))
+        }
+        let lines = SourceLines.lines(numbered: Set(kept.map(\.mark.line)), in: source)
+        return InventoryError(diagnostics: kept, sourceLines: lines, omitted: sorted.count - kept.count)
+    }
+}

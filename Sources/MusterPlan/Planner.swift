@@ -67,10 +67,13 @@ public struct Planner {
     public static let placeholderMarker = "MUSTER-PLACEHOLDER"
     let inventory: Inventory
     let facts: PlanFacts
+    /// Asked once per cluster; computed once.
+    private let discoveryBackends: Set<String>
 
     public init(inventory: Inventory, facts: PlanFacts) {
         self.inventory = inventory
         self.facts = facts
+        discoveryBackends = inventory.discoveryBackends
     }
 
     public func plan(only clusterName: String? = nil) throws -> [ClusterPlan] {
@@ -96,7 +99,7 @@ public struct Planner {
 
     private func plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> ClusterPlan {
         let scheme = cluster.tls ? "https" : "http"
-        let isBackend = inventory.discoveryBackends.contains(cluster.name)
+        let isBackend = discoveryBackends.contains(cluster.name)
         var dnsDomain: String?
         if case .dns(let domain, _) = cluster.bootstrap { dnsDomain = domain }
 

@@ -5,10 +5,13 @@ import MusterYAML
 public struct Renderer {
     let templates: TemplateSet
     let inventory: Inventory
+    /// Asked once per TLS member; computed once.
+    private let discoveryBackends: Set<String>
 
     public init(templates: TemplateSet, inventory: Inventory) {
         self.templates = templates
         self.inventory = inventory
+        discoveryBackends = inventory.discoveryBackends
     }
 
     /// All files for `clusters`, each YAML one parsed back with libyaml before it is returned.
@@ -98,7 +101,7 @@ public struct Renderer {
     }
 
     private func isBackend(_ cluster: ClusterPlan) -> Bool {
-        inventory.discoveryBackends.contains(cluster.name)
+        discoveryBackends.contains(cluster.name)
     }
 
     private func yamlValue(_ value: ScalarType) -> String {

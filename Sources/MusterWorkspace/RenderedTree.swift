@@ -9,8 +9,7 @@ public enum RenderedTree {
 
     @discardableResult
     public static func write(_ plan: Plan, to directory: String, summary: String, json: Data) throws -> [String] {
-        let manager = FileManager.default
-        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let manifestPath = "\(directory)/\(manifestName)"
         let previous = (try? String(contentsOfFile: manifestPath, encoding: .utf8))?
             .split(separator: "\n").map(String.init) ?? []
@@ -29,6 +28,32 @@ public enum RenderedTree {
         }
         try writeFile(Data((written.joined(separator: "\n") + "\n").utf8), at: manifestPath, mode: 0o644, madeDirectories: &made)
         return written.map { "\(directory)/\($0)" }
+    }
+
+    /// `mkdir -p` with one mkdir(2) per directory not made yet: the tree of a 1,500-member
+    /// render has 9,000 directories, and FileManager's version stats every component of every
+    /// path again.
+    private static func makeDirectories(_ path: String, made: inout Set<String>) throws {
+        guard !path.isEmpty, path != "/", !made.contains(path) else { return }
+        try makeDirectories(parentPath(of: path), made: &made)
+        if mkdir(path, 0o755) != 0 {
+            guard errno == EEXIST else {
+                throw StateError(description: "cannot make \(path): \(String(cString: strerror(errno)))")
+            }
+            var status = stat()
+            guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+                throw StateError(description: "cannot make \(path): it exists and is not a directory")
+            }
+        }
+        made.insert(path)
+    }
+
+    /// `path` without its last component ("" for a bare name); a doubled slash or `.` left in
+    /// is resolved by mkdir(2) itself (NSString's version, which tidies them first, was 7% of a
+    /// large render).
+    static func parentPath(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "" }
+        return slash == path.utf8.startIndex ? "/" : String(path[..<slash])
     }
 
     /// A manifest entry may name only a regular file below `directory`, reached without
@@ -52,10 +77,7 @@ public enum RenderedTree {
     /// a rendered tree is for reading and can be rendered again (measured: an fsync per file was
     /// most of a 500-cluster render's time). Each directory is made once per render.
     private static func writeFile(_ data: Data, at path: String, mode: Int, madeDirectories: inout Set<String>) throws {
-        let parent = (path as NSString).deletingLastPathComponent
-        if madeDirectories.insert(parent).inserted {
-            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        }
+        try makeDirectories(parentPath(of: path), made: &madeDirectories)
         let temporary = path + ".muster-tmp"
         let descriptor = open(temporary, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
         guard descriptor >= 0 else { throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }

@@ -9,13 +9,34 @@ public enum YAMLEmitter {
     public static func scalar(_ text: String) -> String {
         let plainIsSafe = ScalarType.infer(text, style: .plain, tag: nil) == .string(text)
             && !looksLikeSexagesimal(text)
+        if isInert(text) { return plainIsSafe ? text : "'" + text + "'" }
         let style = plainIsSafe ? YAML_ANY_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE
         return emit(text, style: style) ?? "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
     }
 
+    /// Text libyaml writes back unchanged: a letter, digit or `/` first, then only letters,
+    /// digits and `/._=,+-`, and `:` before anything but the end (so never `: `, ` #`, a
+    /// leading indicator, a quote to double or a break). For it libyaml emits the text plain, or
+    /// between single quotes when asked, so the emitter (a libyaml emitter set up and torn down
+    /// per value, most of a large render's quoting time) is skipped; any other text goes to
+    /// libyaml. The paths, names and URLs of rendered files are all of this kind.
+    static func isInert(_ text: String) -> Bool {
+        let bytes = text.utf8
+        guard let first = bytes.first, isAlphanumeric(first) || first == UInt8(ascii: "/"),
+              bytes.last != UInt8(ascii: ":") else { return false }
+        return bytes.allSatisfy { byte in
+            isAlphanumeric(byte) || "/._=,+-:".utf8.contains(byte)
+        }
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
     /// YAML 1.1 readers (Go's yaml.v2 among them) read `1:20` as the base-60 integer 80.
     static func looksLikeSexagesimal(_ text: String) -> Bool {
-        guard text.contains(":"), let first = text.first, first.isNumber || first == "-" || first == "+" else {
+        guard text.utf8.contains(UInt8(ascii: ":")), let first = text.first, first.isNumber || first == "-" || first == "+" else {
             return false
         }
         return text.allSatisfy { $0.isNumber || ":._+-".contains($0) }

@@ -92,7 +92,10 @@ public enum ScalarType: Sendable, Equatable {
     }
 
     static func int(_ text: String) -> Int? {
-        let digits = text.replacingOccurrences(of: "_", with: "")
+        // Most text is no number at all: only a digit, a sign or "_" can start one.
+        guard let first = text.utf8.first, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
+                || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: "_") else { return nil }
+        let digits = text.utf8.contains(UInt8(ascii: "_")) ? text.replacingOccurrences(of: "_", with: "") : text
         if let value = Int(digits) { return value }
         if digits.hasPrefix("0x"), let value = Int(digits.dropFirst(2), radix: 16) { return value }
         if digits.hasPrefix("0o"), let value = Int(digits.dropFirst(2), radix: 8) { return value }

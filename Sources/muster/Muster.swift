@@ -8,7 +8,8 @@ struct Muster: AsyncParsableCommand {
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
         version: "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16",
         subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, ReplaceCommand.self,
-                      SnapshotCommand.self, RestoreCommand.self, DefragCommand.self, SandboxCommand.self, DiscoveryCommand.self])
+                      SnapshotCommand.self, RestoreCommand.self, DefragCommand.self, ImportCommand.self, SandboxCommand.self,
+                      DiscoveryCommand.self])
 }
 
 /// argument-parser exits 64 (EX_USAGE) for a bad command line; muster promises 2 for every

@@ -8,7 +8,7 @@ import Testing
         [], ["render"], ["up"], ["verify"], ["down"], ["env"], ["replace"],
         ["snapshot", "save"], ["snapshot", "list"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
-        ["discovery", "serve"],
+        ["discovery", "serve"], ["import"], ["import", "ansible"],
     ]
     static let goldenDirectory = MusterBinary.packageRoot.appendingPathComponent("Tests/MusterCLITests/Golden/help")
 
