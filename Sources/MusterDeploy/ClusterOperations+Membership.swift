@@ -57,24 +57,32 @@ extension ClusterOperations {
         return joining
     }
 
-    /// etcd refuses a change while its members have been connected for less than 5 s
-    /// ("unhealthy cluster", as right after a start): retried, bounded (30 s).
     private func addLearner(_ member: MemberPlan, cluster: ClusterPlan, client: EtcdClient) async throws -> MemberAddResponse {
+        do {
+            return try await whileEtcdSettles(cluster: cluster, what: "adding \(member.name) as a learner") { () async throws(EtcdClientError) in
+                try await client.memberAdd(peerURLs: [member.peerURL], isLearner: true)
+            }
+        } catch let error as EtcdClientError {
+            throw DeployError(host: member.host, cluster: cluster.name, step: "join",
+                              "cluster '\(cluster.name)': adding \(member.name) as a learner failed: \(error)")
+        }
+    }
+
+    /// etcd refuses a membership change while its members have been connected for less than
+    /// 5 s ("unhealthy cluster", as right after a start): `change` retried, bounded (30 s).
+    func whileEtcdSettles<T>(cluster: ClusterPlan, what: String, _ change: () async throws(EtcdClientError) -> T) async throws -> T {
         var lastError = ""
         for _ in 0..<60 {
             do {
-                return try await client.memberAdd(peerURLs: [member.peerURL], isLearner: true)
+                return try await change()
             } catch {
                 lastError = error.message
-                guard lastError.contains("unhealthy cluster") else {
-                    throw DeployError(host: member.host, cluster: cluster.name, step: "join",
-                                      "cluster '\(cluster.name)': adding \(member.name) as a learner failed: \(error)")
-                }
+                guard lastError.contains("unhealthy cluster") else { throw error }
             }
             try await Task.sleep(nanoseconds: 500_000_000)
         }
-        throw DeployError(host: member.host, cluster: cluster.name, step: "join", kind: .refused,
-                          "cluster '\(cluster.name)': etcd refused to add \(member.name) for 30 s: \(lastError)")
+        throw DeployError(host: nil, cluster: cluster.name, step: "membership", kind: .refused,
+                          "cluster '\(cluster.name)': etcd refused \(what) for 30 s: \(lastError)")
     }
 
     /// etcd refuses a promotion until the learner is in sync: retried, bounded (60 s).
@@ -160,7 +168,9 @@ extension ClusterOperations {
                 try await endpoints.client(for: leaving, timeout: 10).moveLeader(to: target.id)
                 progress.host(leaving.host, "remove", "\(cluster.name): leadership moved to \(target.name)")
             }
-            try await client.memberRemove(id: removal.id)
+            _ = try await whileEtcdSettles(cluster: cluster, what: "removing \(removal.name)") { () async throws(EtcdClientError) in
+                try await client.memberRemove(id: removal.id)
+            }
             progress.note("cluster \(cluster.name): member \(removal.name) (\(EtcdIDs.hex(removal.id))) removed")
         } else {
             progress.note("cluster \(cluster.name): member \(removal.name) was removed already")
