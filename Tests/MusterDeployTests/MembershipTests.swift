@@ -250,4 +250,31 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// Moving a member to another host is one inventory edit (one host out, another in) and one
+    /// `up --remove-members`: with the source alive, the newcomer joins first, then the source
+    /// leaves; every key stays.
+    @Test func aMemberMovesToAnotherHostInOneRunWithItsSourceAlive() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            try setMembers("host1, host2", in: builder)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/move/\(index)", "m\(index)"]).succeeded) }
+            try setMembers("host1, host3", in: builder)
+            var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            move.removeMembers = true
+            let moved = try await move.run()
+            #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+            #expect(moved.hosts.first { $0.host == "host3" }?.started == ["main"], "\(moved.hosts)")
+            #expect(moved.hosts.first { $0.host == "host2" }?.stopped == ["main"], "\(moved.hosts)")
+            let list = try etcdctl(["host1"], ["member", "list"]).stdoutText
+            #expect(list.contains(", host3,") && !list.contains(", host2,") && list.split(separator: "\n").count == 2, "\(list)")
+            for index in 0..<20 {
+                #expect(try etcdctl(["host3"], ["get", "/move/\(index)", "--print-value-only"]).stdoutText == "m\(index)\n")
+            }
+            try await DeploySandbox.down(builder, wipe: true)
+            _ = try DeploySandbox.exec("host2", "rm -rf /var/lib/etcd/main")
+        }
+    }
 }
