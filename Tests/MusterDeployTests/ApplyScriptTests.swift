@@ -51,9 +51,10 @@ import MusterPlan
         #expect(left.isEmpty, "temporaries left: \(left)")
     }
 
-    @Test func aBinaryCutOffInTransitNeverReplacesTheOldOne() throws {
+    /// A scratch root holding "old binary" at `bin/etcd`, and a script that receives 100,000 bytes
+    /// of 0x7f from its stdin to replace it.
+    private func binaryOverAnOldOne() throws -> (root: String, target: String, binary: ShippedBinary, script: ApplyScript) {
         let root = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: root) }
         let source = "\(root)/etcd-source"
         try Data(repeating: 0x7f, count: 100_000).write(to: URL(fileURLWithPath: source))
         let target = "\(root)/bin/etcd"
@@ -62,6 +63,12 @@ import MusterPlan
         let binary = try ShippedBinary(localPath: source, remotePath: target)
         var script = ApplyScript()
         script.receive(BinaryDelivery(binary: binary, payload: Data(), compressed: false))
+        return (root, target, binary, script)
+    }
+
+    @Test func aBinaryCutOffInTransitNeverReplacesTheOldOne() throws {
+        let (root, target, binary, script) = try binaryOverAnOldOne()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         // The stream ends after 60 000 of 100 000 bytes, as when a connection drops.
         let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: Data(repeating: 0x7f, count: 60_000))
         #expect(!result.succeeded)
@@ -74,16 +81,8 @@ import MusterPlan
     /// Bytes of the right length but not the right content (damaged on the way, or a cache
     /// copy altered to unpack to something else) are refused as well: the hash decides.
     @Test func bytesOfTheRightLengthButTheWrongHashAreNotInstalled() throws {
-        let root = try scratch()
+        let (root, target, binary, script) = try binaryOverAnOldOne()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let source = "\(root)/etcd-source"
-        try Data(repeating: 0x7f, count: 100_000).write(to: URL(fileURLWithPath: source))
-        let target = "\(root)/bin/etcd"
-        try FileManager.default.createDirectory(atPath: "\(root)/bin", withIntermediateDirectories: true)
-        try Data("old binary".utf8).write(to: URL(fileURLWithPath: target))
-        let binary = try ShippedBinary(localPath: source, remotePath: target)
-        var script = ApplyScript()
-        script.receive(BinaryDelivery(binary: binary, payload: Data(), compressed: false))
         var corrupted = Data(repeating: 0x7f, count: 100_000)
         corrupted[50_000] = 0x00
         let result = try LocalProcess.run(["/bin/sh", "-c", script.text], input: corrupted)

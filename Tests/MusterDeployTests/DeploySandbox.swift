@@ -5,6 +5,7 @@ import MusterPlan
 import MusterWorkspace
 import MusterSandbox
 import MusterTestSupport
+import Testing
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().path
@@ -104,6 +105,15 @@ enum DeploySandbox {
         var tearDown = TearDown(builder: builder, options: options, progress: Progress(quiet: true))
         tearDown.wipeData = wipe
         try await tearDown.run()
+    }
+
+    /// The static 3-member inventory with TLS on, brought up and verified; with the directory of
+    /// its PKI in the state dir (`ca.crt`, `client.crt`, `client.key`).
+    static func formedTLSCluster() async throws -> (builder: PlanBuilder, pki: String) {
+        let builder = try inventory(.static) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
+        let formed = try await up(builder)
+        #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+        return (builder, try builder.build().state.directory + "/pki/main")
     }
 
     static func up(_ builder: PlanBuilder, progress: MusterDeploy.Progress = MusterDeploy.Progress()) async throws -> BringUp.Outcome {

@@ -21,12 +21,7 @@ import MusterTestSupport
 
     @Test func defragRunsLeaderLastAndAnAlarmStopsUpUntilDisarmed() async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
-            let formed = try await DeploySandbox.up(builder)
-            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
-            let pki = try builder.build().state.directory + "/pki/main"
+            let (builder, pki) = try await DeploySandbox.formedTLSCluster()
             let tls = EtcdTLS(caPath: "\(pki)/ca.crt", certPath: "\(pki)/client.crt", keyPath: "\(pki)/client.key")
             let clients = try Self.hosts.map { EtcdClient(baseURL: "https://\(try DeploySandbox.host($0).address):2379", timeout: 20, tls: tls) }
 

@@ -28,12 +28,7 @@ import MusterSandbox
 
     @Test func etcd34To35RollsLeaderLastWithAWriterAndRefusesWhatIsUnsafe() async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
-            let formed = try await DeploySandbox.up(builder)
-            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
-            let pki = try builder.build().state.directory + "/pki/main"
+            let (builder, pki) = try await DeploySandbox.formedTLSCluster()
 
             // Refused while a member is down; nothing changes.
             _ = try DeploySandbox.exec("host3", "kill -9 $(cat /run/etcd/main.pid)")
