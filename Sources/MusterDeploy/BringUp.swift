@@ -299,7 +299,8 @@ public struct BringUp: Sendable {
                     await operations.moveLeadership(from: leader, to: target, cluster: cluster)
                 }
                 let reason = upgrade ? "etcd \(cluster.memberVersion)"
-                    : operations.runsUnderAnotherSupervisor(member) ? "moving to \(operations.supervisor(on: member.host).rawValue)" : "new config or certificates"
+                    : operations.runsUnderAnotherSupervisor(member) ? "moving to \(operations.supervisor(on: member.host).rawValue)"
+                    : "new config or certificates"
                 try await operations.rollingRestart([member], cluster: cluster, reason: reason)
                 ledger.record(member.host) { $0.restarted.append(cluster.name) }
             }

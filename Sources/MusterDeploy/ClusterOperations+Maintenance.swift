@@ -13,6 +13,7 @@ extension ClusterOperations {
             for member in runningMembers(cluster) {
                 let client = endpoints.client(for: member, timeout: 3)
                 guard let alarms = try? await client.alarms() else { continue }
+                guard !alarms.isEmpty else { return [] }
                 let names = Dictionary(((try? await client.memberList().members) ?? []).map { ($0.id, $0.name) },
                                        uniquingKeysWith: { first, _ in first })
                 return alarms.map { "\($0.alarm) on \(names[$0.memberID].map { $0.isEmpty ? "an unstarted member" : $0 } ?? EtcdIDs.hex($0.memberID))" }

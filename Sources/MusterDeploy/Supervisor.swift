@@ -180,10 +180,21 @@ extension ClusterOperations {
     /// What each member's host says of its supervisor; members whose host cannot be asked are
     /// left out (verification stands on its own checks).
     func supervisorStates(_ cluster: ClusterPlan) async -> [VerificationReport.SupervisorRow] {
+        // Every host at once: one round trip in all, not one per host after the other.
+        let hosts = cluster.members.map(\.host).uniqued()
+        let outputs = await withTaskGroup(of: (String, String?).self) { group in
+            for host in hosts {
+                let script = Supervisor.stateScript(cluster.members.filter { $0.host == host })
+                group.addTask { (host, try? await fleet.check(host, "supervisor", script, timeout: 15)) }
+            }
+            var outputs: [String: String] = [:]
+            for await (host, output) in group { outputs[host] = output }
+            return outputs
+        }
         var rows: [VerificationReport.SupervisorRow] = []
-        for host in cluster.members.map(\.host).uniqued() {
+        for host in hosts {
+            guard let output = outputs[host] else { continue }
             let members = cluster.members.filter { $0.host == host }
-            guard let output = try? await fleet.check(host, "supervisor", Supervisor.stateScript(members), timeout: 15) else { continue }
             for (member, line) in zip(members, output.split(separator: "\n")) {
                 let words = line.split(separator: " ").map(String.init)
                 guard words.count == 4 else { continue }
