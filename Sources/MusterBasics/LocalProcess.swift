@@ -165,3 +165,11 @@ public enum LocalProcess {
         }
     }
 }
+
+/// Runs blocking work (hashing a large file, a poll) on a dispatch thread, never on one of
+/// Swift's cooperative threads (two on a 2-core machine, and everything else needs them).
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+    }
+}

@@ -321,8 +321,11 @@ public struct BringUp: Sendable {
             for (index, cluster) in workspace.plan.clusters.enumerated() {
                 progress.note("cluster \(cluster.name): verifying")
                 group.addTask {
+                    // The supervisors' states come over SSH while verification speaks HTTP: side
+                    // by side, the SSH round trip adds nothing to the run.
+                    async let supervisors = operations.supervisorStates(cluster)
                     var report = try await operations.verify(cluster, expectation: snapshot[cluster.name])
-                    report.supervisors = await operations.supervisorStates(cluster)
+                    report.supervisors = await supervisors
                     return (index, report)
                 }
             }
@@ -368,11 +371,7 @@ public struct BringUp: Sendable {
     /// The binaries hashed on a dispatch thread (tens of milliseconds of CPU the cooperative pool
     /// should not block on), with their zstd copies.
     private static func shippedBinaries(_ sources: [(String, String)]) async throws -> [ShippedBinary] {
-        let hashed = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[ShippedBinary], Error>) in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try sources.map { try ShippedBinary(localPath: $0.0, remotePath: $0.1) } })
-            }
-        }
+        let hashed = try await offPool { try sources.map { try ShippedBinary(localPath: $0.0, remotePath: $0.1) } }
         return await withTaskGroup(of: (Int, String?).self) { group in
             for (index, binary) in hashed.enumerated() {
                 group.addTask { (index, await BinaryCache.compressedCopy(of: binary)) }

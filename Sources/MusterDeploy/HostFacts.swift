@@ -52,6 +52,7 @@ struct HostFacts: Sendable {
     static func script(for members: [MemberPlan], files: [String], directories: [String],
                        spaces: [String] = [], etcdReaches: [String] = []) -> String {
         var lines = [
+            HostHashing.function,
             "echo arch $(uname -m)",
             "[ -d /run/systemd/system ] && echo systemd yes",
             "command -v dnsmasq >/dev/null 2>&1 && echo dnsmasq yes",
@@ -65,7 +66,7 @@ struct HostFacts: Sendable {
         ]
         for path in files {
             let quoted = Shell.quote(path)
-            lines.append("[ -f \(quoted) ] && echo file $(sha256sum \(quoted) | cut -c1-64) $(stat -c %a \(quoted)) \(quoted)")
+            lines.append("[ -f \(quoted) ] && echo file $(muster_sha256 \(quoted)) $(stat -c %a \(quoted)) \(quoted)")
         }
         for path in directories {
             lines.append("[ -d \(Shell.quote(path)) ] && echo dir \(Shell.quote(path))")
@@ -90,7 +91,7 @@ struct HostFacts: Sendable {
             lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
             lines.append("[ -f \(Shell.quote(p.marker)) ] && echo \(c) marker $(cat \(Shell.quote(p.marker)))")
             lines.append(Supervisor.runningScript(member))
-            lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(sha256sum \(Shell.quote(p.config)) | cut -d' ' -f1)")
+            lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(muster_sha256 \(Shell.quote(p.config)))")
             lines.append("[ -f \(Shell.quote(p.config)) ] && newest=$(ls -td \(Shell.quote(p.config)) \(Shell.quote(p.pkiDir))/* 2>/dev/null | head -n 1) && echo \(c) changedago $(awk -v n=\"$(date +%s.%N)\" -v m=\"$(date -r \"$newest\" +%s.%N)\" 'BEGIN {printf \"%.2f\", n - m}')")
         }
         return lines.map { "{ \($0); } 2>/dev/null" }.joined(separator: "\n") + "\ntrue\n"

@@ -4,8 +4,9 @@ import MusterBasics
 import MusterTestSupport
 @testable import MusterDeploy
 
-/// The controller's zstd copy of a binary is checked against the binary's hash before every
-/// use: one altered in place (even into a valid zstd frame of other bytes) is made anew.
+/// The controller's zstd copy of a binary is checked against its seal before every use: one
+/// altered in place (even into a valid zstd frame of other bytes) is made anew, and a copy from
+/// before seals is trusted only once it unpacks to the binary's hash.
 @Suite struct BinaryCacheTests {
     /// What the zstd file at `path` unpacks to, hashed.
     private func unpackedHash(_ path: String) throws -> String {
@@ -54,5 +55,29 @@ import MusterTestSupport
         try damaged.write(to: URL(fileURLWithPath: again))
         let third = try #require(await BinaryCache.compressedCopy(of: binary, cache: cache))
         #expect(try unpackedHash(third) == binary.sha256)
+    }
+
+    @Test func aCopyWithoutItsSealIsTrustedOnlyByWhatItUnpacksTo() async throws {
+        let directory = try TemporaryDirectory(prefix: "muster-cache")
+        let source = directory.path + "/etcd"
+        try Data((0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }).write(to: URL(fileURLWithPath: source))
+        let binary = try ShippedBinary(localPath: source, remotePath: "/opt/muster/bin/etcd")
+        let cache = directory.path + "/cache"
+        let copy = try #require(await BinaryCache.compressedCopy(of: binary, cache: cache))
+        let seal = BinaryCache.sealPath(of: copy)
+        #expect(try String(contentsOfFile: seal, encoding: .utf8) == (try Digest.sha256Hex(fileAt: copy)) + "\n")
+
+        // An intact copy that lost its seal is kept, and sealed again.
+        try FileManager.default.removeItem(atPath: seal)
+        let firstInode = try inode(copy)
+        #expect(await BinaryCache.compressedCopy(of: binary, cache: cache) == copy)
+        #expect(try inode(copy) == firstInode, "an intact copy is not remade")
+        #expect(FileManager.default.fileExists(atPath: seal))
+
+        // A seal that does not match the copy's bytes sends it back to the unpacking check.
+        try Data("0000\n".utf8).write(to: URL(fileURLWithPath: seal))
+        #expect(await BinaryCache.compressedCopy(of: binary, cache: cache) == copy)
+        #expect(try unpackedHash(copy) == binary.sha256)
+        #expect(await BinaryCache.isSealed(copy))
     }
 }
