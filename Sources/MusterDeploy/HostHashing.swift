@@ -9,4 +9,10 @@ enum HostHashing {
     static let function = """
         muster_sha256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "$1" | cut -c1-64; else sha256sum -- "$1" | cut -c1-64; fi; }
         """
+
+    /// A shell function `muster_sha256_each FILE...` printing `fsum HASH FILE` for each FILE
+    /// it can read, with one hashing process for all of them.
+    static let eachFunction = """
+        muster_sha256_each() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "$@"; else sha256sum -- "$@"; fi | while read -r h p; do echo "fsum $h ${p#\\*}"; done; }
+        """
 }

@@ -63,7 +63,8 @@ enum Supervisor: String, Sendable {
     /// as the member or keeps it from being started.
     static func memberPidCheck(_ member: MemberPlan) -> String {
         let installed = Shell.quote((member.paths.binary as NSString).deletingLastPathComponent + "/etcd-")
-        return "pid=$(cat \(Shell.quote(member.paths.pidfile)) 2>/dev/null) && kill -0 \"$pid\" 2>/dev/null && case \"$(readlink /proc/$pid/exe)\" in \(installed)*) true;; *) false;; esac"
+        // `read`, not `cat`: a builtin, one process fewer on every host of every run.
+        return "read -r pid 2>/dev/null < \(Shell.quote(member.paths.pidfile)) && kill -0 \"$pid\" 2>/dev/null && exe=$(readlink /proc/$pid/exe) && case \"$exe\" in \(installed)*) true;; *) false;; esac"
     }
 
     /// The member's last log lines: the journal under systemd, its log file otherwise.
@@ -82,8 +83,11 @@ enum Supervisor: String, Sendable {
     static func runningScript(_ member: MemberPlan) -> String {
         let c = Shell.quote(member.cluster)
         let unit = Shell.quote(unit(of: member))
+        // The process's start in clock ticks since boot (field 22 of /proc/PID/stat, the 20th
+        // after the command name's parenthesis), read by builtins; preflight prints the host's
+        // uptime and tick rate once, and `HostFacts.parse` takes the difference.
         return """
-        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then via=systemd; else via=process; \(memberPidCheck(member)) || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) via $via && echo \(c) exe $(readlink /proc/$pid/exe) && echo \(c) startedago $(awk -v u="$(cut -d' ' -f1 /proc/uptime)" -v s="$(cut -d')' -f2 /proc/$pid/stat | awk '{print $20}')" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", u - s / h}')
+        if [ -d /run/systemd/system ] && pid=$(systemctl show -p MainPID --value \(unit) 2>/dev/null) && [ "${pid:-0}" -gt 0 ]; then via=systemd; exe=$(readlink /proc/$pid/exe); else via=process; \(memberPidCheck(member)) || pid=; fi; [ -n "$pid" ] && echo \(c) pid "$pid" && echo \(c) via $via && echo \(c) exe "$exe" && read -r stat < /proc/$pid/stat && stat=${stat##*) } && set -- $stat && echo \(c) startticks "${20}"
         """
     }
 
