@@ -149,7 +149,7 @@ public struct BringUp: Sendable {
             }
             try await preparation.shipTools(tools, to: memberHosts)
             // Verification speaks HTTP to the members; it need not wait for etcdctl on the SSH lanes.
-            let reports = try await verifyAll(workspace, operations: operations)
+            let reports = try await verifyAll(workspace, operations: operations, ledger: ledger)
             try await preparation.finish()
             try recordFormations(workspace, reports: reports)
             let total = ledger.totalBytes
@@ -313,17 +313,20 @@ public struct BringUp: Sendable {
         return running.count < cluster.members.count || joining || !restart.isEmpty || !cluster.removals.isEmpty
     }
 
-    private func verifyAll(_ workspace: Workspace, operations: ClusterOperations) async throws -> [VerificationReport] {
+    private func verifyAll(_ workspace: Workspace, operations: ClusterOperations, ledger: ChangeLedger) async throws -> [VerificationReport] {
         var expectations: [String: ClusterExpectation] = [:]
         for cluster in workspace.plan.clusters { expectations[cluster.name] = try workspace.expectation(for: cluster) }
         let snapshot = expectations
+        let touched = Set(ledger.hosts.map(\.host))
         return try await withThrowingTaskGroup(of: (Int, VerificationReport).self) { group in
             for (index, cluster) in workspace.plan.clusters.enumerated() {
                 progress.note("cluster \(cluster.name): verifying")
                 group.addTask {
                     // The supervisors' states come over SSH while verification speaks HTTP: side
                     // by side, the SSH round trip adds nothing to the run.
-                    async let supervisors = operations.supervisorStates(cluster)
+                    let unchanged = cluster.hosts.allSatisfy { !touched.contains($0) }
+                    async let supervisors = unchanged ? operations.supervisorStatesFromPreflight(cluster)
+                                                      : operations.supervisorStates(cluster)
                     var report = try await operations.verify(cluster, expectation: snapshot[cluster.name])
                     report.supervisors = await supervisors
                     return (index, report)

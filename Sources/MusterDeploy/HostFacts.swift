@@ -21,6 +21,8 @@ struct HostFacts: Sendable {
         /// ones, as after a run cut in the middle of a rolling restart.
         /// Seconds ago, from the host's own clocks (uptime for the process, the time of day for
         /// the files), to 10 ms.
+        /// The member's line of `Supervisor.stateScript`, as preflight found it.
+        var supervisorState: String?
         var startedSecondsAgo: Double?
         var filesChangedSecondsAgo: Double?
 
@@ -103,6 +105,7 @@ struct HostFacts: Sendable {
             lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
             lines.append("read -r marker < \(Shell.quote(p.marker)) && echo \(c) marker \"$marker\"")
             lines.append(Supervisor.runningScript(member))
+            lines.append(Supervisor.stateLine(member, prefix: "\(member.cluster) supstate "))
             lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(muster_sha256_each \(Shell.quote(p.config)) | cut -d' ' -f2)")
             // The newest of the config and the certificates: a process that started before it
             // runs on older files.
@@ -154,6 +157,7 @@ struct HostFacts: Sendable {
                 case "exe": member.runningExe = words[2]
                 case "via": member.runningVia = Supervisor(rawValue: words[2])
                 case "confsha": member.configSHA = words[2]
+                case "supstate": member.supervisorState = words[2]
                 case "startticks": startTicks[words[0]] = Double(words[2])
                 case "mtime":
                     if let time = Double(words[2]) { newestFileTime[words[0]] = max(newestFileTime[words[0]] ?? time, time) }

@@ -167,16 +167,30 @@ extension Supervisor {
     /// One line per member: `supervisor state enabled pid` (systemd: ActiveState, UnitFileState,
     /// MainPID; a process: running or stopped, `-`, its pid).
     static func stateScript(_ members: [MemberPlan]) -> String {
-        members.map { member in
-            let unit = Shell.quote(unit(of: member))
-            let systemd = "systemctl show -p ActiveState -p UnitFileState -p MainPID \(unit) | awk -F= '{v[$1] = $2} END {print \"systemd\", v[\"ActiveState\"], (v[\"UnitFileState\"] == \"\" ? \"-\" : v[\"UnitFileState\"]), v[\"MainPID\"] + 0}'"
-            // A member kept as a process on a systemd host (`supervisor: process`) shows as one.
-            return """
-            if [ -d /run/systemd/system ] && [ "$(systemctl show -p MainPID --value \(unit) 2>/dev/null)" -gt 0 ] 2>/dev/null; then \(systemd); \
-            elif \(memberPidCheck(member)); then echo "process running - $pid"; \
-            elif [ -d /run/systemd/system ]; then \(systemd); else echo "process stopped - 0"; fi
-            """
-        }.joined(separator: "\n")
+        members.map { stateLine($0) }.joined(separator: "\n")
+    }
+
+    /// `member`'s line of `stateScript`, each line starting with `prefix` (preflight tells its
+    /// lines apart by one).
+    static func stateLine(_ member: MemberPlan, prefix: String = "") -> String {
+        let unit = Shell.quote(unit(of: member))
+        let p = Shell.quote(prefix)
+        let systemd = "systemctl show -p ActiveState -p UnitFileState -p MainPID \(unit) | awk -F= -v p=\(p) '{v[$1] = $2} END {print p \"systemd\", v[\"ActiveState\"], (v[\"UnitFileState\"] == \"\" ? \"-\" : v[\"UnitFileState\"]), v[\"MainPID\"] + 0}'"
+        // A member kept as a process on a systemd host (`supervisor: process`) shows as one.
+        return """
+        if [ -d /run/systemd/system ] && [ "$(systemctl show -p MainPID --value \(unit) 2>/dev/null)" -gt 0 ] 2>/dev/null; then \(systemd); \
+        elif \(memberPidCheck(member)); then echo \(p)"process running - $pid"; \
+        elif [ -d /run/systemd/system ]; then \(systemd); else echo \(p)"process stopped - 0"; fi
+        """
+    }
+
+    /// A line of `stateScript` as a row of the verification report.
+    static func stateRow(_ line: Substring, member: MemberPlan) -> VerificationReport.SupervisorRow? {
+        let words = line.split(separator: " ").map(String.init)
+        guard words.count == 4 else { return nil }
+        let pid = Int(words[3]).flatMap { $0 > 0 ? $0 : nil }
+        return .init(name: member.name, host: member.host, supervisor: words[0], state: words[1],
+                     enabled: words[2] == "-" ? nil : words[2], pid: pid)
     }
 }
 
@@ -200,13 +214,17 @@ extension ClusterOperations {
             guard let output = outputs[host] else { continue }
             let members = cluster.members.filter { $0.host == host }
             for (member, line) in zip(members, output.split(separator: "\n")) {
-                let words = line.split(separator: " ").map(String.init)
-                guard words.count == 4 else { continue }
-                let pid = Int(words[3]).flatMap { $0 > 0 ? $0 : nil }
-                rows.append(.init(name: member.name, host: host, supervisor: words[0], state: words[1],
-                                  enabled: words[2] == "-" ? nil : words[2], pid: pid))
+                if let row = Supervisor.stateRow(line, member: member) { rows.append(row) }
             }
         }
         return rows
+    }
+
+    /// The supervisors' states as preflight found them: what they still are when the run changed
+    /// nothing on the cluster's hosts (a re-run then costs one channel per host, not two).
+    func supervisorStatesFromPreflight(_ cluster: ClusterPlan) -> [VerificationReport.SupervisorRow] {
+        cluster.members.compactMap { member in
+            facts[member.host]?.members[cluster.name]?.supervisorState.flatMap { Supervisor.stateRow($0[...], member: member) }
+        }
     }
 }

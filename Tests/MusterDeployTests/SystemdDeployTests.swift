@@ -81,6 +81,11 @@ import MusterTestSupport
             let again = try await up(builder)
             #expect(again.bytesSent == 0, "\(again.hosts)")
             #expect(try ["host1", "host2", "host3"].map { try exec(state, $0, "systemctl show -p MainPID --value etcd-main.service") } == pids)
+            // Nothing changed, so the supervisors' states are preflight's, and the same.
+            let unchanged = again.reports.first?.supervisors ?? []
+            #expect(unchanged.count == 3 && unchanged.allSatisfy { $0.supervisor == "systemd" && $0.state == "active" && $0.enabled == "enabled" },
+                    "\(unchanged)")
+            #expect(Set(unchanged.compactMap(\.pid).map(String.init)) == Set(pids), "\(unchanged)")
 
             // New certificates for host1's member reach it by a restart through systemd, host1's alone.
             let statePKI = try builder.build().state.directory + "/pki/main"
