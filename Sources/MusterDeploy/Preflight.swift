@@ -25,7 +25,9 @@ struct Preflight {
             let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
             let spaces = members.flatMap { [$0.paths.data, $0.paths.binary] }
             let reaches = members.flatMap { [$0.paths.data, $0.paths.logDir, $0.paths.configDir] }
-            scripts[host] = HostFacts.script(for: members, files: files, directories: directories,
+            // A member to remove is asked whether it runs: one that does not leaves first.
+            let leaving = plan.clusters.flatMap { $0.removals.compactMap(\.member).filter { $0.host == host } }
+            scripts[host] = HostFacts.script(for: members + leaving, files: files, directories: directories,
                                              spaces: spaces, etcdReaches: reaches)
         }
         return scripts
