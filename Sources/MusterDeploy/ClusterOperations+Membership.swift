@@ -31,11 +31,19 @@ extension ClusterOperations {
         let client = endpoints.client(for: via, timeout: 10)
         let list = try await client.memberList().members
         let id: UInt64
+        let here = facts[member.host]?.members[cluster.name]
+        let dataOf = here?.hasData == true ? here?.marker.map { String($0.split(separator: " ").last ?? "") } : nil
         if let existing = list.first(where: { $0.peerURLs.contains(member.peerURL) }) {
             // A cut run added it already (and may have started it): carry on from there.
+            if let dataOf, dataOf != existing.idHex {
+                throw refuse("its data dir \(member.paths.data) holds member \(dataOf), but the cluster added it as \(existing.idHex): remove that learner (etcdctl member remove \(existing.idHex)) or move the data away")
+            }
             progress.host(member.host, "join", "\(cluster.name): \(member.name) already added as \(existing.idHex)")
             id = existing.id
         } else {
+            if let dataOf {
+                throw refuse("its data dir \(member.paths.data) holds member \(dataOf), which the cluster does not have: move that data away first")
+            }
             if let learner = list.first(where: \.isLearner) {
                 throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) is not promoted yet (one learner at a time)")
             }
@@ -134,6 +142,16 @@ extension ClusterOperations {
         }
         guard let via = staying.first else { return }
         let list = try await withEndpoints(cluster) { endpoints in try await endpoints.client(for: via, timeout: 5).memberList().members }
+        // A newcomer's host holding data (a learner a cut run started) must hold that learner's.
+        for member in joining {
+            let here = facts[member.host]?.members[cluster.name]
+            guard here?.hasData == true, let marker = here?.marker else { continue }
+            let dataOf = String(marker.split(separator: " ").last ?? "")
+            let added = list.first { $0.peerURLs.contains(member.peerURL) }
+            if added?.idHex != dataOf {
+                throw refuse("\(member.host): data dir \(member.paths.data) holds member \(dataOf), which the cluster does not have\(added.map { " (it added \(member.name) as \($0.idHex))" } ?? ""): move that data away first")
+            }
+        }
         if let learner = list.first(where: { learner in learner.isLearner && !joining.contains { learner.peerURLs.contains($0.peerURL) } }) {
             throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) (\(learner.peerURLs.joined(separator: ", "))) is not promoted yet: one learner at a time (promote or remove it with etcdctl first)")
         }
