@@ -381,6 +381,17 @@ import MusterSandbox
                 try edited.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
                 var options = DeploySandbox.options
                 options.acceptNewHostKeys = true
+                // A new address together with a removal: one change at a time, refused before any host.
+                try setMembers("host1, host2", in: builder)
+                var both = BringUp(builder: builder, options: options, progress: Progress(quiet: true))
+                both.removeMembers = true
+                do {
+                    _ = try await both.run()
+                    Issue.record("a new address together with a removal was not refused")
+                } catch let error as DeployError {
+                    #expect(error.kind == .refused && error.message.contains("one membership change at a time"), "\(error.message)")
+                }
+                try setMembers("host1, host2, host3", in: builder)
 
                 let planned = Lines()
                 var dryRun = BringUp(builder: builder, options: options, progress: Progress(observer: { planned.add($0.line) }))
