@@ -8,10 +8,13 @@ import MusterSandbox
 /// Membership after day one: a member the inventory adds joins a formed cluster as a learner,
 /// is promoted once in sync, and no acknowledged write is lost while it happens.
 @Suite struct MembershipTests {
-    private func etcdctl(_ hosts: [String], _ arguments: [String]) throws -> ProcessResult {
-        let endpoints = try hosts.map { "http://\(try DeploySandbox.host($0).address):2379" }
+    /// `pki`: the state's `pki/CLUSTER` of a TLS cluster (its CA and client certificate).
+    private func etcdctl(_ hosts: [String], _ arguments: [String], pki: String? = nil) throws -> ProcessResult {
+        let scheme = pki == nil ? "http" : "https"
+        let endpoints = try hosts.map { "\(scheme)://\(try DeploySandbox.host($0).address):2379" }
+        let tls = pki.map { ["--cacert=\($0)/ca.crt", "--cert=\($0)/client.crt", "--key=\($0)/client.key"] } ?? []
         return try LocalProcess.run(["etcdctl", "--endpoints=\(endpoints.joined(separator: ","))", "--dial-timeout=3s",
-                                     "--command-timeout=5s"] + arguments, environment: ["ETCDCTL_API": "3"], timeout: 30)
+                                     "--command-timeout=5s"] + tls + arguments, environment: ["ETCDCTL_API": "3"], timeout: 30)
     }
 
     private func leaderOf(_ host: String) throws -> Bool {
@@ -292,11 +295,12 @@ import MusterSandbox
     /// (etcd's runtime-reconfiguration guide), with the two voters that stay healthy throughout.
     @Test func aMemberMovesOffAHostThatIsDownRemovedFirstThenTheNewcomerAdded() async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, hosts: 4)
+            let builder = try DeploySandbox.inventory(.static, hosts: 4) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
             try setMembers("host1, host2, host3", in: builder)
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
-            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/away/\(index)", "a\(index)"]).succeeded) }
+            let pki = try builder.build().state.directory + "/pki/main"
+            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/away/\(index)", "a\(index)"], pki: pki).succeeded) }
             try DeploySandbox.powerOff("host3")
             do {
                 try setMembers("host1, host2, host4", in: builder)
@@ -309,7 +313,7 @@ import MusterSandbox
                 let removeStep = try #require(planned.index(of: "remove host3"), "\(planned.all)")
                 let addStep = try #require(planned.index(of: "add learner host4"), "\(planned.all)")
                 #expect(removeStep < addStep, "\(planned.all)")
-                #expect(try etcdctl(["host1"], ["member", "list"]).stdoutText.split(separator: "\n").count == 3, "the dry run changed nothing")
+                #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText.split(separator: "\n").count == 3, "the dry run changed nothing")
 
                 let said = Lines()
                 var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }))
@@ -321,11 +325,11 @@ import MusterSandbox
                 let added = try #require(said.index(of: "host4 added as learner"), "\(said.all)")
                 #expect(removed < added, "removed first, then added: \(said.all)")
                 #expect(moved.hosts.first { $0.host == "host4" }?.started == ["main"], "\(moved.hosts)")
-                let list = try etcdctl(["host1"], ["member", "list"]).stdoutText
+                let list = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
                 #expect(list.contains(", host4,") && !list.contains(", host3,") && list.split(separator: "\n").count == 3, "\(list)")
                 #expect(!list.contains("true"), "no learner left: \(list)")
                 for index in 0..<20 {
-                    #expect(try etcdctl(["host4"], ["get", "/away/\(index)", "--print-value-only"]).stdoutText == "a\(index)\n")
+                    #expect(try etcdctl(["host4"], ["get", "/away/\(index)", "--print-value-only"], pki: pki).stdoutText == "a\(index)\n")
                 }
                 let record = try #require(try builder.build().state.clusterRecord("main"))
                 #expect(record.removed.map(\.name) == ["host3"] && record.added.map(\.name) == ["host4"], "\(record)")
