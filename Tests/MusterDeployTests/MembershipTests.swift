@@ -368,11 +368,12 @@ import MusterSandbox
     /// address and the member restarted alone; the record follows.
     @Test func aMemberWhoseAddressChangedIsUpdatedInPlaceAndRestarted() async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static)
+            let builder = try DeploySandbox.inventory(.static) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
-            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/addr/\(index)", "d\(index)"]).succeeded) }
-            let before = try etcdctl(["host1"], ["member", "list"]).stdoutText
+            let pki = try builder.build().state.directory + "/pki/main"
+            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/addr/\(index)", "d\(index)"], pki: pki).succeeded) }
+            let before = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
             let id = try #require(before.split(separator: "\n").first { $0.contains(", host2,") }.map { String($0.split(separator: ",")[0]) })
             let old = try DeploySandbox.host("host2").address
             let parts = old.split(separator: ".")
@@ -401,27 +402,28 @@ import MusterSandbox
                 var dryRun = BringUp(builder: builder, options: options, progress: Progress(observer: { planned.add($0.line) }))
                 dryRun.dryRun = true
                 _ = try await dryRun.run()
-                #expect(planned.index(of: "update host2 peer URLs http://\(old):2380 -> http://\(new):2380") != nil, "\(planned.all)")
-                #expect(try etcdctl(["host1"], ["member", "list"]).stdoutText == before, "the dry run changed nothing")
+                #expect(planned.index(of: "update host2 peer URLs https://\(old):2380 -> https://\(new):2380") != nil, "\(planned.all)")
+                #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText == before, "the dry run changed nothing")
 
                 let moved = try await BringUp(builder: builder, options: options, progress: Progress()).run()
                 #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
                 #expect(moved.hosts.first { $0.host == "host2" }?.restarted == ["main"], "\(moved.hosts)")
                 #expect(moved.hosts.filter { $0.host != "host2" }.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "\(moved.hosts)")
-                let after = try etcdctl(["host1"], ["member", "list"]).stdoutText
+                let after = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
                 let row = try #require(after.split(separator: "\n").first { $0.contains(", host2,") }.map(String.init), "\(after)")
-                #expect(row.hasPrefix(id + ",") && row.contains("http://\(new):2380") && !row.contains(old + ":"), "same ID, new peer URL: \(after)")
+                #expect(row.hasPrefix(id + ",") && row.contains("https://\(new):2380") && !row.contains(old + ":"), "same ID, new peer URL: \(after)")
                 let config = try DeploySandbox.exec("host2", "cat /etc/etcd/main/conf.yml")
-                #expect(config.contains("listen-peer-urls: http://\(new):2380"), "\(config)")
-                let endpoint = "http://\(new):2379"
+                #expect(config.contains("listen-peer-urls: https://\(new):2380"), "\(config)")
+                let endpoint = "https://\(new):2379"
                 for index in 0..<20 {
                     let read = try LocalProcess.run(["etcdctl", "--endpoints=\(endpoint)", "--dial-timeout=3s", "--command-timeout=5s",
+                                                     "--cacert=\(pki)/ca.crt", "--cert=\(pki)/client.crt", "--key=\(pki)/client.key",
                                                      "get", "/addr/\(index)", "--print-value-only"], environment: ["ETCDCTL_API": "3"], timeout: 30)
                     #expect(read.stdoutText == "d\(index)\n", "\(read.stderrText)")
                 }
                 let record = try #require(try builder.build().state.clusterRecord("main"))
-                #expect(record.members.first { $0.name == "host2" }?.peerURLs == ["http://\(new):2380"], "\(record)")
-                #expect(record.founders.first { $0.name == "host2" }?.peerURLs == ["http://\(old):2380"], "the founding stays as it formed")
+                #expect(record.members.first { $0.name == "host2" }?.peerURLs == ["https://\(new):2380"], "\(record)")
+                #expect(record.founders.first { $0.name == "host2" }?.peerURLs == ["https://\(old):2380"], "the founding stays as it formed")
 
                 let again = try await BringUp(builder: builder, options: options, progress: Progress()).run()
                 #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
