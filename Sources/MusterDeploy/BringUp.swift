@@ -72,7 +72,8 @@ public struct BringUp: Sendable {
         let fleet: Fleet, outputs: [String: String]
         do {
             (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
-                                                       thenRun: (step: "preflight", script: scripts))
+                                                       thenRun: (step: "preflight", script: scripts),
+                                                       tolerating: Self.removalOnlyHosts(workspace.plan))
         } catch let error as MusterError where error.step == "connect" {
             _ = try? await binaries
             throw Self.namingDNSServers(in: error, plan: workspace.plan)
@@ -82,6 +83,17 @@ public struct BringUp: Sendable {
         }
         do {
             let facts = try preflight.judge(workspace, outputs: outputs)
+            // Members to remove that are gone (host unreachable, member stopped) leave first.
+            let departed = Self.departed(workspace.plan, fleet: fleet, facts: facts)
+            if !departed.isEmpty {
+                for cluster in workspace.plan.clusters {
+                    for removal in cluster.removals where departed[cluster.name]?.contains(removal.name) == true {
+                        let why = removal.member.map { fleet.sessions[$0.host] == nil ? "its host \($0.host) is unreachable" : "it is not running" } ?? ""
+                        progress.note("cluster \(cluster.name): \(removal.name) is gone (\(why)): removed first, then any newcomer added (etcd's runtime-reconfiguration guide)")
+                    }
+                }
+                workspace = try workspace.replanned(departed: departed)
+            }
             try checkpoint("up.after-preflight")
             let operations = ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options,
                                                tls: certificates.mapValues(\.tls))
@@ -166,6 +178,28 @@ public struct BringUp: Sendable {
         }
     }
 
+    /// Hosts that only hold members to remove: a run goes on without them when they cannot be
+    /// reached (a move off a host that is down).
+    static func removalOnlyHosts(_ plan: Plan) -> Set<String> {
+        let needed = Set(plan.clusters.flatMap { $0.members.map(\.host) + ($0.dns.map { [$0.serverHost] } ?? []) })
+        return Set(plan.clusters.flatMap { $0.removals.compactMap(\.member?.host) }).subtracting(needed)
+    }
+
+    /// By cluster, the members to remove that are gone already: their host did not answer, or
+    /// their member does not run there.
+    static func departed(_ plan: Plan, fleet: Fleet, facts: [String: HostFacts]) -> [String: Set<String>] {
+        var departed: [String: Set<String>] = [:]
+        for cluster in plan.clusters {
+            for removal in cluster.removals {
+                guard let member = removal.member else { continue }
+                if fleet.sessions[member.host] == nil || facts[member.host]?.members[cluster.name]?.runningPid == nil {
+                    departed[cluster.name, default: []].insert(removal.name)
+                }
+            }
+        }
+        return departed
+    }
+
     /// A DNS server that cannot be reached is named as such: without it a DNS SRV cluster's
     /// members cannot find each other, which "connect: ..." alone does not say.
     static func namingDNSServers(in error: MusterError, plan: Plan) -> MusterError {
@@ -243,16 +277,34 @@ public struct BringUp: Sendable {
         }()
         // A changed config or new certificates reach running members by a restart, one member
         // at a time, each healthy again before the next.
-        let restart = running.filter { member in
+        // A member whose address changed restarts through `readdress`, after its peer URLs.
+        let readdressed = cluster.members.filter { $0.formerPeerURL != nil }
+        let restart = running.filter { $0.formerPeerURL == nil }.filter { member in
             files.contains { $0.host == member.host && ($0.path == member.paths.config || $0.path.hasPrefix(member.paths.pkiDir + "/")) }
                 || operations.facts[member.host]?.members[cluster.name]?.runsOnOlderFiles == true
                 || operations.runsAnotherBinary(member)
                 || operations.runsUnderAnotherSupervisor(member)
         }
         let joining = cluster.members.contains { $0.join?.isNew == true }
-        if backup, !running.isEmpty, !restart.isEmpty || joining || !cluster.removals.isEmpty {
+        if backup, !running.isEmpty, !restart.isEmpty || joining || !cluster.removals.isEmpty || !readdressed.isEmpty {
             for member in restart { try await preparation.ready(member.host) }
-            ledger.addBackup(try await operations.backup(cluster, voters: operations.runningMembers(cluster) + cluster.removals.compactMap(\.member), workspace: workspace, builder: builder))
+            let leaving = cluster.removals.filter { !$0.beforeJoins }.compactMap(\.member)
+            ledger.addBackup(try await operations.backup(cluster, voters: operations.runningMembers(cluster) + leaving, workspace: workspace, builder: builder))
+        }
+        // Re-addressed members one at a time, each healthy before the next, recorded.
+        for member in readdressed {
+            try await preparation.ready(member.host)
+            try await operations.readdress(member, cluster: cluster)
+            if var record = try workspace.state.clusterRecord(cluster.name), let id = member.memberID {
+                record.updatePeerURLs(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL])
+                try workspace.state.save(record)
+            }
+            ledger.record(member.host) { $0.restarted.append(cluster.name) }
+        }
+        // A member to remove that is gone already leaves before any newcomer joins (remove
+        // first, then add); one that runs leaves after them (add first, then remove).
+        for removal in cluster.removals where removal.beforeJoins {
+            try await remove(removal, cluster: cluster, workspace: workspace, operations: operations, ledger: ledger)
         }
         if running.count < cluster.members.count || joining {
             // Missing members first: a running member restarted while its peers are still down
@@ -280,14 +332,8 @@ public struct BringUp: Sendable {
             await started.arrive()
         }
         // Removed only once the newcomers are voters: add first, then remove.
-        for removal in cluster.removals {
-            try await operations.remove(removal, cluster: cluster, wipe: wipeRemovedData)
-            let state = workspace.state
-            if var record = try state.clusterRecord(cluster.name), !record.removed.contains(where: { $0.name == removal.name }) {
-                record.removed.append(ClusterRecord.Member(name: removal.name, id: EtcdIDs.hex(removal.id), peerURLs: [removal.peerURL]))
-                try state.save(record)
-            }
-            if let host = removal.member?.host { ledger.record(host) { $0.stopped.append(cluster.name) } }
+        for removal in cluster.removals where !removal.beforeJoins {
+            try await remove(removal, cluster: cluster, workspace: workspace, operations: operations, ledger: ledger)
         }
         for member in restart { try await preparation.ready(member.host) }
         if !restart.isEmpty {
@@ -307,10 +353,24 @@ public struct BringUp: Sendable {
             if upgrade { try await operations.waitForClusterVersion(cluster) }
         }
         try await committed
-        if running.count == cluster.members.count, !joining, restart.isEmpty, cluster.removals.isEmpty {
+        if running.count == cluster.members.count, !joining, restart.isEmpty, cluster.removals.isEmpty, readdressed.isEmpty {
             progress.note("cluster \(cluster.name): every member already running with this config; left alone")
         }
         return running.count < cluster.members.count || joining || !restart.isEmpty || !cluster.removals.isEmpty
+            || !readdressed.isEmpty
+    }
+
+    /// `member remove`, the member stopped where its host answers, the record told.
+    private func remove(_ removal: RemovalPlan, cluster: ClusterPlan, workspace: Workspace, operations: ClusterOperations,
+                        ledger: ChangeLedger) async throws {
+        try await operations.remove(removal, cluster: cluster, wipe: wipeRemovedData)
+        let state = workspace.state
+        // By ID: a name can leave, join again and leave again.
+        if var record = try state.clusterRecord(cluster.name), !record.removed.contains(where: { $0.id == EtcdIDs.hex(removal.id) }) {
+            record.removed.append(ClusterRecord.Member(name: removal.name, id: EtcdIDs.hex(removal.id), peerURLs: [removal.peerURL]))
+            try state.save(record)
+        }
+        if let host = removal.member?.host, operations.fleet.sessions[host] != nil { ledger.record(host) { $0.stopped.append(cluster.name) } }
     }
 
     private func verifyAll(_ workspace: Workspace, operations: ClusterOperations, ledger: ChangeLedger) async throws -> [VerificationReport] {

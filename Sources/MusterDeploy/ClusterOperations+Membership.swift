@@ -31,11 +31,19 @@ extension ClusterOperations {
         let client = endpoints.client(for: via, timeout: 10)
         let list = try await client.memberList().members
         let id: UInt64
+        let here = facts[member.host]?.members[cluster.name]
+        let dataOf = here?.hasData == true ? here?.marker.map { String($0.split(separator: " ").last ?? "") } : nil
         if let existing = list.first(where: { $0.peerURLs.contains(member.peerURL) }) {
             // A cut run added it already (and may have started it): carry on from there.
+            if let dataOf, dataOf != existing.idHex {
+                throw refuse("its data dir \(member.paths.data) holds member \(dataOf), but the cluster added it as \(existing.idHex): remove that learner (etcdctl member remove \(existing.idHex)) or move the data away")
+            }
             progress.host(member.host, "join", "\(cluster.name): \(member.name) already added as \(existing.idHex)")
             id = existing.id
         } else {
+            if let dataOf {
+                throw refuse("its data dir \(member.paths.data) holds member \(dataOf), which the cluster does not have: move that data away first")
+            }
             if let learner = list.first(where: \.isLearner) {
                 throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) is not promoted yet (one learner at a time)")
             }
@@ -52,8 +60,12 @@ extension ClusterOperations {
         var joining = member
         joining.memberID = id
         try checkpoint("grow.after-add")
-        if !isRunning(member) { try await start(joining) }
+        if !isRunning(member) {
+            try await start(joining)
+            try checkpoint("grow.after-start")
+        }
         try await promote(joining, cluster: cluster, client: client)
+        try checkpoint("grow.after-promote")
         return joining
     }
 
@@ -96,8 +108,10 @@ extension ClusterOperations {
                 return
             } catch {
                 lastError = error.message
-                // Promoted already (a cut run got this far).
-                if lastError.contains("not a learner") {
+                // Promoted already (a cut run got this far): etcd says "can only promote a
+                // learner member", without the "which is in sync" of a learner not ready yet.
+                if lastError.contains("not a learner")
+                    || (lastError.contains("can only promote a learner member") && !lastError.contains("in sync")) {
                     progress.host(member.host, "promote", "\(cluster.name): \(member.name) was a voter already")
                     return
                 }
@@ -128,6 +142,16 @@ extension ClusterOperations {
         }
         guard let via = staying.first else { return }
         let list = try await withEndpoints(cluster) { endpoints in try await endpoints.client(for: via, timeout: 5).memberList().members }
+        // A newcomer's host holding data (a learner a cut run started) must hold that learner's.
+        for member in joining {
+            let here = facts[member.host]?.members[cluster.name]
+            guard here?.hasData == true, let marker = here?.marker else { continue }
+            let dataOf = String(marker.split(separator: " ").last ?? "")
+            let added = list.first { $0.peerURLs.contains(member.peerURL) }
+            if added?.idHex != dataOf {
+                throw refuse("\(member.host): data dir \(member.paths.data) holds member \(dataOf), which the cluster does not have\(added.map { " (it added \(member.name) as \($0.idHex))" } ?? ""): move that data away first")
+            }
+        }
         if let learner = list.first(where: { learner in learner.isLearner && !joining.contains { learner.peerURLs.contains($0.peerURL) } }) {
             throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) (\(learner.peerURLs.joined(separator: ", "))) is not promoted yet: one learner at a time (promote or remove it with etcdctl first)")
         }
@@ -142,20 +166,26 @@ extension ClusterOperations {
             throw DeployError(host: nil, cluster: cluster.name, step: "remove", kind: .refused,
                               "cluster '\(cluster.name)': no remaining member runs; \(removal.name) not removed")
         }
-        let narrowed = ClusterPlan(copying: cluster, members: remaining + [removal.member].compactMap { $0 })
+        // A member whose host did not answer is removed without it: no leadership to move
+        // (it cannot lead the members muster reaches), nothing to stop.
+        let reachable = removal.member.flatMap { fleet.sessions[$0.host] != nil ? $0 : nil }
+        let narrowed = ClusterPlan(copying: cluster, members: remaining + [reachable].compactMap { $0 })
         try await withEndpoints(narrowed) { endpoints in
-            try await remove(removal, cluster: cluster, remaining: remaining, via: via, endpoints: endpoints)
+            try await remove(removal, leaving: reachable, cluster: cluster, remaining: remaining, via: via, endpoints: endpoints)
         }
         try checkpoint("shrink.after-remove")
-        if let member = removal.member, fleet.sessions[member.host] != nil {
+        if let member = reachable {
             try await stop(member, wipe: wipe, disable: true)
+            try checkpoint("shrink.after-stop")
+        } else if let member = removal.member {
+            progress.host(member.host, "remove", "\(cluster.name): host unreachable: \(removal.name) removed from the cluster but not stopped there (etcd refuses it if it comes back); stop and disable it there once the host is back")
         } else {
             progress.note("cluster \(cluster.name): host of \(removal.name) is not in the inventory; stop it there by hand")
         }
     }
 
-    private func remove(_ removal: RemovalPlan, cluster: ClusterPlan, remaining: [MemberPlan], via: MemberPlan,
-                        endpoints: Endpoints) async throws {
+    private func remove(_ removal: RemovalPlan, leaving reachable: MemberPlan?, cluster: ClusterPlan, remaining: [MemberPlan],
+                        via: MemberPlan, endpoints: Endpoints) async throws {
         if let voter = try await firstUnhealthy(remaining, of: cluster) {
             throw DeployError(host: voter.host, cluster: cluster.name, step: "remove", kind: .refused,
                               "cluster '\(cluster.name)': \(removal.name) not removed: member \(voter.name) is not healthy; nothing was changed")
@@ -163,10 +193,11 @@ extension ClusterOperations {
         let client = endpoints.client(for: via, timeout: 10)
         let list = try await client.memberList().members
         if list.contains(where: { $0.id == removal.id }) {
-            if let leaving = removal.member, let status = try? await endpoints.client(for: leaving, timeout: 3).status(),
+            if let leaving = reachable, let status = try? await endpoints.client(for: leaving, timeout: 3).status(),
                status.leader == removal.id, let target = list.first(where: { $0.id != removal.id && !$0.isLearner }) {
                 try await endpoints.client(for: leaving, timeout: 10).moveLeader(to: target.id)
                 progress.host(leaving.host, "remove", "\(cluster.name): leadership moved to \(target.name)")
+                try checkpoint("shrink.after-leader-move")
             }
             _ = try await whileEtcdSettles(cluster: cluster, what: "removing \(removal.name)") { () async throws(EtcdClientError) in
                 try await client.memberRemove(id: removal.id)
@@ -175,5 +206,50 @@ extension ClusterOperations {
         } else {
             progress.note("cluster \(cluster.name): member \(removal.name) was removed already")
         }
+    }
+}
+
+extension ClusterOperations {
+    /// A member whose address changed: its peer URLs updated in place through another member
+    /// (`member update`: same ID, same data), then the member restarted on its new files and
+    /// waited for. Refused while another member is unhealthy. A cut run finds the URL updated
+    /// already and only restarts.
+    func readdress(_ member: MemberPlan, cluster: ClusterPlan) async throws {
+        guard let former = member.formerPeerURL, let id = member.memberID else { return }
+        let others = runningMembers(cluster).filter { $0.name != member.name }
+        guard let via = others.first else {
+            throw DeployError(host: member.host, cluster: cluster.name, step: "readdress", kind: .refused,
+                              "cluster '\(cluster.name)': no other member runs to update \(member.name)'s peer URLs through; nothing was changed")
+        }
+        try await withEndpoints(ClusterPlan(copying: cluster, members: others)) { endpoints in
+            if let unhealthy = try await firstUnhealthy(others, of: cluster) {
+                throw DeployError(host: unhealthy.host, cluster: cluster.name, step: "readdress", kind: .refused,
+                                  "cluster '\(cluster.name)': peer URLs of \(member.name) not updated: member \(unhealthy.name) is not healthy; nothing was changed")
+            }
+            let client = endpoints.client(for: via, timeout: 10)
+            let list = try await client.memberList().members
+            guard let known = list.first(where: { $0.id == id }) else {
+                throw DeployError(host: member.host, cluster: cluster.name, step: "readdress", kind: .refused,
+                                  "cluster '\(cluster.name)': \(member.name) (\(EtcdIDs.hex(id))) is not in the member list; nothing was changed")
+            }
+            if known.peerURLs == [member.peerURL] {
+                progress.host(member.host, "readdress", "\(cluster.name): peer URLs of \(member.name) are \(member.peerURL) already")
+            } else {
+                _ = try await whileEtcdSettles(cluster: cluster, what: "updating \(member.name)'s peer URLs") { () async throws(EtcdClientError) in
+                    try await client.memberUpdate(id: id, peerURLs: [member.peerURL])
+                }
+                progress.host(member.host, "readdress", "\(cluster.name): peer URLs of \(member.name) updated: \(former) -> \(member.peerURL)")
+            }
+        }
+        try checkpoint("readdress.after-update")
+        guard isRunning(member) else {
+            progress.host(member.host, "readdress", "\(cluster.name): \(member.name) is not running; it starts on its new address with the others")
+            return
+        }
+        progress.host(member.host, "restart", "\(cluster.name): stopping \(member.name) (new address)")
+        try await stop(member, wipe: false)
+        let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))
+        progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (new address)")
+        try await waitHealthy(ClusterPlan(copying: cluster, members: [member]))
     }
 }

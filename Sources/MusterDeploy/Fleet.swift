@@ -34,8 +34,11 @@ public final class Fleet: @unchecked Sendable {
 
     /// Like `connect`, and runs `firstCommand` (privileged) on each host as soon as that host is
     /// connected, instead of after the slowest handshake; its outputs come back by host name.
+    /// A host in `tolerated` that cannot be connected to is left out of the fleet (no session,
+    /// no output) instead of failing the run: a host that only holds members to remove.
     static func connect(_ hosts: [MusterInventory.Host], options: RunOptions, progress: Progress,
-                        thenRun firstCommand: (step: String, script: [String: String])?) async throws -> (fleet: Fleet, outputs: [String: String]) {
+                        thenRun firstCommand: (step: String, script: [String: String])?,
+                        tolerating tolerated: Set<String> = []) async throws -> (fleet: Fleet, outputs: [String: String]) {
         do {
             try options.addressGuard(hosts.map(\.address))
         } catch {
@@ -53,7 +56,7 @@ public final class Fleet: @unchecked Sendable {
             do {
                 session = try await SSHSession.connect(job.target)
             } catch {
-                progress.host(job.name, "connect", "FAILED")
+                if !tolerated.contains(job.name) { progress.host(job.name, "connect", "FAILED") }
                 return (.failure(error), nil)
             }
             progress.host(job.name, "connect", "ok (\(job.description))")
@@ -71,6 +74,8 @@ public final class Fleet: @unchecked Sendable {
         for (job, (connection, command)) in zip(jobs, results) {
             switch connection {
             case .success(let session): fleet.sessions[job.name] = session
+            case .failure(let error) where tolerated.contains(job.name):
+                progress.host(job.name, "connect", "unreachable (\(error)); it only holds member(s) to remove, which go without it")
             case .failure(let error):
                 let text = "\(error)"
                 connectErrors.append(text.hasPrefix(job.name) ? text : "\(job.name): \(text)")

@@ -11,17 +11,34 @@ enum MembershipSteps {
                 ["cluster \(cluster.name): add learner \(member.name) (\(member.peerURL))", "cluster \(cluster.name): start \(member.name)",
                  "cluster \(cluster.name): promote \(member.name) once in sync"]
             }
-            let removals = cluster.removals.flatMap { removal in
+            let removals = cluster.removals.filter { !$0.beforeJoins }.flatMap { removal in
                 ["cluster \(cluster.name): move leadership away from \(removal.name) if it leads",
                  "cluster \(cluster.name): remove \(removal.name) (\(EtcdIDs.hex(removal.id))), then stop and disable it (needs --remove-members)"]
             }
-            return joins + removals
+            // Gone already: removed first, then the newcomers added (etcd's guide).
+            let departed = cluster.removals.filter(\.beforeJoins).map { removal in
+                "cluster \(cluster.name): remove \(removal.name) (\(EtcdIDs.hex(removal.id))) first: it is gone (host unreachable or member stopped); stopped where its host answers (needs --remove-members)"
+            }
+            let readdressed = cluster.members.filter { $0.formerPeerURL != nil }.map { member in
+                "cluster \(cluster.name): update \(member.name) peer URLs \(member.formerPeerURL ?? "") -> \(member.peerURL), then restart it on its new address"
+            }
+            return readdressed + departed + joins + removals
         }
     }
 
     /// Refuses, before anything is contacted, removals nobody asked for and a shrink to one
     /// member without `--force`.
     static func refuseUnasked(_ plan: Plan, removeMembers: Bool, force: Bool, dryRun: Bool) throws {
+        // One membership change at a time: a newcomer's initial-cluster and a removal name
+        // members by the peer URLs the cluster has now.
+        for cluster in plan.clusters {
+            let readdressed = cluster.members.filter { $0.formerPeerURL != nil }.map(\.name)
+            let others = cluster.members.filter { $0.join?.isNew == true }.map(\.name) + cluster.removals.map(\.name)
+            if !readdressed.isEmpty && !others.isEmpty {
+                throw DeployError(host: nil, cluster: cluster.name, step: "membership", kind: .refused,
+                                  "cluster '\(cluster.name)': the address of \(readdressed.joined(separator: ", ")) changed while \(others.joined(separator: ", ")) join(s) or leave(s): one membership change at a time; nothing was changed on any host. Change the addresses first (with the members as they are), then the members")
+            }
+        }
         for cluster in plan.clusters where !cluster.removals.isEmpty {
             let names = cluster.removals.map(\.name).joined(separator: ", ")
             if !removeMembers && !dryRun {

@@ -25,7 +25,9 @@ struct Preflight {
             let directories = members.flatMap { [$0.paths.configDir, $0.paths.data, $0.paths.runDir, $0.paths.logDir] }
             let spaces = members.flatMap { [$0.paths.data, $0.paths.binary] }
             let reaches = members.flatMap { [$0.paths.data, $0.paths.logDir, $0.paths.configDir] }
-            scripts[host] = HostFacts.script(for: members, files: files, directories: directories,
+            // A member to remove is asked whether it runs: one that does not leaves first.
+            let leaving = plan.clusters.flatMap { $0.removals.compactMap(\.member).filter { $0.host == host } }
+            scripts[host] = HostFacts.script(for: members + leaving, files: files, directories: directories,
                                              spaces: spaces, etcdReaches: reaches)
         }
         return scripts
@@ -59,8 +61,12 @@ struct Preflight {
                 guard let facts = gathered[member.host] else { continue }
                 let mine = facts.members[cluster.name] ?? HostFacts.MemberFacts(hasData: false)
                 let expected = recorded.first { $0.name == member.name }.map { "\(cluster.name) \(member.name) \($0.id)" } ?? member.marker
-                if mine.hasData, let marker = mine.marker, marker != expected,
-                   marker.hasPrefix("\(cluster.name) \(member.name) ") {
+                // A newcomer's ID comes from etcd: a learner a cut run added and started has data
+                // under that ID, which `join` checks against the member list.
+                let ours = mine.marker?.hasPrefix("\(cluster.name) \(member.name) ") == true
+                if mine.hasData, ours, member.join?.isNew == true, member.memberID == nil {
+                    // checked by join
+                } else if mine.hasData, let marker = mine.marker, marker != expected, ours {
                     problems.append("\(member.host): member \(member.name) of cluster '\(cluster.name)' was bootstrapped as \(marker.split(separator: " ").last ?? ""), the plan (or the cluster record) now makes it \(expected.split(separator: " ").last ?? "unknown"): its token, peer URLs or bootstrap changed, which etcd ignores once it has data. Rebuild it (`muster down --wipe-data`, its keys are lost) or reconfigure by hand (etcdctl member update/add/remove). muster's state for this inventory is \(stateDirectory): a copied inventory gets a state dir of its own unless --state names the original's")
                 } else if mine.hasData, mine.marker != expected {
                     let whose = mine.marker.map { "member '\($0)'" } ?? "something muster did not start"

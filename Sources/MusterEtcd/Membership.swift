@@ -28,6 +28,13 @@ extension EtcdClient {
         try await post("/v3/cluster/member/promote", ["ID": String(id)])
     }
 
+    /// `etcdctl member update ID --peer-urls=...`: the member keeps its ID and data; its peers
+    /// dial the new URLs from now on (the member itself must listen there: restart it after).
+    @discardableResult
+    public func memberUpdate(id: UInt64, peerURLs: [String]) async throws(EtcdClientError) -> MemberListResponse {
+        try await post("/v3/cluster/member/update", ["ID": String(id), "peerURLs": peerURLs])
+    }
+
     @discardableResult
     public func memberRemove(id: UInt64) async throws(EtcdClientError) -> MemberListResponse {
         try await post("/v3/cluster/member/remove", ["ID": String(id)])

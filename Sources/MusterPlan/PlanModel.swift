@@ -48,6 +48,9 @@ public struct MemberPlan: Sendable {
     public var initialCluster: String? = nil
     /// Set for a member that joins (or joined) a formed cluster as a learner.
     public var join: JoinPlan? = nil
+    /// The peer URL the cluster knows this member by, when the inventory changed it (its
+    /// host's address or fqdn): `up` updates it in place (`member update`) and restarts it.
+    public var formerPeerURL: String? = nil
 }
 
 /// A member to remove from a formed cluster: etcd's ID and peer URL from the record, and where
@@ -58,6 +61,9 @@ public struct RemovalPlan: Sendable {
     public var peerURL: String
     /// The member as planned on its host, when the inventory still has that host.
     public var member: MemberPlan?
+    /// Gone already (its host unreachable, or the member not running): removed before any
+    /// newcomer joins, not after (`PlanFacts.departed`).
+    public var beforeJoins = false
 
     public init(name: String, id: UInt64, peerURL: String, member: MemberPlan?) {
         self.name = name

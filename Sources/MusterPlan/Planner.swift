@@ -9,12 +9,18 @@ public struct PlanFacts: Sendable {
     public var discoveryTokens: [String: DiscoveryToken]
     /// Clusters that formed, as muster's state recorded them, by name.
     public var histories: [String: ClusterHistory]
+    /// By cluster: members to remove that are gone already (their host unreachable, or the
+    /// member not running). They leave before any newcomer joins (etcd's runtime-reconfiguration
+    /// guide: with the source down, remove first, then add), so no newcomer's `initial-cluster`
+    /// names them. Learnt by `up` after it connected.
+    public var departed: [String: Set<String>]
 
     public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:],
-                histories: [String: ClusterHistory] = [:]) {
+                histories: [String: ClusterHistory] = [:], departed: [String: Set<String>] = [:]) {
         self.memberVersion = memberVersion
         self.discoveryTokens = discoveryTokens
         self.histories = histories
+        self.departed = departed
     }
 }
 
@@ -153,8 +159,10 @@ public struct Planner {
             // Newcomers join one at a time, in the inventory's order: each one's initial-cluster
             // holds the newcomers added before it in the same run.
             var joinedBefore: [(name: String, peerURL: String)] = []
+            let departed = facts.departed[cluster.name] ?? []
             members = members.map { planned in
-                let member = member(member: planned, of: history, joinedBefore: joinedBefore)
+                let member = member(member: planned, of: history, joinedBefore: joinedBefore,
+                                    departed: departed.subtracting(cluster.members))
                 if member.join?.isNew == true { joinedBefore.append((member.name, member.peerURL)) }
                 return member
             }
@@ -195,14 +203,16 @@ public struct Planner {
                                     endpoint: "\(scheme)://\(address):\(cluster.clientPort)",
                                     memberID: ids[gone.name], paths: paths(for: cluster))
             }
-            return RemovalPlan(name: gone.name, id: ids[gone.name] ?? 0, peerURL: gone.peerURL, member: member)
+            var removal = RemovalPlan(name: gone.name, id: ids[gone.name] ?? 0, peerURL: gone.peerURL, member: member)
+            removal.beforeJoins = facts.departed[cluster.name]?.contains(gone.name) == true
+            return removal
         }
     }
 
     /// A member of a formed cluster: a founder as it formed, a member that joined since with its
     /// recorded join, and one the inventory adds now as a learner to join (its ID comes from etcd).
     private func member(member: MemberPlan, of history: ClusterHistory,
-                        joinedBefore: [(name: String, peerURL: String)]) -> MemberPlan {
+                        joinedBefore: [(name: String, peerURL: String)], departed: Set<String>) -> MemberPlan {
         var member = member
         if let founder = history.founders.first(where: { $0.name == member.name && !history.removedIDs.contains($0.id) }),
            history.joined[member.name] == nil {
@@ -212,11 +222,18 @@ public struct Planner {
             member.join = JoinPlan(initialCluster: joined.initialCluster, isNew: false)
             member.initialCluster = joined.initialCluster
         } else {
-            let current = history.current.filter { $0.name != member.name } + joinedBefore + [(member.name, member.peerURL)]
+            let current = history.current.filter { $0.name != member.name && !departed.contains($0.name) }
+                + joinedBefore + [(member.name, member.peerURL)]
             let initialCluster = current.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
             member.memberID = nil
             member.join = JoinPlan(initialCluster: initialCluster, isNew: true)
             member.initialCluster = initialCluster
+        }
+        // A member whose address (or fqdn) changed keeps its ID and data: its peer URLs are
+        // updated in place (`member update`), then it restarts on the new address.
+        if member.join?.isNew != true, let now = history.current.first(where: { $0.name == member.name })?.peerURL,
+           !now.isEmpty, now != member.peerURL {
+            member.formerPeerURL = now
         }
         return member
     }

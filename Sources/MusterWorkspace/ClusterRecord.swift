@@ -43,6 +43,10 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
     public var founders: [Member]
     public var added: [Member] = []
     public var removed: [Member] = []
+    /// Members whose peer URLs were updated since they formed or joined (a changed address):
+    /// their URLs now, by name; the founders' `initial-cluster` stays as they formed. Absent
+    /// from records written before muster could re-address.
+    public var peerURLUpdates: [Member]?
     /// The `initial-cluster-token` of the last restore, which gave the cluster new IDs.
     public var restoreToken: String?
     public var snapshots: [Snapshot] = []
@@ -54,10 +58,22 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
         self.founders = founders
     }
 
-    /// The members the record says the cluster has now.
+    /// The members the record says the cluster has now, with their peer URLs now.
     public var members: [Member] {
         let gone = Set(removed.map(\.id))
-        return (founders + added).filter { !gone.contains($0.id) }
+        let updated = Dictionary((peerURLUpdates ?? []).map { ($0.id, $0.peerURLs) }, uniquingKeysWith: { _, last in last })
+        return (founders + added).filter { !gone.contains($0.id) }.map { member in
+            var member = member
+            if let urls = updated[member.id] { member.peerURLs = urls }
+            return member
+        }
+    }
+
+    /// Records that member `id` (named `name`) has the peer URLs `peerURLs` now.
+    public mutating func updatePeerURLs(name: String, id: String, peerURLs: [String]) {
+        var updates = (peerURLUpdates ?? []).filter { $0.id != id }
+        updates.append(Member(name: name, id: id, peerURLs: peerURLs))
+        peerURLUpdates = updates
     }
 }
 
@@ -69,8 +85,9 @@ extension ClusterRecord {
         }
         let gone = Set(removed.map(\.id))
         var joined: [String: ClusterHistory.Joined] = [:]
+        let now = Dictionary(members.map { ($0.id, $0.peerURLs.first ?? "") }, uniquingKeysWith: { first, _ in first })
         for member in added where !gone.contains(member.id) {
-            joined[member.name] = ClusterHistory.Joined(id: UInt64(member.id, radix: 16) ?? 0, peerURL: member.peerURLs.first ?? "",
+            joined[member.name] = ClusterHistory.Joined(id: UInt64(member.id, radix: 16) ?? 0, peerURL: now[member.id] ?? member.peerURLs.first ?? "",
                                                         initialCluster: member.initialCluster ?? "")
         }
         var history = ClusterHistory(clusterID: UInt64(clusterID, radix: 16) ?? 0, founders: founders, joined: joined,

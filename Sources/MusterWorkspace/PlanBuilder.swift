@@ -34,6 +34,8 @@ public struct Workspace: Sendable {
     /// Tokens as this run knows them; saved to the state only by a step that applied them.
     public private(set) var tokens: [String: DiscoveryToken]
     public private(set) var plan: Plan
+    /// Members to remove that are gone already, by cluster (`PlanFacts.departed`).
+    public private(set) var departed: [String: Set<String>] = [:]
 
     init(inventoryPath: String, inventory: Inventory, memberVersion: String, templates: TemplateSet,
          state: LocalState, scope: ClusterScope, tokens: [String: DiscoveryToken]) throws {
@@ -52,6 +54,15 @@ public struct Workspace: Sendable {
     public func replanned(tokens: [String: DiscoveryToken]) throws -> Workspace {
         var copy = self
         copy.tokens = tokens
+        copy.plan = try Self.plan(copy)
+        return copy
+    }
+
+    /// The same workspace planned again knowing which members to remove are gone already:
+    /// they leave first, and newcomers join without them.
+    public func replanned(departed: [String: Set<String>]) throws -> Workspace {
+        var copy = self
+        copy.departed = departed
         copy.plan = try Self.plan(copy)
         return copy
     }
@@ -87,7 +98,8 @@ public struct Workspace: Sendable {
                                         "discovery size \(size) of cluster '\(cluster.name)' is smaller than its \(cluster.members.count) members: the extra members could never join while it forms (once formed, members join through learners)")
             }
         }
-        let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens, histories: histories)
+        let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens, histories: histories,
+                              departed: workspace.departed)
         let all = try Planner(inventory: workspace.inventory, facts: facts).plan()
         let clusters: [ClusterPlan]
         switch workspace.scope {

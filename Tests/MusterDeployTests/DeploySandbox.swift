@@ -22,13 +22,31 @@ enum DeploySandbox {
         var failure: String?
     }
     private static let box = Box()
+    /// Hosts the sandbox has: most scenarios use host1...host3 (`acquire()`, `inventory`); a move
+    /// off a host that is down and 3 -> 5 -> 3 need more (`inventory(_:hosts:)`, `acquireAll()`).
+    static let hostCount = 5
+    /// What most scenarios see: the first three hosts.
+    static let defaultHosts = 3
 
+    /// The sandbox as most scenarios see it: its first three hosts.
     static func acquire() throws -> SandboxState {
+        var state = try acquireAll()
+        state.hosts = Array(state.hosts.prefix(defaultHosts))
+        return state
+    }
+
+    static func acquireAll() throws -> SandboxState {
         box.lock.lock(); defer { box.lock.unlock() }
         if let state = box.state { return state }
         if let failure = box.failure { throw SandboxError("deploy sandbox failed earlier: \(failure)") }
         do {
-            let (state, _) = try Sandbox.up(hosts: 3, stateDir: stateDir) { FileHandle.standardError.write(Data("[deploy sandbox] \($0)\n".utf8)) }
+            let say = { (line: String) in FileHandle.standardError.write(Data("[deploy sandbox] \(line)\n".utf8)) }
+            var (state, _) = try Sandbox.up(hosts: hostCount, stateDir: stateDir, log: say)
+            if state.hosts.count < hostCount {
+                // One from before it had more hosts: made again with them.
+                try Sandbox.down(stateDir: stateDir, log: say)
+                (state, _) = try Sandbox.up(hosts: hostCount, stateDir: stateDir, log: say)
+            }
             box.state = state
             atexit { try? Sandbox.down(stateDir: DeploySandbox.stateDir) { _ in } }
             return state
@@ -46,16 +64,17 @@ enum DeploySandbox {
         // Network rule: nothing but the sandbox's own addresses, routed through its bridge.
         options.addressGuard = { addresses in
             // The gateway is the controller's own side of the bridge (services for hosts listen there).
-            let gateway = (try? DeploySandbox.acquire())?.gateway
+            let gateway = (try? DeploySandbox.acquireAll())?.gateway
             try Sandbox.checkRoutes(to: addresses.filter { $0 != gateway }, stateDir: DeploySandbox.stateDir)
         }
         return options
     }
 
     /// Writes a sandbox inventory (optionally edited) to a fresh directory; returns its builder.
-    static func inventory(_ bootstrap: SandboxBootstrap, binary: String = "/usr/bin/etcd",
+    static func inventory(_ bootstrap: SandboxBootstrap, binary: String = "/usr/bin/etcd", hosts: Int = defaultHosts,
                           edit: (String) -> String = { $0 }) throws -> PlanBuilder {
-        let state = try acquire()
+        var state = try acquireAll()
+        state.hosts = Array(state.hosts.prefix(hosts))
         let directory = try TemporaryDirectory.create(prefix: "muster-deploy")
         let path = directory + "/inventory.yml"
         let text = edit(try Sandbox.inventoryYAML(state: state, bootstrap: bootstrap, memberBinary: binary))
@@ -64,20 +83,20 @@ enum DeploySandbox {
     }
 
     static func host(_ name: String) throws -> SandboxHost {
-        guard let host = try acquire().host(named: name) else { throw SandboxError("no \(name)") }
+        guard let host = try acquireAll().host(named: name) else { throw SandboxError("no \(name)") }
         return host
     }
 
     /// Switches a host off (its sshd, pid 1 of its namespace, killed with all it runs) or on
     /// again; the sandbox state the tests hold follows its new pids.
     static func powerOff(_ name: String) throws {
-        _ = try acquire()
+        _ = try acquireAll()
         let state = try Sandbox.powerOff(host: name, stateDir: stateDir)
         box.lock.lock(); box.state = state; box.lock.unlock()
     }
 
     static func powerOn(_ name: String) throws {
-        _ = try acquire()
+        _ = try acquireAll()
         let state = try Sandbox.powerOn(host: name, stateDir: stateDir)
         box.lock.lock(); box.state = state; box.lock.unlock()
     }
@@ -91,7 +110,7 @@ enum DeploySandbox {
     /// Leaves every host as a scenario expects to find it, whatever an earlier failed one left:
     /// no member or dnsmasq running, no etcd data or config, the original resolv.conf.
     static func wipeHosts() throws {
-        for host in try acquire().hosts {
+        for host in try acquireAll().hosts {
             try Sandbox.exec(host: host, command: """
                 for p in /run/etcd/*.pid; do [ -s "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
                 rm -rf /var/lib/etcd /etc/etcd /run/etcd /var/log/etcd /etc/dnsmasq.d/muster-*

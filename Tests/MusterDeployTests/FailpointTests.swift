@@ -143,4 +143,63 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// muster killed at each step of a grow (learner added, learner started, promoted) and of a
+    /// shrink (leadership moved, member removed, member stopped), on one formed cluster that
+    /// grows 2 -> 3 and shrinks back once per pair of points: each time the next `up` converges
+    /// to the inventory, `verify` passes and no key is lost.
+    @Test(.timeLimit(.minutes(10)))
+    func upKilledAtEachStepOfAGrowAndOfAShrinkConvergesOnTheNextRun() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            let two = text.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1, host2]")
+            try two.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let pairs = [("grow.after-add", "shrink.after-leader-move"), ("grow.after-start", "shrink.after-remove"),
+                         ("grow.after-promote", "shrink.after-stop")]
+            for (round, (growPoint, shrinkPoint)) in pairs.enumerated() {
+                #expect(try etcdctl(["put", "/round/\(round)", "r\(round)"]).succeeded)
+                // Grow 2 -> 3, cut at growPoint.
+                try text.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+                _ = try upKilled(at: growPoint, builder)
+                let cut = try etcdctl(["member", "list"]).stdoutText
+                #expect(cut.split(separator: "\n").count == 3, "\(growPoint): host3 was added before the cut: \(cut)")
+                #expect(cut.contains("true") == (growPoint != "grow.after-promote"), "\(growPoint): learner until promoted: \(cut)")
+                let grown = try await DeploySandbox.up(builder)
+                #expect(grown.reports.allSatisfy { $0.ok }, "\(growPoint): \(grown.reports.map { $0.table() })")
+                let voters = try etcdctl(["member", "list"]).stdoutText
+                #expect(voters.split(separator: "\n").count == 3 && !voters.contains("true"), "\(growPoint): three voters: \(voters)")
+                #expect(try builder.build().state.clusterRecord("main")?.members.map(\.name).sorted() == ["host1", "host2", "host3"])
+                let verified = try MusterCLI.run(["verify", builder.inventoryPath])
+                #expect(verified.succeeded, "\(growPoint): \(verified.stdoutText)\(verified.stderrText)")
+
+                // Shrink 3 -> 2 with host3 leading (so leadership has to move), cut at shrinkPoint.
+                let host3ID = try #require(voters.split(separator: "\n").first { $0.contains(", host3,") }.map { String($0.split(separator: ",")[0]) })
+                let moved = try etcdctl(["move-leader", host3ID])
+                #expect(moved.succeeded || moved.stderrText.contains("already leader"), "\(moved.stderrText)")
+                try two.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+                let shrink = try MusterCLI.run(["up", builder.inventoryPath, "--remove-members", "--wipe-data"], failpoint: shrinkPoint)
+                #expect(!shrink.succeeded && shrink.stderrText.contains("failpoint \(shrinkPoint)"), "\(shrink.stderrText)")
+                let left = try etcdctl(["member", "list"]).stdoutText.split(separator: "\n").count
+                #expect(left == (shrinkPoint == "shrink.after-leader-move" ? 3 : 2), "\(shrinkPoint): \(left) members")
+                var finish = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+                finish.removeMembers = true
+                finish.wipeRemovedData = true
+                let shrunk = try await finish.run()
+                #expect(shrunk.reports.allSatisfy { $0.ok }, "\(shrinkPoint): \(shrunk.reports.map { $0.table() })")
+                #expect(try etcdctl(["member", "list"]).stdoutText.split(separator: "\n").count == 2)
+                #expect(try DeploySandbox.exec("host3", "cat /run/etcd/main.pid 2>/dev/null || echo stopped") == "stopped", "\(shrinkPoint)")
+                #expect(try DeploySandbox.exec("host3", "test -e /var/lib/etcd/main && echo kept || echo wiped") == "wiped", "\(shrinkPoint)")
+                #expect(try builder.build().state.clusterRecord("main")?.members.map(\.name).sorted() == ["host1", "host2"])
+                let again = try MusterCLI.run(["verify", builder.inventoryPath])
+                #expect(again.succeeded, "\(shrinkPoint): \(again.stdoutText)\(again.stderrText)")
+                for earlier in 0...round {
+                    #expect(try etcdctl(["get", "/round/\(earlier)", "--print-value-only"]).stdoutText == "r\(earlier)\n")
+                }
+            }
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }

@@ -8,10 +8,13 @@ import MusterSandbox
 /// Membership after day one: a member the inventory adds joins a formed cluster as a learner,
 /// is promoted once in sync, and no acknowledged write is lost while it happens.
 @Suite struct MembershipTests {
-    private func etcdctl(_ hosts: [String], _ arguments: [String]) throws -> ProcessResult {
-        let endpoints = try hosts.map { "http://\(try DeploySandbox.host($0).address):2379" }
+    /// `pki`: the state's `pki/CLUSTER` of a TLS cluster (its CA and client certificate).
+    private func etcdctl(_ hosts: [String], _ arguments: [String], pki: String? = nil) throws -> ProcessResult {
+        let scheme = pki == nil ? "http" : "https"
+        let endpoints = try hosts.map { "\(scheme)://\(try DeploySandbox.host($0).address):2379" }
+        let tls = pki.map { ["--cacert=\($0)/ca.crt", "--cert=\($0)/client.crt", "--key=\($0)/client.key"] } ?? []
         return try LocalProcess.run(["etcdctl", "--endpoints=\(endpoints.joined(separator: ","))", "--dial-timeout=3s",
-                                     "--command-timeout=5s"] + arguments, environment: ["ETCDCTL_API": "3"], timeout: 30)
+                                     "--command-timeout=5s"] + tls + arguments, environment: ["ETCDCTL_API": "3"], timeout: 30)
     }
 
     private func leaderOf(_ host: String) throws -> Bool {
@@ -275,6 +278,255 @@ import MusterSandbox
             }
             try await DeploySandbox.down(builder, wipe: true)
             _ = try DeploySandbox.exec("host2", "rm -rf /var/lib/etcd/main")
+        }
+    }
+
+    /// Progress lines of a run, kept for the test to read.
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        func add(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+        var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+        func index(of text: String) -> Int? { all.firstIndex { $0.contains(text) } }
+    }
+
+    /// A move off a host that is down (powered off): the run goes on without that host, which
+    /// only holds the member to remove; the member is removed first, then the newcomer added
+    /// (etcd's runtime-reconfiguration guide), with the two voters that stay healthy throughout.
+    @Test func aMemberMovesOffAHostThatIsDownRemovedFirstThenTheNewcomerAdded() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, hosts: 4) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
+            try setMembers("host1, host2, host3", in: builder)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let pki = try builder.build().state.directory + "/pki/main"
+            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/away/\(index)", "a\(index)"], pki: pki).succeeded) }
+            try DeploySandbox.powerOff("host3")
+            do {
+                try setMembers("host1, host2, host4", in: builder)
+                // The dry run lists the removal before the newcomer.
+                let planned = Lines()
+                var dryRun = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }))
+                dryRun.dryRun = true
+                dryRun.removeMembers = true
+                _ = try await dryRun.run()
+                let removeStep = try #require(planned.index(of: "remove host3"), "\(planned.all)")
+                let addStep = try #require(planned.index(of: "add learner host4"), "\(planned.all)")
+                #expect(removeStep < addStep, "\(planned.all)")
+                #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText.split(separator: "\n").count == 3, "the dry run changed nothing")
+
+                let said = Lines()
+                var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }))
+                move.removeMembers = true
+                let moved = try await move.run()
+                #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+                #expect(said.all.contains { $0.contains("host3") && $0.contains("unreachable") }, "the run says it went without host3: \(said.all)")
+                let removed = try #require(said.index(of: "member host3"), "\(said.all)")
+                let added = try #require(said.index(of: "host4 added as learner"), "\(said.all)")
+                #expect(removed < added, "removed first, then added: \(said.all)")
+                #expect(moved.hosts.first { $0.host == "host4" }?.started == ["main"], "\(moved.hosts)")
+                let list = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
+                #expect(list.contains(", host4,") && !list.contains(", host3,") && list.split(separator: "\n").count == 3, "\(list)")
+                #expect(!list.contains("true"), "no learner left: \(list)")
+                for index in 0..<20 {
+                    #expect(try etcdctl(["host4"], ["get", "/away/\(index)", "--print-value-only"], pki: pki).stdoutText == "a\(index)\n")
+                }
+                let record = try #require(try builder.build().state.clusterRecord("main"))
+                #expect(record.removed.map(\.name) == ["host3"] && record.added.map(\.name) == ["host4"], "\(record)")
+            } catch {
+                try? DeploySandbox.powerOn("host3")
+                throw error
+            }
+            // The old host back (its etcd does not start by itself here): the next up has nothing to do.
+            try DeploySandbox.powerOn("host3")
+            let again = try await DeploySandbox.up(builder)
+            #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
+            #expect(again.hosts.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "\(again.hosts)")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// Gives `host` a second address (the sandbox's stand-in for a new one: the route still
+    /// leaves through the bridge) and lets its sshd listen there too; `undo` takes it away.
+    private func addAddress(_ address: String, to host: String, beside current: String) throws {
+        _ = try DeploySandbox.exec(host, """
+            dev=$(ip -o -4 addr show | awk '$4 ~ /^\(current)\\// {print $2}')
+            ip addr add \(address)/24 dev "$dev" && echo "ListenAddress \(address)" >> /etc/ssh/sshd_config && kill -HUP 1
+            for i in $(seq 100); do ss -Hltn | grep -q '\(address):22 ' && exit 0; sleep 0.1; done; exit 1
+            """)
+    }
+
+    private func removeAddress(_ address: String, from host: String) {
+        _ = try? DeploySandbox.exec(host, """
+            sed -i '/^ListenAddress \(address)$/d' /etc/ssh/sshd_config && kill -HUP 1
+            ip addr del \(address)/24 dev $(ip -o -4 addr show | awk '$4 ~ /^\(address)\\// {print $2}')
+            """)
+    }
+
+    /// A member whose host's address changed in the inventory is updated in place: its peer
+    /// URLs through `member update` (same ID, same data), its conf.yml rendered for the new
+    /// address and the member restarted alone; the record follows.
+    @Test func aMemberWhoseAddressChangedIsUpdatedInPlaceAndRestarted() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let pki = try builder.build().state.directory + "/pki/main"
+            for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/addr/\(index)", "d\(index)"], pki: pki).succeeded) }
+            let before = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
+            let id = try #require(before.split(separator: "\n").first { $0.contains(", host2,") }.map { String($0.split(separator: ",")[0]) })
+            let old = try DeploySandbox.host("host2").address
+            let parts = old.split(separator: ".")
+            let new = (parts.dropLast() + ["\(Int(parts.last!)! + 100)"]).joined(separator: ".")
+            try addAddress(new, to: "host2", beside: old)
+            do {
+                let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+                let edited = text.replacingOccurrences(of: "host2: { address: \(old) }", with: "host2: { address: \(new) }")
+                #expect(edited != text)
+                try edited.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+                var options = DeploySandbox.options
+                options.acceptNewHostKeys = true
+                // A new address together with a removal: one change at a time, refused before any host.
+                try setMembers("host1, host2", in: builder)
+                var both = BringUp(builder: builder, options: options, progress: Progress(quiet: true))
+                both.removeMembers = true
+                do {
+                    _ = try await both.run()
+                    Issue.record("a new address together with a removal was not refused")
+                } catch let error as DeployError {
+                    #expect(error.kind == .refused && error.message.contains("one membership change at a time"), "\(error.message)")
+                }
+                try setMembers("host1, host2, host3", in: builder)
+
+                let planned = Lines()
+                var dryRun = BringUp(builder: builder, options: options, progress: Progress(observer: { planned.add($0.line) }))
+                dryRun.dryRun = true
+                _ = try await dryRun.run()
+                #expect(planned.index(of: "update host2 peer URLs https://\(old):2380 -> https://\(new):2380") != nil, "\(planned.all)")
+                #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText == before, "the dry run changed nothing")
+
+                let moved = try await BringUp(builder: builder, options: options, progress: Progress()).run()
+                #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+                #expect(moved.hosts.first { $0.host == "host2" }?.restarted == ["main"], "\(moved.hosts)")
+                #expect(moved.hosts.filter { $0.host != "host2" }.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "\(moved.hosts)")
+                let after = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
+                let row = try #require(after.split(separator: "\n").first { $0.contains(", host2,") }.map(String.init), "\(after)")
+                #expect(row.hasPrefix(id + ",") && row.contains("https://\(new):2380") && !row.contains(old + ":"), "same ID, new peer URL: \(after)")
+                let config = try DeploySandbox.exec("host2", "cat /etc/etcd/main/conf.yml")
+                #expect(config.contains("listen-peer-urls: https://\(new):2380"), "\(config)")
+                let endpoint = "https://\(new):2379"
+                for index in 0..<20 {
+                    let read = try LocalProcess.run(["etcdctl", "--endpoints=\(endpoint)", "--dial-timeout=3s", "--command-timeout=5s",
+                                                     "--cacert=\(pki)/ca.crt", "--cert=\(pki)/client.crt", "--key=\(pki)/client.key",
+                                                     "get", "/addr/\(index)", "--print-value-only"], environment: ["ETCDCTL_API": "3"], timeout: 30)
+                    #expect(read.stdoutText == "d\(index)\n", "\(read.stderrText)")
+                }
+                let record = try #require(try builder.build().state.clusterRecord("main"))
+                #expect(record.members.first { $0.name == "host2" }?.peerURLs == ["https://\(new):2380"], "\(record)")
+                #expect(record.founders.first { $0.name == "host2" }?.peerURLs == ["https://\(old):2380"], "the founding stays as it formed")
+
+                let again = try await BringUp(builder: builder, options: options, progress: Progress()).run()
+                #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
+                #expect(again.hosts.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "nothing more to do: \(again.hosts)")
+                var down = TearDown(builder: builder, options: options, progress: Progress(quiet: true))
+                down.wipeData = true
+                try await down.run()
+            } catch {
+                removeAddress(new, from: "host2")
+                throw error
+            }
+            removeAddress(new, from: "host2")
+        }
+    }
+
+    /// A DNS SRV cluster (TLS on: etcd 3.4 reads only `_etcd-server-ssl`) grows through a
+    /// learner: the newcomer's SRV and host records are in dnsmasq, and resolve on every member,
+    /// before it starts.
+    @Test func aDNSSRVClusterGrowsWithTheNewcomersRecordsServedBeforeItStarts() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.dns) {
+                $0.replacingOccurrences(of: "  domain: ", with: "  configure_resolvers: true\n  domain: ")
+            }
+            #expect(try String(contentsOfFile: builder.inventoryPath, encoding: .utf8).contains("tls: true"))
+            try setMembers("host1, host2", in: builder)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let fqdn = try DeploySandbox.host("host3").fqdn
+            let conf = "/etc/dnsmasq.d/muster-main.conf"
+            #expect(!(try DeploySandbox.exec("host3", "cat \(conf)")).contains(fqdn), "host3 has no records before it joins")
+
+            try setMembers("host1, host2, host3", in: builder)
+            let said = Lines()
+            let grown = try await DeploySandbox.up(builder, progress: Progress(observer: { said.add($0.line) }))
+            #expect(grown.reports.allSatisfy { $0.ok }, "\(grown.reports.map { $0.table() })")
+            let served = try DeploySandbox.exec("host3", "cat \(conf)")
+            #expect(served.contains("srv-host=_etcd-server-ssl._tcp.") && served.contains(",\(fqdn),2380"), "\(served)")
+            #expect(served.contains("host-record=\(fqdn),\(try DeploySandbox.host("host3").address)"), "\(served)")
+            #expect(try DeploySandbox.exec("host1", "getent ahostsv4 \(fqdn) | awk 'NR==1 {print $1}'") == (try DeploySandbox.host("host3").address))
+            let resolved = try #require(said.index(of: "every member resolves"), "\(said.all)")
+            let learner = try #require(said.index(of: "host3 added as learner"), "\(said.all)")
+            #expect(resolved < learner, "records served and resolved before the learner is added and started: \(said.all)")
+            let rows = grown.reports.first?.members ?? []
+            #expect(rows.count == 3 && rows.allSatisfy { !$0.isLearner }, "\(rows)")
+            let joined = try DeploySandbox.exec("host3", "cat /etc/etcd/main/conf.yml")
+            #expect(joined.contains("initial-cluster-state: existing") && !joined.contains("discovery-srv"), "\(joined)")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// 3 -> 5 -> 3 on five hosts with a client writing throughout, the leader among the two
+    /// removed: every acknowledged write is readable afterwards, and the writer got writes
+    /// through during each change.
+    @Test func threeToFiveToThreeWithTheLeaderRemovedWhileAClientWrites() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, hosts: 5)
+            try setMembers("host1, host2, host3", in: builder)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            func writer(_ prefix: String, through hosts: [String]) -> Task<[String], Never> {
+                Task.detached {
+                    var acknowledged: [String] = []
+                    for index in 0..<2000 {
+                        if Task.isCancelled { break }
+                        let key = "/\(prefix)/\(index)"
+                        if (try? etcdctl(hosts, ["put", key, "\(prefix)\(index)"]))?.succeeded == true { acknowledged.append(key) }
+                    }
+                    return acknowledged
+                }
+            }
+            let growing = writer("five", through: ["host1", "host2", "host3"])
+            try setMembers("host1, host2, host3, host4, host5", in: builder)
+            let grown = try await DeploySandbox.up(builder)
+            growing.cancel()
+            let grownKeys = await growing.value
+            #expect(grown.reports.allSatisfy { $0.ok }, "\(grown.reports.map { $0.table() })")
+            let five = try etcdctl(["host1"], ["member", "list"]).stdoutText
+            #expect(five.split(separator: "\n").count == 5 && !five.contains("true"), "five voters: \(five)")
+            #expect(!grownKeys.isEmpty)
+
+            let all = ["host1", "host2", "host3", "host4", "host5"]
+            let leader = try #require(try all.first { try leaderOf($0) })
+            let removed = [leader, all.first { $0 != leader }!]
+            let keep = all.filter { !removed.contains($0) }
+            let shrinking = writer("three", through: keep)
+            try setMembers(keep.joined(separator: ", "), in: builder)
+            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            shrink.removeMembers = true
+            let shrunk = try await shrink.run()
+            shrinking.cancel()
+            let shrunkKeys = await shrinking.value
+            #expect(shrunk.reports.allSatisfy { $0.ok }, "\(shrunk.reports.map { $0.table() })")
+            let three = try etcdctl(keep, ["member", "list"]).stdoutText
+            #expect(three.split(separator: "\n").count == 3 && removed.allSatisfy { !three.contains(", \($0),") }, "\(three)")
+            #expect(!shrunkKeys.isEmpty)
+            for host in removed {
+                #expect(try DeploySandbox.exec(host, "cat /run/etcd/main.pid 2>/dev/null; echo gone") == "gone", "\(host) stopped")
+            }
+            for key in grownKeys + shrunkKeys {
+                let value = try etcdctl(keep, ["get", key, "--print-value-only"]).stdoutText
+                #expect(value.hasSuffix("\(key.split(separator: "/").last!)\n") && !value.isEmpty, "\(key) lost")
+            }
+            try await DeploySandbox.down(builder, wipe: true)
         }
     }
 }
