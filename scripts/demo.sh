@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 scripts/setup.sh
-swift build --product muster 2>&1 | tail -n 1
+. scripts/debug-flags.sh
+swift build --product muster "${debug_flags[@]}" 2>&1 | tail -n 1
 muster=.build/debug/muster
 $muster sandbox up
 inventory=$($muster sandbox inventory --bootstrap static --out rendered/sandbox-static.yml)

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 scripts/setup.sh
-swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling muster|Build complete" | tail -n 20
+. scripts/debug-flags.sh
+swift build --build-tests "${debug_flags[@]}" 2>&1 | grep -E "error|warning: unre|Compiling muster|Build complete" | tail -n 20
 set +e
 # One test at a time: many suites block on real processes (sshd, etcd, ssh), and Swift's
 # cooperative pool has one thread per core (2 here): run together, they starve each other's

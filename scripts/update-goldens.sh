@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
-swift build --build-tests 2>&1 | grep -E "error|Build complete" | tail -n 3
+. scripts/debug-flags.sh
+swift build --build-tests "${debug_flags[@]}" 2>&1 | grep -E "error|Build complete" | tail -n 3
 MUSTER_UPDATE_GOLDEN=1 swift test --skip-build --filter 'GoldenRenderTests|HelpGoldenTests|RenderOutputTests|ImportGoldenTests' 2>&1 | tail -n 1
 git status --short Tests/MusterPlanTests/Golden Tests/MusterCLITests/Golden
