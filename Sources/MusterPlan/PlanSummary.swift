@@ -49,7 +49,21 @@ public enum PlanSummary {
     /// indents, `"key" : value`, no escaped slashes), without its 6 MiB and tenth of a large
     /// render's time.
     public static func json(_ plan: Plan, files: [FileEntry]) -> Data {
-        var out = PrettyJSON()
+        var data = Data()
+        json(plan, files: files) { chunk in
+            if let base = chunk.baseAddress { data.append(base.assumingMemoryBound(to: UInt8.self), count: chunk.count) }
+        }
+        return data
+    }
+
+    /// The same bytes handed to `output` in pieces of about 64 KiB as they are made, so that
+    /// `render` streams its 2 MB `plan.json` of 500 clusters to the file instead of holding it.
+    public static func json(_ plan: Plan, files: [FileEntry], chunks output: (UnsafeRawBufferPointer) -> Void) {
+        withoutActuallyEscaping(output) { output in write(plan, files: files, into: PrettyJSON(output: output)) }
+    }
+
+    private static func write(_ plan: Plan, files: [FileEntry], into json: PrettyJSON) {
+        var out = json
         out.object { out in
             out.field("clusters") { out in
                 out.array(plan.clusters) { out, cluster in cluster.writeJSON(into: &out) }
@@ -65,7 +79,7 @@ public enum PlanSummary {
             }
             out.field("inventory", plan.inventory)
         }
-        return Data(out.bytes)
+        out.flush()
     }
 }
 
@@ -172,11 +186,22 @@ extension DNSPlan {
 /// JSON text laid out as Foundation's `JSONEncoder` does with `.prettyPrinted`: a container's
 /// items one per line, two spaces deeper; an empty one as an open line (`[\n\n  ]`).
 struct PrettyJSON {
-    private(set) var bytes: [UInt8] = []
+    private var bytes: [UInt8] = []
+    private let output: (UnsafeRawBufferPointer) -> Void
+    private static let chunk = 1 << 16
     /// Per open container: whether nothing is in it yet.
     private var empty: [Bool] = []
 
-    init() { bytes.reserveCapacity(1 << 16) }
+    init(output: @escaping (UnsafeRawBufferPointer) -> Void) {
+        self.output = output
+        bytes.reserveCapacity(Self.chunk + 4096)
+    }
+
+    /// Hands over what is made so far.
+    mutating func flush() {
+        bytes.withUnsafeBytes(output)
+        bytes.removeAll(keepingCapacity: true)
+    }
 
     mutating func object(_ body: (inout PrettyJSON) -> Void) {
         open(UInt8(ascii: "{"))
@@ -242,6 +267,7 @@ struct PrettyJSON {
 
     /// A comma after the previous item, then the item's own line.
     private mutating func nextItem() {
+        if bytes.count >= Self.chunk { flush() }
         if !empty[empty.count - 1] { bytes.append(UInt8(ascii: ",")) }
         empty[empty.count - 1] = false
         newline()

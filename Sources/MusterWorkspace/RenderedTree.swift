@@ -18,7 +18,9 @@ public enum RenderedTree {
             try writeFile(Data(file.contents.utf8), at: "\(directory)/\(relative)", mode: file.mode, madeDirectories: &made)
             written.append(relative)
         }
-        return try finish(directory, written: written, previous: previous, summary: summary, json: json, made: &made)
+        return try finish(directory, written: written, previous: previous, summary: summary, made: &made) { emit in
+            json.withUnsafeBytes(emit)
+        }
     }
 
     /// What `render` writes: `plan.clusters` rendered by `renderer`, each file written as soon as
@@ -28,10 +30,11 @@ public enum RenderedTree {
     /// listed in plan order, and two clusters never write the same file (their paths carry the
     /// cluster's name; should two ever meet, those clusters are written again one after the
     /// other in plan order, so the later one wins as in a serial render, and both stay listed).
-    /// On an error the
-    /// manifest still lists every file this run wrote, so the next render can remove them.
+    /// `plan.json` is streamed to its file; `files` is its list, for a caller that prints it
+    /// again (`PlanSummary.json(plan, files:)`). On an error the manifest still lists every file
+    /// this run wrote, so the next render can remove them.
     public static func write(rendering plan: Plan, with renderer: Renderer, to directory: String, summary: String,
-                             lanes: Int = defaultLanes) throws -> (written: [String], json: Data) {
+                             lanes: Int = defaultLanes) throws -> (written: [String], files: [FileEntry]) {
         let previous = try prepare(directory)
         let clusters = plan.clusters
         let work = Lanes(count: clusters.count)
@@ -61,9 +64,10 @@ public enum RenderedTree {
         if Set(written).count != written.count {
             try rewriteMeetingClusters(clusters, entries: work.entries, renderer: renderer, directory: directory, made: &made)
         }
-        let json = PlanSummary.json(plan, files: entries)
-        let paths = try finish(directory, written: written, previous: previous, summary: summary, json: json, made: &made)
-        return (paths, json)
+        let paths = try finish(directory, written: written, previous: previous, summary: summary, made: &made) { emit in
+            PlanSummary.json(plan, files: entries, chunks: emit)
+        }
+        return (paths, entries)
     }
 
     /// Two cores here; more lanes than cores only wait on each other's locks in the kernel.
@@ -92,10 +96,10 @@ public enum RenderedTree {
     }
 
     /// `plan.txt`, `plan.json`, the stale files of the render before removed, the new manifest.
-    private static func finish(_ directory: String, written: [String], previous: [String], summary: String, json: Data,
-                               made: inout Set<String>) throws -> [String] {
+    private static func finish(_ directory: String, written: [String], previous: [String], summary: String,
+                               made: inout Set<String>, json: ((UnsafeRawBufferPointer) -> Void) -> Void) throws -> [String] {
         try writeFile(summary, at: "\(directory)/plan.txt", mode: 0o644, madeDirectories: &made)
-        try writeFile(json, at: "\(directory)/plan.json", mode: 0o644, madeDirectories: &made)
+        try writeFile(at: "\(directory)/plan.json", mode: 0o644, madeDirectories: &made, json)
         let all = written + ["plan.txt", "plan.json"]
         for stale in Set(previous).subtracting(all) where isRemovable(stale, under: directory) {
             unlink("\(directory)/\(stale)")
@@ -164,24 +168,32 @@ public enum RenderedTree {
         }
     }
 
+    private static func writeFile(_ buffer: UnsafeRawBufferPointer, at path: String, mode: Int, madeDirectories: inout Set<String>) throws {
+        try writeFile(at: path, mode: mode, madeDirectories: &madeDirectories) { emit in emit(buffer) }
+    }
+
     /// Written beside and renamed over, so a reader never sees half a file; not synced to disk:
     /// a rendered tree is for reading and can be rendered again (measured: an fsync per file was
     /// most of a 500-cluster render's time). Each directory is made once per render.
-    private static func writeFile(_ buffer: UnsafeRawBufferPointer, at path: String, mode: Int, madeDirectories: inout Set<String>) throws {
+    /// `contents` hands its bytes to the function it is given, in one piece or several.
+    private static func writeFile(at path: String, mode: Int, madeDirectories: inout Set<String>,
+                                  _ contents: ((UnsafeRawBufferPointer) -> Void) -> Void) throws {
         try makeDirectories(parentPath(of: path), made: &madeDirectories)
         let temporary = path + ".muster-tmp"
         let descriptor = open(temporary, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
         guard descriptor >= 0 else { throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        var offset = 0
         var complete = true
-        while offset < buffer.count {
-            let wrote = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-            if wrote < 0 {
-                if errno == EINTR { continue }
-                complete = false
-                break
+        contents { buffer in
+            var offset = 0
+            while complete, offset < buffer.count {
+                let wrote = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if wrote < 0 {
+                    if errno == EINTR { continue }
+                    complete = false
+                    break
+                }
+                offset += wrote
             }
-            offset += wrote
         }
         fchmod(descriptor, mode_t(mode))
         close(descriptor)

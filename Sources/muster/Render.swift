@@ -23,11 +23,11 @@ struct Render: AsyncParsableCommand {
             let name = URL(fileURLWithPath: options.inventory).deletingPathExtension().lastPathComponent
             let directory = out ?? "rendered/\(name)"
             let summary = PlanSummary.text(workspace.plan)
-            let (written, json) = try RenderedTree.write(rendering: workspace.plan, with: workspace.renderer, to: directory,
-                                                        summary: summary)
+            let (written, files) = try RenderedTree.write(rendering: workspace.plan, with: workspace.renderer, to: directory,
+                                                         summary: summary)
             switch output {
             case .json:
-                FileHandle.standardOutput.write(json)
+                PlanSummary.json(workspace.plan, files: files) { FileHandle.standardOutput.write(Data($0)) }
                 print()
             case .table:
                 print(summary, terminator: "")

@@ -87,9 +87,9 @@ import MusterBasics
         let expected = try tree(root + "/serial")
         for lanes in [1, 2, 4] {
             let bare = Plan(inventory: plan.inventory, clusters: clusters, files: [])
-            let (written, json) = try RenderedTree.write(rendering: bare, with: renderer, to: root + "/lanes-\(lanes)",
-                                                         summary: "s\n", lanes: lanes)
-            #expect(json == PlanSummary.json(plan))
+            let (written, entries) = try RenderedTree.write(rendering: bare, with: renderer, to: root + "/lanes-\(lanes)",
+                                                            summary: "s\n", lanes: lanes)
+            #expect(entries == files.map(\.entry))
             #expect(written.map { $0.replacingOccurrences(of: "/lanes-\(lanes)/", with: "/serial/") } == serial)
             #expect(try tree(root + "/lanes-\(lanes)") == expected, "\(lanes) lanes")
         }
@@ -125,5 +125,18 @@ import MusterBasics
             files[relative] = String(status.st_mode & 0o7777, radix: 8) + " " + (try String(contentsOfFile: path, encoding: .utf8))
         }
         return files
+    }
+}
+
+/// The member version names install paths: checked by bytes now, as the regex it replaced.
+@Suite struct MemberVersionCheckTests {
+    @Test func versionsAreMajorMinorPatchWithAnOptionalSuffix() {
+        for good in ["3.4.23", "0.0.0", "1234.5.6", "3.5.0-rc.1", "3.5.0-" + String(repeating: "a", count: 32)] {
+            #expect(MemberBinary.isValid(good), "\(good)")
+        }
+        for bad in ["", "3.4", "3.4.23.1", "12345.1.1", "3..4", "v3.4.23", "3.4.23-", "3.4.23-rc_1", "3.4.23 ",
+                    "3.5.0-" + String(repeating: "a", count: 33), "٣.4.23", "3.4.23\n"] {
+            #expect(!MemberBinary.isValid(bad), "\(bad)")
+        }
     }
 }
