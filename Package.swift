@@ -19,7 +19,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
-        .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
         .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
@@ -36,10 +35,7 @@ let package = Package(
         .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
         .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
         // Pure: inventory values to plan and rendered files; no disk, no process, no network.
-        .target(name: "MusterPlan", dependencies: [
-            "MusterBasics", "MusterYAML", "MusterInventory",
-            .product(name: "Mustache", package: "swift-mustache"),
-        ]),
+        .target(name: "MusterPlan", dependencies: ["MusterBasics", "MusterYAML", "MusterInventory"]),
         // Everything a run reads or keeps on the controller: inventory file, state dir and its
         // lock, tokens, cluster records, the member binary's version, templates, rendered trees.
         // `muster import ansible`: an Ansible inventory to a muster inventory; pure, text in, text out.

@@ -49,13 +49,16 @@ for place in "${places[@]}"; do
     done
 done
 
-/usr/bin/python3 - "$work" "$trials" <<'PY'
+# The labels name the filesystems the trials really ran on (the disk run is meant for ext4).
+disk_fs=$(df --output=fstype "$work" | tail -n 1 | tr -d ' ')
+tmpfs_fs=$(df --output=fstype "${places[1]#tmpfs:}" | tail -n 1 | tr -d ' ')
+/usr/bin/python3 - "$work" "$trials" "$disk_fs" "$tmpfs_fs" <<'PY'
 import statistics as st, sys
-work, trials = sys.argv[1], int(sys.argv[2])
+work, trials, disk_fs, tmpfs_fs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def read(path): return [tuple(map(float, line.split())) for line in open(path) if line.strip()]
 print(f"render 500 clusters (1500 members) into an empty --out, {trials} interleaved trials, median (min-max):")
 results = {}
-for place, label in (("disk", "disk, /tmp on ext4"), ("tmpfs", "tmpfs, /dev/shm")):
+for place, label in (("disk", f"disk, /tmp on {disk_fs}"), ("tmpfs", f"tmpfs, /dev/shm on {tmpfs_fs}")):
     muster, jinja2 = read(f"{work}/{place}.muster.times"), read(f"{work}/{place}.jinja2.times")
     ms, mk, mc = st.median(r[0] for r in muster), st.median(r[1] for r in muster), st.median(r[2] + r[3] for r in muster)
     js, jk, jc = st.median(r[0] for r in jinja2), st.median(r[1] for r in jinja2), st.median(r[2] + r[3] for r in jinja2)

@@ -184,6 +184,19 @@ public struct ClusterPlan: Sendable {
     public func member(named name: String) -> MemberPlan? { members.first { $0.name == name } }
 }
 
+/// Where a rendered file goes, without its contents: what `plan.json` lists.
+public struct FileEntry: Sendable, Equatable {
+    public var host: String
+    public var path: String
+    public var mode: Int
+
+    public init(host: String, path: String, mode: Int) {
+        self.host = host
+        self.path = path
+        self.mode = mode
+    }
+}
+
 /// One file muster puts on a host.
 public struct RenderedFile: Sendable, Codable, Equatable {
     public var host: String
@@ -200,6 +213,8 @@ public struct RenderedFile: Sendable, Codable, Equatable {
         self.mode = mode
         self.owner = owner
     }
+
+    public var entry: FileEntry { FileEntry(host: host, path: path, mode: mode) }
 }
 
 /// Everything muster will do, decided before any host is contacted.

@@ -2,7 +2,7 @@ import MusterInventory
 import MusterYAML
 
 /// Renders every file a plan puts on hosts, from `templates/`.
-public struct Renderer {
+public struct Renderer: Sendable {
     let templates: TemplateSet
     let inventory: Inventory
     /// Asked once per TLS member; computed once.
@@ -17,86 +17,93 @@ public struct Renderer {
     /// All files for `clusters`, each YAML one parsed back with libyaml before it is returned.
     public func files(for clusters: [ClusterPlan]) throws -> [RenderedFile] {
         var files: [RenderedFile] = []
-        for cluster in clusters {
-            guard let source = inventory.cluster(named: cluster.name) else { continue }
-            for member in cluster.members {
-                let conf = templates.render("conf.yml", confContext(cluster, member, source))
-                try checkYAML(conf, host: member.host, path: member.paths.config, expectedName: member.name)
-                files.append(RenderedFile(host: member.host, path: member.paths.config, contents: conf, mode: 0o644))
-                let runAs = "etcd"
-                let common: [String: Any] = [
-                    "name": member.name, "cluster": cluster.name, "binaryPath": member.paths.binary,
-                    "configPath": member.paths.config, "runAs": runAs,
-                ]
-                files.append(RenderedFile(host: member.host, path: member.paths.unit,
-                                          contents: templates.render("etcd.service", common), mode: 0o644))
-                var script = common
-                script["pidfile"] = member.paths.pidfile
-                script["runDir"] = member.paths.runDir
-                script["logFile"] = member.paths.log
-                script["installedPrefix"] = inventory.paths.install + "/etcd-"
-                script["launcher"] = "setpriv --reuid=\(runAs) --regid=\(runAs) --init-groups "
-                files.append(RenderedFile(host: member.host, path: member.paths.startScript,
-                                          contents: templates.render("start-member.sh", script), mode: 0o755))
-            }
-            if let dns = cluster.dns {
-                let context: [String: Any] = [
-                    "cluster": cluster.name, "domain": dns.domain,
-                    "serverRecords": dns.serverRecords.map(recordContext),
-                    "clientRecords": dns.clientRecords.map(recordContext),
-                    "hostRecords": dns.hostRecords.map { ["fqdn": $0.fqdn, "address": $0.address] },
-                ]
-                files.append(RenderedFile(host: dns.serverHost, path: dns.configPath,
-                                          contents: templates.render("dnsmasq.conf", context), mode: 0o644))
-            }
+        for cluster in clusters { files += try self.files(for: cluster) }
+        return files
+    }
+
+    /// The files of one cluster, in the order `files(for:)` lists them: per member its
+    /// conf.yml, unit and start script, then the cluster's dnsmasq config.
+    public func files(for cluster: ClusterPlan) throws -> [RenderedFile] {
+        guard let source = inventory.cluster(named: cluster.name) else { return [] }
+        var files: [RenderedFile] = []
+        files.reserveCapacity(cluster.members.count * 3 + 1)
+        for member in cluster.members {
+            let conf = templates.confYML.render(confContext(cluster, member, source))
+            try checkYAML(conf, host: member.host, path: member.paths.config, expectedName: member.name)
+            files.append(RenderedFile(host: member.host, path: member.paths.config, contents: conf, mode: 0o644))
+            let runAs = "etcd"
+            var context: TemplateContext = [
+                "name": .text(member.name), "cluster": .text(cluster.name), "binaryPath": .text(member.paths.binary),
+                "configPath": .text(member.paths.config), "runAs": .text(runAs),
+            ]
+            files.append(RenderedFile(host: member.host, path: member.paths.unit,
+                                      contents: templates.etcdService.render(context), mode: 0o644))
+            context["pidfile"] = .text(member.paths.pidfile)
+            context["runDir"] = .text(member.paths.runDir)
+            context["logFile"] = .text(member.paths.log)
+            context["installedPrefix"] = .text(inventory.paths.install + "/etcd-")
+            context["launcher"] = .text("setpriv --reuid=\(runAs) --regid=\(runAs) --init-groups ")
+            files.append(RenderedFile(host: member.host, path: member.paths.startScript,
+                                      contents: templates.startMember.render(context), mode: 0o755))
+        }
+        if let dns = cluster.dns {
+            let context: TemplateContext = [
+                "cluster": .text(cluster.name), "domain": .text(dns.domain),
+                "serverRecords": .list(dns.serverRecords.map(recordContext)),
+                "clientRecords": .list(dns.clientRecords.map(recordContext)),
+                "hostRecords": .list(dns.hostRecords.map { ["fqdn": .text($0.fqdn), "address": .text($0.address)] }),
+            ]
+            files.append(RenderedFile(host: dns.serverHost, path: dns.configPath,
+                                      contents: templates.dnsmasqConf.render(context), mode: 0o644))
         }
         return files
     }
 
-    private func recordContext(_ record: SRVRecord) -> [String: Any] {
-        ["service": record.service, "domain": record.domain, "target": record.target, "port": record.port]
+    private func recordContext(_ record: SRVRecord) -> TemplateContext {
+        ["service": .text(record.service), "domain": .text(record.domain), "target": .text(record.target),
+         "port": .text(String(record.port))]
     }
 
-    private func confContext(_ cluster: ClusterPlan, _ member: MemberPlan, _ source: Cluster) -> [String: Any] {
-        var context: [String: Any] = [
-            "name": member.name, "cluster": cluster.name, "configPath": member.paths.config,
-            "dataDir": member.paths.data,
-            "listenPeerURLs": member.listenPeerURLs.joined(separator: ","),
-            "listenClientURLs": member.listenClientURLs.joined(separator: ","),
-            "advertisePeerURLs": member.peerURL,
-            "advertiseClientURLs": member.clientURLs.joined(separator: ","),
-            "enableV2": cluster.enableV2,
+    private func confContext(_ cluster: ClusterPlan, _ member: MemberPlan, _ source: Cluster) -> TemplateContext {
+        var context: TemplateContext = [
+            "name": .text(member.name), "cluster": .text(cluster.name), "configPath": .text(member.paths.config),
+            "dataDir": .text(member.paths.data),
+            "listenPeerURLs": .text(member.listenPeerURLs.joined(separator: ",")),
+            "listenClientURLs": .text(member.listenClientURLs.joined(separator: ",")),
+            "advertisePeerURLs": .text(member.peerURL),
+            "advertiseClientURLs": .text(member.clientURLs.joined(separator: ",")),
+            "enableV2": .flag(cluster.enableV2),
         ]
-        context["initialCluster"] = member.initialCluster
-        context["initialClusterState"] = member.join == nil ? "new" : "existing"
+        context["initialCluster"] = member.initialCluster.map(TemplateValue.text)
+        context["initialClusterState"] = .text(member.join == nil ? "new" : "existing")
         switch cluster.bootstrap {
         case _ where member.join != nil:
             break  // a joining member finds its peers by its initial-cluster alone
         case .staticCluster(let token):
-            context["initialClusterToken"] = token
+            context["initialClusterToken"] = .text(token)
         case .dns(let dns, let token):
-            context["discoverySRV"] = dns.domain
-            if !dns.serviceName.isEmpty { context["discoverySRVName"] = dns.serviceName }
-            context["initialClusterToken"] = token
+            context["discoverySRV"] = .text(dns.domain)
+            if !dns.serviceName.isEmpty { context["discoverySRVName"] = .text(dns.serviceName) }
+            context["initialClusterToken"] = .text(token)
         case .discovery(let discovery):
-            context["discovery"] = discovery.url
-            if let proxy = discovery.proxy { context["discoveryProxy"] = proxy }
+            context["discovery"] = .text(discovery.url)
+            if let proxy = discovery.proxy { context["discoveryProxy"] = .text(proxy) }
         }
         if cluster.tls {
             let paths = member.paths
-            context["tls"] = true
-            context["caCert"] = paths.caCert
-            context["peerCACert"] = paths.peerCACert
-            context["serverCert"] = paths.serverCert
-            context["serverKey"] = paths.serverKey
-            context["peerCert"] = paths.peerCert
-            context["peerKey"] = paths.peerKey
+            context["tls"] = .flag(true)
+            context["caCert"] = .text(paths.caCert)
+            context["peerCACert"] = .text(paths.peerCACert)
+            context["serverCert"] = .text(paths.serverCert)
+            context["serverKey"] = .text(paths.serverKey)
+            context["peerCert"] = .text(paths.peerCert)
+            context["peerKey"] = .text(paths.peerKey)
             // etcd's v2 discovery client presents no client certificate to a backend.
-            context["clientCertAuth"] = isBackend(cluster) ? "false" : "true"
+            context["clientCertAuth"] = .text(isBackend(cluster) ? "false" : "true")
         }
-        context["options"] = source.etcdOptions.filter { !($0.key == "enable-v2" && cluster.enableV2) }.map { option in
-            ["key": option.key, "value": yamlValue(option.value)]
-        }
+        context["options"] = .list(source.etcdOptions.filter { !($0.key == "enable-v2" && cluster.enableV2) }.map { option in
+            ["key": .text(option.key), "value": .text(yamlValue(option.value))]
+        })
         return context
     }
 

@@ -44,7 +44,29 @@ public enum MemberBinary {
         return nil
     }
 
+    /// `[0-9]{1,4}.[0-9]{1,4}.[0-9]{1,4}(-[A-Za-z0-9.]{1,32})?`, checked by bytes: a Regex here
+    /// paged in Swift's regex engine (1.7 MB resident) for every render.
     public static func isValid(_ version: String) -> Bool {
-        version.wholeMatch(of: /[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-[A-Za-z0-9.]{1,32})?/) != nil
+        let bytes = Array(version.utf8)
+        var index = 0
+        func digits() -> Bool {
+            let start = index
+            while index < bytes.count, index - start < 5, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+            return (1...4).contains(index - start)
+        }
+        for part in 0..<3 {
+            guard digits() else { return false }
+            if part < 2 {
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ".") else { return false }
+                index += 1
+            }
+        }
+        if index == bytes.count { return true }
+        guard bytes[index] == UInt8(ascii: "-") else { return false }
+        let suffix = bytes[(index + 1)...]
+        return (1...32).contains(suffix.count) && suffix.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".")
+        }
     }
 }

@@ -33,12 +33,15 @@ public struct Workspace: Sendable {
     public let scope: ClusterScope
     /// Tokens as this run knows them; saved to the state only by a step that applied them.
     public private(set) var tokens: [String: DiscoveryToken]
+    /// The plan; its `files` are empty when the workspace was built with `renderingFiles: false`.
     public private(set) var plan: Plan
     /// Members to remove that are gone already, by cluster (`PlanFacts.departed`).
     public private(set) var departed: [String: Set<String>] = [:]
+    /// Whether `plan.files` holds the rendered files (`render` writes them as it renders them).
+    public let rendersFiles: Bool
 
     init(inventoryPath: String, inventory: Inventory, memberVersion: String, templates: TemplateSet,
-         state: LocalState, scope: ClusterScope, tokens: [String: DiscoveryToken]) throws {
+         state: LocalState, scope: ClusterScope, tokens: [String: DiscoveryToken], rendersFiles: Bool = true) throws {
         self.inventoryPath = inventoryPath
         self.inventory = inventory
         self.memberVersion = memberVersion
@@ -46,6 +49,7 @@ public struct Workspace: Sendable {
         self.state = state
         self.scope = scope
         self.tokens = tokens
+        self.rendersFiles = rendersFiles
         plan = Plan(inventory: inventoryPath, clusters: [], files: [])
         plan = try Self.plan(self)
     }
@@ -66,6 +70,8 @@ public struct Workspace: Sendable {
         copy.plan = try Self.plan(copy)
         return copy
     }
+    /// Renders this workspace's templates from its inventory.
+    public var renderer: Renderer { Renderer(templates: templates, inventory: inventory) }
 
     /// Records that `cluster` formed with its token, in memory and in the state directory.
     public mutating func markFormed(_ cluster: String) throws {
@@ -118,7 +124,7 @@ public struct Workspace: Sendable {
             }
             clusters = needed.compactMap { wanted in all.first { $0.name == wanted } }
         }
-        let files = try Renderer(templates: workspace.templates, inventory: workspace.inventory).files(for: clusters)
+        let files = workspace.rendersFiles ? try workspace.renderer.files(for: clusters) : []
         return Plan(inventory: workspace.inventoryPath, clusters: clusters, files: files)
     }
 }
@@ -141,11 +147,12 @@ public struct PlanBuilder: Sendable {
         self.cluster = cluster
     }
 
-    /// Loads for a synchronous caller (`render`, `env`, tests).
-    public func build(lock: Bool = false) throws -> Workspace {
+    /// Loads for a synchronous caller (`render`, `env`, tests). `renderingFiles: false` plans
+    /// without rendering (`plan.files` empty): `render` renders and writes each file itself.
+    public func build(lock: Bool = false, renderingFiles: Bool = true) throws -> Workspace {
         let inventory = try loadInventory()
         let version = try inventory.member.version ?? explained(inventory) { try MemberBinary.versionBlocking(of: inventory.member.binary) }
-        return try assemble(inventory, version: version, lock: lock)
+        return try assemble(inventory, version: version, lock: lock, renderingFiles: renderingFiles)
     }
 
     /// Loads for a run: `etcd --version` waits off the cooperative pool. `readOnly` (`--dry-run`)
@@ -180,7 +187,8 @@ public struct PlanBuilder: Sendable {
         }
     }
 
-    private func assemble(_ inventory: Inventory, version: String, lock: Bool, readOnly: Bool = false) throws -> Workspace {
+    private func assemble(_ inventory: Inventory, version: String, lock: Bool, readOnly: Bool = false,
+                          renderingFiles: Bool = true) throws -> Workspace {
         guard MemberBinary.isValid(version) else {
             throw InventoryError.at(inventory.member.mark, in: inventoryPath, "member version '\(version)' is not MAJOR.MINOR.PATCH")
         }
@@ -202,6 +210,6 @@ public struct PlanBuilder: Sendable {
         let templates = try TemplateLoader.load(directory: TemplateLoader.locate(override: templatesDirectory))
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
         return try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
-                             templates: templates, state: state, scope: scope, tokens: tokens)
+                             templates: templates, state: state, scope: scope, tokens: tokens, rendersFiles: renderingFiles)
     }
 }

@@ -17,15 +17,17 @@ struct Render: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
-            let result = try options.builder().build()
+            // Planned whole, rendered and written cluster by cluster (each file dropped once on
+            // disk), clusters side by side.
+            let workspace = try options.builder().build(renderingFiles: false)
             let name = URL(fileURLWithPath: options.inventory).deletingPathExtension().lastPathComponent
             let directory = out ?? "rendered/\(name)"
-            let summary = PlanSummary.text(result.plan)
-            let json = try PlanSummary.json(result.plan)
-            let written = try RenderedTree.write(result.plan, to: directory, summary: summary, json: json)
+            let summary = PlanSummary.text(workspace.plan)
+            let (written, files) = try RenderedTree.write(rendering: workspace.plan, with: workspace.renderer, to: directory,
+                                                         summary: summary)
             switch output {
             case .json:
-                FileHandle.standardOutput.write(json)
+                PlanSummary.json(workspace.plan, files: files) { FileHandle.standardOutput.write(Data($0)) }
                 print()
             case .table:
                 print(summary, terminator: "")
