@@ -50,27 +50,6 @@ import MusterTestSupport
         http.server.ThreadingHTTPServer(('127.0.0.1', port), Handler).serve_forever()
         """
 
-    final class Server {
-        let directory: TemporaryDirectory
-        let process: Process
-        let origin: String
-        let record: String
-
-        init() throws {
-            directory = try TemporaryDirectory(prefix: "muster-http")
-            let port = try FreePorts.pick(1)[0]
-            record = directory.path + "/record"
-            process = try ChildProcesses.start("/usr/bin/python3", ["-c", HTTPTransportTests.server, String(port), record],
-                                               logPath: directory.path + "/server.log")
-            origin = "http://127.0.0.1:\(port)"
-            for _ in 0..<200 where FreePorts.canBind(port) { usleep(50_000) }
-        }
-
-        var recorded: String { (try? String(contentsOfFile: record, encoding: .utf8)) ?? "" }
-
-        deinit { ChildProcesses.forceStop(process) }
-    }
-
     static func transportError(_ body: () async throws -> Void) async -> EtcdClientError? {
         do {
             try await body()
@@ -84,7 +63,7 @@ import MusterTestSupport
     }
 
     @Test func headersFramingAndCaps() async throws {
-        let server = try Server()
+        let server = try TransportTestServer()
         let http = HTTP(timeout: 5)
         let echo = try await http.send("GET", server.origin + "/echo?a=%2Fb")
         #expect(echo.status == 200)
@@ -103,7 +82,7 @@ import MusterTestSupport
     }
 
     @Test func boundsRunOut() async throws {
-        let server = try Server()
+        let server = try TransportTestServer()
         let head = await Self.transportError { _ = try await HTTP(timeout: 0.5).send("GET", server.origin + "/stall-head") }
         #expect(head?.kind == .transport && head?.message == "timed out", "\(String(describing: head))")
 
@@ -130,7 +109,7 @@ import MusterTestSupport
     }
 
     @Test func cancellingClosesTheConnection() async throws {
-        let server = try Server()
+        let server = try TransportTestServer()
         func waitFor(_ text: String) async throws -> Bool {
             for _ in 0..<200 {
                 if server.recorded.contains(text) { return true }
@@ -138,7 +117,8 @@ import MusterTestSupport
             }
             return false
         }
-        let held = Task { try await HTTP(timeout: 60).send("GET", server.origin + "/hold") }
+        let holdURL = server.origin + "/hold"
+        let held = Task { try await HTTP(timeout: 60).send("GET", holdURL) }
         #expect(try await waitFor("open /hold\n"))
         held.cancel()
         #expect(try await waitFor("closed /hold\n"), "the server never saw the cancelled request's connection close")
@@ -148,10 +128,32 @@ import MusterTestSupport
         // A v2 long poll cancelled by the client's shutdown: its connection closes too.
         let v2 = try V2KeysClient(baseURL: server.origin + "/hold-v2", timeout: 5, maxConnections: 1)
         let poll = Task { try await v2.wait("/k", timeout: 60) }
-        #expect(try await waitFor("open /hold-v2/v2/keys/k\n"), server.recorded)
+        #expect(try await waitFor("open /hold-v2/v2/keys/k\n"), "\(server.recorded)")
         await v2.shutdown()
-        #expect(try await waitFor("closed /hold-v2/v2/keys/k\n"), server.recorded)
+        #expect(try await waitFor("closed /hold-v2/v2/keys/k\n"), "\(server.recorded)")
         let ended = await Self.transportError { _ = try await poll.value }
         #expect(ended?.message.contains("cancelled") == true, "\(String(describing: ended))")
     }
+}
+
+/// The misbehaving server of `HTTPTransportTests`, stopped when dropped.
+final class TransportTestServer {
+    let directory: TemporaryDirectory
+    let process: Process
+    let origin: String
+    let record: String
+
+    init() throws {
+        directory = try TemporaryDirectory(prefix: "muster-http")
+        let port = try FreePorts.pick(1)[0]
+        record = directory.path + "/record"
+        process = try ChildProcesses.start("/usr/bin/python3", ["-c", HTTPTransportTests.server, String(port), record],
+                                           logPath: directory.path + "/server.log")
+        origin = "http://127.0.0.1:\(port)"
+        for _ in 0..<200 where FreePorts.canBind(port) { usleep(50_000) }
+    }
+
+    var recorded: String { (try? String(contentsOfFile: record, encoding: .utf8)) ?? "" }
+
+    deinit { ChildProcesses.forceStop(process) }
 }
