@@ -251,12 +251,14 @@ final class ExchangeState: Sendable {
     func explain(_ error: (any Error)?) -> any Error {
         let (failure, earlier) = state.withLockedValue { ($0.failure, $0.earlierError) }
         if let failure { return failure }
-        if let earlier { return earlier }
+        guard let error = earlier ?? error else { return HTTPTransportError.connectionClosed }
         if let channel = error as? ChannelError,
            [.ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed, .inputClosed].contains(channel) {
             return HTTPTransportError.connectionClosed
         }
-        return error ?? HTTPTransportError.connectionClosed
+        // The decoder's word for a close inside an answer framed by its length or chunks.
+        if let parser = error as? HTTPParserError, parser == .invalidEOFState { return HTTPTransportError.connectionClosed }
+        return error
     }
 
     func saw(_ error: any Error) {

@@ -18,7 +18,7 @@ import MusterTestSupport
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = 'HTTP/1.1'
             def do_GET(self):
-                if self.path == '/echo':
+                if self.path.startswith('/echo'):
                     body = (self.requestline + '\\r\\n' + str(self.headers)).encode()
                     self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()
                     self.wfile.write(body)
@@ -68,8 +68,9 @@ import MusterTestSupport
         let echo = try await http.send("GET", server.origin + "/echo?a=%2Fb")
         #expect(echo.status == 200)
         #expect(echo.text.hasPrefix("GET /echo?a=%2Fb HTTP/1.1\r\n"), "\(echo.text)")
-        #expect(echo.text.contains("Host: \(server.origin.dropFirst("http://".count))\r\n"), "\(echo.text)")
-        #expect(echo.text.contains("Connection: close\r\n"), "\(echo.text)")
+        // (Python prints the headers it parsed one a line.)
+        #expect(echo.text.contains("\nHost: \(server.origin.dropFirst("http://".count))\n"), "\(echo.text)")
+        #expect(echo.text.contains("\nConnection: close\n"), "\(echo.text)")
 
         let chunked = try await http.send("GET", server.origin + "/chunked")
         #expect(chunked.body.count == 200 * 1024 && chunked.body.allSatisfy { $0 == UInt8(ascii: "z") })
