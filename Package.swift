@@ -23,7 +23,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
-        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
@@ -44,9 +43,10 @@ let package = Package(
         .target(name: "MusterSSH", dependencies: ["CLibSSH2", "MusterBasics"]),
         .target(name: "MusterEtcd", dependencies: [
             "MusterBasics",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["VERIFY_JSON.md"]),
         // Cluster CA and member/client certificates, in Swift (no openssl).
@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
-        // small HTTP/1.1 server straight on SwiftNIO (already here for AsyncHTTPClient).
+        // small HTTP/1.1 server straight on SwiftNIO (as MusterEtcd's client is).
         .target(name: "MusterDiscovery", dependencies: [
             "MusterBasics", "MusterEtcd",
             .product(name: "NIOCore", package: "swift-nio"),

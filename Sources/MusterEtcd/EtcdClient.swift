@@ -1,7 +1,7 @@
-import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// Why a call to an etcd endpoint did not produce a result.
@@ -31,14 +31,18 @@ struct HTTPAnswer: Sendable {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// Minimal HTTP over AsyncHTTPClient, shared by the v3 gateway client and the v2 discovery
-/// helpers. (Foundation's URLSession cannot present a client certificate on Linux.)
+/// Minimal HTTP over `HTTPTransport` (SwiftNIO), shared by the v3 gateway client and the v2
+/// discovery helpers. (Foundation's URLSession cannot present a client certificate on Linux.)
 struct HTTP: Sendable {
     var timeout: TimeInterval
     let tls: EtcdTLS?
     /// The shared transport for `tls`, or why it could not be made (unreadable certificate files):
     /// reported by every request, so building a client never fails.
     private let transport: Result<Transport, EtcdClientError>
+
+    /// TCP connect bound, and the bound of any silence once connected (a stalled body).
+    static let connectTimeout = TimeAmount.seconds(10)
+    static let readTimeout = TimeAmount.seconds(30)
 
     init(timeout: TimeInterval, tls: EtcdTLS? = nil) {
         self.timeout = timeout
@@ -52,14 +56,18 @@ struct HTTP: Sendable {
         return nil
     }
 
-    /// The shared AsyncHTTPClient for this configuration, for requests `send` cannot make (a
+    /// The TLS context for `urlString` (nil for `http`), for requests `send` cannot make (a
     /// streamed answer: `EtcdClient.saveSnapshot`).
-    func sharedClient(for urlString: String) throws(EtcdClientError) -> HTTPClient {
-        guard let url = URL(string: urlString), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+    func tlsContext(for urlString: String) throws(EtcdClientError) -> NIOSSLContext? {
+        guard let target = HTTPTransport.Target(urlString) else {
             throw EtcdClientError(kind: .badURL, url: urlString, message: "not an http(s) URL")
         }
         switch transport {
-        case .success(let shared): return shared.client
+        case .success(let shared):
+            guard target.isTLS else { return nil }
+            do { return try shared.context() } catch {
+                throw EtcdClientError(kind: .tls, url: urlString, message: "\(error)")
+            }
         case .failure(var error):
             error.url = urlString
             throw error
@@ -68,49 +76,46 @@ struct HTTP: Sendable {
 
     func send(_ method: String, _ urlString: String, body: Data? = nil,
               contentType: String? = nil) async throws(EtcdClientError) -> HTTPAnswer {
-        guard let url = URL(string: urlString), url.scheme == "http" || url.scheme == "https",
-              url.host != nil else {
-            throw EtcdClientError(kind: .badURL, url: urlString, message: "not an http(s) URL")
-        }
-        let client: HTTPClient
-        switch transport {
-        case .success(let shared): client = shared.client
-        case .failure(var error):
-            error.url = urlString
-            throw error
-        }
-        var request = HTTPClientRequest(url: urlString)
-        request.method = HTTPMethod(rawValue: method)
+        let context = try tlsContext(for: urlString)
+        var request = HTTPTransport.Request(method: HTTPMethod(rawValue: method), url: urlString)
         if let body {
-            request.body = .bytes(ByteBuffer(bytes: body))
-            request.headers.add(name: "Content-Type", value: contentType ?? "application/json")
+            request.body = ByteBuffer(bytes: body)
+            request.headers.append(("Content-Type", contentType ?? "application/json"))
         }
-        // The deadline bounds the exchange until the answer's head; the transport's read timeout
-        // bounds a body that stalls after it.
+        // The deadline bounds the exchange until the answer's head; the read timeout bounds a
+        // body that stalls after it.
         let milliseconds = Int64((max(timeout, 0.001) * 1000).rounded(.up))
+        let limits = HTTPTransport.Limits(connectTimeout: HTTP.connectTimeout, deadline: .now() + .milliseconds(milliseconds),
+                                          deadlineCoversBody: false, readTimeout: HTTP.readTimeout)
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(milliseconds))
-            if (300..<400).contains(response.status.code) {
-                // Printable ASCII only: the header is the server's text, shown on a terminal.
-                let location = String((response.headers.first(name: "Location") ?? "nowhere").unicodeScalars
-                    .filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(200).map(Character.init))
-                throw EtcdClientError(kind: .http, url: urlString, httpStatus: Int(response.status.code),
-                                      message: "redirected (HTTP \(response.status.code)) to \(location); muster follows no redirects")
+            return try await HTTPTransport.exchange(request, tls: context, limits: limits) { head, body in
+                if (300..<400).contains(head.status.code) {
+                    // Printable ASCII only: the header is the server's text, shown on a terminal.
+                    let location = String((head.headers.first(name: "Location") ?? "nowhere").unicodeScalars
+                        .filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(200).map(Character.init))
+                    throw EtcdClientError(kind: .http, url: urlString, httpStatus: Int(head.status.code),
+                                          message: "redirected (HTTP \(head.status.code)) to \(location); muster follows no redirects")
+                }
+                let buffer = try await body.collect(upTo: HTTP.maximumBody)
+                return HTTPAnswer(status: Int(head.status.code), body: Data(buffer.readableBytesView))
             }
-            let buffer = try await response.body.collect(upTo: HTTP.maximumBody)
-            return HTTPAnswer(status: Int(response.status.code), body: Data(buffer.readableBytesView))
-        } catch let error as EtcdClientError {
-            throw error
-        } catch let error as NIOSSLExtraError where error == .failedToValidateHostname {
-            throw EtcdClientError(kind: .tls, url: urlString,
-                                  message: "the server's certificate does not name \(url.host ?? "this host") (SANs)")
         } catch {
-            throw EtcdClientError(kind: HTTP.isTLS(error) ? .tls : .transport, url: urlString,
-                                  message: HTTP.describe(error))
+            throw HTTP.clientError(error, url: urlString)
         }
     }
 
     static let maximumBody = 16 << 20
+
+    /// An exchange's failure as muster says it: `.tls` for a TLS failure (a certificate not
+    /// naming the URL's host said so), `.transport` for the rest; an `EtcdClientError` as it is.
+    static func clientError(_ error: any Error, url: String, prefix: String = "") -> EtcdClientError {
+        if let error = error as? EtcdClientError { return error }
+        if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
+            let host = HTTPTransport.Target(url)?.host ?? "this host"
+            return EtcdClientError(kind: .tls, url: url, message: "the server's certificate does not name \(host) (SANs)")
+        }
+        return EtcdClientError(kind: isTLS(error) ? .tls : .transport, url: url, message: prefix + describe(error))
+    }
 
     static func isTLS(_ error: any Error) -> Bool {
         error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError
@@ -118,15 +123,25 @@ struct HTTP: Sendable {
 
     /// Short, stable wording for the usual failures ("connection refused", "timed out", ...).
     static func describe(_ error: any Error) -> String {
-        if let client = error as? HTTPClientError {
-            switch client {
-            case .deadlineExceeded, .connectTimeout, .readTimeout, .writeTimeout: return "timed out"
-            case .remoteConnectionClosed: return "connection lost"
+        if let transport = error as? HTTPTransportError {
+            switch transport {
+            case .deadlineExceeded, .connectTimeout, .readTimeout: return "timed out"
+            case .connectionClosed: return "connection lost"
             case .cancelled: return "cancelled"
-            default: return "\(client)"
+            case .answerTooLarge(let limit): return "answer larger than \(limit >> 20) MiB"
+            case .badURL: return "not an http(s) URL"
             }
         }
-        if error is NIOTooManyBytesError { return "answer larger than \(maximumBody >> 20) MiB" }
+        if let channel = error as? ChannelError, case .connectTimeout = channel { return "timed out" }
+        if let connection = error as? NIOConnectionError {
+            for failure in connection.connectionErrors {
+                if let io = failure.error as? IOError, let text = describe(errno: io.errnoCode) { return text }
+            }
+            if connection.connectionErrors.isEmpty && (connection.dnsAError != nil || connection.dnsAAAAError != nil) {
+                return "cannot resolve host"
+            }
+        }
+        if let io = error as? IOError, let text = describe(errno: io.errnoCode) { return text }
         if let ssl = error as? NIOSSLError {
             switch ssl {
             case .handshakeFailed(let inner): return "TLS handshake failed: \(inner)"
@@ -142,6 +157,17 @@ struct HTTP: Sendable {
         if lowered.contains("could not resolve") || lowered.contains("name or service not known")
             || lowered.contains("unknown host") { return "cannot resolve host" }
         return text
+    }
+
+    private static func describe(errno code: Int32) -> String? {
+        switch code {
+        case ECONNREFUSED: return "connection refused"
+        case ECONNRESET: return "connection reset"
+        case EHOSTUNREACH: return "no route to host"
+        case ENETUNREACH: return "network unreachable"
+        case ETIMEDOUT: return "timed out"
+        default: return nil
+        }
     }
 }
 
@@ -185,20 +211,27 @@ public struct EtcdTLS: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// One AsyncHTTPClient per TLS configuration (`nil`: plain http, and https with the system's
+/// One TLS context per TLS configuration (`nil`: plain http, and https with the system's
 /// roots), shared by every `EtcdClient` alive with that configuration. When the last of them goes
-/// away, the HTTPClient is shut down (asynchronously: it keeps itself alive until done), and the
-/// next client makes a new one, reading the certificate files again.
+/// away, so does the context, and the next client makes a new one, reading the certificate files
+/// again. Connections are not shared: `HTTPTransport` makes one per request.
 final class Transport: Sendable {
-    let client: HTTPClient
     let tls: EtcdTLS?
+    /// The context from `tls`; for `nil`, made on first https use (system roots).
+    private let made: NIOSSLContext?
 
-    private init(client: HTTPClient, tls: EtcdTLS?) {
-        self.client = client
+    private init(tls: EtcdTLS?, context: NIOSSLContext?) {
         self.tls = tls
+        self.made = context
     }
 
-    deinit { _ = client.shutdown() }
+    func context() throws -> NIOSSLContext {
+        if let made { return made }
+        return try Transport.systemRoots.get()
+    }
+
+    /// https without muster's CA (a public discovery service): the system's trust roots.
+    private static let systemRoots = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
 
     private final class Registry: @unchecked Sendable {
         struct Entry { weak var transport: Transport? }
@@ -211,24 +244,20 @@ final class Transport: Sendable {
         registry.lock.lock()
         defer { registry.lock.unlock() }
         if let live = registry.entries[tls]?.transport { return .success(live) }
-        var configuration = HTTPClient.Configuration(
-            // A redirect would take muster's client certificate and requests (a member's
-            // keys, a snapshot) to wherever a server or a man in the middle points.
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(10), read: .seconds(30)))
-        // etcd's gateway speaks HTTP/1.1; h2 over TLS would reach its gRPC side's routing.
-        configuration.httpVersion = .http1Only
-        // A refused connection fails the request at once, as URLSession did (AsyncHTTPClient
-        // would otherwise retry until the deadline): `verify` reports a dead member quickly.
-        configuration.connectionPool.retryConnectionEstablishment = false
+        var context: NIOSSLContext?
         if let tls {
-            do { configuration.tlsConfiguration = try tls.configuration() } catch {
+            // A redirect is never followed and HTTP/1.1 only is spoken (`HTTPTransport`): no
+            // ALPN, so etcd's gateway answers, not its gRPC side.
+            do {
+                let configuration = try tls.configuration()
+                do { context = try NIOSSLContext(configuration: configuration) } catch {
+                    return .failure(EtcdClientError(kind: .tls, url: "", message: "\(error)"))
+                }
+            } catch {
                 return .failure(error)
             }
         }
-        let transport = Transport(client: HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-                                                     configuration: configuration),
-                                  tls: tls)
+        let transport = Transport(tls: tls, context: context)
         registry.entries[tls] = Registry.Entry(transport: transport)
         registry.entries = registry.entries.filter { $0.value.transport != nil }
         return .success(transport)

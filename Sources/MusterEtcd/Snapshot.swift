@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Crypto
 import Foundation
 import NIOCore
@@ -131,67 +130,68 @@ extension EtcdClient {
     }
 
     private func stream(url: String, into descriptor: Int32, path: String, within seconds: TimeInterval) async throws -> SnapshotDownload {
-        let client = try http.sharedClient(for: url)
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.body = .bytes(ByteBuffer(string: "{}"))
-        request.headers.add(name: "Content-Type", value: "application/json")
+        let context = try http.tlsContext(for: url)
+        let request = HTTPTransport.Request(method: .POST, url: url, headers: [("Content-Type", "application/json")],
+                                            body: ByteBuffer(string: "{}"))
         let clock = ContinuousClock()
         let started = clock.now
         let deadline = Date().addingTimeInterval(seconds)
-        let response: HTTPClientResponse
+        // The whole transfer's bound until the answer's head, then checked chunk by chunk; the
+        // connect (10 s) and read (30 s) timeouts bound a member that does not answer or stalls.
+        let limits = HTTPTransport.Limits(
+            connectTimeout: HTTP.connectTimeout, deadline: .now() + .milliseconds(Int64(max(seconds, 0.001) * 1000)),
+            deadlineCoversBody: false, readTimeout: HTTP.readTimeout)
+        /// Whether the answer's head came: failures after it are the stream's.
+        var streaming = false
         do {
-            // The whole transfer's bound (should the deadline reach into the body); the transport's
-            // connect (10 s) and read (30 s) timeouts bound a member that does not answer or stalls.
-            response = try await client.execute(request, timeout: .milliseconds(Int64(max(seconds, 0.001) * 1000)))
-        } catch {
-            throw EtcdClientError(kind: HTTP.isTLS(error) ? .tls : .transport, url: url, message: HTTP.describe(error))
-        }
-        guard response.status == .ok else {
-            let body = (try? await response.body.collect(upTo: 1 << 16)).map { Data($0.readableBytesView) } ?? Data()
-            throw EtcdClientError(kind: .http, url: url, httpStatus: Int(response.status.code),
-                                  message: EtcdClient.gatewayMessage(HTTPAnswer(status: Int(response.status.code), body: body)))
-        }
-        var parser = SnapshotStreamParser(url: url)
-        var hasher = SHA256()
-        var written: Int64 = 0
-        func write(_ blob: Data) throws {
-            var done = 0
-            while done < blob.count {
-                let n = blob.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, blob.count - done) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-            written += Int64(blob.count)
-        }
-        do {
-            for try await buffer in response.body {
-                guard Date() < deadline else { throw SnapshotError("\(url): snapshot not received within \(Int(seconds)) s") }
-                for message in try buffer.withUnsafeReadableBytes({ try parser.feed($0) }) {
-                    switch message {
-                    case .data(let blob):
-                        hasher.update(data: blob)
-                        try write(blob)
-                    case .digest(let blob):
-                        let computed = SnapshotFile.hex(hasher.finalize())
-                        guard SnapshotFile.hex(blob) == computed else {
-                            throw SnapshotError("\(url): the snapshot's digest \(SnapshotFile.hex(blob)) does not match its \(written) bytes (sha256 \(computed)): damaged in transit")
+            return try await HTTPTransport.exchange(request, tls: context, limits: limits) { head, body in
+                guard head.status == .ok else {
+                    let text = (try? await body.collect(upTo: 1 << 16)).map { Data($0.readableBytesView) } ?? Data()
+                    throw EtcdClientError(kind: .http, url: url, httpStatus: Int(head.status.code),
+                                          message: EtcdClient.gatewayMessage(HTTPAnswer(status: Int(head.status.code), body: text)))
+                }
+                streaming = true
+                var parser = SnapshotStreamParser(url: url)
+                var hasher = SHA256()
+                var written: Int64 = 0
+                func write(_ blob: Data) throws {
+                    var done = 0
+                    while done < blob.count {
+                        let n = blob.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, blob.count - done) }
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
+                        done += n
+                    }
+                    written += Int64(blob.count)
+                }
+                // One chunk at a time: the connection reads on only as chunks are taken.
+                while let buffer = try await body.next() {
+                    guard Date() < deadline else { throw SnapshotError("\(url): snapshot not received within \(Int(seconds)) s") }
+                    for message in try buffer.withUnsafeReadableBytes({ try parser.feed($0) }) {
+                        switch message {
+                        case .data(let blob):
+                            hasher.update(data: blob)
+                            try write(blob)
+                        case .digest(let blob):
+                            let computed = SnapshotFile.hex(hasher.finalize())
+                            guard SnapshotFile.hex(blob) == computed else {
+                                throw SnapshotError("\(url): the snapshot's digest \(SnapshotFile.hex(blob)) does not match its \(written) bytes (sha256 \(computed)): damaged in transit")
+                            }
+                            try write(blob)
                         }
-                        try write(blob)
                     }
                 }
+                try parser.finish()
+                return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { SnapshotFile.hex($0) } ?? "",
+                                        seconds: (clock.now - started).seconds)
             }
         } catch let error as EtcdClientError {
             throw error
         } catch let error as SnapshotError {
             throw error
         } catch {
-            throw EtcdClientError(kind: HTTP.isTLS(error) ? .tls : .transport, url: url, message: "snapshot stream: \(HTTP.describe(error))")
+            throw HTTP.clientError(error, url: url, prefix: streaming ? "snapshot stream: " : "")
         }
-        try parser.finish()
-        return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { SnapshotFile.hex($0) } ?? "",
-                                seconds: (clock.now - started).seconds)
     }
 }
 

@@ -1,7 +1,8 @@
-import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// One answer of an etcd v2 keys API, kept as etcd sent it: status, body, the `X-Etcd-*`
 /// headers etcd's own v2 client reads, and the content type.
@@ -37,9 +38,10 @@ public struct V2KeysAnswer: Sendable {
     public var isKeyNotFound: Bool { status == 404 && errorCode == 100 }
 }
 
-/// A client of one etcd's v2 keys API (`BASE/v2/keys/...`) with its own connection pool.
+/// A client of one etcd's v2 keys API (`BASE/v2/keys/...`), at most `maxConnections` requests
+/// (each its own connection, `HTTPTransport`) at once; more wait their turn.
 ///
-/// Long polls (`wait`) hold a connection each for as long as they wait, so the pool is sized
+/// Long polls (`wait`) hold a connection each for as long as they wait, so the cap is set
 /// by the caller (`maxConnections`) above the number of long polls it lets run at once: the
 /// remaining connections always serve short calls (a registration never queues behind waits).
 /// Every call is bounded in time, the answer's body included (a long poll's headers come at
@@ -50,7 +52,17 @@ public final class V2KeysClient: Sendable {
     /// The bound of every call but `wait`.
     public let timeout: TimeInterval
     public let maxConnections: Int
-    private let client: HTTPClient
+    /// The TLS context of an https `baseURL`.
+    private let tlsContext: NIOSSLContext?
+    private let gate: ConnectionGate
+    private let calls = NIOLockedValueBox(Calls())
+
+    /// The calls under way (cancelled by `shutdown`), and whether it was called.
+    private struct Calls {
+        var shut = false
+        var next: UInt64 = 0
+        var running: [UInt64: Task<Outcome, Never>] = [:]
+    }
 
     /// Answers larger than this are an error. Generous: a listing of the registry's root names
     /// every token (~100 bytes each), and the sweep must still read it with many thousands.
@@ -66,22 +78,24 @@ public final class V2KeysClient: Sendable {
         }
         // No read timeout: a long poll reads nothing for as long as it waits. Every call has its
         // own bound instead (see `send`).
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(5), read: nil))
-        configuration.httpVersion = .http1Only
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = self.maxConnections
-        configuration.connectionPool.idleTimeout = .seconds(30)
-        configuration.connectionPool.retryConnectionEstablishment = false
-        if let tls { configuration.tlsConfiguration = try tls.configuration() }
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let configuration = try tls?.configuration()
+        if url.scheme == "https" {
+            do { tlsContext = try NIOSSLContext(configuration: configuration ?? .makeClientConfiguration()) } catch {
+                throw EtcdClientError(kind: .tls, url: baseURL, message: "\(error)")
+            }
+        } else {
+            tlsContext = nil
+        }
+        gate = ConnectionGate(self.maxConnections)
     }
 
-    deinit { _ = client.shutdown() }
-
-    /// Closes the pool's connections (waits for nothing in flight: those are cancelled).
+    /// Cancels the calls under way (their connections are closed) and refuses new ones.
     public func shutdown() async {
-        try? await client.shutdown()
+        let running = calls.withLockedValue { calls -> [Task<Outcome, Never>] in
+            calls.shut = true
+            return Array(calls.running.values)
+        }
+        for task in running { task.cancel() }
     }
 
     // MARK: The calls
@@ -157,49 +171,69 @@ public final class V2KeysClient: Sendable {
         case timedOut
     }
 
-    /// The exchange raced against `timeout`: whichever ends first wins, the other is cancelled
-    /// (a cancelled AsyncHTTPClient request closes its connection).
+    /// The exchange (its wait for a free connection included) raced against `timeout`:
+    /// whichever ends first wins, the other is cancelled (a cancelled exchange closes its
+    /// connection).
     func exchange(_ method: String, _ key: String, query: [(name: String, value: String)],
                   form: [(name: String, value: String)]?, timeout: TimeInterval) async -> Outcome {
         var url = keyURL(key)
         if !query.isEmpty { url += "?" + V2Keys.encodeForm(query) }
-        var request = HTTPClientRequest(url: url)
-        request.method = HTTPMethod(rawValue: method)
+        var request = HTTPTransport.Request(method: HTTPMethod(rawValue: method), url: url)
         if let form {
-            request.body = .bytes(ByteBuffer(string: V2Keys.encodeForm(form)))
-            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            request.body = ByteBuffer(string: V2Keys.encodeForm(form))
+            request.headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         }
         let limit = max(timeout, 0.001)
-        let client = self.client
         let prepared = request
         let target = url
-        return await withTaskGroup(of: Outcome?.self) { group in
-            group.addTask {
-                do {
-                    // AsyncHTTPClient's deadline bounds the head only; the race bounds the body.
-                    let response = try await client.execute(prepared, deadline: .now() + .milliseconds(Int64(limit * 1000) + 1000))
-                    let buffer = try await response.body.collect(upTo: V2KeysClient.maximumAnswer)
-                    var headers: [(name: String, value: String)] = []
-                    for name in V2KeysAnswer.passedHeaders {
-                        if let value = response.headers.first(name: name) { headers.append((name, value)) }
+        let context = tlsContext
+        let gate = self.gate
+        let call = calls.withLockedValue { calls -> (UInt64, Task<Outcome, Never>)? in
+            guard !calls.shut else { return nil }
+            calls.next += 1
+            let task = Task<Outcome, Never> {
+                await withTaskGroup(of: Outcome?.self) { group in
+                    group.addTask {
+                        guard await gate.enter() else { return nil }
+                        defer { gate.leave() }
+                        // The transport's own deadline is a backstop a second past the race's.
+                        let limits = HTTPTransport.Limits(
+                            connectTimeout: .seconds(5), deadline: .now() + .milliseconds(Int64(limit * 1000) + 1000),
+                            deadlineCoversBody: true, readTimeout: nil)
+                        do {
+                            return .answer(try await HTTPTransport.exchange(prepared, tls: context, limits: limits) { head, body in
+                                let buffer = try await body.collect(upTo: V2KeysClient.maximumAnswer)
+                                var headers: [(name: String, value: String)] = []
+                                for name in V2KeysAnswer.passedHeaders {
+                                    if let value = head.headers.first(name: name) { headers.append((name, value)) }
+                                }
+                                return V2KeysAnswer(status: Int(head.status.code), body: Data(buffer.readableBytesView),
+                                                    etcdHeaders: headers, contentType: head.headers.first(name: "Content-Type"))
+                            })
+                        } catch {
+                            if Task.isCancelled { return nil }
+                            return .failed(HTTP.clientError(error, url: target))
+                        }
                     }
-                    return .answer(V2KeysAnswer(status: Int(response.status.code), body: Data(buffer.readableBytesView),
-                                                etcdHeaders: headers, contentType: response.headers.first(name: "Content-Type")))
-                } catch {
-                    if Task.isCancelled { return nil }
-                    return .failed(EtcdClientError(kind: HTTP.isTLS(error) ? .tls : .transport, url: target,
-                                                   message: HTTP.describe(error)))
+                    group.addTask {
+                        do { try await Task.sleep(nanoseconds: UInt64(limit * 1_000_000_000)) } catch { return nil }
+                        return .timedOut
+                    }
+                    var outcome: Outcome?
+                    while outcome == nil, let next = await group.next() { outcome = next }
+                    group.cancelAll()
+                    return outcome ?? .failed(EtcdClientError(kind: .transport, url: target, message: "cancelled"))
                 }
             }
-            group.addTask {
-                do { try await Task.sleep(nanoseconds: UInt64(limit * 1_000_000_000)) } catch { return nil }
-                return .timedOut
-            }
-            var outcome: Outcome?
-            while outcome == nil, let next = await group.next() { outcome = next }
-            group.cancelAll()
-            return outcome ?? .failed(EtcdClientError(kind: .transport, url: target, message: "cancelled"))
+            calls.running[calls.next] = task
+            return (calls.next, task)
         }
+        guard let (id, task) = call else {
+            return .failed(EtcdClientError(kind: .transport, url: target, message: "cancelled (the client was shut down)"))
+        }
+        let outcome = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+        _ = calls.withLockedValue { $0.running.removeValue(forKey: id) }
+        return outcome
     }
 
     /// `BASE/v2/keys/A/B`, each component escaped.
@@ -243,5 +277,57 @@ extension EtcdClientError {
     /// failures in the same shape).
     public init(transport message: String, url: String) {
         self.init(kind: .transport, url: url, httpStatus: nil, message: message)
+    }
+}
+
+/// At most `limit` holders at once; the others wait in turn. A waiter whose task is cancelled
+/// leaves the queue (`enter` returns false).
+final class ConnectionGate: Sendable {
+    private struct State {
+        var free: Int
+        var next: UInt64 = 0
+        var waiting: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+    }
+    private let state: NIOLockedValueBox<State>
+
+    init(_ limit: Int) { state = NIOLockedValueBox(State(free: max(limit, 1))) }
+
+    func enter() async -> Bool {
+        let id = state.withLockedValue { state -> UInt64 in
+            state.next += 1
+            return state.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let granted = state.withLockedValue { state -> Bool? in
+                    if Task.isCancelled { return false }
+                    if state.free > 0 {
+                        state.free -= 1
+                        return true
+                    }
+                    state.waiting.append((id, continuation))
+                    return nil
+                }
+                if let granted { continuation.resume(returning: granted) }
+            }
+        } onCancel: {
+            let waiter = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
+                guard let index = state.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiting.remove(at: index).continuation
+            }
+            waiter?.resume(returning: false)
+        }
+    }
+
+    /// Gives the place to the first waiter, or frees it.
+    func leave() {
+        let next = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
+            if state.waiting.isEmpty {
+                state.free += 1
+                return nil
+            }
+            return state.waiting.removeFirst().continuation
+        }
+        next?.resume(returning: true)
     }
 }

@@ -1,0 +1,299 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why an exchange ended without a whole answer, when the cause is the exchange's own bounds
+/// (NIO's and NIOSSL's errors are passed on as they are: `HTTP.describe` words both).
+enum HTTPTransportError: Error, Sendable, Equatable {
+    /// The request's deadline passed (before the answer's head, or before its last byte when
+    /// the deadline covers the body).
+    case deadlineExceeded
+    /// No TCP connection within the connect timeout.
+    case connectTimeout
+    /// Nothing was read for the read timeout (a stalled server or body).
+    case readTimeout
+    /// The connection closed before the answer was complete.
+    case connectionClosed
+    /// The task asking was cancelled; the connection was closed.
+    case cancelled
+    /// The body went past the caller's cap.
+    case answerTooLarge(limit: Int)
+    /// Not a URL this client speaks to.
+    case badURL
+}
+
+/// A small HTTP/1.1 client on SwiftNIO: one TCP (or TLS) connection per request, `Connection:
+/// close`, closed when the exchange ends however it ends. No redirect is followed (a 3xx is an
+/// answer like any other), no request is retried, nothing is pooled.
+///
+/// Why one connection per request: every caller talks to an etcd member on loopback, a sandbox
+/// bridge or an SSH tunnel, a few requests a second at most; a connect there costs a fraction of
+/// a millisecond (a TLS handshake a few), and there is then no idle connection to expire, no
+/// half-dead pooled socket to retry on, and cancellation is simply closing the channel.
+///
+/// Bounds: `connectTimeout` for TCP; `deadline` for the exchange (until the answer's head, or
+/// to its last byte with `deadlineCoversBody`); `readTimeout` for any silence on the wire once
+/// connected (a stalled body). Cancelling the calling task closes the connection.
+enum HTTPTransport {
+    struct Request: Sendable {
+        var method: HTTPMethod
+        var url: String
+        var headers: [(name: String, value: String)] = []
+        var body: ByteBuffer?
+    }
+
+    struct Limits: Sendable {
+        var connectTimeout: TimeAmount
+        var deadline: NIODeadline?
+        var deadlineCoversBody: Bool
+        var readTimeout: TimeAmount?
+    }
+
+    /// Where a URL points: scheme, host (brackets of an IPv6 literal removed), port, and the
+    /// request target (`/path?query`, escaping kept as written).
+    struct Target: Sendable, Equatable {
+        var isTLS: Bool
+        var host: String
+        var port: Int
+        var requestTarget: String
+
+        init?(_ urlString: String) {
+            guard let components = URLComponents(string: urlString),
+                  let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                  var host = components.host, !host.isEmpty else { return nil }
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            isTLS = scheme == "https"
+            self.host = host
+            let port = components.port ?? (isTLS ? 443 : 80)
+            guard (1...65535).contains(port) else { return nil }
+            self.port = port
+            let path = components.percentEncodedPath
+            requestTarget = (path.isEmpty ? "/" : path) + (components.percentEncodedQuery.map { "?" + $0 } ?? "")
+        }
+
+        /// The `Host` header: an IPv6 literal in brackets, the port unless the scheme's default.
+        var hostHeader: String {
+            let name = host.contains(":") ? "[\(host)]" : host
+            return port == (isTLS ? 443 : 80) ? name : "\(name):\(port)"
+        }
+
+        /// Whether `host` is an IP literal: then no SNI is sent and NIOSSL checks the
+        /// certificate's IP SANs against the address connected to (the URL's host).
+        var hostIsIPLiteral: Bool {
+            var v4 = in_addr(), v6 = in6_addr()
+            return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        }
+    }
+
+    /// One answer's body, read chunk by chunk as the server sends it (the channel reads on only
+    /// as chunks are taken: a slow reader slows the server down instead of filling memory).
+    struct Body {
+        fileprivate var iterator: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+        fileprivate var ended = false
+        fileprivate let exchange: ExchangeState
+
+        /// The next chunk, or nil once the whole body is in.
+        mutating func next() async throws -> ByteBuffer? {
+            while !ended {
+                let part: HTTPClientResponsePart?
+                do { part = try await iterator.next() } catch { throw exchange.explain(error) }
+                guard let part else { throw exchange.explain(nil) }
+                switch part {
+                case .head: continue
+                case .body(let buffer): if buffer.readableBytes > 0 { return buffer }
+                case .end: ended = true
+                }
+            }
+            return nil
+        }
+
+        /// The whole body; more than `limit` bytes is `answerTooLarge`.
+        mutating func collect(upTo limit: Int) async throws -> ByteBuffer {
+            var all = ByteBuffer()
+            while var chunk = try await next() {
+                guard all.readableBytes + chunk.readableBytes <= limit else {
+                    throw HTTPTransportError.answerTooLarge(limit: limit)
+                }
+                all.writeBuffer(&chunk)
+            }
+            return all
+        }
+    }
+
+    /// Connects, sends `request`, waits for the answer's head and hands it with the body to
+    /// `handle`; the connection is closed when `handle` returns or throws. Errors: an
+    /// `HTTPTransportError`, or NIO's (a refused connect: `NIOConnectionError`) and NIOSSL's
+    /// (handshake, hostname) as they came.
+    static func exchange<Result: Sendable>(
+        _ request: Request, tls: NIOSSLContext?, limits: Limits,
+        _ handle: (HTTPResponseHead, inout Body) async throws -> Result
+    ) async throws -> Result {
+        guard let target = Target(request.url), !target.isTLS || tls != nil else { throw HTTPTransportError.badURL }
+        if Task.isCancelled { throw HTTPTransportError.cancelled }
+        let exchange = ExchangeState()
+        var connectTimeout = limits.connectTimeout
+        if let deadline = limits.deadline {
+            let left = deadline - .now()
+            guard left > .zero else { throw HTTPTransportError.deadlineExceeded }
+            connectTimeout = min(connectTimeout, left)
+        }
+        let serverName = target.isTLS && !target.hostIsIPLiteral ? target.host : nil
+        let readTimeout = limits.readTimeout
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: target.host, port: target.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        if target.isTLS, let tls {
+                            try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
+                        try pipeline.addHTTPClientHandlers()
+                        if let readTimeout { try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout)) }
+                        try pipeline.addHandler(Watchdog(exchange))
+                        return try NIOAsyncChannel(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+                    }
+                }
+        } catch {
+            if Task.isCancelled { throw HTTPTransportError.cancelled }
+            if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+                if let deadline = limits.deadline, deadline <= .now() { throw HTTPTransportError.deadlineExceeded }
+                throw HTTPTransportError.connectTimeout
+            }
+            throw error
+        }
+        exchange.attach(channel.channel)
+        let timer = limits.deadline.map { deadline in
+            channel.channel.eventLoop.scheduleTask(deadline: deadline) { exchange.fail(.deadlineExceeded) }
+        }
+        defer { timer?.cancel() }
+
+        var head = HTTPRequestHead(version: .http1_1, method: request.method, uri: target.requestTarget)
+        head.headers.add(name: "Host", value: target.hostHeader)
+        head.headers.add(name: "User-Agent", value: "muster")
+        head.headers.add(name: "Connection", value: "close")
+        for header in request.headers { head.headers.add(name: header.name, value: header.value) }
+        if let body = request.body {
+            head.headers.add(name: "Content-Length", value: String(body.readableBytes))
+        } else if [.POST, .PUT, .PATCH].contains(request.method) {
+            head.headers.add(name: "Content-Length", value: "0")
+        }
+        let requestHead = head
+        return try await withTaskCancellationHandler {
+            try await channel.executeThenClose { inbound, outbound in
+                    var parts: [HTTPClientRequestPart] = [.head(requestHead)]
+                    if let body = request.body { parts.append(.body(.byteBuffer(body))) }
+                    parts.append(.end(nil))
+                    do { try await outbound.write(contentsOf: parts) } catch { throw exchange.explain(error) }
+                    var iterator = inbound.makeAsyncIterator()
+                    var answerHead: HTTPResponseHead?
+                    while answerHead == nil {
+                        let part: HTTPClientResponsePart?
+                        do { part = try await iterator.next() } catch { throw exchange.explain(error) }
+                        guard let part else { throw exchange.explain(nil) }
+                        // Informational answers (1xx) precede the real one.
+                        if case .head(let received) = part, received.status.code >= 200 || received.status.code == 101 {
+                            answerHead = received
+                        }
+                    }
+                    if !limits.deadlineCoversBody { timer?.cancel() }
+                    var body = Body(iterator: iterator, exchange: exchange)
+                    return try await handle(answerHead!, &body)
+            }
+        } onCancel: {
+            exchange.fail(.cancelled)
+        }
+    }
+}
+
+/// What ended one exchange early, shared by the task asking and the channel's event loop: the
+/// first bound that ran out (or the cancellation), and the first error the pipeline saw.
+final class ExchangeState: Sendable {
+    private struct State {
+        var channel: (any Channel)?
+        var failure: HTTPTransportError?
+        var earlierError: (any Error)?
+    }
+    private let state = NIOLockedValueBox(State())
+
+    var failure: HTTPTransportError? { state.withLockedValue { $0.failure } }
+
+    func attach(_ channel: any Channel) {
+        let failed = state.withLockedValue { state -> Bool in
+            state.channel = channel
+            return state.failure != nil
+        }
+        if failed { channel.close(promise: nil) }
+    }
+
+    /// Records why the exchange ends (the first reason wins) and closes the connection.
+    func fail(_ reason: HTTPTransportError) {
+        let channel = state.withLockedValue { state -> (any Channel)? in
+            if state.failure == nil { state.failure = reason }
+            return state.channel
+        }
+        channel?.close(promise: nil)
+    }
+
+    /// What to throw for a read or write that failed with `error` (nil: the answer ended
+    /// early): the bound that ran out or the cancellation, else the pipeline's first error
+    /// (a TLS handshake's), else the error itself, a closed channel saying the connection was lost.
+    func explain(_ error: (any Error)?) -> any Error {
+        let (failure, earlier) = state.withLockedValue { ($0.failure, $0.earlierError) }
+        if let failure { return failure }
+        guard let error = earlier ?? error else { return HTTPTransportError.connectionClosed }
+        if let channel = error as? ChannelError,
+           [.ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed, .inputClosed].contains(channel) {
+            return HTTPTransportError.connectionClosed
+        }
+        // The decoder's word for a close inside an answer framed by its length or chunks.
+        if let parser = error as? HTTPParserError, parser == .invalidEOFState { return HTTPTransportError.connectionClosed }
+        return error
+    }
+
+    func saw(_ error: any Error) {
+        state.withLockedValue { state in
+            if state.earlierError == nil { state.earlierError = error }
+        }
+    }
+}
+
+/// Turns the read timeout into `readTimeout` and remembers the pipeline's first error (a TLS
+/// handshake's is more telling than the closed channel a later write then meets). A TLS peer
+/// closing without close_notify is no error by itself: an answer framed by its length or by
+/// chunks is complete or not regardless, and the decoder says which.
+private final class Watchdog: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundOut = HTTPClientResponsePart
+    private let exchange: ExchangeState
+
+    init(_ exchange: ExchangeState) { self.exchange = exchange }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            exchange.fail(.readTimeout)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl { return }
+        exchange.saw(error)
+        context.fireErrorCaught(error)
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import MusterEtcd
+import MusterTestSupport
+
+/// muster's own HTTP/1.1 client (`HTTPTransport`) against a loopback server that misbehaves on
+/// purpose, one way per path: its bounds, caps, framing, and that cancelling closes the connection.
+@Suite struct HTTPTransportTests {
+    /// Paths: `/echo` (the request's head as the body), any other (never answers),
+    /// `/stall-body` (a head promising 100 bytes, 10 of them, then silence), `/cut` (10 of 100
+    /// bytes, then close), `/big` (17 MiB), `/chunked` (200 chunks of 1 KiB), `/hold` (never
+    /// answers; writes `open PATH` then `closed PATH` to the file argument when the client goes away).
+    static let server = """
+        import http.server, sys, time
+        port, record = int(sys.argv[1]), sys.argv[2]
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+            def do_GET(self):
+                if self.path.startswith('/echo'):
+                    body = (self.requestline + '\\r\\n' + str(self.headers)).encode()
+                    self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()
+                    self.wfile.write(body)
+                elif self.path in ('/stall-body', '/cut'):
+                    self.send_response(200); self.send_header('Content-Length', '100'); self.end_headers()
+                    self.wfile.write(b'x' * 10); self.wfile.flush()
+                    if self.path == '/stall-body':
+                        while self.connection.recv(1): pass
+                    self.close_connection = True
+                elif self.path == '/big':
+                    size = 17 << 20
+                    self.send_response(200); self.send_header('Content-Length', str(size)); self.end_headers()
+                    try:
+                        for _ in range(size >> 16): self.wfile.write(b'y' * 65536)
+                    except OSError: pass
+                elif self.path == '/chunked':
+                    self.send_response(200); self.send_header('Transfer-Encoding', 'chunked'); self.end_headers()
+                    for _ in range(200):
+                        self.wfile.write(b'400\\r\\n' + b'z' * 1024 + b'\\r\\n'); self.wfile.flush()
+                    self.wfile.write(b'0\\r\\n\\r\\n')
+                else:
+                    path = self.path.split('?')[0]
+                    if path.startswith('/hold'):
+                        with open(record, 'a') as f: f.write('open ' + path + '\\n')
+                    while self.connection.recv(1): pass
+                    if path.startswith('/hold'):
+                        with open(record, 'a') as f: f.write('closed ' + path + '\\n')
+            def log_message(self, *args): pass
+        http.server.ThreadingHTTPServer(('127.0.0.1', port), Handler).serve_forever()
+        """
+
+    static func transportError(_ body: () async throws -> Void) async -> EtcdClientError? {
+        do {
+            try await body()
+            return nil
+        } catch let error as EtcdClientError {
+            return error
+        } catch {
+            Issue.record("not an EtcdClientError: \(error)")
+            return nil
+        }
+    }
+
+    @Test func headersFramingAndCaps() async throws {
+        let server = try TransportTestServer()
+        let http = HTTP(timeout: 5)
+        let echo = try await http.send("GET", server.origin + "/echo?a=%2Fb")
+        #expect(echo.status == 200)
+        #expect(echo.text.hasPrefix("GET /echo?a=%2Fb HTTP/1.1\r\n"), "\(echo.text)")
+        // (Python prints the headers it parsed one a line.)
+        #expect(echo.text.contains("\nHost: \(server.origin.dropFirst("http://".count))\n"), "\(echo.text)")
+        #expect(echo.text.contains("\nConnection: close\n"), "\(echo.text)")
+
+        let chunked = try await http.send("GET", server.origin + "/chunked")
+        #expect(chunked.body.count == 200 * 1024 && chunked.body.allSatisfy { $0 == UInt8(ascii: "z") })
+
+        let big = await Self.transportError { _ = try await http.send("GET", server.origin + "/big") }
+        #expect(big?.kind == .transport && big?.message == "answer larger than 16 MiB", "\(String(describing: big))")
+
+        let cut = await Self.transportError { _ = try await http.send("GET", server.origin + "/cut") }
+        #expect(cut?.kind == .transport && cut?.message == "connection lost", "\(String(describing: cut))")
+    }
+
+    @Test func boundsRunOut() async throws {
+        let server = try TransportTestServer()
+        let head = await Self.transportError { _ = try await HTTP(timeout: 0.5).send("GET", server.origin + "/stall-head") }
+        #expect(head?.kind == .transport && head?.message == "timed out", "\(String(describing: head))")
+
+        let v2 = try V2KeysClient(baseURL: server.origin, timeout: 0.5)
+        let body = await Self.transportError { _ = try await v2.send("GET", "/x", timeout: 0.5) }
+        #expect(body?.message.hasPrefix("timed out") == true, "\(String(describing: body))")
+        await v2.shutdown()
+
+        // A body that stalls after its head: the read timeout (30 s in muster, short here).
+        let limits = HTTPTransport.Limits(connectTimeout: .seconds(5), deadline: nil, deadlineCoversBody: false,
+                                          readTimeout: .milliseconds(300))
+        do {
+            _ = try await HTTPTransport.exchange(.init(method: .GET, url: server.origin + "/stall-body"), tls: nil,
+                                                 limits: limits) { _, body in try await body.collect(upTo: 1 << 20).readableBytes }
+            Issue.record("a stalled body ended")
+        } catch let error as HTTPTransportError {
+            #expect(error == .readTimeout)
+        }
+
+        // Nothing listens: refused at once, said so.
+        let port = try FreePorts.pick(1)[0]
+        let refused = await Self.transportError { _ = try await HTTP(timeout: 5).send("GET", "http://127.0.0.1:\(port)/") }
+        #expect(refused?.kind == .transport && refused?.message == "connection refused", "\(String(describing: refused))")
+    }
+
+    @Test func cancellingClosesTheConnection() async throws {
+        let server = try TransportTestServer()
+        func waitFor(_ text: String) async throws -> Bool {
+            for _ in 0..<200 {
+                if server.recorded.contains(text) { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return false
+        }
+        let holdURL = server.origin + "/hold"
+        let held = Task { try await HTTP(timeout: 60).send("GET", holdURL) }
+        #expect(try await waitFor("open /hold\n"))
+        held.cancel()
+        #expect(try await waitFor("closed /hold\n"), "the server never saw the cancelled request's connection close")
+        let outcome = await Self.transportError { _ = try await held.value }
+        #expect(outcome?.message == "cancelled", "\(String(describing: outcome))")
+
+        // A v2 long poll cancelled by the client's shutdown: its connection closes too.
+        let v2 = try V2KeysClient(baseURL: server.origin + "/hold-v2", timeout: 5, maxConnections: 1)
+        let poll = Task { try await v2.wait("/k", timeout: 60) }
+        #expect(try await waitFor("open /hold-v2/v2/keys/k\n"), "\(server.recorded)")
+        await v2.shutdown()
+        #expect(try await waitFor("closed /hold-v2/v2/keys/k\n"), "\(server.recorded)")
+        let ended = await Self.transportError { _ = try await poll.value }
+        #expect(ended?.message.contains("cancelled") == true, "\(String(describing: ended))")
+    }
+}
+
+/// The misbehaving server of `HTTPTransportTests`, stopped when dropped.
+final class TransportTestServer {
+    let directory: TemporaryDirectory
+    let process: Process
+    let origin: String
+    let record: String
+
+    init() throws {
+        directory = try TemporaryDirectory(prefix: "muster-http")
+        let port = try FreePorts.pick(1)[0]
+        record = directory.path + "/record"
+        process = try ChildProcesses.start("/usr/bin/python3", ["-c", HTTPTransportTests.server, String(port), record],
+                                           logPath: directory.path + "/server.log")
+        origin = "http://127.0.0.1:\(port)"
+        for _ in 0..<200 where FreePorts.canBind(port) { usleep(50_000) }
+    }
+
+    var recorded: String { (try? String(contentsOfFile: record, encoding: .utf8)) ?? "" }
+
+    deinit { ChildProcesses.forceStop(process) }
+}
