@@ -19,9 +19,18 @@ extension ClusterOperations {
 
     /// The first of `members` that does not answer healthy, if any: a membership change or an
     /// upgrade waits for every voter.
-    func firstUnhealthy(_ members: [MemberPlan], of cluster: ClusterPlan) async throws -> MemberPlan? {
-        let healthy = Set(try await healthyMembers(ClusterPlan(copying: cluster, members: members)).map(\.name))
-        return members.first { !healthy.contains($0.name) }
+    ///
+    /// Asked again for a few seconds before an answer counts: right after a member is lost (the
+    /// leader above all) the others answer unhealthy until they have elected a new leader, about
+    /// an election timeout later.
+    func firstUnhealthy(_ members: [MemberPlan], of cluster: ClusterPlan, patience: TimeInterval = 5) async throws -> MemberPlan? {
+        let deadline = Date().addingTimeInterval(patience)
+        while true {
+            let healthy = Set(try await healthyMembers(ClusterPlan(copying: cluster, members: members)).map(\.name))
+            guard let unhealthy = members.first(where: { !healthy.contains($0.name) }) else { return nil }
+            if Date() >= deadline { return unhealthy }
+            try await Task.sleep(nanoseconds: 500_000_000)
+        }
     }
 
     /// A binary (a restore tool) on every host in `hosts` that lacks it, through a command's stdin
