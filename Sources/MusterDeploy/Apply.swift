@@ -62,8 +62,8 @@ struct ApplyScript {
         // can be damaged on the way or in the controller's cache: the SHA-256 of what arrived
         // must be the binary's before the file may replace anything.
         let expected = Shell.quote(delivery.binary.sha256)
-        writes.append(HostHashing.function)
-        writes.append("received=$(muster_sha256 \(temporary))")
+        writes.append(HostHashing.eachFunction)
+        writes.append("received=$(muster_sha256_each \(temporary) | cut -d' ' -f2)")
         writes.append("[ \"$received\" = \(expected) ] || { printf '%s: received %s bytes with sha256 %s, expected %s bytes with sha256 %s; not installed\\n' \(Shell.quote(path)) \"$(wc -c < \(temporary))\" \"$received\" \(delivery.binary.size) \(expected) >&2; exit 1; }")
     }
 

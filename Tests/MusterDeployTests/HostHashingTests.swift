@@ -7,10 +7,11 @@ import MusterTestSupport
 /// The hosts' hash function gives the same SHA-256 through openssl and through coreutils, and
 /// nothing for a file that is not there (which can never equal an expected hash).
 @Suite struct HostHashingTests {
-    /// `muster_sha256 FILE` run by a local shell whose PATH is `path`.
+    /// The hash `muster_sha256_each FILE` prints, run by a local shell whose PATH is `path`.
     private func hash(_ file: String, path: String) throws -> String {
-        let script = HostHashing.function + "\nmuster_sha256 \"$1\""
-        return try LocalProcess.run(["/bin/sh", "-c", script, "sh", file], environment: ["PATH": path]).stdoutText
+        let script = HostHashing.eachFunction + "\nmuster_sha256_each \"$1\""
+        let line = try LocalProcess.run(["/bin/sh", "-c", script, "sh", file], environment: ["PATH": path]).stdoutText
+        return line.isEmpty ? "" : String(line.split(separator: " ")[1]) + "\n"
     }
 
     @Test func opensslAndCoreutilsAgreeWithTheController() throws {

@@ -154,21 +154,8 @@ final class TransportTestServer {
         // Bound is not yet listening: wait (bounded) until a connection is accepted, or the
         // first request of a slow start would be refused.
         for _ in 0..<200 {
-            if Self.accepts(port) { break }
+            if FreePorts.accepts(port) { break }
             usleep(50_000)
-        }
-    }
-
-    private static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 

@@ -33,6 +33,16 @@ public enum FreePorts {
     /// True when a TCP socket can bind `address:port` at this moment (the socket is closed again
     /// at once).
     public static func canBind(_ port: Int, on address: String = "127.0.0.1") -> Bool {
+        withSocket(port, on: address) { fd, socketAddress in bind(fd, socketAddress, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+
+    /// True when something accepts a TCP connection on `address:port` at this moment: bound is
+    /// not yet listening, so a server is up only once this holds.
+    public static func accepts(_ port: Int, on address: String = "127.0.0.1") -> Bool {
+        withSocket(port, on: address) { fd, socketAddress in connect(fd, socketAddress, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+
+    private static func withSocket(_ port: Int, on address: String, _ body: (Int32, UnsafePointer<sockaddr>) -> Bool) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -41,9 +51,7 @@ public enum FreePorts {
         socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
         socketAddress.sin_addr.s_addr = inet_addr(address)
         return withUnsafePointer(to: &socketAddress) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0) }
         }
     }
 }
