@@ -5,6 +5,7 @@ import PackageDescription
 //   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
 //   MusterInventory -> MusterImport (pure: Ansible inventory text to muster inventory text)
 //   MusterBasics -> MusterSSH, MusterEtcd, MusterPKI, MusterSandbox; MusterEtcd -> MusterDiscovery
+//   CLibSSH2, CLibYAML, CLibCrypto: Debian's libssh2, libyaml and OpenSSL 3 libcrypto (no build cost)
 //   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
 // Each target's dependencies are exactly what its files import.
 let package = Package(
@@ -18,9 +19,6 @@ let package = Package(
     // own commit ids).
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
-        .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
-        .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
     ],
@@ -29,8 +27,10 @@ let package = Package(
                        providers: [.apt(["libssh2-1-dev"])]),
         .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"])]),
-        .target(name: "MusterBasics",
-                dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // The libcrypto libssh2 already links: digests, and the cluster CA's keys and certificates.
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        .target(name: "MusterBasics", dependencies: ["CLibCrypto"]),
         .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
         .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
         // Pure: inventory values to plan and rendered files; no disk, no process, no network.
@@ -49,13 +49,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["VERIFY_JSON.md"]),
-        // Cluster CA and member/client certificates, in Swift (no openssl).
-        .target(name: "MusterPKI", dependencies: [
-            "MusterBasics",
-            .product(name: "X509", package: "swift-certificates"),
-            .product(name: "SwiftASN1", package: "swift-asn1"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
+        .target(name: "MusterPKI", dependencies: ["CLibCrypto"]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
         // small HTTP/1.1 server straight on SwiftNIO (as MusterEtcd's client is).
         .target(name: "MusterDiscovery", dependencies: [

@@ -4,7 +4,7 @@
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup needs root (apt-get, network namespaces)" >&2; exit 1; }
 # systemd-container: systemd-nspawn, for `muster sandbox up --init systemd|mixed`.
-packages=(libssh2-1-dev libyaml-dev openssh-server openssh-client etcd-server etcd-client
+packages=(libssh2-1-dev libyaml-dev libssl-dev openssh-server openssh-client etcd-server etcd-client
           dnsmasq-base iproute2 util-linux procps python3 ca-certificates curl openssl zstd sudo
           systemd-container time)
 missing=()

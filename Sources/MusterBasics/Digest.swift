@@ -1,10 +1,17 @@
-import Crypto
+import CLibCrypto
 import Foundation
 
 public enum Digest {
     /// Lowercase hex SHA-256, as `sha256sum` prints it.
     public static func sha256Hex(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        hex(sha256(data))
+    }
+
+    /// SHA-256 of `data`.
+    public static func sha256<D: DataProtocol>(_ data: D) -> [UInt8] {
+        let hasher = SHA256Hasher()
+        for region in data.regions { hasher.update(region) }
+        return hasher.finalize()
     }
 
     /// SHA-256 of a file, read in chunks so a 20 MB binary is never held twice.
@@ -13,21 +20,74 @@ public enum Digest {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
         }
         defer { try? handle.close() }
-        var hasher = SHA256()
+        let hasher = SHA256Hasher()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            hasher.update(data: chunk)
+            hasher.update(chunk)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(hasher.finalize())
     }
 
     /// The first 8 bytes of SHA-1, big-endian: how etcd derives member and cluster IDs.
     public static func sha1Prefix64(_ bytes: [UInt8]) -> UInt64 {
-        let digest = Array(Insecure.SHA1.hash(data: bytes))
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let done = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha1(), nil) }
+        precondition(done == 1 && length == 20, "libcrypto's SHA-1 failed")
         return digest.prefix(8).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
 
     /// HMAC-SHA1: how OpenSSH hashes host names in known_hosts (`|1|salt|hash`).
     public static func hmacSHA1(key: Data, message: Data) -> Data {
-        Data(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+        var code = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let done = key.withUnsafeBytes { key in
+            message.withUnsafeBytes { message in
+                HMAC(EVP_sha1(), key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                     message.count, &code, &length)
+            }
+        }
+        precondition(done != nil && length == 20, "libcrypto's HMAC-SHA1 failed")
+        return Data(code.prefix(Int(length)))
+    }
+
+    public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(digest.underestimatedCount * 2)
+        for byte in digest { text += [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]] }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+/// SHA-256 fed in pieces (a file, a snapshot stream), on libcrypto's EVP interface.
+public final class SHA256Hasher {
+    private let context: OpaquePointer
+
+    public init() {
+        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+            fatalError("libcrypto could not start a SHA-256 digest")
+        }
+        self.context = context
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update<D: DataProtocol>(_ data: D) {
+        for region in data.regions {
+            region.withUnsafeBytes { bytes in update(bytes) }
+        }
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        precondition(EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1, "libcrypto's SHA-256 failed")
+    }
+
+    /// The 32-byte digest; the hasher is spent after this.
+    public func finalize() -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        precondition(EVP_DigestFinal_ex(context, &digest, &length) == 1 && length == 32, "libcrypto's SHA-256 failed")
+        return digest
     }
 }

@@ -80,7 +80,7 @@ extension ClusterOperations {
         var token: String
         /// `CLUSTER NAME NEWID`, the member's marker once its data is the restored one.
         var marker: String
-        /// Appended to the old data dir's path: `.muster-before-restore-TIMESTAMP`.
+        /// Appended to the old data dir's path: `.muster-before-restore-TIMESTAMP-RUN` (RUN: 8 random hex digits of the run).
         var asideSuffix: String
     }
 

@@ -107,7 +107,11 @@ public struct Restore: Sendable {
         Failpoint.reach("restore.after-stop")
 
         let stamp = SnapshotCatalog.stamp(Date())
-        let token = "\(cluster.name)-restored-\(stamp)-\(LocalState.newToken().prefix(8))"
+        let run = String(LocalState.newToken().prefix(8))
+        let token = "\(cluster.name)-restored-\(stamp)-\(run)"
+        // The run's random part too: a restore cut and run again within the same second must not
+        // find its own first aside in the way.
+        let asideSuffix = ".muster-before-restore-\(stamp)-\(run)"
         let ids = Dictionary(uniqueKeysWithValues: cluster.members.map { ($0.name, EtcdIDs.memberID(peerURLs: [$0.peerURL], token: token)) })
         let clusterID = EtcdIDs.clusterID(memberIDs: cluster.members.map { ids[$0.name]! })
         let initialCluster = cluster.members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
@@ -118,7 +122,7 @@ public struct Restore: Sendable {
                 snapshot: remoteSnapshot(member), sha256: facts.fileSHA256, tool: tool.shipped.remotePath,
                 initialCluster: initialCluster, token: token,
                 marker: "\(cluster.name) \(member.name) \(EtcdIDs.hex(ids[member.name]!))",
-                asideSuffix: ".muster-before-restore-\(stamp)"))
+                asideSuffix: asideSuffix))
             members.append(.init(name: member.name, host: member.host, id: ids[member.name]!, movedAside: aside))
             if index == 0 { Failpoint.reach("restore.after-first-member") }
         }
@@ -150,7 +154,7 @@ public struct Restore: Sendable {
         record.restoreToken = token
         try workspace.state.save(record)
         for member in cluster.members { await operations.removeFile(remoteSnapshot(member), on: member.host) }
-        progress.note("cluster \(cluster.name): restored from \(file) at revision \(facts.revision); old data dirs kept beside the new ones (.muster-before-restore-\(stamp))")
+        progress.note("cluster \(cluster.name): restored from \(file) at revision \(facts.revision); old data dirs kept beside the new ones (\(asideSuffix))")
         return Outcome(cluster: cluster.name, file: file, revision: facts.revision, token: token, clusterID: clusterID,
                        members: members, report: report, bytesSent: bytes)
     }

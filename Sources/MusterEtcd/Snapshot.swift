@@ -1,5 +1,5 @@
-import Crypto
 import Foundation
+import MusterBasics
 import NIOCore
 import NIOHTTP1
 #if canImport(Glibc)
@@ -51,13 +51,13 @@ public enum SnapshotFile {
         let size = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         let hasDigest = size % 512 == 32
         let databaseLength = hasDigest ? size - 32 : size
-        var whole = SHA256(), database = SHA256()
+        let whole = SHA256Hasher(), database = SHA256Hasher()
         var offset: Int64 = 0
         var tail = Data()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            whole.update(data: chunk)
+            whole.update(chunk)
             let inDatabase = max(0, min(Int64(chunk.count), databaseLength - offset))
-            if inDatabase > 0 { database.update(data: chunk.prefix(Int(inDatabase))) }
+            if inDatabase > 0 { database.update(chunk.prefix(Int(inDatabase))) }
             if inDatabase < Int64(chunk.count) { tail.append(chunk.suffix(from: chunk.startIndex + Int(inDatabase))) }
             offset += Int64(chunk.count)
         }
@@ -89,9 +89,7 @@ public enum SnapshotFile {
             embeddedSHA256: embedded, databaseSHA256: databaseDigest, revision: revision, clusterVersion: version)
     }
 
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
-    }
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Digest.hex(digest) }
 }
 
 /// What `EtcdClient.saveSnapshot` wrote.
@@ -152,7 +150,7 @@ extension EtcdClient {
                 }
                 streaming = true
                 var parser = SnapshotStreamParser(url: url)
-                var hasher = SHA256()
+                let hasher = SHA256Hasher()
                 var written: Int64 = 0
                 func write(_ blob: Data) throws {
                     var done = 0
@@ -170,7 +168,7 @@ extension EtcdClient {
                     for message in try buffer.withUnsafeReadableBytes({ try parser.feed($0) }) {
                         switch message {
                         case .data(let blob):
-                            hasher.update(data: blob)
+                            hasher.update(blob)
                             try write(blob)
                         case .digest(let blob):
                             let computed = SnapshotFile.hex(hasher.finalize())

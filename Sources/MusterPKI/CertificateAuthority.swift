@@ -1,7 +1,5 @@
-import Crypto
+import CLibCrypto
 import Foundation
-import SwiftASN1
-import X509
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,10 +14,19 @@ public enum CertificateKind: String, Sendable, CaseIterable {
     /// muster's and operators' etcdctl certificate.
     case client
 
-    var extendedKeyUsages: [ExtendedKeyUsage.Usage] {
+    /// extendedKeyUsage, in OpenSSL's configuration syntax.
+    var extendedKeyUsages: String {
         switch self {
-        case .server, .peer: return [.serverAuth, .clientAuth]
-        case .client: return [.clientAuth]
+        case .server, .peer: return "serverAuth,clientAuth"
+        case .client: return "clientAuth"
+        }
+    }
+
+    /// The same usages as libcrypto's XKU_* flags.
+    var extendedKeyUsageFlags: UInt32 {
+        switch self {
+        case .server, .peer: return UInt32(XKU_SSL_SERVER | XKU_SSL_CLIENT)
+        case .client: return UInt32(XKU_SSL_CLIENT)
         }
     }
 }
@@ -47,12 +54,15 @@ public struct PKIError: Error, CustomStringConvertible, Sendable {
 /// A cluster's certificate authority: `ca.crt` (PEM) and `ca.key` (PEM, 0600) in one directory,
 /// an ECDSA P-256 key, self-signed for 10 years. Loaded when both files exist, created when neither
 /// does; one without the other is an error (never silently replaced: members trust the old CA).
+/// Keys and signatures are libcrypto's (OpenSSL 3, already linked by libssh2).
 public struct CertificateAuthority: Sendable {
     public static let validityDays = 3650
 
     public let directory: String
-    public let certificate: Certificate
-    let privateKey: Certificate.PrivateKey
+    let certificate: X509Certificate
+    let privateKey: P256Key
+    /// The certificate as it is on disk.
+    private let pem: String
     /// True when this call created the CA (no files were there).
     public let created: Bool
 
@@ -63,7 +73,7 @@ public struct CertificateAuthority: Sendable {
     public var notAfter: Date { certificate.notValidAfter }
 
     public var certificatePEM: String {
-        get throws { try certificate.serializeAsPEM().pemString + "\n" }
+        get throws { pem }
     }
 
     /// Loads the CA in `directory`, or creates it (and the directory, 0700) when absent.
@@ -74,42 +84,38 @@ public struct CertificateAuthority: Sendable {
         let manager = FileManager.default
         switch (manager.fileExists(atPath: certificatePath), manager.fileExists(atPath: keyPath)) {
         case (true, true):
-            let certificate = try PKIFiles.readCertificate(certificatePath)
+            let pem = try PKIFiles.readText(certificatePath)
+            let certificate = try X509Certificate(pem: pem, path: certificatePath)
             let key = try PKIFiles.readKey(keyPath)
-            guard Certificate.PublicKey(key.publicKey) == certificate.publicKey else {
+            guard certificate.hasPublicKey(of: key) else {
                 throw PKIError(path: keyPath, message: "does not match \(certificatePath)")
             }
-            guard (try? certificate.extensions.basicConstraints) == .isCertificateAuthority(maxPathLength: 0) else {
+            guard certificate.isCertificateAuthorityForLeavesOnly else {
                 throw PKIError(path: certificatePath, message: "not a CA certificate")
             }
             self.certificate = certificate
-            self.privateKey = Certificate.PrivateKey(key)
+            self.privateKey = key
+            self.pem = pem
             self.created = false
         case (false, false):
             try PKIFiles.makeDirectory(directory)
-            let key = P256.Signing.PrivateKey()
+            let key = try P256Key.generate()
             let now = Date()
-            let name = try DistinguishedName {
-                OrganizationName("muster")
-                CommonName(commonName)
-            }
-            let publicKey = Certificate.PublicKey(key.publicKey)
-            let certificate = try Certificate(
-                version: .v3, serialNumber: .init(), publicKey: publicKey,
-                notValidBefore: now - 3600, notValidAfter: now + Double(CertificateAuthority.validityDays) * 86400,
-                issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: try Certificate.Extensions {
-                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                    Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
-                    SubjectKeyIdentifier(hash: publicKey)
-                },
-                issuerPrivateKey: .init(key))
+            let request = CertificateRequest(
+                organization: "muster", commonName: commonName,
+                notBefore: now - 3600, notAfter: now + Double(CertificateAuthority.validityDays) * 86400,
+                extensions: [(NID_basic_constraints, "critical,CA:TRUE,pathlen:0"),
+                             (NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign"),
+                             (NID_subject_key_identifier, "hash")])
+            let certificate = try request.sign(key: key, issuer: nil, issuerKey: key)
+            let pem = try certificate.pemRepresentation
             // Key first: a crash between the two writes leaves a key without a certificate,
             // which the next run reports instead of trusting a certificate without its key.
-            try PKIFiles.write(key.pemRepresentation + "\n", to: keyPath, mode: 0o600)
-            try PKIFiles.write(try certificate.serializeAsPEM().pemString + "\n", to: certificatePath, mode: 0o644)
+            try PKIFiles.write(try key.pemRepresentation, to: keyPath, mode: 0o600)
+            try PKIFiles.write(pem, to: certificatePath, mode: 0o644)
             self.certificate = certificate
-            self.privateKey = Certificate.PrivateKey(key)
+            self.privateKey = key
+            self.pem = pem
             self.created = true
         case (true, false):
             throw PKIError(path: keyPath, message: "missing while \(certificatePath) exists; restore it or remove both to make a new CA (every member must then get new certificates)")
@@ -123,39 +129,29 @@ public struct CertificateAuthority: Sendable {
     public func issue(kind: CertificateKind, commonName: String, dnsNames: [String], ipAddresses: [String],
                       validityDays: Int = 825) throws -> IssuedCertificate {
         let sans = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
-        let key = P256.Signing.PrivateKey()
+        let key = try P256Key.generate()
         let now = Date()
         // Never past the CA's own end: a chain is only as valid as its shortest link.
         let notAfter = min(now + Double(validityDays) * 86400, certificate.notValidAfter)
-        let publicKey = Certificate.PublicKey(key.publicKey)
-        let caKeyID = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
-        let subject = try DistinguishedName {
-            OrganizationName("muster")
-            CommonName(commonName)
-        }
-        let extensions = try Certificate.Extensions {
-            Critical(BasicConstraints.notCertificateAuthority)
-            Critical(KeyUsage(digitalSignature: true))  // ECDSA: no key encipherment
-            try ExtendedKeyUsage(kind.extendedKeyUsages)
-            SubjectKeyIdentifier(hash: publicKey)
-            AuthorityKeyIdentifier(keyIdentifier: caKeyID)
-            if !sans.isEmpty { sans.extensionValue }
-        }
-        let issued = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: publicKey,
-            notValidBefore: now - 3600, notValidAfter: notAfter,
-            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: extensions, issuerPrivateKey: privateKey)
-        return IssuedCertificate(certificatePEM: try issued.serializeAsPEM().pemString + "\n",
-                                 privateKeyPEM: key.pemRepresentation + "\n",
+        var extensions: [(nid: Int32, value: String)] = [
+            (NID_basic_constraints, "critical,CA:FALSE"),
+            (NID_key_usage, "critical,digitalSignature"),  // ECDSA: no key encipherment
+            (NID_ext_key_usage, kind.extendedKeyUsages),
+            (NID_subject_key_identifier, "hash"),
+            (NID_authority_key_identifier, "keyid:always"),
+        ]
+        if !sans.isEmpty { extensions.append((NID_subject_alt_name, sans.configValue)) }
+        let request = CertificateRequest(organization: "muster", commonName: commonName,
+                                         notBefore: now - 3600, notAfter: notAfter, extensions: extensions)
+        let issued = try request.sign(key: key, issuer: certificate, issuerKey: privateKey)
+        return IssuedCertificate(certificatePEM: try issued.pemRepresentation,
+                                 privateKeyPEM: try key.pemRepresentation,
                                  notAfter: issued.notValidAfter)
     }
 
     /// Whether `certificate` carries this CA's signature and names it as issuer.
-    public func signed(_ certificate: Certificate) -> Bool {
-        certificate.issuer == self.certificate.subject
-            && self.certificate.publicKey.isValidSignature(certificate.signature, for: certificate)
+    func signed(_ certificate: X509Certificate) -> Bool {
+        certificate.isSigned(by: self.certificate)
     }
 }
 
@@ -187,22 +183,24 @@ struct SANs: Equatable {
         }
     }
 
-    init(_ certificate: Certificate) {
-        guard let names = try? certificate.extensions.subjectAlternativeNames else { return }
-        for name in names {
-            switch name {
-            case .dnsName(let dns): dnsNames.insert(dns.lowercased())
-            case .ipAddress(let octets): ipAddresses.insert(Array(octets.bytes))
-            default: break
-            }
-        }
+    init(_ certificate: X509Certificate) {
+        let names = certificate.subjectAlternativeNames
+        dnsNames = Set(names.dnsNames.map { $0.lowercased() })
+        ipAddresses = Set(names.ipAddresses)
     }
 
-    var extensionValue: SubjectAlternativeNames {
-        SubjectAlternativeNames(
-            dnsNames.sorted().map { GeneralName.dnsName($0) }
-                + ipAddresses.sorted { $0.lexicographicallyPrecedes($1) }
-                    .map { GeneralName.ipAddress(ASN1OctetString(contentBytes: $0[...])) })
+    /// subjectAltName in OpenSSL's configuration syntax (`DNS:a,IP:10.0.0.1`), sorted. Safe to
+    /// hand to its parser: DNS names passed `init`'s character check (letters, digits, `-.*_`)
+    /// and addresses are printed here from their bytes.
+    var configValue: String {
+        let names = dnsNames.sorted().map { "DNS:" + $0 }
+        let addresses = ipAddresses.sorted { $0.lexicographicallyPrecedes($1) }.compactMap { bytes -> String? in
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            let family = bytes.count == 4 ? AF_INET : AF_INET6
+            guard bytes.withUnsafeBytes({ inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }) != nil else { return nil }
+            return "IP:" + MusterPKI.text(ofCString: text)
+        }
+        return (names + addresses).joined(separator: ",")
     }
 
     /// IPv4 (4 bytes) or IPv6 (16 bytes), via inet_pton.
@@ -228,18 +226,12 @@ enum PKIFiles {
         }
     }
 
-    static func readCertificate(_ path: String) throws -> Certificate {
-        let text = try readText(path)
-        do { return try Certificate(pemEncoded: text) } catch {
-            throw PKIError(path: path, message: "not a PEM certificate: \(error)")
-        }
+    static func readCertificate(_ path: String) throws -> X509Certificate {
+        try X509Certificate(pem: try readText(path), path: path)
     }
 
-    static func readKey(_ path: String) throws -> P256.Signing.PrivateKey {
-        let text = try readText(path)
-        do { return try P256.Signing.PrivateKey(pemRepresentation: text) } catch {
-            throw PKIError(path: path, message: "not a PEM ECDSA P-256 private key: \(error)")
-        }
+    static func readKey(_ path: String) throws -> P256Key {
+        try P256Key(pem: try readText(path), path: path)
     }
 
     /// Creates `path` (and missing parents) with mode 0700, and tightens it if it existed.

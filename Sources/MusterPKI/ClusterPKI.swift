@@ -1,6 +1,4 @@
-import Crypto
 import Foundation
-import X509
 
 /// A certificate and key on the controller, as files and as their PEM text.
 public struct CertificateFiles: Sendable, Equatable {
@@ -161,11 +159,11 @@ public struct ClusterPKI: Sendable {
     /// Why the files on disk cannot be kept, or nil when they can.
     func staleness(certPath: String, keyPath: String, kind: CertificateKind, commonName: String,
                    wanted: SANs) -> String? {
-        let certificate: Certificate
+        let certificate: X509Certificate
         do { certificate = try PKIFiles.readCertificate(certPath) } catch { return "\(error)" }
-        let key: P256.Signing.PrivateKey
+        let key: P256Key
         do { key = try PKIFiles.readKey(keyPath) } catch { return "\(error)" }
-        if Certificate.PublicKey(key.publicKey) != certificate.publicKey {
+        if !certificate.hasPublicKey(of: key) {
             return "key does not match the certificate"
         }
         if !signer(for: kind).signed(certificate) { return kind == .peer ? "not signed by the peer CA" : "not signed by the cluster CA" }
@@ -175,12 +173,10 @@ public struct ClusterPKI: Sendable {
             return days < 0 ? "expired" : "expires in \(days) days"
         }
         if certificate.notValidBefore > now { return "not valid yet" }
-        let names = certificate.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }
-        if names.count != 1 || String(names[0].value) != commonName {
+        if certificate.commonNames != [commonName] {
             return "common name changed to \(commonName)"
         }
-        let usages = Set(((try? certificate.extensions.extendedKeyUsage) ?? nil).map { Array($0) } ?? [])
-        if usages != Set(kind.extendedKeyUsages) { return "key usages differ" }
+        if certificate.extendedKeyUsageFlags != kind.extendedKeyUsageFlags { return "key usages differ" }
         let present = SANs(certificate)
         if present != wanted {
             return "names changed: " + SANs.describe(present) + " -> " + SANs.describe(wanted)

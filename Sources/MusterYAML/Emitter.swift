@@ -62,12 +62,12 @@ public enum YAMLEmitter {
               yaml_emitter_emit(&emitter, &event) == 1,
               yaml_document_start_event_initialize(&event, nil, nil, nil, 1) == 1,
               yaml_emitter_emit(&emitter, &event) == 1 else { return nil }
-        let bytes = Array(text.utf8)
-        let ok = bytes.withUnsafeBufferPointer { buffer -> Bool in
-            var value = buffer.baseAddress.map { UnsafeMutablePointer(mutating: $0) }
-            if value == nil { value = UnsafeMutablePointer(mutating: [UInt8(0)]) }
-            return yaml_scalar_event_initialize(&event, nil, nil, value, Int32(buffer.count),
-                                                1, 1, style) == 1
+        // A trailing NUL keeps the buffer non-empty, so an empty scalar still has an address.
+        var bytes = Array(text.utf8)
+        let length = bytes.count
+        bytes.append(0)
+        let ok = bytes.withUnsafeMutableBufferPointer { buffer -> Bool in
+            yaml_scalar_event_initialize(&event, nil, nil, buffer.baseAddress, Int32(length), 1, 1, style) == 1
                 && yaml_emitter_emit(&emitter, &event) == 1
         }
         guard ok,

@@ -1,5 +1,5 @@
-import Crypto
 import Foundation
+import MusterBasics
 import Testing
 @testable import MusterEtcd
 
@@ -16,7 +16,7 @@ import Testing
             let field = remaining == 0 ? "" : #","remaining_bytes":"\#(remaining)""#
             lines.append(#"{"result":{"header":{"cluster_id":"1","member_id":"2","revision":"7","raft_term":"2"},"blob":"\#(Data(chunk).base64EncodedString())"\#(field)}}"#)
         }
-        let sha = digest ?? Array(SHA256.hash(data: database))
+        let sha = digest ?? Digest.sha256(database)
         lines.append(#"{"result":{"header":{"cluster_id":"1"},"blob":"\#(Data(sha).base64EncodedString())"}}"#)
         return Data((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -45,7 +45,7 @@ import Testing
         let database = (0..<(3 * 32768 + 4464)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 7) }
         let (data, digest) = try parse(stream(database), pieces: pieces)
         #expect(data == Data(database))
-        #expect(digest == Data(SHA256.hash(data: database)))
+        #expect(digest == Data(Digest.sha256(database)))
     }
 
     @Test func aStreamCutShortOrWithAWrongLengthDigestIsRefused() throws {
@@ -73,7 +73,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         // Not a bbolt file: inspect must throw rather than report a revision.
         var bytes = [UInt8](repeating: 0, count: 4096 * 4)
-        bytes += Array(SHA256.hash(data: bytes))
+        bytes += Digest.sha256(bytes)
         let path = directory.appendingPathComponent("x.db").path
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(throws: SnapshotError.self) { _ = try SnapshotFile.inspect(path) }

@@ -196,4 +196,69 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
         #expect(text.contains("DNS:m1, IP Address:0:0:0:0:0:0:0:1, IP Address:10.0.0.1")
                 || text.contains("DNS:m1, IP Address:10.0.0.1, IP Address:0:0:0:0:0:0:0:1"), "\(text)")
     }
+
+    /// A CA made elsewhere (here by the openssl command, its key in SEC1 form, as older muster
+    /// states and hand-made CAs hold them) is loaded, kept byte for byte, and signs members.
+    @Test func aCAMadeByOpenSSLWithASEC1KeyIsLoadedAndSigns() throws {
+        let state = try TemporaryDirectory(prefix: "muster-pki")
+        let dir = ClusterPKI.directory(stateDirectory: state.path, cluster: "main")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = try openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", dir + "/ca.key"])
+        #expect(try String(contentsOfFile: dir + "/ca.key", encoding: .utf8).hasPrefix("-----BEGIN EC PRIVATE KEY-----"))
+        _ = try openssl(["req", "-x509", "-new", "-key", dir + "/ca.key", "-subj", "/O=elsewhere/CN=hand-made CA",
+                         "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
+                         "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", dir + "/ca.crt"])
+        let before = try String(contentsOfFile: dir + "/ca.crt", encoding: .utf8)
+        let authority = try CertificateAuthority(directory: dir)
+        let pem = try authority.certificatePEM
+        #expect(!authority.created && pem == before)
+        let issued = try authority.issue(kind: .server, commonName: "m1", dnsNames: memberDNS, ipAddresses: memberIPs)
+        let path = state.path + "/m1.crt"
+        try issued.certificatePEM.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try openssl(["verify", "-CAfile", dir + "/ca.crt", "-purpose", "sslserver", path]).contains(": OK"))
+        // A member certificate never outlives the CA that signed it.
+        #expect(issued.notAfter <= authority.notAfter && authority.notAfter.timeIntervalSinceNow < 31 * 86400)
+        #expect(try openssl(["x509", "-noout", "-issuer", "-in", path]).contains("hand-made CA"))
+    }
+
+    /// What the CA's files must be, each refusal naming the file.
+    @Test func aCAWithAnotherKindOfKeyOrNoCAFlagIsRefusedByName() throws {
+        for (keyArguments, caFlag, expected) in [
+            (["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp384r1"], "critical,CA:TRUE,pathlen:0", "not a PEM ECDSA P-256 private key"),
+            (["genpkey", "-algorithm", "ed25519"], "critical,CA:TRUE,pathlen:0", "not a PEM ECDSA P-256 private key"),
+            (["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1"], "critical,CA:FALSE", "not a CA certificate"),
+        ] {
+            let state = try TemporaryDirectory(prefix: "muster-pki")
+            let dir = state.path + "/pki"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            _ = try openssl(keyArguments + ["-out", dir + "/ca.key"])
+            _ = try openssl(["req", "-x509", "-new", "-key", dir + "/ca.key", "-subj", "/CN=other", "-days", "30",
+                             "-addext", "basicConstraints=" + caFlag, "-out", dir + "/ca.crt"])
+            do {
+                _ = try CertificateAuthority(directory: dir)
+                Issue.record("\(keyArguments) \(caFlag) was accepted")
+            } catch let error as PKIError {
+                #expect(error.message.hasPrefix(expected), "\(error)")
+                #expect(error.path.hasPrefix(dir + "/ca."), "\(error)")
+            }
+        }
+    }
+
+    /// Serial numbers are random and positive; keys are fresh for every certificate.
+    @Test func everyCertificateHasItsOwnSerialAndKey() throws {
+        let state = try TemporaryDirectory(prefix: "muster-pki")
+        let pki = try ClusterPKI(stateDirectory: state.path, cluster: "main")
+        var serials = Set<String>(), keys = Set<String>()
+        for index in 0..<8 {
+            let issued = try pki.authority.issue(kind: .client, commonName: "c\(index)", dnsNames: [], ipAddresses: [])
+            let path = state.path + "/c\(index).crt"
+            try issued.certificatePEM.write(toFile: path, atomically: true, encoding: .utf8)
+            let serial = try openssl(["x509", "-noout", "-serial", "-in", path])
+            #expect(serial.hasPrefix("serial=") && serial.count > 20, "\(serial)")
+            serials.insert(serial)
+            keys.insert(issued.privateKeyPEM)
+            #expect(issued.privateKeyPEM.hasPrefix("-----BEGIN PRIVATE KEY-----\n"))
+        }
+        #expect(serials.count == 8 && keys.count == 8)
+    }
 }
