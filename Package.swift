@@ -4,7 +4,7 @@ import PackageDescription
 // Layers import only downward (ARCHITECTURE.md):
 //   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
 //   MusterInventory -> MusterImport (pure: Ansible inventory text to muster inventory text)
-//   MusterBasics -> MusterSSH, MusterEtcd, MusterPKI, MusterSandbox; MusterEtcd -> MusterDiscovery
+//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery; MusterPKI (on CLibCrypto alone)
 //   CLibSSH2, CLibYAML, CLibCrypto: Debian's libssh2, libyaml and OpenSSL 3 libcrypto (no build cost)
 //   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
 // Each target's dependencies are exactly what its files import.
@@ -76,18 +76,19 @@ let package = Package(
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
         .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory"]),
-        .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan", "MusterWorkspace"]),
+        // Golden trees are read from the source tree (#filePath), not bundled.
+        .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan", "MusterWorkspace"], exclude: ["Golden"]),
         .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
         .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI", "MusterTestSupport"]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
         .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterWorkspace", "MusterSandbox", "MusterTestSupport"]),
-        .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterTestSupport"]),
+        .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: [
             "MusterDiscovery", "MusterEtcd", "MusterTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
-        .testTarget(name: "MusterCLITests", dependencies: ["MusterTestSupport"]),
+        .testTarget(name: "MusterCLITests", dependencies: ["MusterTestSupport"], exclude: ["Golden"]),
     ]
 )
