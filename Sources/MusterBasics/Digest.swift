@@ -10,7 +10,7 @@ public enum Digest {
     /// SHA-256 of `data`.
     public static func sha256<D: DataProtocol>(_ data: D) -> [UInt8] {
         let hasher = SHA256Hasher()
-        for region in data.regions { hasher.update(region) }
+        hasher.update(data)
         return hasher.finalize()
     }
 
@@ -54,7 +54,10 @@ public enum Digest {
         let digits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
         text.reserveCapacity(digest.underestimatedCount * 2)
-        for byte in digest { text += [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]] }
+        for byte in digest {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0xf)])
+        }
         return String(decoding: text, as: UTF8.self)
     }
 }

@@ -62,8 +62,8 @@ public enum SnapshotFile {
             offset += Int64(chunk.count)
         }
         guard offset == size else { throw SnapshotError("\(path) changed while it was read") }
-        let embedded = hasDigest && tail.count == 32 ? hex(tail) : nil
-        let databaseDigest = hex(database.finalize())
+        let embedded = hasDigest && tail.count == 32 ? Digest.hex(tail) : nil
+        let databaseDigest = Digest.hex(database.finalize())
         let bolt: BoltFile
         do { bolt = try BoltFile(path: path) } catch {
             if let embedded, embedded != databaseDigest {
@@ -85,11 +85,9 @@ public enum SnapshotFile {
         }
         let version = (try? bolt.value(bucket: "cluster", key: "clusterVersion")).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
         return SnapshotFileFacts(
-            path: path, size: size, fileSHA256: hex(whole.finalize()),
+            path: path, size: size, fileSHA256: Digest.hex(whole.finalize()),
             embeddedSHA256: embedded, databaseSHA256: databaseDigest, revision: revision, clusterVersion: version)
     }
-
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Digest.hex(digest) }
 }
 
 /// What `EtcdClient.saveSnapshot` wrote.
@@ -171,16 +169,16 @@ extension EtcdClient {
                             hasher.update(blob)
                             try write(blob)
                         case .digest(let blob):
-                            let computed = SnapshotFile.hex(hasher.finalize())
-                            guard SnapshotFile.hex(blob) == computed else {
-                                throw SnapshotError("\(url): the snapshot's digest \(SnapshotFile.hex(blob)) does not match its \(written) bytes (sha256 \(computed)): damaged in transit")
+                            let computed = Digest.hex(hasher.finalize())
+                            guard Digest.hex(blob) == computed else {
+                                throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written) bytes (sha256 \(computed)): damaged in transit")
                             }
                             try write(blob)
                         }
                     }
                 }
                 try parser.finish()
-                return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { SnapshotFile.hex($0) } ?? "",
+                return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { Digest.hex($0) } ?? "",
                                         seconds: (clock.now - started).seconds)
             }
         } catch let error as EtcdClientError {

@@ -62,7 +62,7 @@ public struct CertificateAuthority: Sendable {
     let certificate: X509Certificate
     let privateKey: P256Key
     /// The certificate as it is on disk.
-    private let pem: String
+    public let certificatePEM: String
     /// True when this call created the CA (no files were there).
     public let created: Bool
 
@@ -71,10 +71,6 @@ public struct CertificateAuthority: Sendable {
     public var certificatePath: String { directory + "/\(baseName).crt" }
     public var keyPath: String { directory + "/\(baseName).key" }
     public var notAfter: Date { certificate.notValidAfter }
-
-    public var certificatePEM: String {
-        get throws { pem }
-    }
 
     /// Loads the CA in `directory`, or creates it (and the directory, 0700) when absent.
     public init(directory: String, commonName: String = "muster CA", baseName: String = "ca") throws {
@@ -95,7 +91,7 @@ public struct CertificateAuthority: Sendable {
             }
             self.certificate = certificate
             self.privateKey = key
-            self.pem = pem
+            self.certificatePEM = pem
             self.created = false
         case (false, false):
             try PKIFiles.makeDirectory(directory)
@@ -115,7 +111,7 @@ public struct CertificateAuthority: Sendable {
             try PKIFiles.write(pem, to: certificatePath, mode: 0o644)
             self.certificate = certificate
             self.privateKey = key
-            self.pem = pem
+            self.certificatePEM = pem
             self.created = true
         case (true, false):
             throw PKIError(path: keyPath, message: "missing while \(certificatePath) exists; restore it or remove both to make a new CA (every member must then get new certificates)")
@@ -194,13 +190,18 @@ struct SANs: Equatable {
     /// and addresses are printed here from their bytes.
     var configValue: String {
         let names = dnsNames.sorted().map { "DNS:" + $0 }
-        let addresses = ipAddresses.sorted { $0.lexicographicallyPrecedes($1) }.compactMap { bytes -> String? in
-            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            let family = bytes.count == 4 ? AF_INET : AF_INET6
-            guard bytes.withUnsafeBytes({ inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }) != nil else { return nil }
-            return "IP:" + MusterPKI.text(ofCString: text)
-        }
+        let addresses = ipAddresses.sorted { $0.lexicographicallyPrecedes($1) }
+            .compactMap { SANs.text(ofAddress: $0).map { "IP:" + $0 } }
         return (names + addresses).joined(separator: ",")
+    }
+
+    /// 4 or 16 address bytes as inet_ntop prints them (`10.0.0.1`, `::1`).
+    static func text(ofAddress bytes: [UInt8]) -> String? {
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = bytes.count == 4 ? AF_INET : AF_INET6
+        guard bytes.count == 4 || bytes.count == 16,
+              bytes.withUnsafeBytes({ inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }) != nil else { return nil }
+        return MusterPKI.text(ofCString: text)
     }
 
     /// IPv4 (4 bytes) or IPv6 (16 bytes), via inet_pton.
@@ -224,10 +225,6 @@ enum PKIFiles {
         do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw PKIError(path: path, message: "cannot read: \(error.localizedDescription)")
         }
-    }
-
-    static func readCertificate(_ path: String) throws -> X509Certificate {
-        try X509Certificate(pem: try readText(path), path: path)
     }
 
     static func readKey(_ path: String) throws -> P256Key {

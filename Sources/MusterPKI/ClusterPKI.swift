@@ -107,8 +107,8 @@ public struct ClusterPKI: Sendable {
                                                  dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
         let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer", commonName: member,
                                              dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
-        return MemberCertificates(member: member, caPath: caPath, caPEM: try authority.certificatePEM,
-                                  peerCAPEM: try peerAuthority.certificatePEM, server: server, peer: peer,
+        return MemberCertificates(member: member, caPath: caPath, caPEM: authority.certificatePEM,
+                                  peerCAPEM: peerAuthority.certificatePEM, server: server, peer: peer,
                                   serverOutcome: serverOutcome, peerOutcome: peerOutcome)
     }
 
@@ -133,15 +133,9 @@ public struct ClusterPKI: Sendable {
         let manager = FileManager.default
         var outcome = CertificateOutcome.issued
         if manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath) {
-            if let reason = staleness(certPath: certPath, keyPath: keyPath, kind: kind,
-                                      commonName: commonName, wanted: wanted) {
-                outcome = .renewed(reason: reason)
-            } else {
-                let certificatePEM = try PKIFiles.readText(certPath)
-                let certificate = try PKIFiles.readCertificate(certPath)
-                return (CertificateFiles(certPath: certPath, keyPath: keyPath, certificatePEM: certificatePEM,
-                                         privateKeyPEM: try PKIFiles.readText(keyPath),
-                                         notAfter: certificate.notValidAfter), .reused)
+            switch judge(certPath: certPath, keyPath: keyPath, kind: kind, commonName: commonName, wanted: wanted) {
+            case .keep(let files): return (files, .reused)
+            case .replace(let reason): outcome = .renewed(reason: reason)
             }
         }
         let issued = try signer(for: kind).issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
@@ -156,13 +150,32 @@ public struct ClusterPKI: Sendable {
                                  privateKeyPEM: issued.privateKeyPEM, notAfter: issued.notAfter), outcome)
     }
 
-    /// Why the files on disk cannot be kept, or nil when they can.
-    func staleness(certPath: String, keyPath: String, kind: CertificateKind, commonName: String,
+    /// What to do about the files on disk: each is read and parsed once.
+    enum OnDisk {
+        case keep(CertificateFiles)
+        case replace(reason: String)
+    }
+
+    func judge(certPath: String, keyPath: String, kind: CertificateKind, commonName: String, wanted: SANs) -> OnDisk {
+        let certificatePEM: String, certificate: X509Certificate, privateKeyPEM: String, key: P256Key
+        do {
+            certificatePEM = try PKIFiles.readText(certPath)
+            certificate = try X509Certificate(pem: certificatePEM, path: certPath)
+            privateKeyPEM = try PKIFiles.readText(keyPath)
+            key = try P256Key(pem: privateKeyPEM, path: keyPath)
+        } catch {
+            return .replace(reason: "\(error)")
+        }
+        if let reason = staleness(of: certificate, key: key, kind: kind, commonName: commonName, wanted: wanted) {
+            return .replace(reason: reason)
+        }
+        return .keep(CertificateFiles(certPath: certPath, keyPath: keyPath, certificatePEM: certificatePEM,
+                                      privateKeyPEM: privateKeyPEM, notAfter: certificate.notValidAfter))
+    }
+
+    /// Why a certificate and its key cannot be kept, or nil when they can.
+    func staleness(of certificate: X509Certificate, key: P256Key, kind: CertificateKind, commonName: String,
                    wanted: SANs) -> String? {
-        let certificate: X509Certificate
-        do { certificate = try PKIFiles.readCertificate(certPath) } catch { return "\(error)" }
-        let key: P256Key
-        do { key = try PKIFiles.readKey(keyPath) } catch { return "\(error)" }
         if !certificate.hasPublicKey(of: key) {
             return "key does not match the certificate"
         }
@@ -197,13 +210,7 @@ public struct ClusterPKI: Sendable {
 
 extension SANs {
     static func describe(_ sans: SANs) -> String {
-        let ips = sans.ipAddresses.map { bytes -> String in
-            bytes.count == 4 ? bytes.map(String.init).joined(separator: ".")
-                             : stride(from: 0, to: bytes.count, by: 2).map {
-                                   String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
-                               }.joined(separator: ":")
-        }
-        let all = sans.dnsNames.sorted() + ips.sorted()
+        let all = sans.dnsNames.sorted() + sans.ipAddresses.compactMap(SANs.text(ofAddress:)).sorted()
         return all.isEmpty ? "none" : all.joined(separator: ",")
     }
 }
