@@ -72,7 +72,7 @@ let package = Package(
         // Harness code several test targets share (free ports, child processes, temporary
         // directories, a loopback etcd). Used only by tests; no product depends on it.
         .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
-        .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics"]),
+        .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics", "CLibCrypto"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
         .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory"]),

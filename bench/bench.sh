@@ -14,7 +14,8 @@ export MUSTER_SANDBOX_ONLY=1
 
 scripts/setup.sh
 command -v ansible-playbook >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ansible >/dev/null
-swift build -c release --product muster 2>&1 | tail -n 1
+. scripts/release-flags.sh
+swift build "${release_flags[@]}" 2>&1 | tail -n 1
 muster=$root/.build/release/muster
 rm -rf "$work" && mkdir -p "$work"
 $muster sandbox up --hosts 15 --state-dir "$sandbox_dir" >/dev/null

@@ -24,7 +24,8 @@ snapshot_mib=50
 if [ -n "${MUSTER_BIN:-}" ]; then
     muster=$MUSTER_BIN
 else
-    swift build -c release --product muster 2>&1 | tail -n 1
+    . scripts/release-flags.sh
+    swift build "${release_flags[@]}" 2>&1 | tail -n 1
     muster=$root/.build/release/muster
 fi
 writer_pid=

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 trials=${1:-9}
 muster=${2:-$PWD/.build/release/muster}
 root=$PWD
-[ -x "$muster" ] || { echo "no muster binary at $muster (swift build -c release --product muster)" >&2; exit 2; }
+[ -x "$muster" ] || { echo "no muster binary at $muster (build it: . scripts/release-flags.sh; swift build \"\${release_flags[@]}\")" >&2; exit 2; }
 /usr/bin/python3 -c 'import jinja2, yaml' 2>/dev/null \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-jinja2 python3-yaml >/dev/null
 work=$(mktemp -d /tmp/muster-render-bench.XXXXXX)

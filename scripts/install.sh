@@ -16,14 +16,16 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$binary" ]; then
     export PATH=/opt/swift/usr/bin:$PATH
-    swift build -c release --product muster 2>&1 | grep -E "error|Compiling muster|Build complete" | tail -n 5
+    . scripts/release-flags.sh
+    swift build "${release_flags[@]}" 2>&1 | grep -E "error|Compiling muster|Build complete" | tail -n 5
     binary=.build/release/muster
 fi
 [ -x "$binary" ] || { echo "install.sh: $binary is not an executable" >&2; exit 2; }
 
 install -d "$prefix/bin" "$prefix/share/muster/templates" "$prefix/share/bash-completion/completions" \
     "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d" "$prefix/share/man/man1"
-install -m 0755 "$binary" "$prefix/bin/muster"
+# Stripped: its debug info is 50 MB of the 120 MB a static release binary holds.
+install -s -m 0755 "$binary" "$prefix/bin/muster"
 install -m 0644 templates/*.mustache "$prefix/share/muster/templates/"
 muster=$prefix/bin/muster
 "$muster" --generate-completion-script bash > "$prefix/share/bash-completion/completions/muster"
@@ -36,11 +38,19 @@ man=$prefix/share/man/man1/muster.1
     version=$("$muster" --version | head -n 1)
     printf '.TH MUSTER 1 "" "%s" "User Commands"\n' "$version"
     printf '.SH NAME\nmuster \\- bring etcd clusters up on hosts over SSH, render their configs, verify them\n'
-    for command in "" render up verify down env "sandbox up" "sandbox down" "sandbox status" "sandbox inventory" "discovery serve" \
-                   "snapshot save" "snapshot list" restore; do
+    # Every command the binary has, from argument-parser's own description of its tree.
+    mapfile -t commands < <("$muster" --experimental-dump-help | python3 -c '
+import json, sys
+def walk(command, path):
+    yield path
+    for sub in command.get("subcommands", []):
+        if sub["commandName"] != "help":
+            yield from walk(sub, (path + " " + sub["commandName"]).strip())
+print("\n".join(walk(json.load(sys.stdin)["command"], "")))')
+    for command in "${commands[@]}"; do
         # shellcheck disable=SC2086
         help=$("$muster" $command --help 2>/dev/null) || continue
-        printf '.SH %s\n.nf\n' "$(echo "MUSTER $command" | tr '[:lower:]' '[:upper:]')"
+        printf '.SH %s\n.nf\n' "$(echo "MUSTER${command:+ $command}" | tr '[:lower:]' '[:upper:]')"
         printf '%s\n' "$help" | sed -e 's/\\/\\\\/g' -e 's/^\./\\\&./' -e "s/^'/\\\\\&'/"
         printf '.fi\n'
     done

@@ -29,11 +29,7 @@ public enum Digest {
 
     /// The first 8 bytes of SHA-1, big-endian: how etcd derives member and cluster IDs.
     public static func sha1Prefix64(_ bytes: [UInt8]) -> UInt64 {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let done = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha1(), nil) }
-        precondition(done == 1 && length == 20, "libcrypto's SHA-1 failed")
-        return digest.prefix(8).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
+        SHA1.digest(bytes).prefix(8).reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
 
     /// HMAC-SHA1: how OpenSSH hashes host names in known_hosts (`|1|salt|hash`).

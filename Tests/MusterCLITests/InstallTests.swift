@@ -53,5 +53,9 @@ import MusterTestSupport
         }
         let man = try String(contentsOfFile: prefix + "/share/man/man1/muster.1", encoding: .utf8)
         #expect(man.contains(".SH MUSTER UP") && man.contains("--dry-run"), "the man page lacks `up`")
+        // The sections come from the binary's own command tree, nested commands included.
+        for section in ["MUSTER", "MUSTER REPLACE", "MUSTER DEFRAG", "MUSTER IMPORT ANSIBLE", "MUSTER SNAPSHOT SAVE"] {
+            #expect(man.contains(".SH \(section)\n"), "the man page has no section \(section)")
+        }
     }
 }
