@@ -405,8 +405,17 @@ import MusterSandbox
                 #expect(planned.index(of: "update host2 peer URLs https://\(old):2380 -> https://\(new):2380") != nil, "\(planned.all)")
                 #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText == before, "the dry run changed nothing")
 
-                let moved = try await BringUp(builder: builder, options: options, progress: Progress()).run()
+                // Cut after etcd took the new peer URL, before host2 restarted on it: the next run
+                // finds the URL updated already and only restarts.
+                let cut = try MusterCLI.run(["up", builder.inventoryPath, "--accept-new-host-keys"], failpoint: "readdress.after-update")
+                #expect(!cut.succeeded && cut.stderrText.contains("failpoint readdress.after-update"), "\(cut.stderrText)")
+                #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText.contains("https://\(new):2380"),
+                        "the cut run updated the peer URL before it died")
+
+                let resumed = Lines()
+                let moved = try await BringUp(builder: builder, options: options, progress: Progress(observer: { resumed.add($0.line) })).run()
                 #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+                #expect(resumed.all.contains { $0.contains("peer URLs of host2 are https://\(new):2380 already") }, "\(resumed.all)")
                 #expect(moved.hosts.first { $0.host == "host2" }?.restarted == ["main"], "\(moved.hosts)")
                 #expect(moved.hosts.filter { $0.host != "host2" }.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "\(moved.hosts)")
                 let after = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
@@ -428,6 +437,21 @@ import MusterSandbox
                 let again = try await BringUp(builder: builder, options: options, progress: Progress()).run()
                 #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
                 #expect(again.hosts.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "nothing more to do: \(again.hosts)")
+
+                // A stopped member's address changes back: its peer URL is updated through the
+                // others, then it starts on the address, with its data.
+                _ = try DeploySandbox.exec("host2", "kill -9 $(cat /run/etcd/main.pid)")
+                try edited.replacingOccurrences(of: "host2: { address: \(new) }", with: "host2: { address: \(old) }")
+                    .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+                let returned = Lines()
+                let back = try await BringUp(builder: builder, options: options, progress: Progress(observer: { returned.add($0.line) })).run()
+                #expect(back.reports.allSatisfy { $0.ok }, "\(back.reports.map { $0.table() })")
+                #expect(returned.all.contains { $0.contains("host2 is not running; it starts on its new address") }, "\(returned.all)")
+                #expect(back.hosts.first { $0.host == "host2" }?.started == ["main"], "\(back.hosts)")
+                let list = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
+                let returnedRow = try #require(list.split(separator: "\n").first { $0.contains(", host2,") }.map(String.init), "\(list)")
+                #expect(returnedRow.hasPrefix(id + ",") && returnedRow.contains("https://\(old):2380"), "same ID, the old peer URL again: \(list)")
+                #expect(try etcdctl(["host2"], ["get", "/addr/19", "--print-value-only"], pki: pki).stdoutText == "d19\n")
                 var down = TearDown(builder: builder, options: options, progress: Progress(quiet: true))
                 down.wipeData = true
                 try await down.run()
