@@ -204,7 +204,6 @@ for t in $(seq 1 "$trials"); do
 done
 bare 0
 
-
 python3 - "$out" "$trials" "$render_s" "$render_kb" "$jinja_s" "$jinja_kb" "$render_ratio" <<PY
 import statistics as st, sys, platform, subprocess
 out, trials, render_s, render_kb = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

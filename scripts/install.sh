@@ -24,7 +24,7 @@ fi
 
 install -d "$prefix/bin" "$prefix/share/muster/templates" "$prefix/share/bash-completion/completions" \
     "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d" "$prefix/share/man/man1"
-# Stripped: its debug info is 50 MB of the 120 MB a static release binary holds.
+# Stripped: a static release binary is 124 MB with its debug info, 71 MB without.
 install -s -m 0755 "$binary" "$prefix/bin/muster"
 install -m 0644 templates/*.mustache "$prefix/share/muster/templates/"
 muster=$prefix/bin/muster
