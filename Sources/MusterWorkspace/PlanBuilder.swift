@@ -193,6 +193,8 @@ public struct PlanBuilder: Sendable {
             throw InventoryError.at(inventory.member.mark, in: inventoryPath, "member version '\(version)' is not MAJOR.MINOR.PATCH")
         }
         try inventory.check(memberVersion: version)
+        // Before the state dir: a run refused for its templates leaves no state behind.
+        let templates = try TemplateLoader.load(directory: try TemplateLoader.locate(override: templatesDirectory))
         let state = try LocalState(directory: stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath),
                                    create: !readOnly)
         if lock { try state.lock() }
@@ -207,7 +209,6 @@ public struct PlanBuilder: Sendable {
         // A token is what a render needs to be stable from one run to the next: it is kept even
         // by `render`, but nothing treats it as applied until the cluster formed with it.
         if made && !readOnly { try state.saveDiscoveryTokens(tokens) }
-        let templates = try TemplateLoader.load(directory: TemplateLoader.locate(override: templatesDirectory))
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
         return try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
                              templates: templates, state: state, scope: scope, tokens: tokens, rendersFiles: renderingFiles)

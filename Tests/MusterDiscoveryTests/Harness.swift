@@ -109,6 +109,20 @@ final class ServiceUnderTest: @unchecked Sendable {
         self.port = port
     }
 
+    /// Waits (bounded, 10 s) until `condition` holds of the in-process server; against an
+    /// external binary (`MUSTER_DISCOVERY_BINARY`, which shows no counts) it waits a fixed 700 ms.
+    func waitUntil(_ what: String, _ condition: (DiscoveryServer) -> Bool) async throws {
+        guard let server else {
+            try await Task.sleep(for: .milliseconds(700))
+            return
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition(server) {
+            guard ContinuousClock.now < deadline else { throw HarnessError(description: "not within 10 s: \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     deinit {
         task?.cancel()
         if let child { ChildProcesses.stop(child) }
