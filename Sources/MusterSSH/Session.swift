@@ -159,6 +159,23 @@ public final class SSHSession: Sendable {
         return SSHTunnel(session: self, core: core)
     }
 
+    /// The algorithms this session negotiated: key exchange, host key, ciphers and MACs.
+    func negotiatedMethods() async throws -> [String] {
+        try await onLane { state in
+            guard let raw = state.session?.raw else { throw SSHError(host: state.target.name, step: "methods", kind: .closed, message: "closed") }
+            return [LIBSSH2_METHOD_KEX, LIBSSH2_METHOD_HOSTKEY, LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC,
+                    LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC].map { libssh2_session_methods(raw, $0).map { String(cString: $0) } ?? "" }
+        }
+    }
+
+    /// The session's socket, for tests of what children inherit.
+    func socketDescriptor() async throws -> Int32 {
+        try await onLane { state in
+            guard let socket = state.session?.socket else { throw SSHError(host: state.target.name, step: "socket", kind: .closed, message: "closed") }
+            return socket
+        }
+    }
+
     /// Disconnects. Further calls throw `SSHError.closed`.
     public func close() async {
         _ = try? await onLane { state in state.shutdown() }
