@@ -138,6 +138,8 @@ public struct PlanBuilder: Sendable {
     public var cluster: String?
     /// Whether `--cluster` also takes the backend an unformed cluster discovers through.
     public var includeBackendOfUnformedCluster = true
+    /// `--allow-unsafe-etcd-keys`: the inventory may set the keys etcd calls unsafe.
+    public var allowUnsafeEtcdKeys = false
 
     public init(inventoryPath: String, stateDirectory: String? = nil, templatesDirectory: String? = nil,
                 cluster: String? = nil) {
@@ -174,7 +176,7 @@ public struct PlanBuilder: Sendable {
     }
 
     private func loadInventory() throws -> Inventory {
-        let inventory = try InventoryLoader.load(path: inventoryPath)
+        let inventory = try InventoryLoader.load(path: inventoryPath, allowUnsafeEtcdKeys: allowUnsafeEtcdKeys)
         if let cluster, inventory.cluster(named: cluster) == nil {
             throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(inventory.clusters.map(\.name).joined(separator: ", ")))")
         }
