@@ -262,6 +262,7 @@ final class LaneState: @unchecked Sendable {
         var inputOffset = 0
         var eofSent = false
         var stdout = Data(), stderr = Data()
+        var stderrDropped = 0
         let size = 256 * 1024
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
         defer { buffer.deallocate() }
@@ -300,8 +301,19 @@ final class LaneState: @unchecked Sendable {
                         ? Int(muster_channel_read(raw, buffer, size))
                         : Int(muster_channel_read_stderr(raw, buffer, size))
                     if n > 0 {
+                        // A host cannot make muster hold more than the caps: stdout past its cap
+                        // fails the command, stderr past its cap is counted and dropped.
+                        if stream == 0 && stdout.count + n > CommandResult.maxStdoutBytes {
+                            throw session.error(step, .exec, "the command printed more than \(CommandResult.maxStdoutBytes >> 20) MiB on stdout, muster's cap (command: \(command.prefix(200)))")
+                        }
                         buffer.withMemoryRebound(to: UInt8.self, capacity: n) {
-                            if stream == 0 { stdout.append($0, count: n) } else { stderr.append($0, count: n) }
+                            if stream == 0 {
+                                stdout.append($0, count: n)
+                            } else {
+                                let room = max(CommandResult.maxStderrBytes - stderr.count, 0)
+                                stderr.append($0, count: min(n, room))
+                                stderrDropped += n - min(n, room)
+                            }
                         }
                         progress = true
                         continue
@@ -331,6 +343,7 @@ final class LaneState: @unchecked Sendable {
             status = -1
         }
         withExtendedLifetime(channel) {}
+        if stderrDropped > 0 { stderr.append(Data("\n[muster: \(stderrDropped) more bytes of stderr dropped]\n".utf8)) }
         return CommandResult(stdout: stdout, stderr: stderr, exitStatus: status, exitSignal: signal)
     }
 

@@ -66,4 +66,17 @@ struct TransportHardeningTests {
         await session.close()
         #expect(flags >= 0 && flags & FD_CLOEXEC != 0, "flags \(flags)")
     }
+
+    /// Before: a host printing without end grew muster's memory without bound.
+    @Test func commandOutputIsBounded() async throws {
+        let sshd = try await SSHDFixture.start()
+        let session = try await sshd.connect()
+        let noisy = await expectSSHError { _ = try await session.run("head -c \(CommandResult.maxStdoutBytes + 1) /dev/zero") }
+        #expect(noisy?.message.contains("more than 64 MiB on stdout") == true, "\(String(describing: noisy))")
+        let chatty = try await session.run("head -c \(CommandResult.maxStderrBytes + 4096) /dev/zero >&2; echo done")
+        #expect(chatty.stdout == Data("done\n".utf8))
+        #expect(chatty.stderr.count < CommandResult.maxStderrBytes + 100)
+        #expect(String(decoding: chatty.stderr.suffix(60), as: UTF8.self).contains("4096 more bytes of stderr dropped"))
+        await session.close()
+    }
 }
