@@ -178,7 +178,9 @@ public struct PlanBuilder: Sendable {
     private func loadInventory() throws -> Inventory {
         let inventory = try InventoryLoader.load(path: inventoryPath, allowUnsafeEtcdKeys: allowUnsafeEtcdKeys)
         if let cluster, inventory.cluster(named: cluster) == nil {
-            throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(inventory.clusters.map(\.name).joined(separator: ", ")))")
+            let names = inventory.clusters.map(\.name)
+            let hint = closest(to: cluster, in: Set(names)).map { "; did you mean '\($0)'?" } ?? ""
+            throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(names.joined(separator: ", ")))\(hint)")
         }
         return inventory
     }

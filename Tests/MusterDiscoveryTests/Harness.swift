@@ -5,13 +5,13 @@ import FoundationNetworking
 @testable import MusterDiscovery
 import MusterTestSupport
 
-/// etcd 3.4 (Debian's) and 3.5 (unpacked by scripts/fetch-etcd35.sh during set-up).
+/// etcd 3.4 (Debian's) and 3.5 (unpacked by scripts/fetch-etcd-debian.sh during set-up).
 enum EtcdBinaries {
     static let etcd34 = LoopbackEtcd.debianBinary
     static let etcd35 = ProcessInfo.processInfo.environment["MUSTER_ETCD35"] ?? "/var/cache/muster/etcd-3.5/usr/bin/etcd"
 
     static func require(_ path: String) throws {
-        try LoopbackEtcd.requireBinary(path, install: "etcd-server for 3.4, scripts/fetch-etcd35.sh for 3.5")
+        try LoopbackEtcd.requireBinary(path, install: "etcd-server for 3.4, scripts/setup.sh (fetch-etcd-debian.sh) for 3.5")
     }
 }
 
