@@ -144,11 +144,12 @@ struct HTTP: Sendable {
         if let io = error as? IOError, let text = describe(errno: io.errnoCode) { return text }
         if let ssl = error as? NIOSSLError {
             switch ssl {
-            case .handshakeFailed(let inner): return "TLS handshake failed: \(inner)"
+            case .handshakeFailed(let inner): return TLSFailure.explain("\(inner)")
             case .uncleanShutdown: return "TLS connection closed uncleanly"
             default: return "TLS: \(ssl)"
             }
         }
+        if error is BoringSSLError { return TLSFailure.explain("\(error)") }
         let text = "\(error)"
         let lowered = text.lowercased()
         if lowered.contains("connection refused") { return "connection refused" }

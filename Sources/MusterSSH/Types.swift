@@ -56,7 +56,7 @@ public struct SSHTarget: Sendable {
 public struct CommandResult: Sendable {
     /// What one command may print: muster's commands print facts and short reports, never bulk.
     public static let maxStdoutBytes = 64 << 20
-    public static let maxStderrBytes = 1 << 20
+    public static let maxStderrBytes = 4 << 20
     public var stdout: Data
     public var stderr: Data
     /// The exit status; -1 when the command was killed by a signal (see `exitSignal`).
