@@ -48,6 +48,7 @@ import MusterSandbox
     /// Grown 2 -> 3, restored (cut by a Ctrl-C after the members stopped, finished by the next
     /// run); shrunk to 2 and restored; host2 replaced and restored; each time `up` changes
     /// nothing afterwards, and at the end a grow to host4 works. Keys come back each time.
+    /// Then `down --purge --cluster main` leaves nothing of the cluster on the hosts.
     @Test func restoreAfterAGrowAShrinkAndAReplaceLeavesAClusterUpManages() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.static, hosts: 4)
@@ -102,8 +103,27 @@ import MusterSandbox
             #expect(try await EtcdClient(baseURL: "http://\(try DeploySandbox.host("host4").address):2379", timeout: 10)
                 .get("/restore/kept").kvs.first?.value == "in the snapshot")
 
-            try await DeploySandbox.down(builder, wipe: true)
-            for host in ["host1", "host2", "host3", "host4"] { _ = try DeploySandbox.exec(host, "rm -rf /var/lib/etcd") }
+            // Purge (issue 34, item 6): refused unless the cluster is named, nothing changed;
+            // then nothing of main is left on any host: data, the copies three restores and a
+            // replace moved aside, host3's data as a removed member, keys, config, units, logs,
+            // binaries.
+            let hosts = ["host1", "host2", "host3", "host4"]
+            let leftovers = "for d in /var/lib/etcd /etc/etcd /var/log/etcd /run/etcd /opt/muster/bin; do find \"$d\" -mindepth 1 2>/dev/null; done; ls /etc/systemd/system/etcd-main.service 2>/dev/null; true"
+            let before = try hosts.map { try DeploySandbox.exec($0, leftovers) }
+            #expect(before[1].contains("main.muster-replaced-") && before[0].contains("main.muster-before-restore-") && before[2].contains("/var/lib/etcd/main/member"),
+                    "the scenario left copies and a removed member's data: \(before)")
+            let running = try pids(["host1", "host2", "host4"])
+            let unnamed = try MusterCLI.run(["down", builder.inventoryPath, "--purge"])
+            #expect(unnamed.status == 2 && unnamed.stderrText.contains("--cluster"), "\(unnamed.status) \(unnamed.stderrText)")
+            #expect(try pids(["host1", "host2", "host4"]) == running)
+            #expect(try hosts.map { try DeploySandbox.exec($0, leftovers) } == before)
+            let purged = try MusterCLI.run(["down", builder.inventoryPath, "--purge", "--cluster", "main"])
+            #expect(purged.succeeded, "\(purged.stdoutText) \(purged.stderrText)")
+            for host in hosts {
+                let left = try DeploySandbox.exec(host, leftovers)
+                #expect(left == "", "\(host) still holds: \(left)")
+            }
+            #expect(try builder.build().state.clusterRecord("main") == nil)
             try? FileManager.default.removeItem(atPath: (saved.snapshot.file as NSString).deletingLastPathComponent)
         }
     }
