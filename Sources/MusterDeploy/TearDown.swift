@@ -41,8 +41,10 @@ public struct TearDown: Sendable {
         let scripts = Dictionary(uniqueKeysWithValues: hosts.map { host in
             (host.name, HostFacts.script(for: members.filter { $0.host == host.name }, files: [], directories: []))
         })
+        // A host that holds only removed members' data may be gone for good: its data is named.
+        let removedOnly = Set(removed.values.flatMap { $0.map(\.host) }).subtracting(workspace.plan.clusters.flatMap(\.hosts))
         let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
-                                                       thenRun: (step: "facts", script: scripts))
+                                                       thenRun: (step: "facts", script: scripts), tolerating: removedOnly)
         let operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
                                            options: options, tls: [:])
         do {
@@ -71,6 +73,10 @@ public struct TearDown: Sendable {
                 try await operations.wipe(member.name, of: cluster.name, paths: member.paths, on: member.host, purge: purge)
             }
             for member in removed[cluster.name] ?? [] {
+                guard operations.facts[member.host] != nil else {
+                    progress.note("cluster \(cluster.name): removed member \(member.name)'s host did not answer: its data remains in \(member.paths.data) there")
+                    continue
+                }
                 try await operations.wipe(member.name, of: cluster.name, paths: member.paths, on: member.host, purge: purge)
             }
             let paths = cluster.members.first?.paths.data ?? "its data dir"
