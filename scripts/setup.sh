@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what muster, its sandbox and its tests need on Debian 12 (as root), and fetches
-# etcd 3.5.16 for the second member version. Idempotent; never run from inside a test.
+# etcd 3.5.16 and sid's 3.5 for the other member versions. Idempotent; never run from inside a test.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "setup needs root (apt-get, network namespaces)" >&2; exit 1; }
 # systemd-container: systemd-nspawn, for `muster sandbox up --init systemd|mixed`.
@@ -15,5 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts etcd-server's own service where systemd runs; muster ships its own members.
 if [ -d /run/systemd/system ]; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
-"$(dirname "$0")/fetch-etcd35.sh" >/dev/null
+# etcd 3.5.16 (Debian 13) and sid's 3.5 (3.5.30 when written), beside Debian 12's 3.4.23.
+"$(dirname "$0")/fetch-etcd-debian.sh" trixie 3.5 "${MUSTER_ETCD35_DIR:-/var/cache/muster/etcd-3.5}" >/dev/null
+"$(dirname "$0")/fetch-etcd-debian.sh" sid 3.5 "${MUSTER_ETCD_SID_DIR:-/var/cache/muster/etcd-sid}" >/dev/null
 command -v swift >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }

@@ -69,6 +69,9 @@ public struct BringUp: Sendable {
                                         extraFiles: certificates.values.flatMap(\.files))
         let memberCount = workspace.plan.clusters.reduce(0) { $0 + $1.members.count }
         progress.note("plan: \(workspace.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
+        for cluster in workspace.plan.clusters {
+            if let note = PlanSummary.evenCountNote(cluster) { progress.note("cluster \(cluster.name): \(note)") }
+        }
         let fleet: Fleet, outputs: [String: String]
         do {
             (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,

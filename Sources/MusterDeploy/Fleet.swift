@@ -69,7 +69,8 @@ public final class Fleet: @unchecked Sendable {
             }
         }
         let fleet = Fleet()
-        var connectErrors: [String] = [], failedHosts: [String] = [], commandError: Error?
+        var connectErrors: [(host: String, step: String, message: String)] = []
+        var commandError: Error?
         var outputs: [String: String] = [:]
         for (job, (connection, command)) in zip(jobs, results) {
             switch connection {
@@ -77,9 +78,9 @@ public final class Fleet: @unchecked Sendable {
             case .failure(let error) where tolerated.contains(job.name):
                 progress.host(job.name, "connect", "unreachable (\(error)); it only holds member(s) to remove, which go without it")
             case .failure(let error):
-                let text = "\(error)"
-                connectErrors.append(text.hasPrefix(job.name) ? text : "\(job.name): \(text)")
-                failedHosts.append(job.name)
+                // An SSHError says its own host and step: keep them once, not twice.
+                let (step, message) = (error as? SSHError).map { ($0.step, $0.message) } ?? ("connect", "\(error)")
+                connectErrors.append((job.name, step, message))
             }
             switch command {
             case .success(let output): outputs[job.name] = output
@@ -90,11 +91,10 @@ public final class Fleet: @unchecked Sendable {
         if !connectErrors.isEmpty {
             await fleet.close()
             // One host failed: name it in the error's host field (JSON), not only in its text.
-            if failedHosts.count == 1, let host = failedHosts.first {
-                let text = connectErrors[0]
-                throw DeployError(host: host, step: "connect", text.hasPrefix(host + ": ") ? String(text.dropFirst(host.count + 2)) : text)
+            if let only = connectErrors.first, connectErrors.count == 1 {
+                throw DeployError(host: only.host, step: only.step, only.message)
             }
-            throw DeployError(host: nil, step: "connect", connectErrors.joined(separator: "\n"))
+            throw DeployError(host: nil, step: "connect", connectErrors.map { "\($0.host): \($0.step): \($0.message)" }.joined(separator: "\n"))
         }
         if let commandError {
             await fleet.close()

@@ -34,12 +34,26 @@ public struct DiscoveryServerOptions: Sendable {
     /// short calls (`/new`, registrations) never queue behind long polls.
     public var maxLongPolls = 256
     public var backendSpareConnections = 32
-    /// Client connections open at once; one more is answered 503 and closed.
+    /// Client connections open at once; one more is answered 503 and closed. One client (a
+    /// source address; an IPv6 one by its /64) may hold `maxConnectionsPerClient` of them.
     public var maxConnections = 512
+    public var maxConnectionsPerClient = 32
+    /// Long polls one client may hold (429 beyond), so that it cannot take every slot.
+    public var maxLongPollsPerClient = 32
+    /// `/new` per client: `newTokensBurst` at once, then `newTokensPerMinute` (429 beyond, with
+    /// Retry-After). A cluster of any size needs one token; a CI system behind one address making
+    /// a cluster a minute stays within it.
+    public var newTokensBurst = 10
+    public var newTokensPerMinute = 6
+    /// Tokens the backing etcd may hold in all (`/new` answers 503 beyond, until the sweep drops
+    /// old ones); it also keeps the sweep's listing of every token bounded.
+    public var maxTokens = 100_000
     /// A connection with no request in flight is closed after this many seconds; a request's
     /// head must arrive within `headerTimeout` of its first byte, its body within `bodyTimeout`
     /// of its head (else 408 and close).
     public var idleTimeout: TimeInterval = 60
+    /// A new connection must send its first byte within this (a silent socket is closed).
+    public var firstByteTimeout: TimeInterval = 5
     public var headerTimeout: TimeInterval = 10
     public var bodyTimeout: TimeInterval = 10
     /// Stop on SIGTERM/SIGINT (the CLI). In-process users (tests) stop it by cancelling `run`.
@@ -62,7 +76,8 @@ public struct DiscoveryServerOptions: Sendable {
 
     var limits: ServerLimits {
         func amount(_ seconds: TimeInterval) -> TimeAmount { .milliseconds(Int64(max(seconds, 0.001) * 1000)) }
-        return ServerLimits(maxConnections: maxConnections, idleTimeout: amount(idleTimeout),
+        return ServerLimits(maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient,
+                            firstByteTimeout: amount(firstByteTimeout), idleTimeout: amount(idleTimeout),
                             headerTimeout: amount(headerTimeout), bodyTimeout: amount(bodyTimeout),
                             maxBodyBytes: maxBodyBytes)
     }
@@ -89,7 +104,11 @@ public struct DiscoveryServer: Sendable {
     let log: @Sendable (String) -> Void
     let registry: Registry
     let longPolls: LongPolls
+    let newTokenRate: NewTokenRate
+    let census: TokenCensus
     let tokenLocks = TokenLocks()
+    /// The listening server, once `run` started it.
+    private let http = NIOLockedValueBox<HTTPServer?>(nil)
     /// `BASE` of token URLs, known once the socket is bound (its port may be chosen then).
     private let base = NIOLockedValueBox<String?>(nil)
 
@@ -104,7 +123,9 @@ public struct DiscoveryServer: Sendable {
         } catch {
             throw DiscoveryServerError(description: "backing etcd \(options.etcdURL): \(error.message)")
         }
-        longPolls = LongPolls(total: options.maxLongPolls)
+        longPolls = LongPolls(total: options.maxLongPolls, perClient: options.maxLongPollsPerClient)
+        newTokenRate = NewTokenRate(burst: options.newTokensBurst, perMinute: options.newTokensPerMinute)
+        census = TokenCensus(cap: options.maxTokens)
     }
 
     @Sendable public static func printLine(_ line: String) {
@@ -120,6 +141,7 @@ public struct DiscoveryServer: Sendable {
         }
         await probeBackend()
         let server = HTTPServer(limits: options.limits, log: log) { request in await self.respond(request) }
+        http.withLockedValue { $0 = server }
         let port: Int
         do {
             port = try await server.start(host: options.host, port: options.port)
@@ -163,6 +185,11 @@ public struct DiscoveryServer: Sendable {
         log("muster discovery: stopped")
     }
 
+    /// Connections open now from the client `address` (by its `ClientKey`).
+    func openConnections(from address: String) -> Int {
+        http.withLockedValue { $0 }?.openConnections(from: ClientKey.of(address)) ?? 0
+    }
+
     // MARK: Routing
 
     func respond(_ request: ServerRequest) async -> ServerReply {
@@ -196,10 +223,23 @@ public struct DiscoveryServer: Sendable {
         guard let base = base.withLockedValue({ $0 }) else {
             return Reply.text(.serviceUnavailable, "not listening yet\n", note: "no base URL yet")
         }
+        if let wait = newTokenRate.take(ClientKey.of(request.remote)) {
+            return ServerReply(status: .tooManyRequests,
+                               headers: [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "\(wait)")],
+                               body: ByteBuffer(string: "too many new tokens from your address (\(options.newTokensBurst) at once, then \(options.newTokensPerMinute) a minute); try again in \(wait) s\n"),
+                               note: "refused: /new rate of \(ClientKey.of(request.remote))")
+        }
+        guard census.admit() else {
+            return ServerReply(status: .serviceUnavailable,
+                               headers: [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "3600")],
+                               body: ByteBuffer(string: "the service holds \(options.maxTokens) tokens, its cap; old ones expire at the next sweep\n"),
+                               note: "refused: \(options.maxTokens) tokens held")
+        }
         do {
             let token = try await registry.create(size: size)
             return Reply.text(.ok, base + "/" + token, note: "token \(token) size \(size)")
         } catch {
+            census.giveBack()
             return Reply.text(.serviceUnavailable, "cannot make a token: \(error)\n", note: "cannot make a token: \(error)")
         }
     }
@@ -226,10 +266,10 @@ public struct DiscoveryServer: Sendable {
         let waiting = query.contains { $0.name == "wait" && $0.value == "true" }
         switch (method, rest) {
         case ("GET", []):
-            return waiting ? await longPoll(token, [token], query: query, hideHidden: true)
+            return waiting ? await longPoll(token, [token], request: request, query: query, hideHidden: true)
                            : await forward("GET", [token], query: query, hideHidden: true)
         case ("GET", ["_config", "size"]):
-            return waiting ? await longPoll(token, [token, "_config", "size"], query: query, hideHidden: false)
+            return waiting ? await longPoll(token, [token, "_config", "size"], request: request, query: query, hideHidden: false)
                            : await forward("GET", [token, "_config", "size"], query: query)
         case (_, let keys) where keys.first == "_config":
             return Reply.etcdError(.forbidden, code: 209, message: "Invalid field",
@@ -239,7 +279,7 @@ public struct DiscoveryServer: Sendable {
             let key = rest[0]
             switch method {
             case "GET":
-                return waiting ? await longPoll(token, [token, key], query: query, hideHidden: false)
+                return waiting ? await longPoll(token, [token, key], request: request, query: query, hideHidden: false)
                                : await forward("GET", [token, key], query: query)
             case "DELETE":
                 return await forward("DELETE", [token, key], query: query)
@@ -309,7 +349,7 @@ public struct DiscoveryServer: Sendable {
     /// `maxLongPolls(size:)` per token (429 beyond). Waits at most `waitTimeout`, then answers an
     /// empty 200. Events on hidden keys (`_config/...`: at most two per token, both written by
     /// `/new`) are skipped: the poll goes on from the next index.
-    func longPoll(_ token: String, _ components: [String], query: [(name: String, value: String)], hideHidden: Bool) async -> ServerReply {
+    func longPoll(_ token: String, _ components: [String], request: ServerRequest, query: [(name: String, value: String)], hideHidden: Bool) async -> ServerReply {
         guard longPolls.hasRoom else { return Self.tooManyPolls(total: options.maxLongPolls) }
         let size: Int
         switch await lookUpSize(token) {
@@ -317,15 +357,20 @@ public struct DiscoveryServer: Sendable {
         case .success(let found): size = found
         }
         let perToken = DiscoveryRules.maxLongPolls(size: size)
-        switch longPolls.acquire(token, perToken: perToken) {
+        let client = ClientKey.of(request.remote)
+        switch longPolls.acquire(token, perToken: perToken, client: client) {
         case .total: return Self.tooManyPolls(total: options.maxLongPolls)
+        case .client:
+            return Reply.etcdError(.tooManyRequests, code: 300, message: "Raft Internal Error",
+                                   cause: "\(options.maxLongPollsPerClient) long polls already wait from your address; try again later",
+                                   note: "refused: \(options.maxLongPollsPerClient) long polls from \(client)", retryAfter: true)
         case .token:
             return Reply.etcdError(.tooManyRequests, code: 300, message: "Raft Internal Error",
                                    cause: "\(perToken) long polls already wait on this token (a cluster of \(size)); try again later",
                                    note: "refused: \(perToken) long polls on the token", retryAfter: true)
         case nil: break
         }
-        defer { longPolls.release(token) }
+        defer { longPolls.release(token, client: client) }
         var waitIndex = query.first { $0.name == "waitIndex" }.flatMap { UInt64($0.value) }
         let recursive = query.contains { $0.name == "recursive" && $0.value == "true" }
         let started = ContinuousClock.now
@@ -456,7 +501,9 @@ public struct DiscoveryServer: Sendable {
     func sweepLoop() async {
         while !Task.isCancelled {
             do {
+                census.listingStarts()
                 let result = try await registry.sweep(maxAge: options.maxTokenAge)
+                census.recount(kept: result.kept + result.undated.count)
                 if !result.dropped.isEmpty || !result.undated.isEmpty {
                     log("sweep: dropped \(result.dropped.count) token(s) older than \(Self.age(options.maxTokenAge))\(result.dropped.isEmpty ? "" : ": " + result.dropped.joined(separator: " ")), kept \(result.kept)\(result.undated.isEmpty ? "" : ", \(result.undated.count) without _config/created left alone")")
                 }
@@ -508,36 +555,6 @@ struct WatchEvent {
     func isHidden(below directory: String) -> Bool {
         guard key.hasPrefix(directory + "/") else { return false }
         return key.dropFirst(directory.count + 1).split(separator: "/").contains { $0.hasPrefix("_") }
-    }
-}
-
-/// How many long polls wait, in all and per token.
-final class LongPolls: Sendable {
-    enum Refusal { case total, token }
-    let total: Int
-    private let state = NIOLockedValueBox((count: 0, perToken: [String: Int]()))
-
-    init(total: Int) { self.total = total }
-
-    var hasRoom: Bool { state.withLockedValue { $0.count < total } }
-    var count: Int { state.withLockedValue { $0.count } }
-
-    func acquire(_ token: String, perToken: Int) -> Refusal? {
-        state.withLockedValue { state in
-            if state.count >= total { return .total }
-            if state.perToken[token, default: 0] >= perToken { return .token }
-            state.count += 1
-            state.perToken[token, default: 0] += 1
-            return nil
-        }
-    }
-
-    func release(_ token: String) {
-        state.withLockedValue { state in
-            state.count -= 1
-            let left = state.perToken[token, default: 1] - 1
-            state.perToken[token] = left > 0 ? left : nil
-        }
     }
 }
 

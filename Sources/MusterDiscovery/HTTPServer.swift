@@ -34,8 +34,13 @@ struct ServerReply: Sendable {
 /// What a slow, idle or greedy client may cost the server. Every bound applies before a
 /// request reaches a handler (and so before any token is looked up).
 struct ServerLimits: Sendable {
-    /// Open connections at once; one more is answered 503 and closed at once.
+    /// Open connections at once; one more is answered 503 and closed at once. One client (see
+    /// `ClientKey`) may hold at most `maxConnectionsPerClient` of them, so it cannot take them all.
     var maxConnections = 512
+    var maxConnectionsPerClient = 32
+    /// A new connection that sends nothing within this is closed (silent sockets held open to
+    /// fill the connection table).
+    var firstByteTimeout: TimeAmount = .seconds(5)
     /// A kept-alive connection with no request in flight is closed after this.
     var idleTimeout: TimeAmount = .seconds(60)
     /// From a request's first byte to the end of its head.
@@ -53,7 +58,7 @@ final class HTTPServer: Sendable {
     let limits: ServerLimits
     let log: @Sendable (String) -> Void
     let respond: @Sendable (ServerRequest) async -> ServerReply
-    private let connections = NIOLockedValueBox(0)
+    private let connections = NIOLockedValueBox((total: 0, perClient: [String: Int]()))
     private let children: NIOLockedValueBox<[ObjectIdentifier: Channel]> = NIOLockedValueBox([:])
     private let channel: NIOLockedValueBox<Channel?> = NIOLockedValueBox(nil)
 
@@ -80,6 +85,11 @@ final class HTTPServer: Sendable {
         return bound.localAddress?.port ?? port
     }
 
+    /// Connections open now from `client` (a `ClientKey`).
+    func openConnections(from client: String) -> Int {
+        connections.withLockedValue { $0.perClient[client, default: 0] }
+    }
+
     /// Stops listening and closes every connection (their handlers' tasks are cancelled).
     func close() async {
         guard let bound = channel.withLockedValue({ value -> Channel? in let c = value; value = nil; return c }) else { return }
@@ -90,22 +100,32 @@ final class HTTPServer: Sendable {
 
     /// The pipeline of one accepted connection, or a 503 and a close past `maxConnections`.
     private func initialize(_ channel: Channel) throws {
-        let admitted = connections.withLockedValue { count -> Bool in
-            guard count < limits.maxConnections else { return false }
-            count += 1
-            return true
-        }
         let remote = channel.remoteAddress?.ipAddress ?? "?"
-        guard admitted else {
-            let text = "too many connections (at most \(limits.maxConnections)); try again later\n"
-            try channel.pipeline.syncOperations.addHandler(RawAnswer(Self.rawAnswer("503 Service Unavailable", text, retryAfter: true)))
-            log("\(Self.now()) \(remote) - - -> 503 0 ms  refused: \(limits.maxConnections) connections open")
+        let client = ClientKey.of(remote)
+        let refusal = connections.withLockedValue { open -> String? in
+            guard open.total < limits.maxConnections else {
+                return "too many connections (at most \(limits.maxConnections))"
+            }
+            guard open.perClient[client, default: 0] < limits.maxConnectionsPerClient else {
+                return "too many connections from your address (at most \(limits.maxConnectionsPerClient))"
+            }
+            open.total += 1
+            open.perClient[client, default: 0] += 1
+            return nil
+        }
+        if let refusal {
+            try channel.pipeline.syncOperations.addHandler(RawAnswer(Self.rawAnswer("503 Service Unavailable", refusal + "; try again later\n", retryAfter: true)))
+            log("\(Self.now()) \(remote) - - -> 503 0 ms  refused: \(refusal)")
             return
         }
         let id = ObjectIdentifier(channel)
         children.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { [connections, children] _ in
-            connections.withLockedValue { $0 -= 1 }
+            connections.withLockedValue { open in
+                open.total -= 1
+                let left = open.perClient[client, default: 1] - 1
+                open.perClient[client] = left > 0 ? left : nil
+            }
             children.withLockedValue { $0[id] = nil }
         }
         let handler = ConnectionHandler(server: self, remote: remote)
@@ -211,7 +231,7 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        arm(server.limits.idleTimeout, context: context, reason: nil)
+        arm(server.limits.firstByteTimeout, context: context, reason: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -8,6 +8,14 @@ enum EtcdKeys {
         "enable-grpc-gateway", "client-transport-security", "peer-transport-security",
     ]
 
+    /// Keys that lose data or drop a check when set in a member's config, with why; refused
+    /// unless the operator passes `--allow-unsafe-etcd-keys`.
+    static let unsafe: [String: String] = [
+        "force-new-cluster": "it makes the member a cluster of one at every start, dropping the others (a recovery step for one run, never a setting)",
+        "unsafe-no-fsync": "etcd skips fsync, so a power loss loses writes it acknowledged",
+        "experimental-peer-skip-client-san-verification": "peers' certificates are then accepted for any address",
+    ]
+
     static let known: Set<String> = [
         "wal-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
         "initial-election-tick-advance", "quota-backend-bytes", "backend-batch-limit",

@@ -3,7 +3,9 @@ import MusterYAML
 
 /// Reads an inventory file and checks it, reporting every problem with its line and column.
 public enum InventoryLoader {
-    public static func load(path: String, limits: YAMLLimits = .standard) throws -> Inventory {
+    /// `allowUnsafeEtcdKeys`: `--allow-unsafe-etcd-keys`, the operator's explicit word for the
+    /// keys `EtcdKeys.unsafe` lists.
+    public static func load(path: String, limits: YAMLLimits = .standard, allowUnsafeEtcdKeys: Bool = false) throws -> Inventory {
         // One byte past the limit is enough to refuse: a huge file, or /dev/zero, is never read
         // whole (the parser itself refuses it before libyaml sees a byte).
         let data: Data
@@ -17,16 +19,18 @@ public enum InventoryLoader {
                                          message: "cannot read the inventory file")],
                 sourceLines: [:])
         }
-        return try parse(data, file: path, limits: limits)
+        return try parse(data, file: path, limits: limits, allowUnsafeEtcdKeys: allowUnsafeEtcdKeys)
     }
 
-    public static func parse(_ text: String, file: String, limits: YAMLLimits = .standard) throws -> Inventory {
-        try parse(Data(text.utf8), file: file, limits: limits)
+    public static func parse(_ text: String, file: String, limits: YAMLLimits = .standard,
+                             allowUnsafeEtcdKeys: Bool = false) throws -> Inventory {
+        try parse(Data(text.utf8), file: file, limits: limits, allowUnsafeEtcdKeys: allowUnsafeEtcdKeys)
     }
 
     /// `data` is the file's bytes: the parser refuses what is not UTF-8 (with its position)
     /// instead of reading a replacement character in its place.
-    public static func parse(_ data: Data, file: String, limits: YAMLLimits = .standard) throws -> Inventory {
+    public static func parse(_ data: Data, file: String, limits: YAMLLimits = .standard,
+                             allowUnsafeEtcdKeys: Bool = false) throws -> Inventory {
         let sink = DiagnosticSink(file: file)
         func failure() -> InventoryError {
             let sorted = sink.diagnostics.sorted {
@@ -46,7 +50,7 @@ public enum InventoryLoader {
             sink.error(Mark(line: 1, column: 1), "the inventory is empty")
             throw failure()
         }
-        let inventory = InventoryDecoder(file: file, sink: sink).decode(root)
+        let inventory = InventoryDecoder(file: file, sink: sink, allowUnsafeEtcdKeys: allowUnsafeEtcdKeys).decode(root)
         if let inventory, sink.isEmpty {
             InventoryChecks(inventory: inventory, sink: sink).run()
         }
@@ -59,6 +63,7 @@ public enum InventoryLoader {
 struct InventoryDecoder {
     let file: String
     let sink: DiagnosticSink
+    var allowUnsafeEtcdKeys = false
 
     func decode(_ root: Node) -> Inventory? {
         guard let top = MappingReader(root, context: "the inventory", sink: sink) else { return nil }
@@ -185,7 +190,27 @@ struct InventoryDecoder {
         }
         set("install", \.install); set("config", \.config); set("data", \.data); set("run", \.run)
         set("log", \.log); set("dnsmasq", \.dnsmasq); set("systemd", \.systemd)
+        refuseRootPathsInEtcdPaths(paths, reader)
         return paths
+    }
+
+    /// Root writes binaries, configs, start scripts, pidfiles and units under the root-role paths;
+    /// the etcd user owns its data and log directories. A root-role path equal to or under an
+    /// etcd-role one would have root write where the etcd user can plant links or swap files.
+    private func refuseRootPathsInEtcdPaths(_ paths: HostPaths, _ reader: MappingReader) {
+        let rootRole: [(String, String)] = [("install", paths.install), ("config", paths.config), ("run", paths.run),
+                                            ("dnsmasq", paths.dnsmasq), ("systemd", paths.systemd)]
+        let etcdRole: [(String, String)] = [("data", paths.data), ("log", paths.log)]
+        func within(_ path: String, _ base: String) -> Bool {
+            let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+            return path == trimmed || path.hasPrefix(trimmed + "/") || trimmed.isEmpty
+        }
+        for (rootKey, rootPath) in rootRole {
+            for (etcdKey, etcdPath) in etcdRole where within(rootPath, etcdPath) {
+                let key = reader.string(rootKey) != nil ? rootKey : etcdKey
+                sink.error(reader.mark(key), "paths.\(rootKey) (\(rootPath)) lies in paths.\(etcdKey) (\(etcdPath)): the etcd user owns what is under paths.\(etcdKey), and root writes under paths.\(rootKey); give them separate directories")
+            }
+        }
     }
 
     private func cluster(name: String, keyMark: Mark, node: Node, defaultDNSDomain: String?) -> Cluster? {
@@ -247,6 +272,10 @@ struct InventoryDecoder {
         for entry in reader.keysInOrder {
             if EtcdKeys.managedByMuster.contains(entry.name) {
                 sink.error(entry.key.mark, "etcd key '\(entry.name)' is set by muster from the inventory; remove it")
+                continue
+            }
+            if let danger = EtcdKeys.unsafe[entry.name], !allowUnsafeEtcdKeys {
+                sink.error(entry.key.mark, "etcd key '\(entry.name)' is unsafe: \(danger); muster sets it only with --allow-unsafe-etcd-keys")
                 continue
             }
             guard EtcdKeys.known.contains(entry.name) else {

@@ -135,7 +135,7 @@ extension Node {
 }
 
 /// The known name nearest to a misspelt one, when it is close enough to be a likely typo.
-func closest(to name: String, in known: Set<String>) -> String? {
+public func closest(to name: String, in known: Set<String>) -> String? {
     let allowed = max(2, name.count / 3)
     // The distance is at least the difference in length: skip those that cannot be close, so a
     // 16 KiB key is not compared character by character with every known one.

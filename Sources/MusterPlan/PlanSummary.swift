@@ -10,6 +10,7 @@ public enum PlanSummary {
             header += cluster.tls ? "TLS" : "plain http"
             header += ", etcd \(cluster.memberVersion)"
             lines.append(header)
+            if let note = evenCountNote(cluster) { lines.append("  note         \(note)") }
             if let id = cluster.clusterID { lines.append("  cluster ID   \(EtcdIDs.hex(id))") }
             if let token = cluster.initialClusterToken { lines.append("  token        \(token)") }
             if cluster.enableV2 { lines.append("  v2 API       enabled (discovery backend of another cluster)") }
@@ -36,6 +37,15 @@ public enum PlanSummary {
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// An even member count buys nothing: N members tolerate as many failures as N - 1, and
+    /// need one more member up for quorum.
+    public static func evenCountNote(_ cluster: ClusterPlan) -> String? {
+        let count = cluster.members.count
+        guard count > 0, count % 2 == 0 else { return nil }
+        let quorum = count / 2 + 1
+        return "\(count) members need \(quorum) for quorum and tolerate \(count - quorum) failure(s), as \(count - 1) would; an odd count is the usual choice"
     }
 
     /// A stable JSON document for tools: IDs as etcdctl's hex, files without their contents.

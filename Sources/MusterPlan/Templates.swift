@@ -1,5 +1,9 @@
 public struct TemplateError: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// The templates of `templates/`, compiled once per run (`Template`: the Mustache subset they

@@ -17,9 +17,17 @@ enum Connector {
         }
         let session = SessionHandle(raw: raw, socket: fd, host: target.name,
                                     timeoutMilliseconds: Int(target.commandTimeout * 1000))
-        let knownHosts = KnownHosts(path: target.knownHostsFile)
+        let knownHosts: KnownHosts
+        do {
+            knownHosts = try KnownHosts(path: target.knownHostsFile)
+        } catch {
+            throw SSHError(host: target.name, step: "host key", kind: .hostKey, message: "\(error)")
+        }
         let methods = hostKeyMethods(pinned: knownHosts.pinnedKeyTypes(for: target.knownHostsName))
         _ = libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, methods.joined(separator: ","))
+        for (method, names) in modernMethods {
+            _ = libssh2_session_method_pref(raw, method, names.joined(separator: ","))
+        }
         let where_ = "\(target.address):\(target.port)"
         let rc = try session.retry(
             "handshake", deadline,
@@ -60,7 +68,10 @@ enum Connector {
         var next: UnsafeMutablePointer<addrinfo>? = first
         while let info = next {
             next = info.pointee.ai_next
-            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            // Close-on-exec: a child muster starts (ssh-agent's, etcd --version, ip) must never
+            // inherit a root session's socket.
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue),
+                            info.pointee.ai_protocol)
             if fd < 0 { problem = String(cString: strerror(errno)); continue }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
             var rc = Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen)
@@ -117,8 +128,24 @@ enum Connector {
     /// OpenSSH's own order when nothing is pinned (so a key recorded by `ssh` is the one
     /// negotiated); the types known_hosts pins for the host first, as OpenSSH does, so a host
     /// pinned with ECDSA proves that key instead of offering an ed25519 one we would call unknown.
+    /// `ssh-rsa` (RSA with SHA-1 signatures) is left out: libssh2 1.10 has no `rsa-sha2-*`, and
+    /// OpenSSH has not offered `ssh-rsa` by default since 8.8.
     static let defaultHostKeyMethods = [
-        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+        "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    ]
+
+    /// Key exchange, ciphers and MACs muster accepts: libssh2's defaults also offer SHA-1 key
+    /// exchanges, CBC modes, arcfour, 3DES, hmac-sha1 and hmac-md5. What is left is what libssh2
+    /// 1.10 (Debian 12) has of OpenSSH 9's defaults (no GCM, ChaCha20 or ETM MACs before 1.11).
+    static let modernMethods: [(method: Int32, names: [String])] = [
+        (LIBSSH2_METHOD_KEX, ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256",
+                              "ecdh-sha2-nistp384", "ecdh-sha2-nistp521", "diffie-hellman-group-exchange-sha256",
+                              "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+                              "diffie-hellman-group14-sha256"]),
+        (LIBSSH2_METHOD_CRYPT_CS, ["aes256-ctr", "aes192-ctr", "aes128-ctr"]),
+        (LIBSSH2_METHOD_CRYPT_SC, ["aes256-ctr", "aes192-ctr", "aes128-ctr"]),
+        (LIBSSH2_METHOD_MAC_CS, ["hmac-sha2-256", "hmac-sha2-512"]),
+        (LIBSSH2_METHOD_MAC_SC, ["hmac-sha2-256", "hmac-sha2-512"]),
     ]
 
     static func hostKeyMethods(pinned: [String]) -> [String] {

@@ -1,5 +1,12 @@
 import Foundation
 import MusterBasics
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct KnownHostsError: Error, CustomStringConvertible {
+    var description: String
+}
 
 /// An OpenSSH known_hosts file, read line by line with its markers and line numbers, and matched
 /// in Swift: libssh2's knownhost API drops `@revoked` and `@cert-authority` lines and compares host
@@ -34,11 +41,20 @@ struct KnownHosts {
     let path: String
     let entries: [Entry]
 
-    /// A missing or unreadable file is an empty one, as for OpenSSH.
-    init(path: String) {
+    /// A missing file is an empty one, as for OpenSSH; one that exists but cannot be read is an
+    /// error (read as empty, its pins and `@revoked` lines would be ignored). Read as bytes: a
+    /// line that is not UTF-8 spoils only itself, never the file.
+    init(path: String) throws {
         self.path = path
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        entries = Self.parse(text)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            var status = stat()
+            if lstat(path, &status) != 0 && errno == ENOENT {
+                entries = []
+                return
+            }
+            throw KnownHostsError(description: "known_hosts file \(path) exists but cannot be read (\(String(cString: strerror(errno)))); muster will not take it for empty")
+        }
+        entries = Self.parse(String(decoding: data, as: UTF8.self))
     }
 
     init(path: String, text: String) {

@@ -159,6 +159,23 @@ public final class SSHSession: Sendable {
         return SSHTunnel(session: self, core: core)
     }
 
+    /// The algorithms this session negotiated: key exchange, host key, ciphers and MACs.
+    func negotiatedMethods() async throws -> [String] {
+        try await onLane { state in
+            guard let raw = state.session?.raw else { throw SSHError(host: state.target.name, step: "methods", kind: .closed, message: "closed") }
+            return [LIBSSH2_METHOD_KEX, LIBSSH2_METHOD_HOSTKEY, LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC,
+                    LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC].map { libssh2_session_methods(raw, $0).map { String(cString: $0) } ?? "" }
+        }
+    }
+
+    /// The session's socket, for tests of what children inherit.
+    func socketDescriptor() async throws -> Int32 {
+        try await onLane { state in
+            guard let socket = state.session?.socket else { throw SSHError(host: state.target.name, step: "socket", kind: .closed, message: "closed") }
+            return socket
+        }
+    }
+
     /// Disconnects. Further calls throw `SSHError.closed`.
     public func close() async {
         _ = try? await onLane { state in state.shutdown() }
@@ -245,6 +262,7 @@ final class LaneState: @unchecked Sendable {
         var inputOffset = 0
         var eofSent = false
         var stdout = Data(), stderr = Data()
+        var stderrDropped = 0
         let size = 256 * 1024
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
         defer { buffer.deallocate() }
@@ -283,8 +301,19 @@ final class LaneState: @unchecked Sendable {
                         ? Int(muster_channel_read(raw, buffer, size))
                         : Int(muster_channel_read_stderr(raw, buffer, size))
                     if n > 0 {
+                        // A host cannot make muster hold more than the caps: stdout past its cap
+                        // fails the command, stderr past its cap is counted and dropped.
+                        if stream == 0 && stdout.count + n > CommandResult.maxStdoutBytes {
+                            throw session.error(step, .exec, "the command printed more than \(CommandResult.maxStdoutBytes >> 20) MiB on stdout, muster's cap (command: \(command.prefix(200)))")
+                        }
                         buffer.withMemoryRebound(to: UInt8.self, capacity: n) {
-                            if stream == 0 { stdout.append($0, count: n) } else { stderr.append($0, count: n) }
+                            if stream == 0 {
+                                stdout.append($0, count: n)
+                            } else {
+                                let room = max(CommandResult.maxStderrBytes - stderr.count, 0)
+                                stderr.append($0, count: min(n, room))
+                                stderrDropped += n - min(n, room)
+                            }
                         }
                         progress = true
                         continue
@@ -314,6 +343,7 @@ final class LaneState: @unchecked Sendable {
             status = -1
         }
         withExtendedLifetime(channel) {}
+        if stderrDropped > 0 { stderr.append(Data("\n[muster: \(stderrDropped) more bytes of stderr dropped]\n".utf8)) }
         return CommandResult(stdout: stdout, stderr: stderr, exitStatus: status, exitSignal: signal)
     }
 

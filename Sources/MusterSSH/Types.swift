@@ -54,6 +54,9 @@ public struct SSHTarget: Sendable {
 
 /// What a remote command produced.
 public struct CommandResult: Sendable {
+    /// What one command may print: muster's commands print facts and short reports, never bulk.
+    public static let maxStdoutBytes = 64 << 20
+    public static let maxStderrBytes = 1 << 20
     public var stdout: Data
     public var stderr: Data
     /// The exit status; -1 when the command was killed by a signal (see `exitSignal`).

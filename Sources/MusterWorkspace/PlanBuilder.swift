@@ -149,6 +149,8 @@ public struct PlanBuilder: Sendable {
     public var cluster: String?
     /// Whether `--cluster` also takes the backend an unformed cluster discovers through.
     public var includeBackendOfUnformedCluster = true
+    /// `--allow-unsafe-etcd-keys`: the inventory may set the keys etcd calls unsafe.
+    public var allowUnsafeEtcdKeys = false
 
     public init(inventoryPath: String, stateDirectory: String? = nil, templatesDirectory: String? = nil,
                 cluster: String? = nil) {
@@ -185,9 +187,11 @@ public struct PlanBuilder: Sendable {
     }
 
     private func loadInventory() throws -> Inventory {
-        let inventory = try InventoryLoader.load(path: inventoryPath)
+        let inventory = try InventoryLoader.load(path: inventoryPath, allowUnsafeEtcdKeys: allowUnsafeEtcdKeys)
         if let cluster, inventory.cluster(named: cluster) == nil {
-            throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(inventory.clusters.map(\.name).joined(separator: ", ")))")
+            let names = inventory.clusters.map(\.name)
+            let hint = closest(to: cluster, in: Set(names)).map { "; did you mean '\($0)'?" } ?? ""
+            throw MusterError(.usage, "no cluster '\(cluster)' in \(inventoryPath) (clusters: \(names.joined(separator: ", ")))\(hint)")
         }
         return inventory
     }
@@ -204,6 +208,8 @@ public struct PlanBuilder: Sendable {
             throw InventoryError.at(inventory.member.mark, in: inventoryPath, "member version '\(version)' is not MAJOR.MINOR.PATCH")
         }
         try inventory.check(memberVersion: version)
+        // Before the state dir: a run refused for its templates leaves no state behind.
+        let templates = try TemplateLoader.load(directory: try TemplateLoader.locate(override: templatesDirectory))
         let state = try LocalState(directory: stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath),
                                    create: !readOnly)
         if lock { try state.lock() }
@@ -218,7 +224,6 @@ public struct PlanBuilder: Sendable {
         // A token is what a render needs to be stable from one run to the next: it is kept even
         // by `render`, but nothing treats it as applied until the cluster formed with it.
         if made && !readOnly { try state.saveDiscoveryTokens(tokens) }
-        let templates = try TemplateLoader.load(directory: TemplateLoader.locate(override: templatesDirectory))
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
         return try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
                              templates: templates, state: state, scope: scope, tokens: tokens, rendersFiles: renderingFiles)

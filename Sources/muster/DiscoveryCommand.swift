@@ -44,6 +44,15 @@ struct DiscoveryServe: AsyncParsableCommand {
     @Option(help: "Seconds a long poll (?wait=true) waits before an empty answer (etcd then asks again).")
     var waitTimeout = 30
 
+    @Option(help: "Tokens the service holds at most (/new answers 503 beyond until the sweep drops old ones).")
+    var maxTokens = 100_000
+
+    @Option(help: "New tokens one client address (an IPv6 one by its /64) may make a minute, after a burst of 10.")
+    var newTokensPerMinute = 6
+
+    @Option(help: "Connections one client address may hold open (long polls included).")
+    var maxConnectionsPerClient = 32
+
     func validate() throws {
         guard Self.parseListen(listen) != nil else {
             throw ValidationError("--listen must be IP:PORT or [IPv6]:PORT with an IP address (e.g. 0.0.0.0:8087), not '\(listen)'")
@@ -57,6 +66,9 @@ struct DiscoveryServe: AsyncParsableCommand {
         }
         guard (1...3650).contains(maxAgeDays) else { throw ValidationError("--max-age-days must be 1-3650") }
         guard (1...3600).contains(waitTimeout) else { throw ValidationError("--wait-timeout must be 1-3600 seconds") }
+        guard (1...10_000_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be 1-10000000") }
+        guard (1...60_000).contains(newTokensPerMinute) else { throw ValidationError("--new-tokens-per-minute must be 1-60000") }
+        guard (1...512).contains(maxConnectionsPerClient) else { throw ValidationError("--max-connections-per-client must be 1-512") }
     }
 
     func run() async throws {
@@ -65,6 +77,10 @@ struct DiscoveryServe: AsyncParsableCommand {
             var options = DiscoveryServerOptions(host: host, port: port, etcdURL: etcd, baseURL: baseURL, pidfile: pidfile)
             options.maxTokenAge = TimeInterval(maxAgeDays) * 86400
             options.waitTimeout = TimeInterval(waitTimeout)
+            options.maxTokens = maxTokens
+            options.newTokensPerMinute = newTokensPerMinute
+            options.maxConnectionsPerClient = maxConnectionsPerClient
+            options.maxLongPollsPerClient = maxConnectionsPerClient
             options.handleSignals = true
             try await DiscoveryServer(options: options).run()
         }

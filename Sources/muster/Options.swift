@@ -15,8 +15,13 @@ struct InventoryOptions: ParsableArguments {
     @Option(help: "Directory of the templates to render (default: found beside the muster binary).")
     var templates: String?
 
+    @Flag(help: "Let the inventory's etcd: set force-new-cluster, unsafe-no-fsync or experimental-peer-skip-client-san-verification.")
+    var allowUnsafeEtcdKeys = false
+
     func builder() -> PlanBuilder {
-        PlanBuilder(inventoryPath: inventory, stateDirectory: state, templatesDirectory: templates, cluster: cluster)
+        var builder = PlanBuilder(inventoryPath: inventory, stateDirectory: state, templatesDirectory: templates, cluster: cluster)
+        builder.allowUnsafeEtcdKeys = allowUnsafeEtcdKeys
+        return builder
     }
 }
 

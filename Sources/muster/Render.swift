@@ -31,6 +31,7 @@ struct Render: AsyncParsableCommand {
                 print()
             case .table:
                 print(summary, terminator: "")
+                print("templates from \(workspace.templates.origin)")
                 print("wrote \(written.count) files under \(directory):")
                 written.forEach { print("  \($0)") }
             }

@@ -104,8 +104,35 @@ import Testing
         #expect(error?["kind"] as? String == "host", "\(run)")
         #expect(error?["host"] as? String == "h1", "\(run)")
         #expect(error?["step"] as? String == "connect", "\(run)")
+        // The host and step are said once, in their fields, not again at the message's start.
+        let message = error?["message"] as? String ?? ""
+        #expect(message.hasPrefix("cannot connect to 127.0.0.1:1"), "\(message)")
         // Each host's error once.
         #expect(run.stderrText.components(separatedBy: "refused").count - 1 == 1, "\(run)")
+    }
+
+    @Test func aMisspeltClusterIsNamedWithTheNearestOne() throws {
+        let file = try inventory(oneCluster)
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        let run = try MusterBinary().run(["render", file.path, "--cluster", "mian", "--out", file.directory + "/out"])
+        #expect(run.status == 2, "\(run)")
+        #expect(run.stderrText.contains("no cluster 'mian'") && run.stderrText.contains("did you mean 'main'?"), "\(run)")
+    }
+
+    @Test func anEvenMemberCountIsPointedOut() throws {
+        let file = try inventory("""
+            member: { version: 3.4.23 }
+            hosts:
+              h1: { address: 10.0.0.1 }
+              h2: { address: 10.0.0.2 }
+            clusters:
+              main: { members: [h1, h2], tls: false }
+
+            """)
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        let run = try MusterBinary().run(["render", file.path, "--out", file.directory + "/out"])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdoutText.contains("2 members need 2 for quorum and tolerate 0 failure(s), as 1 would"), "\(run)")
     }
 
     @Test func badInputWithJSONOutputIsAJSONErrorOfKindInput() throws {

@@ -19,6 +19,40 @@ import MusterTestSupport
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 
+    /// A `templates/` an attacker left in the working directory (or a parent of it).
+    private func plantTemplates(in directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory + "/templates", withIntermediateDirectories: true)
+        for name in ["conf.yml", "dnsmasq.conf", "etcd.service", "start-member.sh"] {
+            try "planted\n".write(toFile: "\(directory)/templates/\(name).mustache", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// A muster binary with no templates beside it refuses, naming where it looked, rather than
+    /// rendering a `templates/` of the working directory.
+    @Test func aBinaryWithoutTemplatesBesideItNeverFallsBackToTheWorkingDirectory() throws {
+        let built = try MusterBinary()
+        let directory = try TemporaryDirectory.create(prefix: "muster-lone-binary")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: built.path, toPath: directory + "/bin/muster")
+        try plantTemplates(in: directory)
+        try """
+            member: { version: 3.4.23 }
+            hosts: { h1: { address: 10.0.0.1 } }
+            clusters: { main: { members: [h1], tls: false } }
+
+            """.write(toFile: directory + "/inventory.yml", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MUSTER_TEMPLATES"] = nil
+        let render = try MusterBinary(path: directory + "/bin/muster").run(["render", "inventory.yml", "--out", "out"],
+                                                                            environment: environment, in: directory)
+        #expect(render.status == 2, "\(render)")
+        #expect(render.stderrText.contains("no templates beside the muster binary \(directory)/bin/muster"), "\(render)")
+        #expect(render.stderrText.contains("--templates DIR"), "\(render)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/out"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/.muster"), "a refused run left a state dir")
+    }
+
     @Test func anInstalledMusterRendersFromAnotherDirectoryAndItsCompletionLoads() throws {
         let built = try MusterBinary()
         let prefix = try TemporaryDirectory.create(prefix: "muster-install")
@@ -36,10 +70,17 @@ import MusterTestSupport
             """.write(toFile: workDirectory + "/inventory.yml", atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["MUSTER_TEMPLATES"] = nil
+        // Run by name from PATH, as operators do, in a directory that holds planted templates:
+        // the installed ones are used, never the working directory's.
+        try plantTemplates(in: workDirectory)
+        environment["PATH"] = prefix + "/bin:" + (environment["PATH"] ?? "/usr/bin:/bin")
         let installed = MusterBinary(path: prefix + "/bin/muster")
-        let render = try installed.run(["render", "inventory.yml", "--out", "out"], environment: environment, in: workDirectory)
+        let render = try MusterBinary(path: "/usr/bin/env").run(["muster", "render", "inventory.yml", "--out", "out"],
+                                                                environment: environment, in: workDirectory)
         #expect(render.status == 0, "\(render)")
-        #expect(FileManager.default.fileExists(atPath: workDirectory + "/out/h1/etc/etcd/main/conf.yml"))
+        #expect(render.stdoutText.contains("templates from \(prefix)/share/muster/templates\n"), "\(render)")
+        let conf = try String(contentsOfFile: workDirectory + "/out/h1/etc/etcd/main/conf.yml", encoding: .utf8)
+        #expect(!conf.contains("planted"), "the working directory's templates were rendered")
 
         let version = try installed.run(["--version"])
         #expect(version.stdoutText == "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16\n", "\(version)")

@@ -56,8 +56,10 @@ enum DeploySandbox {
         }
     }
 
-    /// etcd 3.5.16 as scripts/fetch-etcd35.sh unpacks it (set-up fetches it, never a test).
+    /// etcd 3.5.16 as scripts/fetch-etcd-debian.sh unpacks Debian 13's (set-up fetches it, never a test).
     static let etcd35 = ProcessInfo.processInfo.environment["MUSTER_ETCD35"] ?? "/var/cache/muster/etcd-3.5/usr/bin/etcd"
+    /// Debian sid's etcd (3.5.30 when written), unpacked by scripts/fetch-etcd-debian.sh.
+    static let etcdSid = ProcessInfo.processInfo.environment["MUSTER_ETCD_SID"] ?? "/var/cache/muster/etcd-sid/usr/bin/etcd"
 
     static var options: RunOptions {
         var options = RunOptions()

@@ -72,6 +72,10 @@ import MusterTestSupport
             #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
             #expect(try exec(state, "host1", "systemctl is-enabled etcd-main.service; systemctl is-active etcd-main.service") == "enabled\nactive")
             #expect(try exec(state, "host2", "systemctl show -p User --value etcd-main.service") == "etcd")
+            // The unit's hardening holds on the running member: no capability, a private umask.
+            let status = try exec(state, "host2", "grep -E '^(Umask|CapBnd|CapEff|NoNewPrivs):' /proc/$(systemctl show -p MainPID --value etcd-main.service)/status")
+            #expect(status.contains("Umask:\t0077") && status.contains("CapBnd:\t0000000000000000")
+                    && status.contains("CapEff:\t0000000000000000") && status.contains("NoNewPrivs:\t1"), "\(status)")
             let supervisors = first.reports.first?.supervisors ?? []
             #expect(supervisors.count == 3 && supervisors.allSatisfy { $0.supervisor == "systemd" && $0.state == "active" && $0.enabled == "enabled" && $0.pid != nil },
                     "\(supervisors)")

@@ -26,7 +26,7 @@ import MusterSandbox
         try DeploySandbox.exec(host, "readlink /proc/$(cat /run/etcd/main.pid)/exe 2>/dev/null || echo none")
     }
 
-    @Test func etcd34To35RollsLeaderLastWithAWriterAndRefusesWhatIsUnsafe() async throws {
+    @Test func etcd34To35ThenAPatchRollLeaderLastWithAWriterAndRefuseWhatIsUnsafe() async throws {
         try await onSandbox {
             let (builder, pki) = try await DeploySandbox.formedTLSCluster()
 
@@ -42,49 +42,15 @@ import MusterSandbox
             let healed = try await DeploySandbox.up(builder)
             #expect(healed.reports.allSatisfy { $0.ok }, "\(healed.reports.map { $0.table() })")
 
-            // The upgrade, with a writer throughout; muster's per-host events are kept to line
-            // the writer's failures up with them.
-            let writer = Task.detached { () -> (acknowledged: [String], failures: [ClosedRange<Date>]) in
-                var acknowledged: [String] = [], failures: [ClosedRange<Date>] = []
-                for index in 0..<600 {
-                    if Task.isCancelled { break }
-                    let sent = Date()
-                    if (try? etcdctl(["put", "/upgrade/\(index)", "u\(index)"], pki: pki))?.succeeded == true {
-                        acknowledged.append("/upgrade/\(index)")
-                    } else {
-                        failures.append(sent...Date())
-                    }
-                }
-                return (acknowledged, failures)
-            }
-            try setBinary(DeploySandbox.etcd35, in: builder)
-            let events = EventLog()
-            let upgraded = try await BringUp(builder: builder, options: DeploySandbox.options,
-                                             progress: Progress(observer: { events.append($0) })).run()
-            writer.cancel()
-            let (acknowledged, failures) = await writer.value
-            // Every failed write overlaps one member's outage: from muster's `stopping X` (or
-            // its leadership hand-over before X stops) to `X healthy`, with 1 s for the
-            // client to move to another endpoint.
-            let outages = events.outages(of: ["host1", "host2", "host3"])
-            #expect(outages.count == 3, "one outage per member: \(events.all.map { "\($0.host) \($0.step) \($0.message)" })")
-            for failure in failures {
-                #expect(outages.contains { $0.lowerBound <= failure.upperBound && failure.lowerBound <= $0.upperBound.addingTimeInterval(1) },
-                        "a write failed outside every member's restart: \(failure) vs \(outages)")
-            }
-            #expect(upgraded.reports.allSatisfy { $0.ok }, "\(upgraded.reports.map { $0.table() })")
+            // The upgrade, with a writer throughout.
+            let upgraded = try await rollWithAWriter(to: DeploySandbox.etcd35, builder: builder, pki: pki, prefix: "upgrade")
             #expect(upgraded.backups.count == 1, "a snapshot before the upgrade")
-            #expect(upgraded.hosts.flatMap(\.restarted).count == 3, "\(upgraded.hosts)")
             for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-3.5.16"), "\(host)") }
             let version = try LocalProcess.run(["curl", "-s", "--cacert", "\(pki)/ca.crt", "--cert", "\(pki)/client.crt",
                                                 "--key", "\(pki)/client.key", "https://\(try DeploySandbox.host("host1").address):2379/version"])
             #expect(version.stdoutText.contains("\"etcdcluster\":\"3.5.0\""), "\(version.stdoutText)")
             #expect(upgraded.reports.first?.clusterVersion == "3.5.0", "verify shows the cluster version")
             #expect(upgraded.reports.first?.endpoints.allSatisfy { $0.version == "3.5.16" } == true, "and every member's server version")
-            #expect(!acknowledged.isEmpty)
-            for key in acknowledged {
-                #expect(try etcdctl(["get", key, "--print-value-only"], pki: pki).stdoutText == "u\(key.split(separator: "/").last!)\n", "\(key) lost")
-            }
 
             // The backup taken before the upgrade is kept apart (issue 34, item 5): `snapshot
             // save --keep 1` again and again never prunes it.
@@ -106,7 +72,14 @@ import MusterSandbox
                 #expect(error.message.contains("muster restore --from \(beforeUpgrade)"), "\(error)")
             }
             for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-3.5.16"), "\(host)") }
-            try setBinary(DeploySandbox.etcd35, in: builder)
+
+            // A patch upgrade within 3.5 (Debian 13's 3.5.16 to sid's, 3.5.30 when written) rolls
+            // the same way, every acknowledged write kept.
+            let patch = try MemberBinary.versionBlocking(of: DeploySandbox.etcdSid)
+            #expect(patch.hasPrefix("3.5.") && patch != "3.5.16", "sid's etcd is \(patch)")
+            let patched = try await rollWithAWriter(to: DeploySandbox.etcdSid, builder: builder, pki: pki, prefix: "patch")
+            for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-\(patch)"), "\(host)") }
+            #expect(patched.reports.first?.endpoints.allSatisfy { $0.version == patch } == true, "every member runs \(patch)")
 
             // `down --wipe-data` leaves no copy of the keyspace muster made and no private key.
             _ = try DeploySandbox.exec("host1", "cp -a /var/lib/etcd/main /var/lib/etcd/main.muster-replaced-20260101T000000Z")
@@ -115,6 +88,48 @@ import MusterSandbox
                 #expect(try DeploySandbox.exec(host, "ls -d /var/lib/etcd/main* /etc/etcd/main/pki/*.key 2>/dev/null; true") == "", "\(host)")
             }
         }
+    }
+
+    /// Sets the member binary and runs `up` while a client writes; every write that failed lies
+    /// in one member's restart, every acknowledged one is there afterwards, each member restarted
+    /// once.
+    private func rollWithAWriter(to binary: String, builder: PlanBuilder, pki: String, prefix: String) async throws -> BringUp.Outcome {
+        let writer = Task.detached { () -> (acknowledged: [String], failures: [ClosedRange<Date>]) in
+            var acknowledged: [String] = [], failures: [ClosedRange<Date>] = []
+            for index in 0..<600 {
+                if Task.isCancelled { break }
+                let sent = Date()
+                if (try? etcdctl(["put", "/\(prefix)/\(index)", "u\(index)"], pki: pki))?.succeeded == true {
+                    acknowledged.append("/\(prefix)/\(index)")
+                } else {
+                    failures.append(sent...Date())
+                }
+            }
+            return (acknowledged, failures)
+        }
+        try setBinary(binary, in: builder)
+        // muster's per-host events line the writer's failures up with each member's outage.
+        let events = EventLog()
+        let rolled = try await BringUp(builder: builder, options: DeploySandbox.options,
+                                       progress: Progress(observer: { events.append($0) })).run()
+        writer.cancel()
+        let (acknowledged, failures) = await writer.value
+        // Every failed write overlaps one member's outage: from muster's `stopping X` (or its
+        // leadership hand-over before X stops) to `X healthy`, with 1 s for the client to move
+        // to another endpoint.
+        let outages = events.outages(of: ["host1", "host2", "host3"])
+        #expect(outages.count == 3, "one outage per member: \(events.all.map { "\($0.host) \($0.step) \($0.message)" })")
+        for failure in failures {
+            #expect(outages.contains { $0.lowerBound <= failure.upperBound && failure.lowerBound <= $0.upperBound.addingTimeInterval(1) },
+                    "a write failed outside every member's restart: \(failure) vs \(outages)")
+        }
+        #expect(rolled.reports.allSatisfy { $0.ok }, "\(rolled.reports.map { $0.table() })")
+        #expect(rolled.hosts.flatMap(\.restarted).count == 3, "\(rolled.hosts)")
+        #expect(!acknowledged.isEmpty)
+        for key in acknowledged {
+            #expect(try etcdctl(["get", key, "--print-value-only"], pki: pki).stdoutText == "u\(key.split(separator: "/").last!)\n", "\(key) lost")
+        }
+        return rolled
     }
 }
 

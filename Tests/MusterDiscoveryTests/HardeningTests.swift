@@ -27,7 +27,7 @@ import Testing
         let made = try await fixture.newToken(size: 5)
         let index = try await Self.index(of: made.url)
         let polls = (0..<8).map { _ in Self.longPoll(made.url, index: index + 1000) }
-        try await Task.sleep(for: .milliseconds(700))
+        try await fixture.service.waitUntil("8 long polls wait") { $0.longPolls.count == 8 }
         let fresh = try await HTTPProbe.send("GET", fixture.service.url + "/new?size=3", timeout: 5)
         #expect(fresh.status == 200, "\(fresh.status) \(fresh.text)")
         let registered = try await HTTPProbe.send("PUT", made.url + "/a1?prevExist=false", form: "value=m1%3Dhttp%3A%2F%2F127.0.0.1%3A2380", timeout: 5)
@@ -45,12 +45,12 @@ import Testing
         let firstIndex = try await Self.index(of: first.url)
         let secondIndex = try await Self.index(of: second.url)
         let firstPolls = (0..<6).map { _ in Self.longPoll(first.url, index: firstIndex + 1) }
-        try await Task.sleep(for: .milliseconds(700))
+        try await fixture.service.waitUntil("6 long polls wait") { $0.longPolls.count == 6 }
         let seventh = try await HTTPProbe.send("GET", first.url + "?wait=true&recursive=true&waitIndex=\(firstIndex + 1)", timeout: 5)
         #expect(seventh.status == 429, "\(seventh.status) \(seventh.text)")
         #expect(seventh.text.contains("long polls already wait on this token"), "\(seventh.text)")
         let secondPolls = (0..<2).map { _ in Self.longPoll(second.url, index: secondIndex + 1000) }
-        try await Task.sleep(for: .milliseconds(700))
+        try await fixture.service.waitUntil("8 long polls wait") { $0.longPolls.count == 8 }
         let ninth = try await HTTPProbe.send("GET", second.url + "?wait=true&recursive=true&waitIndex=\(secondIndex + 1000)", timeout: 5)
         #expect(ninth.status == 503, "\(ninth.status) \(ninth.text)")
         #expect(ninth.text.contains("long polls already wait on this service"), "\(ninth.text)")
@@ -138,7 +138,7 @@ import Testing
         // From index 1: etcd's history holds the token's own `_config` writes first.
         let url = made.url
         let waiter = Task { try await HTTPProbe.send("GET", url + "?wait=true&recursive=true&waitIndex=1") }
-        try await Task.sleep(for: .milliseconds(500))
+        try await fixture.service.waitUntil("the watch waits") { $0.longPolls.count == 1 }
         _ = try await HTTPProbe.send("PUT", made.url + "/a1?prevExist=false", form: "value=m1%3Dhttp%3A%2F%2F127.0.0.1%3A1")
         let event = try await waiter.value
         #expect(event.status == 200, "\(event.status) \(event.text)")
@@ -233,7 +233,7 @@ import Testing
             try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n")
             holders.append(connection)
         }
-        try await Task.sleep(for: .milliseconds(300))
+        try await fixture.service.waitUntil("16 connections open") { $0.openConnections(from: "127.0.0.1") == 16 }
         let refused = try await RawConnection.open(port: port)
         let answer = await refused.waitAnswer(seconds: 5)
         #expect(answer?.status == 503, "\(refused.received)")
@@ -267,7 +267,7 @@ import Testing
         // One pair of 64 KiB costs one pass.
         #expect(DiscoveryRules.decodeForm("value=" + String(repeating: "%41", count: 20000))?.first?.value.count == 20000)
 
-        let fixture = try await Fixture.start()
+        let fixture = try await Fixture.start { $0.maxConnectionsPerClient = 64 }  // forty bodies at once from 127.0.0.1
         let made = try await fixture.newToken()
         let url = made.url
         let body = Data(pairs.utf8)

@@ -5,13 +5,13 @@ import FoundationNetworking
 @testable import MusterDiscovery
 import MusterTestSupport
 
-/// etcd 3.4 (Debian's) and 3.5 (unpacked by scripts/fetch-etcd35.sh during set-up).
+/// etcd 3.4 (Debian's) and 3.5 (unpacked by scripts/fetch-etcd-debian.sh during set-up).
 enum EtcdBinaries {
     static let etcd34 = LoopbackEtcd.debianBinary
     static let etcd35 = ProcessInfo.processInfo.environment["MUSTER_ETCD35"] ?? "/var/cache/muster/etcd-3.5/usr/bin/etcd"
 
     static func require(_ path: String) throws {
-        try LoopbackEtcd.requireBinary(path, install: "etcd-server for 3.4, scripts/fetch-etcd35.sh for 3.5")
+        try LoopbackEtcd.requireBinary(path, install: "etcd-server for 3.4, scripts/setup.sh (fetch-etcd-debian.sh) for 3.5")
     }
 }
 
@@ -107,6 +107,20 @@ final class ServiceUnderTest: @unchecked Sendable {
             throw HarnessError(description: "discovery service not listening within 20 s: \(lines.all)")
         }
         self.port = port
+    }
+
+    /// Waits (bounded, 10 s) until `condition` holds of the in-process server; against an
+    /// external binary (`MUSTER_DISCOVERY_BINARY`, which shows no counts) it waits a fixed 700 ms.
+    func waitUntil(_ what: String, _ condition: (DiscoveryServer) -> Bool) async throws {
+        guard let server else {
+            try await Task.sleep(for: .milliseconds(700))
+            return
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition(server) {
+            guard ContinuousClock.now < deadline else { throw HarnessError(description: "not within 10 s: \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     deinit {

@@ -15,6 +15,9 @@ import Testing
             $0.headerTimeout = 2
             $0.bodyTimeout = 2
             $0.idleTimeout = 5
+            // Every client here is 127.0.0.1: the per-client quotas (QuotaTests) stay out of the way.
+            $0.maxConnectionsPerClient = 256
+            $0.maxLongPollsPerClient = 256
         }
         let service = fixture.service
         let port = service.port

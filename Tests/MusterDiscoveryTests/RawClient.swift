@@ -15,9 +15,12 @@ final class RawConnection: Sendable {
         self.collector = collector
     }
 
-    static func open(port: Int, host: String = "127.0.0.1") async throws -> RawConnection {
+    /// `from`: the local address to connect from (another loopback address plays another client).
+    static func open(port: Int, host: String = "127.0.0.1", from: String? = nil) async throws -> RawConnection {
         let collector = Collector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let from { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0)) }
+        let channel = try await bootstrap
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(CollectHandler(collector)) }
@@ -57,8 +60,8 @@ final class RawConnection: Sendable {
     }
 
     /// One request with `Connection: close`, its whole answer.
-    static func request(port: Int, _ text: String, seconds: TimeInterval = 10) async throws -> RawAnswer {
-        let connection = try await open(port: port)
+    static func request(port: Int, _ text: String, from: String? = nil, seconds: TimeInterval = 10) async throws -> RawAnswer {
+        let connection = try await open(port: port, from: from)
         defer { Task { await connection.close() } }
         try await connection.send(text)
         guard let answer = await connection.waitAnswer(seconds: seconds) else {

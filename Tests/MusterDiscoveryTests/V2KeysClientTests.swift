@@ -27,17 +27,18 @@ import Testing
         let index = try #require(read.etcdHeaders.first { $0.name == "X-Etcd-Index" }.flatMap { UInt64($0.value) })
         #expect(try await client.wait("/t", waitIndex: index + 1, recursive: true, timeout: 0.5) == nil)
         let waiter = Task { try await client.wait("/t", waitIndex: index + 1, recursive: true, timeout: 10) }
-        try await Task.sleep(for: .milliseconds(200))
+        try await Self.waitForWatchers(1, etcd: etcd.clientURL)
         _ = try await client.put("/t/b", value: "2")
         let event = try #require(try await waiter.value)
         #expect(event.status == 200 && event.nodeValue == "2", "\(event.text)")
 
-        // Long polls hold connections; the pool's others still serve short calls at once.
-        let waits = (0..<3).map { _ in Task { try? await client.wait("/t", waitIndex: index + 1000, timeout: 5) } }
-        try await Task.sleep(for: .milliseconds(300))
-        let started = ContinuousClock.now
+        // Long polls hold connections; the pool's others still serve short calls meanwhile (a
+        // call queued behind them would return only once one of them ended).
+        let ended = PortBox()
+        let waits = (0..<3).map { _ in Task { _ = try? await client.wait("/t", waitIndex: index + 1000, timeout: 60); ended.set(1) } }
+        try await Self.waitForWatchers(3, etcd: etcd.clientURL)
         #expect(try await client.get("/t/b").nodeValue == "2")
-        #expect(ContinuousClock.now - started < .seconds(3), "a short call queued behind long polls")
+        #expect(ended.value == nil, "a short call queued behind long polls")
         for wait in waits { wait.cancel() }
 
         // TTL: the key goes away by itself.
@@ -54,6 +55,19 @@ import Testing
         #expect(try await client.delete("/t", recursive: true).status == 200)
         #expect(try await client.get("/t").isKeyNotFound)
         await client.shutdown()
+    }
+
+    /// Waits (bounded, 10 s) until the backing etcd counts `count` v2 watchers
+    /// (`/v2/stats/store`): the long polls are then really waiting.
+    static func waitForWatchers(_ count: Int, etcd: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var seen: Int?
+        while ContinuousClock.now < deadline {
+            seen = try? await HTTPProbe.send("GET", etcd + "/v2/stats/store", timeout: 2).json?["watchers"] as? Int
+            if seen == count { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw HarnessError(description: "etcd counts \(seen.map(String.init) ?? "no") watchers after 10 s, not \(count)")
     }
 
     @Test func unreachableAndBadURLsAreSaid() async throws {

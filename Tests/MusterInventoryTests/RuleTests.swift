@@ -69,6 +69,14 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
         RuleCase("paths: absolute", hostA + flowCluster() + "paths:\n  data: var/lib\n", at: 6, 9, "path 'var/lib' must be absolute"),
         RuleCase("paths: no '..'", hostA + flowCluster() + "paths:\n  data: /var/../etc\n", at: 6, 9, "path '/var/../etc' must be absolute"),
         RuleCase("paths: no shell words", hostA + flowCluster() + "paths:\n  data: '/var/$(reboot)'\n", at: 6, 9, "path '/var/$(reboot)' must be absolute"),
+        RuleCase("paths: config inside data", hostA + flowCluster() + "paths:\n  data: /srv/etcd\n  config: /srv/etcd/conf\n", at: 7, 11,
+                 "paths.config (/srv/etcd/conf) lies in paths.data (/srv/etcd)"),
+        RuleCase("paths: data above a default root path", hostA + flowCluster() + "paths:\n  data: /etc\n", at: 6, 9,
+                 "paths.config (/etc/etcd) lies in paths.data (/etc)"),
+        RuleCase("paths: run under log", hostA + flowCluster() + "paths:\n  log: /var/log/etcd\n  run: /var/log/etcd/run\n", at: 7, 8,
+                 "paths.run (/var/log/etcd/run) lies in paths.log (/var/log/etcd)"),
+        RuleCase("paths: config equal to data", hostA + flowCluster() + "paths:\n  config: /var/lib/etcd\n", at: 6, 11,
+                 "paths.config (/var/lib/etcd) lies in paths.data (/var/lib/etcd)"),
         RuleCase("paths: no newline", hostA + flowCluster() + "paths:\n  data: \"/var/lib\\n\"\n", at: 6, 9, "'data' in paths holds the control character U+000A"),
 
         RuleCase("cluster: name", hostA + "clusters:\n  Main: { members: [a], tls: false }\n", at: 4, 3, "cluster name 'Main' must be lowercase letters"),
@@ -86,6 +94,10 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
         RuleCase("cluster: token with a shell word", hostA + flowCluster("token: '$(reboot)'"), at: 4, 44, "token '$(reboot)' must be letters"),
         RuleCase("cluster: token with a newline", hostA + flowCluster("token: \"tok\\n\""), at: 4, 44, "'token' in cluster 'main' holds the control character U+000A"),
         RuleCase("cluster: client_listen", hostA + flowCluster("client_listen: everywhere"), at: 4, 52, "client_listen must be 'address' or 'loopback', found 'everywhere'"),
+        RuleCase("cluster: etcd unsafe key", hostA + flowCluster("etcd: { force-new-cluster: true }"), at: 4, 45,
+                 "etcd key 'force-new-cluster' is unsafe: it makes the member a cluster of one at every start"),
+        RuleCase("cluster: etcd no-fsync key", hostA + flowCluster("etcd: { unsafe-no-fsync: true }"), at: 4, 45,
+                 "muster sets it only with --allow-unsafe-etcd-keys"),
         RuleCase("cluster: etcd options a mapping", hostA + flowCluster("etcd: [a]"), at: 4, 43, "etcd options of cluster 'main' must be a mapping, found a list"),
         RuleCase("cluster: etcd option a single value", hostA + flowCluster("etcd: { cors: [a] }"), at: 4, 51, "etcd key 'cors' must be a single value, found a list"),
         RuleCase("cluster: etcd option without line separators", hostA + flowCluster("etcd: { cors: \"a\\Lb\" }"), at: 4, 51, "etcd key 'cors' holds the control character U+2028"),
@@ -162,5 +174,15 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
     @Test(arguments: cases)
     func ruleIsEnforcedWhereItIsBroken(_ rule: RuleCase) {
         expectDiagnostic(diagnostics(of: rule.text), line: rule.line, column: rule.column, containing: rule.fragment)
+    }
+}
+
+
+@Suite struct UnsafeEtcdKeyTests {
+    @Test func theOperatorsFlagLetsAnUnsafeKeyThrough() throws {
+        let text = hostA + flowCluster("etcd: { unsafe-no-fsync: true, experimental-peer-skip-client-san-verification: true }")
+        let inventory = try InventoryLoader.parse(text, file: "inv.yml", allowUnsafeEtcdKeys: true)
+        #expect(inventory.clusters.first?.etcdOptions.map(\.key) == ["unsafe-no-fsync", "experimental-peer-skip-client-san-verification"])
+        #expect(throws: InventoryError.self) { try InventoryLoader.parse(text, file: "inv.yml") }
     }
 }

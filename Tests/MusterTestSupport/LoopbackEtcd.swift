@@ -51,7 +51,7 @@ public final class LoopbackEtcd: @unchecked Sendable {
 
     /// Fails with a message that says what to install when `path` is not an executable: these
     /// tests need a real etcd and fail rather than skip without one.
-    public static func requireBinary(_ path: String, install hint: String = "Debian: apt-get install etcd-server; etcd 3.5: scripts/fetch-etcd35.sh") throws {
+    public static func requireBinary(_ path: String, install hint: String = "Debian: apt-get install etcd-server; etcd 3.5: scripts/setup.sh") throws {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw HarnessError(description: "\(path) is missing: these tests need a real etcd (\(hint)); they fail rather than skip")
         }
