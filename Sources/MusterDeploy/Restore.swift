@@ -140,14 +140,17 @@ public struct Restore: Sendable {
                               "the restored cluster '\(cluster.name)' does not verify (its record keeps the old IDs):\n" + report.table())
         }
         // Verified: from now on the record's founding is the restore's. Members removed before
-        // stay recorded: their hosts may still hold their data (`down --wipe-data` wipes it).
+        // stay recorded, and so do recorded members the inventory dropped: their hosts may still
+        // hold their data (`down --wipe-data` wipes it).
         let founders = restored.members.map {
             ClusterRecord.Member(name: $0.name, id: EtcdIDs.hex($0.memberID!), peerURLs: [$0.peerURL])
         }
         let previous = try workspace.state.clusterRecord(cluster.name)
         var record = ClusterRecord(cluster: cluster.name, clusterID: EtcdIDs.hex(clusterID),
                                    formedAt: previous?.formedAt ?? Date(), founders: founders)
-        record.removed = previous.map { $0.removed + $0.members.filter { old in !founders.contains { $0.name == old.name } } } ?? []
+        // A founder's earlier incarnations (a replaced member) are not: their data was its data dir.
+        let founderNames = Set(founders.map(\.name))
+        record.removed = ((previous?.removed ?? []) + (previous?.members ?? [])).filter { !founderNames.contains($0.name) }
         record.restoreToken = token
         record.snapshots = previous?.snapshots ?? []
         try workspace.state.save(record)

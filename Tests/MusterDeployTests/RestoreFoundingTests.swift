@@ -94,6 +94,8 @@ import MusterSandbox
             token = try await restore(builder, from: saved.snapshot.file).token
             try await expectManageable(builder, members: ["host1", "host2"], token: token)
             #expect(try await client.get("/restore/kept").kvs.first?.value == "in the snapshot")
+            #expect(try builder.build().state.clusterRecord("main")?.removed.map(\.name) == ["host3"],
+                    "host2's replaced incarnation is no removed member: host2 is a member again")
 
             // A grow afterwards.
             try setMembers("host1, host2, host4", in: builder)
