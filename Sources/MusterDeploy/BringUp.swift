@@ -125,7 +125,7 @@ public struct BringUp: Sendable {
             guard !running.isEmpty else { continue }
             let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
             try await operations.refuseIgnoredChanges(cluster, changed: files, running: running)
-            try await operations.refuseUnsafeUpgrade(cluster)
+            try await operations.refuseUnsafeUpgrade(cluster, stateDirectory: workspace.state.directory)
             try await operations.refuseUnsafeMembershipChange(cluster)
             let changing = !files.isEmpty || running.count < cluster.members.count || !cluster.removals.isEmpty
                 || cluster.members.contains { $0.join?.isNew == true } || running.contains(where: operations.runsAnotherBinary)

@@ -5,11 +5,13 @@ import MusterWorkspace
 
 extension ClusterOperations {
     /// The backup before muster restarts or reconfigures a running cluster: a snapshot from its
-    /// leader into the state dir's `snapshots/`. Without one the change does not happen.
+    /// leader into the state dir's `snapshots/before-change/`, rotated by its own count, never by
+    /// `snapshot save --keep`. Without one the change does not happen.
     func backup(_ cluster: ClusterPlan, voters: [MemberPlan], workspace: Workspace, builder: PlanBuilder) async throws -> String {
         let operations = self
-        let save = SnapshotSave(builder: builder, options: options, progress: progress)
-        let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: nil)
+        var save = SnapshotSave(builder: builder, options: options, progress: progress)
+        save.keep = SnapshotCatalog.beforeChangeKept
+        let directory = SnapshotCatalog.beforeChangeDirectory(stateDirectory: workspace.state.directory)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])

@@ -118,6 +118,24 @@ extension ClusterOperations {
         return output.contains("old data moved aside") ? aside : nil
     }
 
+    /// Writes each member's conf.yml as `plan` renders it (a restore's founding), on every
+    /// member's host, each file beside its target and renamed over it.
+    func writeConfigs(of cluster: ClusterPlan, from plan: Plan) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for host in cluster.members.map(\.host).uniqued() {
+                let configs = Set(cluster.members.filter { $0.host == host }.map(\.paths.config))
+                var script = ApplyScript()
+                for file in plan.files where file.host == host && configs.contains(file.path) { script.write(file) }
+                guard !script.isEmpty else { continue }
+                group.addTask {
+                    try await fleet.check(host, "config", script.text, stdin: script.input, timeout: 60)
+                    progress.host(host, "config", "\(cluster.name): conf.yml of the restored founding written")
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// Removes a file muster placed (best effort: a leftover copy harms nothing).
     func removeFile(_ path: String, on host: String) async {
         _ = try? await fleet.check(host, "cleanup", "rm -f \(Shell.quote(path))")

@@ -16,7 +16,8 @@ extension ClusterOperations {
     }
 
     /// Refuses, naming the reason, an upgrade that could break the cluster; nothing is changed.
-    func refuseUnsafeUpgrade(_ cluster: ClusterPlan) async throws {
+    /// `stateDirectory` is where a downgrade's refusal looks for a snapshot restore accepts.
+    func refuseUnsafeUpgrade(_ cluster: ClusterPlan, stateDirectory: String? = nil) async throws {
         let upgrading = runningMembers(cluster).filter(runsAnotherBinary)
         guard !upgrading.isEmpty else { return }
         let refuse = { (reason: String) in
@@ -27,7 +28,12 @@ extension ClusterOperations {
         for member in upgrading {
             guard let version = runningVersion(member), let from = Self.minor(version), let to = target else { continue }
             if to < from {
-                throw refuse("\(member.name) runs etcd \(version): etcd does not support a downgrade (restore a snapshot taken on \(version) instead)")
+                let restorable = stateDirectory.flatMap {
+                    SnapshotCatalog.newestRestorable(cluster: cluster.name, stateDirectory: $0, memberVersion: cluster.memberVersion)
+                }
+                let way = restorable.map { "`muster restore --from \($0)` (the newest snapshot of this cluster that etcd \(cluster.memberVersion) members can restore) brings back the data as it was then" }
+                    ?? "muster has no snapshot of this cluster taken on etcd \(to.major).\(to.minor) or older that etcd \(cluster.memberVersion) members could restore (a snapshot keeps the minor it was taken on)"
+                throw refuse("\(member.name) runs etcd \(version): etcd does not support a downgrade; \(way)")
             }
             if to.major != from.major || to.minor > from.minor + 1 {
                 throw refuse("\(member.name) runs etcd \(version): upgrade one minor version at a time")

@@ -58,7 +58,7 @@ public struct Restore: Sendable {
         defer { workspace.state.unlock() }
         // The file and the tool first: a damaged or too new snapshot touches no host.
         let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
-        let facts = try Self.check(file, memberVersion: cluster.memberVersion, cluster: cluster.name)
+        let facts = try Self.check(file, memberVersion: cluster.memberVersion, cluster: cluster.name, stateDirectory: workspace.state.directory)
         progress.note("snapshot \(file): revision \(facts.revision), \(facts.size) bytes, sha256 \(facts.fileSHA256), etcd cluster version \(facts.clusterVersion ?? "unknown")")
         let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion)
 
@@ -104,7 +104,7 @@ public struct Restore: Sendable {
                                             on: memberHosts, step: "upload")
 
         for member in cluster.members { try await operations.stop(member, wipe: false) }
-        Failpoint.reach("restore.after-stop")
+        try checkpoint("restore.after-stop")
 
         let stamp = SnapshotCatalog.stamp(Date())
         let run = String(LocalState.newToken().prefix(8))
@@ -112,46 +112,47 @@ public struct Restore: Sendable {
         // The run's random part too: a restore cut and run again within the same second must not
         // find its own first aside in the way.
         let asideSuffix = ".muster-before-restore-\(stamp)-\(run)"
-        let ids = Dictionary(uniqueKeysWithValues: cluster.members.map { ($0.name, EtcdIDs.memberID(peerURLs: [$0.peerURL], token: token)) })
-        let clusterID = EtcdIDs.clusterID(memberIDs: cluster.members.map { ids[$0.name]! })
-        let initialCluster = cluster.members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
+        // A restore founds the cluster again: the planner says its IDs and initial-cluster, and
+        // renders the conf.yml every later `up` will render from the record this run writes.
+        let founding = try workspace.replanned(restoring: cluster.name, token: token)
+        guard let restored = founding.plan.cluster(named: cluster.name), let clusterID = restored.clusterID,
+              let initialCluster = restored.members.first?.initialCluster,
+              restored.members.allSatisfy({ $0.memberID != nil }) else {
+            throw DeployError(host: nil, cluster: cluster.name, step: "restore", "the plan of the restored cluster '\(cluster.name)' has no IDs")
+        }
         progress.note("cluster \(cluster.name): restoring revision \(facts.revision) as cluster \(EtcdIDs.hex(clusterID)) (token \(token))")
         var members: [Outcome.Member] = []
-        for (index, member) in cluster.members.enumerated() {
+        for (index, member) in restored.members.enumerated() {
             let aside = try await operations.restoreData(member, .init(
                 snapshot: remoteSnapshot(member), sha256: facts.fileSHA256, tool: tool.shipped.remotePath,
-                initialCluster: initialCluster, token: token,
-                marker: "\(cluster.name) \(member.name) \(EtcdIDs.hex(ids[member.name]!))",
-                asideSuffix: asideSuffix))
-            members.append(.init(name: member.name, host: member.host, id: ids[member.name]!, movedAside: aside))
-            if index == 0 { Failpoint.reach("restore.after-first-member") }
+                initialCluster: initialCluster, token: token, marker: member.marker, asideSuffix: asideSuffix))
+            members.append(.init(name: member.name, host: member.host, id: member.memberID!, movedAside: aside))
+            if index == 0 { try checkpoint("restore.after-first-member") }
         }
+        try await operations.writeConfigs(of: restored, from: founding.plan)
+        try checkpoint("restore.before-start")
 
-        for member in cluster.members { try await operations.start(member) }
-        try await operations.waitHealthy(cluster)
-        var expectation = cluster.expectation
-        expectation.clusterID = clusterID
-        expectation.members = expectation.members.map { member in
-            var member = member
-            member.memberID = ids[member.name] ?? 0
-            return member
-        }
-        let report = try await operations.verify(cluster, expectation: expectation)
+        for member in restored.members { try await operations.start(member) }
+        try await operations.waitHealthy(restored)
+        let report = try await operations.verify(restored, expectation: restored.expectation)
         guard report.ok else {
             throw DeployError(host: nil, cluster: cluster.name, step: "verify", kind: .check,
                               "the restored cluster '\(cluster.name)' does not verify (its record keeps the old IDs):\n" + report.table())
         }
-        // Verified: from now on the record's IDs are the restored cluster's.
-        let founders = cluster.members.map {
-            ClusterRecord.Member(name: $0.name, id: EtcdIDs.hex(ids[$0.name]!), peerURLs: [$0.peerURL])
+        // Verified: from now on the record's founding is the restore's. Members removed before
+        // stay recorded, and so do recorded members the inventory dropped: their hosts may still
+        // hold their data (`down --wipe-data` wipes it).
+        let founders = restored.members.map {
+            ClusterRecord.Member(name: $0.name, id: EtcdIDs.hex($0.memberID!), peerURLs: [$0.peerURL])
         }
-        var record = try workspace.state.clusterRecord(cluster.name)
-            ?? ClusterRecord(cluster: cluster.name, clusterID: EtcdIDs.hex(clusterID), formedAt: Date(), founders: founders)
-        record.clusterID = EtcdIDs.hex(clusterID)
-        record.founders = founders
-        record.added = []
-        record.removed = []
+        let previous = try workspace.state.clusterRecord(cluster.name)
+        var record = ClusterRecord(cluster: cluster.name, clusterID: EtcdIDs.hex(clusterID),
+                                   formedAt: previous?.formedAt ?? Date(), founders: founders)
+        // A founder's earlier incarnations (a replaced member) are not: their data was its data dir.
+        let founderNames = Set(founders.map(\.name))
+        record.removed = ((previous?.removed ?? []) + (previous?.members ?? [])).filter { !founderNames.contains($0.name) }
         record.restoreToken = token
+        record.snapshots = previous?.snapshots ?? []
         try workspace.state.save(record)
         for member in cluster.members { await operations.removeFile(remoteSnapshot(member), on: member.host) }
         progress.note("cluster \(cluster.name): restored from \(file) at revision \(facts.revision); old data dirs kept beside the new ones (\(asideSuffix))")
@@ -161,7 +162,7 @@ public struct Restore: Sendable {
 
     /// The snapshot must be whole (etcd's digest at its end matches) and of a minor no newer than
     /// the members': etcd does not downgrade a data dir.
-    static func check(_ file: String, memberVersion: String, cluster: String) throws -> SnapshotFileFacts {
+    static func check(_ file: String, memberVersion: String, cluster: String, stateDirectory: String? = nil) throws -> SnapshotFileFacts {
         guard FileManager.default.fileExists(atPath: file) else {
             throw MusterError(.input, cluster: cluster, step: "snapshot", "snapshot \(file) does not exist")
         }
@@ -176,7 +177,8 @@ public struct Restore: Sendable {
             throw MusterError(.refused, cluster: cluster, step: "snapshot", "\(file) is damaged: its database hashes to \(facts.databaseSHA256), the sha256 at its end says \(facts.embeddedSHA256 ?? ""); nothing was changed on any host")
         }
         if let version = facts.clusterVersion, let file = MinorVersion(version), let members = MinorVersion(memberVersion), file > members {
-            throw MusterError(.refused, cluster: cluster, step: "snapshot", "the snapshot comes from an etcd \(version) cluster, newer than the members' \(memberVersion): etcd cannot run a data dir of a newer minor; nothing was changed on any host")
+            let acceptable = stateDirectory.flatMap { SnapshotCatalog.newestRestorable(cluster: cluster, stateDirectory: $0, memberVersion: memberVersion) }
+            throw MusterError(.refused, cluster: cluster, step: "snapshot", "the snapshot comes from an etcd \(version) cluster, newer than the members' \(memberVersion): etcd cannot run a data dir of a newer minor; nothing was changed on any host" + (acceptable.map { ". The newest snapshot of '\(cluster)' they can restore: \($0)" } ?? ""))
         }
         return facts
     }

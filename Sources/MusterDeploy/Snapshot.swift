@@ -22,6 +22,31 @@ public enum SnapshotCatalog {
         URL(fileURLWithPath: out ?? stateDirectory + "/snapshots").standardizedFileURL.path
     }
 
+    /// Where `up` and `replace` keep the snapshot they take before changing a running cluster:
+    /// apart from `snapshot save`'s files, so no `--keep` of the operator's prunes them.
+    public static func beforeChangeDirectory(stateDirectory: String) -> String {
+        directory(stateDirectory: stateDirectory, out: nil) + "/before-change"
+    }
+
+    /// How many pre-change backups of a cluster stay: their own count, so that retries of a
+    /// failed change (each takes one) keep the backup from before the first attempt.
+    public static let beforeChangeKept = 10
+
+    /// The newest of muster's snapshots of `cluster` (`snapshot save`'s and the pre-change
+    /// backups) that `muster restore` would accept for members of `memberVersion`: whole, and
+    /// of an etcd minor no newer. Reads each candidate, newest first, until one fits.
+    public static func newestRestorable(cluster: String, stateDirectory: String, memberVersion: String) -> String? {
+        let candidates = (list(cluster: cluster, directory: directory(stateDirectory: stateDirectory, out: nil), record: nil)
+            + list(cluster: cluster, directory: beforeChangeDirectory(stateDirectory: stateDirectory), record: nil))
+            .sorted { ($0.takenAt, $0.revision) > ($1.takenAt, $1.revision) }
+        let members = MinorVersion(memberVersion)
+        return candidates.first { entry in
+            guard let facts = try? SnapshotFile.inspect(entry.path), facts.embeddedSHA256 != nil, facts.hashMatches else { return false }
+            guard let version = facts.clusterVersion.flatMap(MinorVersion.init), let members else { return true }
+            return version <= members
+        }?.path
+    }
+
     static let stampFormat = "yyyyMMdd'T'HHmmss'Z'"
 
     public static func stamp(_ date: Date) -> String {

@@ -160,6 +160,10 @@ public struct ClusterPlan: Sendable {
     public var dependsOn: [String]
     /// Members the cluster has (as recorded) that the inventory no longer lists.
     public var removals: [RemovalPlan] = []
+    /// The `initial-cluster-token` of the restore that founded the cluster last (recorded, or a
+    /// restore under way): its founders' conf.yml names it and their `initial-cluster`, not the
+    /// bootstrap mode's keys.
+    public var restoreToken: String? = nil
 
     public var mode: String { bootstrap.modeName }
     public var discovery: DiscoveryPlan? {

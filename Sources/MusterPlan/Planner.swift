@@ -14,13 +14,19 @@ public struct PlanFacts: Sendable {
     /// guide: with the source down, remove first, then add), so no newcomer's `initial-cluster`
     /// names them. Learnt by `up` after it connected.
     public var departed: [String: Set<String>]
+    /// By cluster: the `initial-cluster-token` of a restore under way. The cluster is planned as
+    /// that restore founds it (every member a founder, IDs from the token), whatever its record
+    /// says: `muster restore` takes its IDs and `initial-cluster` from this plan.
+    public var restoring: [String: String]
 
     public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:],
-                histories: [String: ClusterHistory] = [:], departed: [String: Set<String>] = [:]) {
+                histories: [String: ClusterHistory] = [:], departed: [String: Set<String>] = [:],
+                restoring: [String: String] = [:]) {
         self.memberVersion = memberVersion
         self.discoveryTokens = discoveryTokens
         self.histories = histories
         self.departed = departed
+        self.restoring = restoring
     }
 }
 
@@ -55,6 +61,9 @@ public struct ClusterHistory: Sendable {
     public var removedIDs: Set<UInt64> = []
     /// Members in the cluster now (founders and joined, less removed), as `name=peerURL`, in order.
     public var current: [(name: String, peerURL: String)]
+    /// The `initial-cluster-token` of the last restore: its founders (`founders`) formed anew
+    /// from a snapshot, whatever the cluster's bootstrap mode.
+    public var restoreToken: String?
 
     public init(clusterID: UInt64, founders: [Founder], joined: [String: Joined], current: [(name: String, peerURL: String)]) {
         self.clusterID = clusterID
@@ -110,10 +119,15 @@ public struct Planner {
         if case .dns(let domain, _) = cluster.bootstrap { dnsDomain = domain }
 
         let discovery = try discoveryPlan(cluster, backends: backends)
-        let idToken: String? = switch cluster.bootstrap {
+        // A restore under way founds the cluster again: no history, the restore's token.
+        let restoring = facts.restoring[cluster.name]
+        let history = restoring == nil ? facts.histories[cluster.name] : nil
+        let restoreToken = restoring ?? history?.restoreToken
+        let modeToken: String? = switch cluster.bootstrap {
         case .staticCluster, .dns: cluster.token
         case .discovery: discovery.flatMap { $0.isPlaceholder ? nil : $0.url }
         }
+        let idToken = restoring ?? modeToken
 
         var members: [MemberPlan] = []
         for name in cluster.members {
@@ -148,8 +162,13 @@ public struct Planner {
                 memberID: idToken.map { EtcdIDs.memberID(peerURLs: [peerURL], token: $0) },
                 paths: paths(for: cluster)))
         }
-        let history = facts.histories[cluster.name]
-        if case .staticCluster = cluster.bootstrap {
+        let foundedStatically: Bool = switch cluster.bootstrap {
+        case .staticCluster: true
+        case .discovery, .dns: false
+        }
+        // A restore founds by initial-cluster in every mode (the restore tool writes it into
+        // the data), so its founders' conf.yml carries it.
+        if foundedStatically || restoreToken != nil {
             // Founders keep the initial-cluster they formed with; without a record, every member.
             let founding = history.map { $0.founders.map { "\($0.name)=\($0.peerURL)" } }
                 ?? members.map { "\($0.name)=\($0.peerURL)" }
@@ -185,7 +204,8 @@ public struct Planner {
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
             dependsOn: discovery?.backendCluster.map { [$0] } ?? [],
-            removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [])
+            removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [],
+            restoreToken: restoreToken)
     }
 
     /// Recorded members the inventory's `members:` no longer lists.

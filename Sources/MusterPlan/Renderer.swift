@@ -79,6 +79,10 @@ public struct Renderer: Sendable {
         switch cluster.bootstrap {
         case _ where member.join != nil:
             break  // a joining member finds its peers by its initial-cluster alone
+        case _ where cluster.restoreToken != nil:
+            // Founded by a restore: the initial-cluster and token its data was restored with
+            // (a discovery or SRV key beside initial-cluster is a conflict etcd refuses).
+            context["initialClusterToken"] = cluster.restoreToken.map(TemplateValue.text)
         case .staticCluster(let token):
             context["initialClusterToken"] = .text(token)
         case .dns(let dns, let token):

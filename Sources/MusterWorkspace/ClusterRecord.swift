@@ -93,6 +93,7 @@ extension ClusterRecord {
         var history = ClusterHistory(clusterID: UInt64(clusterID, radix: 16) ?? 0, founders: founders, joined: joined,
                                      current: members.map { ($0.name, $0.peerURLs.first ?? "") })
         history.removedIDs = Set(removed.compactMap { UInt64($0.id, radix: 16) })
+        history.restoreToken = restoreToken
         return history
     }
 }

@@ -37,6 +37,8 @@ public struct Workspace: Sendable {
     public private(set) var plan: Plan
     /// Members to remove that are gone already, by cluster (`PlanFacts.departed`).
     public private(set) var departed: [String: Set<String>] = [:]
+    /// Clusters being restored, with their restore's token (`PlanFacts.restoring`).
+    public private(set) var restoring: [String: String] = [:]
     /// Whether `plan.files` holds the rendered files (`render` writes them as it renders them).
     public let rendersFiles: Bool
 
@@ -70,6 +72,15 @@ public struct Workspace: Sendable {
         copy.plan = try Self.plan(copy)
         return copy
     }
+    /// The same workspace planned as a restore with `token` founds `cluster` again: every member
+    /// a founder with the IDs that token gives, `initial-cluster` every member.
+    public func replanned(restoring cluster: String, token: String) throws -> Workspace {
+        var copy = self
+        copy.restoring = [cluster: token]
+        copy.plan = try Self.plan(copy)
+        return copy
+    }
+
     /// Renders this workspace's templates from its inventory.
     public var renderer: Renderer { Renderer(templates: templates, inventory: inventory) }
 
@@ -105,7 +116,7 @@ public struct Workspace: Sendable {
             }
         }
         let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens, histories: histories,
-                              departed: workspace.departed)
+                              departed: workspace.departed, restoring: workspace.restoring)
         let all = try Planner(inventory: workspace.inventory, facts: facts).plan()
         let clusters: [ClusterPlan]
         switch workspace.scope {

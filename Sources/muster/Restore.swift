@@ -9,7 +9,7 @@ struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Rebuild a cluster from a snapshot file: new token and IDs, the snapshot's keys.",
-        discussion: "The file is checked first (etcd's sha256 at its end, its etcd minor no newer than the members'). A cluster that answers healthy is refused without --force. Every member stops; its data dir is moved aside to DATA.muster-before-restore-TIMESTAMP-RUN (never deleted) and restored on its host; the members start, are verified, and the cluster record takes the new IDs.")
+        discussion: "The file is checked first (etcd's sha256 at its end, its etcd minor no newer than the members'). A cluster that answers healthy is refused without --force. Every member stops; its data dir is moved aside to DATA.muster-before-restore-TIMESTAMP-RUN (never deleted) and restored on its host; each member's conf.yml is rewritten for the restored founding (initial-cluster: the members, the restore's token); the members start, are verified, and the cluster record takes the new IDs.")
 
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions

@@ -62,13 +62,23 @@ struct Down: AsyncParsableCommand {
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
-    @Flag(help: "Also delete every member's data directory (the cluster's keys are lost).")
+    @Flag(help: "Also delete every member's data directory and private keys, muster's copies of the data beside it, and recorded removed members' data (the cluster's keys are lost).")
     var wipeData = false
+
+    @Flag(help: "Remove every file muster put on the hosts for the cluster named by --cluster: data, copies, keys, config, units, logs, and binaries no other cluster there uses.")
+    var purge = false
+
+    func validate() throws {
+        if purge && options.cluster == nil {
+            throw ValidationError("--purge removes every file muster put on the hosts for one cluster: name it with --cluster NAME")
+        }
+    }
 
     func run() async throws {
         try await reportingErrors {
             var tearDown = TearDown(builder: options.builder(), options: remote.runOptions, progress: Progress())
             tearDown.wipeData = wipeData
+            tearDown.purge = purge
             try await tearDown.run()
         }
     }

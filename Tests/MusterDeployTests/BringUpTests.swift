@@ -304,9 +304,9 @@ import MusterSandbox
                 .write(toFile: path, atomically: true, encoding: .utf8)
             let rolled = try await DeploySandbox.up(builder)
             #expect(rolled.reports.allSatisfy { $0.ok }, "\(rolled.reports.map { $0.table() })")
-            // A backup first, left in the state dir's snapshots/ and named in the outcome.
+            // A backup first, left in the state dir's snapshots/before-change/ and named in the outcome.
             #expect(rolled.backups.count == 1, "\(rolled.backups)")
-            #expect(rolled.backups.allSatisfy { $0.contains("/snapshots/main-") && FileManager.default.fileExists(atPath: $0) }, "\(rolled.backups)")
+            #expect(rolled.backups.allSatisfy { $0.contains("/snapshots/before-change/main-") && FileManager.default.fileExists(atPath: $0) }, "\(rolled.backups)")
             for (index, host) in ["host1", "host2", "host3"].enumerated() {
                 #expect(try DeploySandbox.exec(host, "cat /run/etcd/main.pid") != pids[index], "\(host) was not restarted")
                 #expect(try DeploySandbox.exec(host, "grep -c 'heartbeat-interval: 150' /etc/etcd/main/conf.yml") == "1")

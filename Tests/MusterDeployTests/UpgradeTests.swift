@@ -52,9 +52,25 @@ import MusterSandbox
             #expect(upgraded.reports.first?.clusterVersion == "3.5.0", "verify shows the cluster version")
             #expect(upgraded.reports.first?.endpoints.allSatisfy { $0.version == "3.5.16" } == true, "and every member's server version")
 
-            // A downgrade is refused, nothing changed.
+            // The backup taken before the upgrade is kept apart (issue 34, item 5): `snapshot
+            // save --keep 1` again and again never prunes it.
+            let beforeUpgrade = try #require(upgraded.backups.first)
+            for _ in 0..<3 {
+                var save = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+                save.keep = 1
+                _ = try await save.run()
+            }
+            #expect(FileManager.default.fileExists(atPath: beforeUpgrade), "snapshot save --keep 1 pruned the backup taken before the upgrade")
+
+            // A downgrade is refused, nothing changed; the refusal names a snapshot that 3.4
+            // members can restore: the one taken before the upgrade, not a 3.5 one.
             try setBinary("/usr/bin/etcd", in: builder)
-            await #expect(throws: DeployError.self) { _ = try await DeploySandbox.up(builder) }
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("a downgrade went ahead")
+            } catch let error as DeployError {
+                #expect(error.message.contains("muster restore --from \(beforeUpgrade)"), "\(error)")
+            }
             for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-3.5.16"), "\(host)") }
 
             // A patch upgrade within 3.5 (Debian 13's 3.5.16 to sid's, 3.5.30 when written) rolls
@@ -64,7 +80,13 @@ import MusterSandbox
             let patched = try await rollWithAWriter(to: DeploySandbox.etcdSid, builder: builder, pki: pki, prefix: "patch")
             for host in ["host1", "host2", "host3"] { #expect(try exe(host).hasSuffix("etcd-\(patch)"), "\(host)") }
             #expect(patched.reports.first?.endpoints.allSatisfy { $0.version == patch } == true, "every member runs \(patch)")
+
+            // `down --wipe-data` leaves no copy of the keyspace muster made and no private key.
+            _ = try DeploySandbox.exec("host1", "cp -a /var/lib/etcd/main /var/lib/etcd/main.muster-replaced-20260101T000000Z")
             try await DeploySandbox.down(builder, wipe: true)
+            for host in ["host1", "host2", "host3"] {
+                #expect(try DeploySandbox.exec(host, "ls -d /var/lib/etcd/main* /etc/etcd/main/pki/*.key 2>/dev/null; true") == "", "\(host)")
+            }
         }
     }
 

@@ -11,7 +11,7 @@ import MusterPlan
                                     "etcd4": "172.19.19.125"]
 
     /// An inventory of four hosts whose cluster `main` formed on etcd1...etcd3 (as recorded).
-    private func builder(members: String, addresses: [String: String] = addresses,
+    private func builder(members: String, addresses: [String: String] = addresses, bootstrap: String = "static",
                          edit: (inout ClusterRecord) -> Void = { _ in }) throws -> (PlanBuilder, String) {
         let root = FileManager.default.temporaryDirectory.path + "/muster-members-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -25,7 +25,7 @@ import MusterPlan
               main:
                 members: [\(members)]
                 tls: false
-                bootstrap: static
+                bootstrap: \(bootstrap)
 
             """
         try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/inventory.yml"))
@@ -65,6 +65,47 @@ import MusterPlan
         // Only removals leave first: a member the inventory keeps is never planned as gone.
         let kept = try workspace.replanned(departed: ["main": ["etcd1"]])
         #expect(kept.plan.clusters.first?.members.first { $0.name == "etcd4" }?.initialCluster == newcomer.initialCluster)
+    }
+
+    /// A restore founds the cluster again in any mode: the plan of a restore under way (IDs from
+    /// its token, every member a founder) renders what the record it writes then renders, so the
+    /// next `up` finds every conf.yml as it is. A discovery cluster's founders carry the restore's
+    /// initial-cluster and token, never a discovery URL beside them (etcd refuses both).
+    @Test func aRestoredClusterIsPlannedAsTheRestoreFoundedItInEveryMode() throws {
+        let (builder, root) = try builder(members: "etcd1, etcd2, etcd4",
+                                          bootstrap: "{ discovery: { url: 'http://172.19.19.122:2379', size: 3 } }") { record in
+            record.added = [ClusterRecord.Member(name: "etcd4", id: "0000000000002000", peerURLs: ["http://172.19.19.125:2380"],
+                                                initialCluster: "etcd1=http://172.19.19.122:2380,etcd2=http://172.19.19.123:2380,etcd3=http://172.19.19.124:2380,etcd4=http://172.19.19.125:2380")]
+            record.removed = [record.founders[2]]
+        }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let workspace = try builder.build()
+        let token = "main-restored-20260101T000000Z-0123abcd"
+        let restoring = try workspace.replanned(restoring: "main", token: token)
+        let restored = try #require(restoring.plan.clusters.first)
+        let everyone = "etcd1=http://172.19.19.122:2380,etcd2=http://172.19.19.123:2380,etcd4=http://172.19.19.125:2380"
+        #expect(restored.members.allSatisfy { $0.join == nil && $0.initialCluster == everyone }, "\(restored.members.map(\.initialCluster))")
+        let ids = restored.members.compactMap(\.memberID)
+        #expect(ids.count == 3 && Set(ids).count == 3 && !ids.contains(0x1000) && !ids.contains(0x1001) && !ids.contains(0x2000), "new IDs: \(ids)")
+        #expect(restored.clusterID != nil && restored.clusterID != 0xabcd)
+        #expect(restored.removals.isEmpty)
+        for host in ["etcd1", "etcd2", "etcd4"] {
+            let conf = config(host, in: restoring.plan)
+            #expect(conf.contains("initial-cluster: \(everyone)\n") && conf.contains("initial-cluster-token: \(token)\n")
+                    && conf.contains("initial-cluster-state: new\n") && !conf.contains("discovery"), "\(conf)")
+        }
+
+        // The record as the restore writes it: the next plan renders the same files.
+        let state = workspace.state
+        var record = try #require(try state.clusterRecord("main"))
+        record.founders = restored.members.map { ClusterRecord.Member(name: $0.name, id: String($0.memberID!, radix: 16), peerURLs: [$0.peerURL]) }
+        record.clusterID = String(restored.clusterID!, radix: 16)
+        record.added = []
+        record.restoreToken = token
+        try state.save(record)
+        let after = try builder.build()
+        #expect(after.plan.files == restoring.plan.files)
+        #expect(after.plan.clusters.first?.members.map(\.memberID) == restored.members.map(\.memberID))
     }
 
     @Test func aChangedAddressIsPlannedAsAPeerURLUpdateUntilTheRecordHasIt() throws {

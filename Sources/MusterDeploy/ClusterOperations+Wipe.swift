@@ -1,0 +1,53 @@
+import Foundation
+import MusterBasics
+import MusterPlan
+
+/// What `down --wipe-data` and `down --purge` remove of a member besides stopping it. Every path
+/// is quoted (a glob only after a quoted prefix), and nothing follows a link: `rm` of a path that
+/// is a link removes the link, and no path ends in a slash.
+extension ClusterOperations {
+    /// Muster's own copies of a member's keyspace beside its data dir: the old data a restore or
+    /// a replace moved aside, a restore's unfinished work, the snapshot a restore placed there.
+    static func copiesOfData(_ data: String) -> [String] {
+        let quoted = Shell.quote(data)
+        return ["\(quoted).muster-before-restore-*", "\(quoted).muster-replaced-*", "\(quoted).muster-restoring", "\(quoted).muster-restore-*.db"]
+    }
+
+    /// Removes each of `words` (quoted paths, or globs after a quoted prefix) that exists, and
+    /// says so: `removed PATH` per path.
+    static func removeEach(_ words: [String]) -> String {
+        "for f in \(words.joined(separator: " ")); do if [ -e \"$f\" ] || [ -L \"$f\" ]; then rm -rf -- \"$f\" && echo \"removed $f\"; fi; done"
+    }
+
+    /// The data a member of `cluster` with `paths` left on `host`, its copies and its private
+    /// keys; with `purge`, every other file muster put there for the cluster too: config dir
+    /// (conf.yml, certificates, start script, marker), unit, log dir, pidfile, and the installed
+    /// binaries when no other cluster's conf.yml is left on the host.
+    func wipe(_ name: String, of cluster: String, paths: MemberPaths, on host: String, purge: Bool) async throws {
+        let installDirectory = (paths.binary as NSString).deletingLastPathComponent
+        let configRoot = (paths.configDir as NSString).deletingLastPathComponent
+        var words = [Shell.quote(paths.data), Shell.quote(paths.marker), Shell.quote(paths.serverKey), Shell.quote(paths.peerKey)]
+            + Self.copiesOfData(paths.data)
+        if purge {
+            words += [Shell.quote(paths.configDir), Shell.quote(paths.logDir), Shell.quote(paths.pidfile), Shell.quote(paths.unit)]
+        }
+        var script = Self.removeEach(words)
+        if purge {
+            let install = Shell.quote(installDirectory)
+            script += """
+
+            if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+            others=""
+            for c in \(Shell.quote(configRoot))/*/conf.yml; do [ -e "$c" ] && others="$others $(basename "$(dirname "$c")")"; done
+            if [ -z "$others" ]; then
+                \(Self.removeEach(["\(install)/etcd-*", "\(install)/etcdctl-*", "\(install)/etcdutl-*"]))
+            else
+                echo "binaries kept in \(installDirectory): other clusters here:$others"
+            fi
+            """
+        }
+        let output = try await fleet.check(host, purge ? "purge" : "wipe", script, timeout: 120)
+        let said = output.split(separator: "\n").joined(separator: "; ")
+        progress.host(host, purge ? "purge" : "wipe", "\(cluster): \(name): " + (said.isEmpty ? "nothing left to remove" : said))
+    }
+}
