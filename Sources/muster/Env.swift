@@ -25,6 +25,14 @@ struct Env: AsyncParsableCommand {
             var exports = [("ETCDCTL_API", "3"), ("ETCDCTL_ENDPOINTS", endpoints)]
             if cluster.tls {
                 let state = URL(fileURLWithPath: result.state.directory).standardizedFileURL.path
+                // Making the CA or the client certificate writes the state: under the lock, so a
+                // first `up` running meanwhile cannot end with a CA key and certificate of two runs.
+                let pki = ClusterPKI.directory(stateDirectory: state, cluster: cluster.name)
+                let writes = !["ca.crt", "ca.key", "client.crt", "client.key"].allSatisfy {
+                    FileManager.default.fileExists(atPath: pki + "/" + $0)
+                }
+                if writes { try result.state.lock() }
+                defer { if writes { result.state.unlock() } }
                 let client = try ClusterPKI(stateDirectory: state, cluster: cluster.name).clientCertificate()
                 exports += [("ETCDCTL_CACERT", client.caPath), ("ETCDCTL_CERT", client.certPath),
                             ("ETCDCTL_KEY", client.keyPath)]

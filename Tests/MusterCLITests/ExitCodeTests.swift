@@ -158,4 +158,31 @@ import Testing
         #expect(ambiguous.status == 2, "\(ambiguous)")
         #expect(ambiguous.stderrText.contains("--cluster"), "\(ambiguous)")
     }
+
+    /// Before: `env` made a TLS cluster's CA without the lock, racing a first `up` (a CA key and
+    /// certificate of two runs). Now it takes the lock to write them and refuses while a run holds it.
+    @Test func envMakesTheCAOnlyUnderTheLock() throws {
+        let tls = try inventory(oneCluster.replacingOccurrences(of: "tls: false", with: "tls: true"))
+        defer { try? FileManager.default.removeItem(atPath: tls.directory) }
+        let state = tls.directory + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        // Another run holds the lock (flock(1) keeps it until its child exits).
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["-x", state + "/lock", "/bin/sh", "-c", "echo held; read line"]
+        let output = Pipe(), input = Pipe()
+        holder.standardOutput = output
+        holder.standardInput = input
+        try holder.run()
+        defer { try? input.fileHandleForWriting.close(); holder.waitUntilExit() }
+        #expect(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) == "held\n")
+        let refused = try MusterBinary().run(["env", tls.path, "--state", state])
+        #expect(refused.status != 0 && refused.stderrText.contains("holds the lock"), "\(refused)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/pki/main/ca.key"), "a CA was made without the lock")
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
+        let made = try MusterBinary().run(["env", tls.path, "--state", state])
+        #expect(made.status == 0 && made.stdoutText.contains("ETCDCTL_CACERT="), "\(made)")
+        #expect(FileManager.default.fileExists(atPath: state + "/pki/main/ca.key"))
+    }
 }
