@@ -59,6 +59,12 @@ public struct Restore: Sendable {
         // The file and the tool first: a damaged or too new snapshot touches no host.
         let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
         let facts = try Self.check(file, memberVersion: cluster.memberVersion, cluster: cluster.name, stateDirectory: workspace.state.directory)
+        // A file muster saved and recorded must still be that file: a whole snapshot put in its
+        // place (another cluster's, an older one) would pass etcd's own digest.
+        if let recorded = try workspace.state.clusterRecord(cluster.name)?.snapshots.first(where: { $0.file == file }),
+           recorded.sha256 != facts.fileSHA256 {
+            throw MusterError(.refused, cluster: cluster.name, step: "snapshot", "\(file) is not the snapshot muster saved under that name (recorded: revision \(recorded.revision), sha256 \(recorded.sha256); the file's sha256 is \(facts.fileSHA256)): it was replaced or altered since; nothing was changed on any host")
+        }
         progress.note("snapshot \(file): revision \(facts.revision), \(facts.size) bytes, sha256 \(facts.fileSHA256), etcd cluster version \(facts.clusterVersion ?? "unknown")")
         let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion)
 

@@ -233,7 +233,7 @@ public struct SnapshotSave: Sendable {
                                            size: Int(facts.size), takenAt: stamp)
         var record = try workspace.state.clusterRecord(cluster.name)
         record?.snapshots.append(entry)
-        let pruned = try prune(cluster: cluster.name, directory: directory, record: &record)
+        let pruned = try prune(cluster: cluster.name, directory: directory, record: &record, saved: path)
         if let record { try workspace.state.save(record) } else {
             progress.note("cluster \(cluster.name) has no record yet (muster records a cluster at its first verified `up`): the snapshot is not recorded")
         }
@@ -241,10 +241,16 @@ public struct SnapshotSave: Sendable {
                        recorded: record != nil, pruned: pruned, seconds: download.seconds)
     }
 
-    /// Removes all but the newest `keep` of muster's files for `cluster` (and their records).
-    private func prune(cluster: String, directory: String, record: inout ClusterRecord?) throws -> [String] {
-        let entries = SnapshotCatalog.list(cluster: cluster, directory: directory, record: record)
-        let doomed = entries.dropLast(keep)
+    /// Removes all but the newest `keep` of muster's files for `cluster` (and their records),
+    /// never `saved`, the one just taken. A name alone proves nothing (anyone who can write the
+    /// directory can plant `CLUSTER-1-29990101T000000Z.db` to push real snapshots out): with a
+    /// record, only recorded snapshots are pruned; without one, no name dated in the future counts.
+    private func prune(cluster: String, directory: String, record: inout ClusterRecord?, saved: String) throws -> [String] {
+        let soon = Date().addingTimeInterval(300)
+        let entries = SnapshotCatalog.list(cluster: cluster, directory: directory, record: record).filter { entry in
+            record == nil ? entry.takenAt <= soon : entry.recorded != nil
+        }
+        let doomed = entries.dropLast(keep).filter { $0.path != saved }
         var pruned: [String] = []
         for entry in doomed {
             guard unlink(entry.path) == 0 else {

@@ -152,14 +152,20 @@ import MusterTestSupport
 
             // prune: only muster's names, for this cluster, beyond --keep
             let directory = (file as NSString).deletingLastPathComponent
-            for decoy in ["main-notes.db", "other-5-20260101T000000Z.db"] {
+            // (a planted name dated in the future would have pushed the new snapshot out: only
+            // recorded snapshots are pruned)
+            let planted = "\(directory)/main-1-29990101T000000Z.db"
+            for decoy in ["main-notes.db", "other-5-20260101T000000Z.db", "main-1-29990101T000000Z.db"] {
                 _ = FileManager.default.createFile(atPath: "\(directory)/\(decoy)", contents: Data("x".utf8))
             }
             var keepTwo = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             keepTwo.keep = 2
             let third = try await keepTwo.run()
             #expect(third.pruned == [file])
+            #expect(FileManager.default.fileExists(atPath: third.snapshot.file) && FileManager.default.fileExists(atPath: again.snapshot.file))
             #expect(FileManager.default.fileExists(atPath: "\(directory)/main-notes.db") && FileManager.default.fileExists(atPath: "\(directory)/other-5-20260101T000000Z.db"))
+            #expect(FileManager.default.fileExists(atPath: planted), "an unrecorded file is not muster's to prune")
+            try FileManager.default.removeItem(atPath: planted)
             let listing = try SnapshotListing.run(builder: builder, outDirectory: nil)
             #expect(listing.entries.map(\.path) == [again.snapshot.file, third.snapshot.file])
             #expect(try builder.build().state.clusterRecord("main")?.snapshots.map(\.file) == [again.snapshot.file, third.snapshot.file])
@@ -181,6 +187,24 @@ import MusterTestSupport
             } catch let error as ClassifiedError {
                 #expect(error.kind == .refused && error.message.contains("damaged"), "\(error)")
             }
+            // a whole snapshot put in the place of a recorded one: its own digest holds, the
+            // record's does not
+            _ = try await client.put("/swap", "a later revision")
+            var elsewhere = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+            elsewhere.outDirectory = scratch.path
+            let later = try await elsewhere.run()
+            #expect(later.snapshot.sha256 != again.snapshot.sha256)
+            let original = try Data(contentsOf: URL(fileURLWithPath: again.snapshot.file))
+            try Data(contentsOf: URL(fileURLWithPath: later.snapshot.file)).write(to: URL(fileURLWithPath: again.snapshot.file))
+            forced.snapshot = again.snapshot.file
+            do {
+                _ = try await forced.run()
+                Issue.record("a snapshot swapped under a recorded name was restored")
+            } catch let error as ClassifiedError {
+                #expect(error.kind == .refused && error.message.contains("is not the snapshot muster saved under that name"), "\(error)")
+                #expect(error.message.contains(again.snapshot.sha256), "\(error)")
+            }
+            try original.write(to: URL(fileURLWithPath: again.snapshot.file))
             // a healthy cluster without --force: refused
             do {
                 _ = try await Restore(builder: builder, options: DeploySandbox.options, progress: Progress(), snapshot: third.snapshot.file).run()
