@@ -113,9 +113,9 @@ public struct BringUp: Sendable {
     private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
-            // The steps the run would take, from the same facts. A dry run issues no certificates:
-            // a member's change with its names and addresses, which change its config too, so
-            // the list is the same, but for a restart only because a certificate nears expiry.
+            // The steps the run would take, from the same facts. A dry run issues no certificates;
+            // a member's change only with its names and addresses, which change its config too,
+            // so the list is the same but for a restart only because a certificate nears expiry.
             let runner = StepRunner(command: "up", progress: progress)
             for cluster in workspace.plan.clusters {
                 let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: [], facts: operations.facts)
@@ -287,11 +287,11 @@ public struct BringUp: Sendable {
             try certificates?.commit()
         }()
         let steps = UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup)
-        let run = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, builder: builder, operations: operations,
+        let executor = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, builder: builder, operations: operations,
                             preparation: preparation, ledger: ledger, context: context, started: started,
                             wipeRemovedData: wipeRemovedData)
-        try await StepRunner(command: "up", progress: progress).run(steps, run.run)
-        await run.startsDone()
+        try await StepRunner(command: "up", progress: progress).run(steps, executor.run)
+        await executor.startsDone()
         try await committed
         if steps.isEmpty {
             progress.note("cluster \(cluster.name): every member already running with this config; left alone")
