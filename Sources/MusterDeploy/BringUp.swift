@@ -51,7 +51,7 @@ public struct BringUp: Sendable {
         for cluster in workspace.plan.clusters {
             workspace = try await mode(for: cluster).prepare(cluster, in: workspace, context: context)
         }
-        try MembershipSteps.refuseUnasked(workspace.plan, removeMembers: removeMembers, force: force, dryRun: dryRun)
+        try MembershipRules.refuseUnasked(workspace.plan, removeMembers: removeMembers, force: force, dryRun: dryRun)
         let hostNames = Set(workspace.plan.clusters.flatMap(\.hosts))
         let hosts = workspace.inventory.hosts.filter { hostNames.contains($0.name) }
         try workspace.checkIdentityFiles(of: hosts)
@@ -113,7 +113,17 @@ public struct BringUp: Sendable {
     private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
-            for line in MembershipSteps.describe(workspace.plan) { progress.note("dry run: \(line)") }
+            // The steps the run would take, from the same facts. A dry run issues no certificates;
+            // a member's change only with its names and addresses, which change its config too,
+            // so the list is the same but for a restart only because a certificate nears expiry.
+            let runner = StepRunner(command: "up", progress: progress)
+            for cluster in workspace.plan.clusters {
+                let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: [], facts: operations.facts)
+                runner.list(UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup))
+                if !cluster.removals.isEmpty && !removeMembers {
+                    progress.note("dry run: cluster \(cluster.name): removing \(cluster.removals.map(\.name).joined(separator: ", ")) needs --remove-members")
+                }
+            }
             progress.note("dry run: preflight passed; nothing changed")
             return Outcome(reports: [], changed: false, bytesSent: 0)
         }
@@ -266,114 +276,27 @@ public struct BringUp: Sendable {
         }
     }
 
-    /// Starts what is not running and restarts running members whose files changed. Returns
-    /// whether anything changed.
+    /// The cluster's steps (`UpSteps`), run one after the other. Returns whether anything changed.
     private func bringUp(cluster: ClusterPlan, files: [RenderedFile], workspace: Workspace, operations: ClusterOperations,
                          certificates: ClusterCertificates?, preparation: HostPreparation, ledger: ChangeLedger,
                          context: BootstrapContext, started: Countdown) async throws -> Bool {
-        let running = operations.runningMembers(cluster)
         // Once the files are on every host of the cluster, the certificates among them become
         // the state's; members start meanwhile, each as soon as its own host is ready.
         async let committed: Void = {
             for host in cluster.hosts { try await preparation.ready(host) }
             try certificates?.commit()
         }()
-        // A changed config or new certificates reach running members by a restart, one member
-        // at a time, each healthy again before the next.
-        // A member whose address changed restarts through `readdress`, after its peer URLs.
-        let readdressed = cluster.members.filter { $0.formerPeerURL != nil }
-        let restart = running.filter { $0.formerPeerURL == nil }.filter { member in
-            files.contains { $0.host == member.host && ($0.path == member.paths.config || $0.path.hasPrefix(member.paths.pkiDir + "/")) }
-                || operations.facts[member.host]?.members[cluster.name]?.runsOnOlderFiles == true
-                || operations.runsAnotherBinary(member)
-                || operations.runsUnderAnotherSupervisor(member)
-        }
-        let joining = cluster.members.contains { $0.join?.isNew == true }
-        if backup, !running.isEmpty, !restart.isEmpty || joining || !cluster.removals.isEmpty || !readdressed.isEmpty {
-            for member in restart { try await preparation.ready(member.host) }
-            let leaving = cluster.removals.filter { !$0.beforeJoins }.compactMap(\.member)
-            ledger.addBackup(try await operations.backup(cluster, voters: operations.runningMembers(cluster) + leaving, workspace: workspace, builder: builder))
-        }
-        // Re-addressed members one at a time, each healthy before the next, recorded.
-        for member in readdressed {
-            try await preparation.ready(member.host)
-            try await operations.readdress(member, cluster: cluster)
-            if var record = try workspace.state.clusterRecord(cluster.name), let id = member.memberID {
-                record.updatePeerURLs(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL])
-                try workspace.state.save(record)
-            }
-            ledger.record(member.host) { $0.restarted.append(cluster.name) }
-        }
-        // A member to remove that is gone already leaves before any newcomer joins (remove
-        // first, then add); one that runs leaves after them (add first, then remove).
-        for removal in cluster.removals where removal.beforeJoins {
-            try await remove(removal, cluster: cluster, workspace: workspace, operations: operations, ledger: ledger)
-        }
-        if running.count < cluster.members.count || joining {
-            // Missing members first: a running member restarted while its peers are still down
-            // could not become healthy without a quorum.
-            let mode = mode(for: cluster)
-            if mode.needsEveryHostBeforeStart {
-                for host in cluster.hosts { try await preparation.ready(host) }
-            }
-            try await mode.beforeStart(cluster, in: workspace, context: context, operations: operations)
-            let state = workspace.state
-            try await operations.start(cluster, preparation: preparation) { member in
-                // A voter now: the record (what verify and the next plans follow) says so.
-                guard var record = try state.clusterRecord(cluster.name), let id = member.memberID else { return }
-                record.added.append(ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL],
-                                                         initialCluster: member.join?.initialCluster))
-                try state.save(record)
-            }
-            for member in cluster.members where !running.contains(where: { $0.name == member.name }) {
-                ledger.record(member.host) { $0.started.append(cluster.name) }
-            }
-            await started.arrive()
-            try checkpoint("up.health-wait")
-            try await operations.waitHealthy(cluster)
-        } else {
-            await started.arrive()
-        }
-        // Removed only once the newcomers are voters: add first, then remove.
-        for removal in cluster.removals where !removal.beforeJoins {
-            try await remove(removal, cluster: cluster, workspace: workspace, operations: operations, ledger: ledger)
-        }
-        for member in restart { try await preparation.ready(member.host) }
-        if !restart.isEmpty {
-            let upgrade = restart.contains(where: operations.runsAnotherBinary)
-            // An upgrade restarts the leader last, with leadership handed over first.
-            let (order, leader) = upgrade ? await operations.leaderLast(restart, cluster: cluster) : (restart, nil)
-            for member in order {
-                if let leader, member.name == leader.name, let target = order.first(where: { $0.name != leader.name }) {
-                    await operations.moveLeadership(from: leader, to: target, cluster: cluster)
-                }
-                let reason = upgrade ? "etcd \(cluster.memberVersion)"
-                    : operations.runsUnderAnotherSupervisor(member) ? "moving to \(operations.supervisor(on: member.host).rawValue)"
-                    : "new config or certificates"
-                try await operations.rollingRestart([member], cluster: cluster, reason: reason)
-                ledger.record(member.host) { $0.restarted.append(cluster.name) }
-            }
-            if upgrade { try await operations.waitForClusterVersion(cluster) }
-        }
+        let steps = UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup)
+        let executor = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, builder: builder, operations: operations,
+                            preparation: preparation, ledger: ledger, context: context, started: started,
+                            wipeRemovedData: wipeRemovedData)
+        try await StepRunner(command: "up", progress: progress).run(steps, executor.run)
+        await executor.startsDone()
         try await committed
-        if running.count == cluster.members.count, !joining, restart.isEmpty, cluster.removals.isEmpty, readdressed.isEmpty {
+        if steps.isEmpty {
             progress.note("cluster \(cluster.name): every member already running with this config; left alone")
         }
-        return running.count < cluster.members.count || joining || !restart.isEmpty || !cluster.removals.isEmpty
-            || !readdressed.isEmpty
-    }
-
-    /// `member remove`, the member stopped where its host answers, the record told.
-    private func remove(_ removal: RemovalPlan, cluster: ClusterPlan, workspace: Workspace, operations: ClusterOperations,
-                        ledger: ChangeLedger) async throws {
-        try await operations.remove(removal, cluster: cluster, wipe: wipeRemovedData)
-        let state = workspace.state
-        // By ID: a name can leave, join again and leave again.
-        if var record = try state.clusterRecord(cluster.name), !record.removed.contains(where: { $0.id == EtcdIDs.hex(removal.id) }) {
-            record.removed.append(ClusterRecord.Member(name: removal.name, id: EtcdIDs.hex(removal.id), peerURLs: [removal.peerURL]))
-            try state.save(record)
-        }
-        if let host = removal.member?.host, operations.fleet.sessions[host] != nil { ledger.record(host) { $0.stopped.append(cluster.name) } }
+        return !steps.isEmpty
     }
 
     private func verifyAll(_ workspace: Workspace, operations: ClusterOperations, ledger: ChangeLedger) async throws -> [VerificationReport] {

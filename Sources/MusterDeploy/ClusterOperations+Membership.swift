@@ -253,3 +253,27 @@ extension ClusterOperations {
         try await waitHealthy(ClusterPlan(copying: cluster, members: [member]))
     }
 }
+
+extension ClusterOperations {
+    /// A stopped member's data dir moved beside it (`.muster-replaced-TIMESTAMP`; deleted with
+    /// `wipe`), its marker removed, an empty data dir in its place: the member can join again as a
+    /// new one. Run again it finds the dir empty and unmarked and leaves it. Returns where the
+    /// data went.
+    @discardableResult
+    func moveDataAside(_ member: MemberPlan, wipe: Bool) async throws -> String? {
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let data = Shell.quote(member.paths.data), marker = Shell.quote(member.paths.marker)
+        let aside = member.paths.data + ".muster-replaced-" + stamp
+        let move = wipe ? "rm -rf \(data) && echo \(Shell.quote("data wiped: \(member.paths.data)"))"
+            : "mv \(data) \(Shell.quote(aside)) && echo \(Shell.quote("old data moved to \(aside)"))"
+        let script = """
+            set -e
+            if { [ -e \(marker) ] && [ -d \(data) ]; } || [ -n "$(ls -A \(data) 2>/dev/null)" ]; then \(move); else echo \(Shell.quote("\(member.paths.data) is empty already")); fi
+            rm -f \(marker)
+            install -d -m 0700 -o etcd -g etcd \(data)
+            """
+        let output = try await fleet.check(member.host, "replace", script).trimmingCharacters(in: .whitespacesAndNewlines)
+        progress.host(member.host, "replace", "\(member.cluster): \(output)")
+        return output.hasPrefix("old data moved") ? aside : nil
+    }
+}

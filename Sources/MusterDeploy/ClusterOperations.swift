@@ -47,28 +47,9 @@ struct ClusterOperations: Sendable {
 
     // MARK: start and stop
 
-    /// Starts the members that are not running, in order, each once its host is ready and the
-    /// previous member listens: a member asks its peers for /members with a 1 s timeout, so
-    /// starting the next one only once this one listens keeps peers from stalling each other.
-    /// A member that joins a formed cluster goes through `join` (learner, start, promote), and
-    /// `joined` hears of it once it is a voter.
-    func start(_ cluster: ClusterPlan, preparation: HostPreparation,
-               joined: @Sendable (MemberPlan) throws -> Void = { _ in }) async throws {
-        for member in cluster.members {
-            if isRunning(member), member.join?.isNew != true {
-                progress.host(member.host, "start", "\(cluster.name) already running")
-                continue
-            }
-            try await preparation.ready(member.host)
-            if member.join?.isNew == true {
-                try joined(try await join(member, cluster: cluster))
-            } else {
-                try await start(member)
-            }
-            try checkpoint("up.between-member-starts")
-        }
-    }
-
+    /// Starts one member that does not run, gated on its peer port: a member asks its peers for
+    /// /members with a 1 s timeout, so starting the next one only once this one listens keeps
+    /// peers from stalling each other.
     func start(_ member: MemberPlan) async throws {
         // The marker names the data's identity: written when the member starts without data; a
         // member with data keeps the marker it has (preflight checked it; a restore rewrote it).
@@ -107,10 +88,10 @@ struct ClusterOperations: Sendable {
     }
 
     /// Restarts running members one at a time, each healthy again before the next, so the
-    /// cluster never loses more than one voter to muster.
+    /// cluster never loses more than one voter to muster. (The boundary before each is its
+    /// step's, `up.rolling-restart`.)
     func rollingRestart(_ members: [MemberPlan], cluster: ClusterPlan, reason: String) async throws {
         for member in members {
-            try checkpoint("up.rolling-restart")
             progress.host(member.host, "restart", "\(cluster.name): stopping \(member.name) (\(reason))")
             try await stop(member, wipe: false)
             let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))

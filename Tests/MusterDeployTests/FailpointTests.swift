@@ -105,6 +105,11 @@ import MusterSandbox
             _ = try await DeploySandbox.up(builder)
             #expect(try etcdctl(["put", "/before-grow", "kept"]).succeeded)
             try text.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            // Every step of a run is a boundary by construction: Ctrl-C just before the join
+            // stops there, with nothing added.
+            let interrupted = try upKilled(at: "up.join:int", builder, expectStatus: 130)
+            #expect(interrupted.contains("stopped before up.join"), "\(interrupted)")
+            #expect(try etcdctl(["member", "list"]).stdoutText.split(separator: "\n").count == 2, "nothing added before the join step")
             _ = try upKilled(at: "grow.after-add", builder)
             let learners = try etcdctl(["member", "list"]).stdoutText
             #expect(learners.contains("true"), "the cut run left an added learner: \(learners)")

@@ -52,8 +52,15 @@ import MusterSandbox
                 return acknowledged
             }
             try setMembers("host1, host2, host3", in: builder)
-            let grown = try await DeploySandbox.up(builder)
+            // The dry run lists the steps the run then takes, line for line.
+            let plannedGrow = Lines(), grew = Lines()
+            var dryGrow = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { plannedGrow.add($0.line) }))
+            dryGrow.dryRun = true
+            _ = try await dryGrow.run()
+            let grown = try await DeploySandbox.up(builder, progress: Progress(observer: { grew.add($0.line) }))
             writer.cancel()
+            #expect(plannedGrow.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step join", "cluster main, step health-wait"], "\(plannedGrow.all)")
+            #expect(plannedGrow.steps == grew.steps, "dry run: \(plannedGrow.steps)\nrun: \(grew.steps)")
             let acknowledged = await writer.value
             #expect(grown.reports.allSatisfy { $0.ok }, "\(grown.reports.map { $0.table() })")
             #expect(grown.hosts.first { $0.host == "host3" }?.started == ["main"], "\(grown.hosts)")
@@ -101,10 +108,17 @@ import MusterSandbox
                 }
                 return acknowledged
             }
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            let plannedShrink = Lines(), shrank = Lines()
+            var dryShrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { plannedShrink.add($0.line) }))
+            dryShrink.dryRun = true
+            dryShrink.removeMembers = true
+            _ = try await dryShrink.run()
+            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { shrank.add($0.line) }))
             shrink.removeMembers = true
             let shrunk = try await shrink.run()
             shrinkWriter.cancel()
+            #expect(plannedShrink.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step remove"], "\(plannedShrink.all)")
+            #expect(plannedShrink.steps == shrank.steps, "dry run: \(plannedShrink.steps)\nrun: \(shrank.steps)")
             let shrinkAcknowledged = await shrinkWriter.value
             #expect(shrunk.reports.allSatisfy { $0.ok }, "\(shrunk.reports.map { $0.table() })")
             #expect(try DeploySandbox.exec(leader, "cat /run/etcd/main.pid 2>/dev/null; echo gone") == "gone", "the removed member is stopped")
@@ -136,14 +150,18 @@ import MusterSandbox
             // host3 loses its data: its member stopped, the data dir emptied by hand.
             _ = try DeploySandbox.exec("host3", "kill $(cat /run/etcd/main.pid); sleep 1; rm -rf /var/lib/etcd/main/member")
 
+            let planned = Lines(), said = Lines()
             var dryRun = Replace(builder: { var b = builder; b.cluster = "main"; return b }(), member: "host3",
-                                 options: DeploySandbox.options, progress: Progress())
+                                 options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }))
             dryRun.dryRun = true
             #expect(try await dryRun.run() == nil)
             let replace = Replace(builder: { var b = builder; b.cluster = "main"; return b }(), member: "host3",
-                                  options: DeploySandbox.options, progress: Progress())
+                                  options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }))
             let report = try #require(try await replace.run())
             #expect(report.ok, "\(report.table())")
+            #expect(planned.steps.map { $0.components(separatedBy: ":")[0].replacingOccurrences(of: "cluster main, step ", with: "") }
+                        == ["backup", "remove", "move-data-aside", "write-files", "join", "health-wait"], "\(planned.all)")
+            #expect(planned.steps == said.steps, "dry run: \(planned.steps)\nrun: \(said.steps)")
             let list = try etcdctl(["host1"], ["member", "list"]).stdoutText
             let newID = list.split(separator: "\n").first { $0.contains(", host3,") }.map { String($0.split(separator: ",")[0]) }
             #expect(newID != nil && newID != oldID, "host3 has a new ID: \(list)")
@@ -265,10 +283,19 @@ import MusterSandbox
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/move/\(index)", "m\(index)"]).succeeded) }
             try setMembers("host1, host3", in: builder)
-            var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            let planned = Lines(), said = Lines()
+            var dryRun = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }))
+            dryRun.dryRun = true
+            dryRun.removeMembers = true
+            _ = try await dryRun.run()
+            var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }))
             move.removeMembers = true
             let moved = try await move.run()
             #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+            // Add first, then remove: the dry run said so, and the run did what it said.
+            #expect(planned.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step join",
+                                                                                  "cluster main, step health-wait", "cluster main, step remove"], "\(planned.all)")
+            #expect(planned.steps == said.steps, "dry run: \(planned.steps)\nrun: \(said.steps)")
             #expect(moved.hosts.first { $0.host == "host3" }?.started == ["main"], "\(moved.hosts)")
             #expect(moved.hosts.first { $0.host == "host2" }?.stopped == ["main"], "\(moved.hosts)")
             let list = try etcdctl(["host1"], ["member", "list"]).stdoutText
@@ -288,6 +315,14 @@ import MusterSandbox
         func add(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
         var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
         func index(of text: String) -> Int? { all.firstIndex { $0.contains(text) } }
+        /// The step lines of a run (`cluster NAME, step NAME: ...`), a dry run's without its `dry run: `.
+        var steps: [String] { Self.steps(in: all) }
+        static func steps(in lines: [String]) -> [String] {
+            lines.compactMap { line in
+                guard let start = line.range(of: "cluster ")?.lowerBound, line[start...].contains(", step ") else { return nil }
+                return String(line[start...])
+            }
+        }
     }
 
     /// A move off a host that is down (powered off): the run goes on without that host, which
@@ -324,6 +359,7 @@ import MusterSandbox
                 let removed = try #require(said.index(of: "member host3"), "\(said.all)")
                 let added = try #require(said.index(of: "host4 added as learner"), "\(said.all)")
                 #expect(removed < added, "removed first, then added: \(said.all)")
+                #expect(!said.steps.isEmpty && planned.steps == said.steps, "dry run: \(planned.steps)\nrun: \(said.steps)")
                 #expect(moved.hosts.first { $0.host == "host4" }?.started == ["main"], "\(moved.hosts)")
                 let list = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText
                 #expect(list.contains(", host4,") && !list.contains(", host3,") && list.split(separator: "\n").count == 3, "\(list)")
@@ -409,6 +445,8 @@ import MusterSandbox
                 // finds the URL updated already and only restarts.
                 let cut = try MusterCLI.run(["up", builder.inventoryPath, "--accept-new-host-keys"], failpoint: "readdress.after-update")
                 #expect(!cut.succeeded && cut.stderrText.contains("failpoint readdress.after-update"), "\(cut.stderrText)")
+                #expect(planned.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step readdress"], "\(planned.all)")
+                #expect(Lines.steps(in: cut.stderrText.components(separatedBy: "\n")) == planned.steps, "the cut run took the steps the dry run listed, up to the cut: \(cut.stderrText)")
                 #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText.contains("https://\(new):2380"),
                         "the cut run updated the peer URL before it died")
 
@@ -416,6 +454,7 @@ import MusterSandbox
                 let moved = try await BringUp(builder: builder, options: options, progress: Progress(observer: { resumed.add($0.line) })).run()
                 #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
                 #expect(resumed.all.contains { $0.contains("peer URLs of host2 are https://\(new):2380 already") }, "\(resumed.all)")
+                #expect(resumed.steps == planned.steps, "dry run: \(planned.steps)\nrun: \(resumed.steps)")
                 #expect(moved.hosts.first { $0.host == "host2" }?.restarted == ["main"], "\(moved.hosts)")
                 #expect(moved.hosts.filter { $0.host != "host2" }.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "\(moved.hosts)")
                 let after = try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText

@@ -2,30 +2,9 @@ import Foundation
 import MusterBasics
 import MusterPlan
 
-/// The membership changes a plan makes, as steps: what `--dry-run` prints and what the safety
-/// rules look at before any host is contacted.
-enum MembershipSteps {
-    static func describe(_ plan: Plan) -> [String] {
-        plan.clusters.flatMap { cluster -> [String] in
-            let joins = cluster.members.filter { $0.join?.isNew == true }.flatMap { member in
-                ["cluster \(cluster.name): add learner \(member.name) (\(member.peerURL))", "cluster \(cluster.name): start \(member.name)",
-                 "cluster \(cluster.name): promote \(member.name) once in sync"]
-            }
-            let removals = cluster.removals.filter { !$0.beforeJoins }.flatMap { removal in
-                ["cluster \(cluster.name): move leadership away from \(removal.name) if it leads",
-                 "cluster \(cluster.name): remove \(removal.name) (\(EtcdIDs.hex(removal.id))), then stop and disable it (needs --remove-members)"]
-            }
-            // Gone already: removed first, then the newcomers added (etcd's guide).
-            let departed = cluster.removals.filter(\.beforeJoins).map { removal in
-                "cluster \(cluster.name): remove \(removal.name) (\(EtcdIDs.hex(removal.id))) first: it is gone (host unreachable or member stopped); stopped where its host answers (needs --remove-members)"
-            }
-            let readdressed = cluster.members.filter { $0.formerPeerURL != nil }.map { member in
-                "cluster \(cluster.name): update \(member.name) peer URLs \(member.formerPeerURL ?? "") -> \(member.peerURL), then restart it on its new address"
-            }
-            return readdressed + departed + joins + removals
-        }
-    }
-
+/// The membership rules a plan must pass before any host is contacted. (The changes themselves
+/// are steps: `UpSteps`.)
+enum MembershipRules {
     /// Refuses, before anything is contacted, removals nobody asked for and a shrink to one
     /// member without `--force`.
     static func refuseUnasked(_ plan: Plan, removeMembers: Bool, force: Bool, dryRun: Bool) throws {
