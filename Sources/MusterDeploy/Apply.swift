@@ -72,7 +72,7 @@ struct ApplyScript {
         fileCount += 1
         directories.append((file.path as NSString).deletingLastPathComponent)
         temporaries.append((file.path + ".tmp.muster", file.path, file.mode, file.owner))
-        if file.isPrivate {
+        if file.travelsOnStdin {
             // GNU head reads at most N bytes from a pipe, so the next file (or the binary) starts
             // right after this one on the same stdin.
             let temporary = Shell.quote(file.path + ".tmp.muster"), size = file.contents.utf8.count
@@ -115,8 +115,10 @@ struct ApplyScript {
 }
 
 extension RenderedFile {
-    /// Readable by its owner only (a private key): its bytes never appear in a command line.
-    var isPrivate: Bool { mode & 0o077 == 0 }
+    /// Not for everyone's eyes (a private key, a conf.yml with a discovery token): its bytes
+    /// travel on the apply command's stdin and never appear in a command line (which sudo logs
+    /// and every local user can read in /proc).
+    var travelsOnStdin: Bool { mode & 0o007 == 0 }
 
     var sha256: String { Digest.sha256Hex(Data(contents.utf8)) }
 

@@ -427,7 +427,27 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     private func logLine(method: String, target: String, status: HTTPResponseStatus, started: NIODeadline, note: String) {
         let milliseconds = max(0, (NIODeadline.now() - started).nanoseconds / 1_000_000)
-        server.log("\(HTTPServer.now()) \(remote) \(method) \(target.prefix(300)) -> \(status.code) \(milliseconds) ms\(note.isEmpty ? "" : "  " + note)")
+        server.log("\(HTTPServer.now()) \(remote) \(method) \(TokenRedaction.redact(String(target.prefix(300)))) -> \(status.code) \(milliseconds) ms\(note.isEmpty ? "" : "  " + TokenRedaction.redact(note))")
+    }
+}
+
+/// A token is a capability (whoever holds it can join or spoil that cluster's bootstrap): the
+/// log keeps its first 8 characters, enough to follow one cluster's requests.
+enum TokenRedaction {
+    static func redact(_ text: String) -> String {
+        var out = "", run = ""
+        func flush() {
+            out += run.count == 32 ? run.prefix(8) + "…" : run
+            run = ""
+        }
+        for character in text {
+            if character.isHexDigit && character.isASCII && !character.isUppercase { run.append(character) } else {
+                flush()
+                out.append(character)
+            }
+        }
+        flush()
+        return out
     }
 }
 

@@ -30,7 +30,9 @@ public struct Renderer: Sendable {
         for member in cluster.members {
             let conf = templates.confYML.render(confContext(cluster, member, source))
             try checkYAML(conf, host: member.host, path: member.paths.config, expectedName: member.name)
-            files.append(RenderedFile(host: member.host, path: member.paths.config, contents: conf, mode: 0o644))
+            // It may hold a discovery token (a capability to join the cluster): root's, read by
+            // the etcd group, and so carried on the apply command's stdin, never in its argv.
+            files.append(RenderedFile(host: member.host, path: member.paths.config, contents: conf, mode: 0o640, owner: "root:etcd"))
             let runAs = "etcd"
             var context: TemplateContext = [
                 "name": .text(member.name), "cluster": .text(cluster.name), "binaryPath": .text(member.paths.binary),

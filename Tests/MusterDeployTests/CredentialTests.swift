@@ -51,6 +51,10 @@ import MusterSandbox
             #expect(lines.count > 10)
             let leaked = seen.filter { line in lines.contains { line.contains($0) } }
             #expect(leaked.isEmpty, "key material in argv: \(leaked)")
+            // conf.yml (which may carry a discovery token) travels on stdin too, root's and the
+            // etcd group's to read.
+            #expect(!seen.contains { $0.contains("initial-cluster-token") }, "conf.yml in argv: \(seen.filter { $0.contains("initial-cluster-token") }.prefix(1))")
+            #expect(try DeploySandbox.exec("host2", "stat -c '%a %U %G' /etc/etcd/main/conf.yml") == "640 root etcd")
             // The keys arrived whole, the etcd user's alone.
             #expect(try DeploySandbox.exec("host2", "stat -c '%a %U' /etc/etcd/main/pki/server.key /etc/etcd/main/pki/peer.key") == "600 etcd\n600 etcd")
             try await DeploySandbox.down(builder, wipe: true)

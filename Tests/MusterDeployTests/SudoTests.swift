@@ -44,7 +44,7 @@ import MusterSSH
             #expect(outcome.reports.allSatisfy { $0.ok }, "\(outcome.reports.map { $0.table() })")
             // Written by root through sudo; the member runs as etcd, not as the SSH user.
             #expect(try DeploySandbox.exec("host2", "stat -c '%U %a' /opt/muster/bin/etcd-3.4.23 /etc/etcd/main/conf.yml")
-                    == "root 755\nroot 644")
+                    == "root 755\nroot 640")
             #expect(try DeploySandbox.exec("host2", "ps -o user= -p $(cat /run/etcd/main.pid)") == "etcd")
             let again = try await DeploySandbox.up(builder)
             #expect(again.bytesSent == 0)

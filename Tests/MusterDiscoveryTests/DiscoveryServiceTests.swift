@@ -96,6 +96,9 @@ import Testing
         #expect(defaulted.token != token)
         #expect(try await HTTPProbe.send("GET", fixture.registry("/\(defaulted.token)/_config/size")).value == "3")
         #expect(fixture.service.logText.contains("GET /new?size=3 -> 200"), "\(fixture.service.logText)")
+        // A token is a capability: the log keeps its first 8 characters, never all of it.
+        #expect(!fixture.service.logText.contains(token) && fixture.service.logText.contains(token.prefix(8) + "…"),
+                "\(fixture.service.logText)")
         await fixture.finish()
     }
 
