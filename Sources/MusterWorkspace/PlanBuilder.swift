@@ -210,7 +210,9 @@ public struct PlanBuilder: Sendable {
         try inventory.check(memberVersion: version)
         // Before the state dir: a run refused for its templates leaves no state behind.
         let templates = try TemplateLoader.load(directory: try TemplateLoader.locate(override: templatesDirectory))
-        let state = try LocalState(directory: stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath),
+        let stateDirectory = self.stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath)
+        try StateDirectoryCheck.check(stateDirectory)
+        let state = try LocalState(directory: stateDirectory,
                                    create: !readOnly)
         if lock { try state.lock() }
         var tokens = try state.discoveryTokens()
