@@ -38,7 +38,7 @@ now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 
 # Inventories: 3 hosts static / discovery / dns(3.5); fan-out with 1, 3, 5 clusters of 3 members.
-$muster sandbox inventory --state-dir "$state" --out "$work/static.yml" >/dev/null
+$muster sandbox inventory --plain-http --state-dir "$state" --out "$work/static.yml" >/dev/null
 python3 - "$work/static.yml" <<'PY'
 import sys, re
 text = open(sys.argv[1]).read()

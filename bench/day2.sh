@@ -57,7 +57,7 @@ ctl() {  # etcdctl from the controller against the given comma-separated endpoin
 eps() { local h e=(); for h in "$@"; do e+=("$(addr_of "$h"):2379"); done; (IFS=,; echo "${e[*]}"); }
 
 # Inventories: the sandbox's own, cut down to the members each step wants.
-$muster sandbox inventory --state-dir "$state" --out "$work/sandbox.yml" >/dev/null
+$muster sandbox inventory --plain-http --state-dir "$state" --out "$work/sandbox.yml" >/dev/null
 inventory() {  # FILE TLS BINARY HOST... : writes FILE with cluster main of those hosts
     local file=$1 tls=$2 binary=$3; shift 3
     python3 - "$work/sandbox.yml" "$file" "$tls" "$binary" "$@" <<'PY'

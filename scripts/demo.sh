@@ -18,4 +18,6 @@ echo "inventory: $inventory"
 # Network rule: muster refuses any address whose route is not through the sandbox bridge.
 MUSTER_SANDBOX_ONLY=1 $muster up "$inventory" --state rendered/.muster-sandbox-static
 echo
-echo "cluster is up; stop it with: $muster down $inventory --state rendered/.muster-sandbox-static --wipe-data && $muster sandbox down"
+echo "cluster is up, with TLS; etcdctl gets its endpoints and muster's client certificate from:"
+echo "  eval \"\$($muster env $inventory --state rendered/.muster-sandbox-static)\" && etcdctl endpoint health"
+echo "stop it with: $muster down $inventory --state rendered/.muster-sandbox-static --wipe-data && $muster sandbox down"

@@ -67,6 +67,7 @@ struct SandboxInventory: AsyncParsableCommand {
     @Option(help: "static, discovery or dns.") var bootstrap = "static"
     @Option(help: "Where to write it.") var out: String?
     @Option(help: "The member binary the inventory names.") var memberBinary = "/usr/bin/etcd"
+    @Flag(help: "Clusters on plain http (default: TLS, muster's default; a discovery backend is plain either way).") var plainHttp = false
 
     func run() async throws {
         try await reportingErrors {
@@ -77,7 +78,7 @@ struct SandboxInventory: AsyncParsableCommand {
                 throw ValidationError("--bootstrap must be static, discovery or dns")
             }
             let path = out ?? "\(location.stateDir)/inventory-\(bootstrap).yml"
-            print(try Sandbox.writeInventory(state: state, bootstrap: mode, to: path, memberBinary: memberBinary))
+            print(try Sandbox.writeInventory(state: state, bootstrap: mode, to: path, memberBinary: memberBinary, tls: !plainHttp))
         }
     }
 }
