@@ -19,6 +19,16 @@ import MusterTestSupport
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 
+    /// One plain-http member: enough to render.
+    private func writeInventory(in directory: String) throws {
+        try """
+            member: { version: 3.4.23 }
+            hosts: { h1: { address: 10.0.0.1 } }
+            clusters: { main: { members: [h1], tls: false } }
+
+            """.write(toFile: directory + "/inventory.yml", atomically: true, encoding: .utf8)
+    }
+
     /// A `templates/` an attacker left in the working directory (or a parent of it).
     private func plantTemplates(in directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory + "/templates", withIntermediateDirectories: true)
@@ -36,12 +46,7 @@ import MusterTestSupport
         try FileManager.default.createDirectory(atPath: directory + "/bin", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: built.path, toPath: directory + "/bin/muster")
         try plantTemplates(in: directory)
-        try """
-            member: { version: 3.4.23 }
-            hosts: { h1: { address: 10.0.0.1 } }
-            clusters: { main: { members: [h1], tls: false } }
-
-            """.write(toFile: directory + "/inventory.yml", atomically: true, encoding: .utf8)
+        try writeInventory(in: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["MUSTER_TEMPLATES"] = nil
         let render = try MusterBinary(path: directory + "/bin/muster").run(["render", "inventory.yml", "--out", "out"],
@@ -62,12 +67,7 @@ import MusterTestSupport
 
         let workDirectory = try TemporaryDirectory.create(prefix: "muster-installed-run")
         defer { try? FileManager.default.removeItem(atPath: workDirectory) }
-        try """
-            member: { version: 3.4.23 }
-            hosts: { h1: { address: 10.0.0.1 } }
-            clusters: { main: { members: [h1], tls: false } }
-
-            """.write(toFile: workDirectory + "/inventory.yml", atomically: true, encoding: .utf8)
+        try writeInventory(in: workDirectory)
         var environment = ProcessInfo.processInfo.environment
         environment["MUSTER_TEMPLATES"] = nil
         // Run by name from PATH, as operators do, in a directory that holds planted templates:

@@ -53,11 +53,8 @@ import MusterSandbox
             }
             try setMembers("host1, host2, host3", in: builder)
             // The dry run lists the steps the run then takes, line for line.
-            let plannedGrow = Lines(), grew = Lines()
-            var dryGrow = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { plannedGrow.add($0.line) }))
-            dryGrow.dryRun = true
-            _ = try await dryGrow.run()
-            let grown = try await DeploySandbox.up(builder, progress: Progress(observer: { grew.add($0.line) }))
+            let plannedGrow = try await up(builder, dryRun: true).lines
+            let (grown, grew) = try await up(builder)
             writer.cancel()
             #expect(plannedGrow.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step join", "cluster main, step health-wait"], "\(plannedGrow.all)")
             #expect(plannedGrow.steps == grew.steps, "dry run: \(plannedGrow.steps)\nrun: \(grew.steps)")
@@ -108,14 +105,8 @@ import MusterSandbox
                 }
                 return acknowledged
             }
-            let plannedShrink = Lines(), shrank = Lines()
-            var dryShrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { plannedShrink.add($0.line) }))
-            dryShrink.dryRun = true
-            dryShrink.removeMembers = true
-            _ = try await dryShrink.run()
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { shrank.add($0.line) }))
-            shrink.removeMembers = true
-            let shrunk = try await shrink.run()
+            let plannedShrink = try await up(builder, dryRun: true, removeMembers: true).lines
+            let (shrunk, shrank) = try await up(builder, removeMembers: true)
             shrinkWriter.cancel()
             #expect(plannedShrink.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step remove"], "\(plannedShrink.all)")
             #expect(plannedShrink.steps == shrank.steps, "dry run: \(plannedShrink.steps)\nrun: \(shrank.steps)")
@@ -283,14 +274,8 @@ import MusterSandbox
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             for index in 0..<20 { #expect(try etcdctl(["host1"], ["put", "/move/\(index)", "m\(index)"]).succeeded) }
             try setMembers("host1, host3", in: builder)
-            let planned = Lines(), said = Lines()
-            var dryRun = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }))
-            dryRun.dryRun = true
-            dryRun.removeMembers = true
-            _ = try await dryRun.run()
-            var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }))
-            move.removeMembers = true
-            let moved = try await move.run()
+            let planned = try await up(builder, dryRun: true, removeMembers: true).lines
+            let (moved, said) = try await up(builder, removeMembers: true)
             #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
             // Add first, then remove: the dry run said so, and the run did what it said.
             #expect(planned.steps.map { $0.components(separatedBy: ":")[0] } == ["cluster main, step backup", "cluster main, step join",
@@ -306,6 +291,16 @@ import MusterSandbox
             try await DeploySandbox.down(builder, wipe: true)
             _ = try DeploySandbox.exec("host2", "rm -rf /var/lib/etcd/main")
         }
+    }
+
+    /// `up`, or `up --dry-run`, of `builder`, with the progress lines it printed.
+    func up(_ builder: PlanBuilder, options: RunOptions = DeploySandbox.options, dryRun: Bool = false,
+            removeMembers: Bool = false) async throws -> (outcome: BringUp.Outcome, lines: Lines) {
+        let lines = Lines()
+        var run = BringUp(builder: builder, options: options, progress: Progress(observer: { lines.add($0.line) }))
+        run.dryRun = dryRun
+        run.removeMembers = removeMembers
+        return (try await run.run(), lines)
     }
 
     /// Progress lines of a run, kept for the test to read.
@@ -340,20 +335,13 @@ import MusterSandbox
             do {
                 try setMembers("host1, host2, host4", in: builder)
                 // The dry run lists the removal before the newcomer.
-                let planned = Lines()
-                var dryRun = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }))
-                dryRun.dryRun = true
-                dryRun.removeMembers = true
-                _ = try await dryRun.run()
+                let planned = try await up(builder, dryRun: true, removeMembers: true).lines
                 let removeStep = try #require(planned.index(of: "remove host3"), "\(planned.all)")
                 let addStep = try #require(planned.index(of: "add learner host4"), "\(planned.all)")
                 #expect(removeStep < addStep, "\(planned.all)")
                 #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText.split(separator: "\n").count == 3, "the dry run changed nothing")
 
-                let said = Lines()
-                var move = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }))
-                move.removeMembers = true
-                let moved = try await move.run()
+                let (moved, said) = try await up(builder, removeMembers: true)
                 #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
                 #expect(said.all.contains { $0.contains("host3") && $0.contains("unreachable") }, "the run says it went without host3: \(said.all)")
                 let removed = try #require(said.index(of: "member host3"), "\(said.all)")
@@ -434,10 +422,7 @@ import MusterSandbox
                 }
                 try setMembers("host1, host2, host3", in: builder)
 
-                let planned = Lines()
-                var dryRun = BringUp(builder: builder, options: options, progress: Progress(observer: { planned.add($0.line) }))
-                dryRun.dryRun = true
-                _ = try await dryRun.run()
+                let planned = try await up(builder, options: options, dryRun: true).lines
                 #expect(planned.index(of: "update host2 peer URLs https://\(old):2380 -> https://\(new):2380") != nil, "\(planned.all)")
                 #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText == before, "the dry run changed nothing")
 
@@ -450,8 +435,7 @@ import MusterSandbox
                 #expect(try etcdctl(["host1"], ["member", "list"], pki: pki).stdoutText.contains("https://\(new):2380"),
                         "the cut run updated the peer URL before it died")
 
-                let resumed = Lines()
-                let moved = try await BringUp(builder: builder, options: options, progress: Progress(observer: { resumed.add($0.line) })).run()
+                let (moved, resumed) = try await up(builder, options: options)
                 #expect(moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
                 #expect(resumed.all.contains { $0.contains("peer URLs of host2 are https://\(new):2380 already") }, "\(resumed.all)")
                 #expect(resumed.steps == planned.steps, "dry run: \(planned.steps)\nrun: \(resumed.steps)")
