@@ -53,9 +53,14 @@ import MusterTestSupport
 
     /// Issue 34 (1): `cp inv/tls.yml other/copy.yml; muster up other/copy.yml` made a new CA and
     /// wrote its certificates to every member before failing; the original then failed verify.
-    @Test func aCopiedInventoryIsRefusedAndTheOriginalStillVerifies() async throws {
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func aCopiedInventoryIsRefusedAndTheOriginalStillVerifies(binary: String) async throws {
         try await onSandbox {
-            let (builder, _) = try await DeploySandbox.formedTLSCluster()
+            let builder = try DeploySandbox.inventory(.static, binary: binary) {
+                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let original = try builder.build().state.directory
             let before = try hostFiles()
 
@@ -103,9 +108,10 @@ import MusterTestSupport
 
     /// Issue 34 (4): a recorded member whose data dir was emptied while the rest runs passed
     /// preflight and failed 5 s later ("peer port 2380 did not open").
-    @Test func aMemberWhoseDataWasLostIsNamedAtPreflightWithReplaceAsTheWayOn() async throws {
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func aMemberWhoseDataWasLostIsNamedAtPreflightWithReplaceAsTheWayOn(binary: String) async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static)
+            let builder = try DeploySandbox.inventory(.static, binary: binary)
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             try stopMember(on: "host3")
@@ -134,9 +140,10 @@ import MusterTestSupport
     /// Issue 34 (3): a removed member's data (kept, as it should be) outlives `down --wipe-data`;
     /// the cluster built again under the same name derives the same IDs, and the member hung on
     /// its old data ("failed to find member") until `up` gave up after 60 s.
-    @Test func aDataDirOfAnEarlierIncarnationIsRefusedAtPreflight() async throws {
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func aDataDirOfAnEarlierIncarnationIsRefusedAtPreflight(binary: String) async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static)
+            let builder = try DeploySandbox.inventory(.static, binary: binary)
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             try setMembers("host1, host2", in: builder)
