@@ -59,9 +59,15 @@ struct ClusterCertificates {
     /// preflight has passed, before anything they sign reaches a host.
     func commitAuthorities() throws { try pending.commitAuthorities() }
 
-    /// The client certificate for a TLS cluster, `nil` for plain http (verify, `muster env`).
+    /// The client certificate for a TLS cluster, `nil` for plain http (verify, snapshots,
+    /// sessions). A state dir without the cluster's CA never brought it up: refused, rather than
+    /// a CA made there that no member trusts (and that a later `up` would take for the cluster's).
     static func clientTLS(for cluster: ClusterPlan, stateDirectory: String) throws -> EtcdTLS? {
         guard cluster.tls else { return nil }
+        let pkiDirectory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster.name)
+        guard FileManager.default.fileExists(atPath: pkiDirectory + "/ca.crt") else {
+            throw MusterError(.refused, cluster: cluster.name, "cluster '\(cluster.name)': the state dir \(stateDirectory) holds no CA for it (\(pkiDirectory)/ca.crt), so it never brought the cluster up: a copied or moved inventory gets a state dir of its own; --state names the one that did (or run `muster up` first)")
+        }
         let client = try ClusterPKI(stateDirectory: stateDirectory, cluster: cluster.name).clientCertificate()
         return EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
     }

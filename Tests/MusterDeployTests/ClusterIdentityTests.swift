@@ -76,6 +76,10 @@ import MusterTestSupport
             }
             #expect(try hostFiles() == before, "a refused up of the copy changed a host")
             #expect(!FileManager.default.fileExists(atPath: copyState + "/pki/main/ca.crt"), "the refused run kept a CA of its own")
+            // verify of the copy names the state dir rather than making a CA no member trusts.
+            let unverified = try MusterCLI.run(["verify", copyPath])
+            #expect(unverified.status != 0 && unverified.stderrText.contains("--state"), "\(unverified.stderrText)")
+            #expect(!FileManager.default.fileExists(atPath: copyState + "/pki/main/ca.crt"), "verify of the copy made a CA")
 
             // Markers and a record as an earlier muster wrote them (no state, no incarnation):
             // the CA files on the hosts tell the copy apart, and the original still runs.
