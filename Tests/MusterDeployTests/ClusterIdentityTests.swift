@@ -141,9 +141,10 @@ import MusterTestSupport
         }
     }
 
-    /// Issue 34 (3): a removed member's data (kept, as it should be) outlives `down --wipe-data`;
-    /// the cluster built again under the same name derives the same IDs, and the member hung on
-    /// its old data ("failed to find member") until `up` gave up after 60 s.
+    /// Issue 34 (3): a removed member's data (kept, as it should be) outlives `down --wipe-data`
+    /// (here: its host is off during the down, which names the data left there); the cluster
+    /// built again under the same name derives the same IDs, and the member hung on its old data
+    /// ("failed to find member") until `up` gave up after 60 s.
     @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
     func aDataDirOfAnEarlierIncarnationIsRefusedAtPreflight(binary: String) async throws {
         try await onSandbox {
@@ -155,7 +156,15 @@ import MusterTestSupport
             shrink.removeMembers = true
             _ = try await shrink.run()
             #expect(try DeploySandbox.exec("host3", "[ -d /var/lib/etcd/main/member ] && echo kept") == "kept")
-            try await DeploySandbox.down(builder, wipe: true)
+            try DeploySandbox.powerOff("host3")
+            do {
+                try await DeploySandbox.down(builder, wipe: true)
+                try DeploySandbox.powerOn("host3")
+            } catch {
+                try DeploySandbox.powerOn("host3")
+                throw error
+            }
+            #expect(try DeploySandbox.exec("host3", "[ -d /var/lib/etcd/main/member ] && echo kept") == "kept")
 
             try setMembers("host1, host2, host3", in: builder)
             let before = try hostFiles()
