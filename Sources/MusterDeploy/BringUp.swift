@@ -137,12 +137,12 @@ public struct BringUp: Sendable {
     private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
-            // The steps the run would take, from the same facts. A dry run issues no certificates;
-            // a member's change only with its names and addresses, which change its config too,
-            // so the list is the same but for a restart only because a certificate nears expiry.
+            // The steps the run would take, from the same facts and the same certificates (issued
+            // in memory, never kept by a dry run).
             let runner = StepRunner(command: "up", progress: progress)
             for cluster in workspace.plan.clusters {
-                let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: [], facts: operations.facts)
+                let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [],
+                                              facts: operations.facts)
                 runner.list(UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup))
                 if !cluster.removals.isEmpty && !removeMembers {
                     progress.note("dry run: cluster \(cluster.name): removing \(cluster.removals.map(\.name).joined(separator: ", ")) needs --remove-members")
