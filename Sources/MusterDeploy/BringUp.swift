@@ -58,13 +58,28 @@ public struct BringUp: Sendable {
         // Hashing the binaries (and compressing one the cache lacks) overlaps with connecting.
         let sources = try binarySources(workspace)
         async let binaries = Self.shippedBinaries(sources)
-        // Certificates come from muster's local CA before any host is contacted.
+        // Certificates come from muster's local CA before any host is contacted, in memory: a
+        // CA this run makes is kept only once preflight passed, the rest once on their hosts (a
+        // dry run keeps none).
         var certificates: [String: ClusterCertificates] = [:]
-        // A dry run issues none: the CA and certificates would be written into the state.
-        for cluster in workspace.plan.clusters where cluster.tls && !dryRun {
+        for cluster in workspace.plan.clusters where cluster.tls {
             certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
         }
-        let preflight = Preflight(progress: progress, stateDirectory: workspace.state.directory)
+        // What the hosts' markers are compared with, and what this run writes into new ones.
+        let (identity, identityIsNew) = try workspace.state.identityOrNew()
+        var incarnations: [String: String] = [:], newIncarnations: Set<String> = []
+        for cluster in workspace.plan.clusters {
+            if let token = try workspace.state.incarnation(of: cluster.name) {
+                incarnations[cluster.name] = token
+            } else if try workspace.state.clusterRecord(cluster.name) == nil {
+                incarnations[cluster.name] = StateIdentity.newToken()
+                newIncarnations.insert(cluster.name)
+            }
+        }
+        var preflight = Preflight(progress: progress, stateDirectory: workspace.state.directory)
+        preflight.identity = identity
+        preflight.incarnations = incarnations
+        preflight.authorities = certificates.mapValues(\.authorities)
         let scripts = preflight.scripts(workspace, hosts: hosts.map(\.name), binaryPaths: sources.map(\.1),
                                         extraFiles: certificates.values.flatMap(\.files))
         let memberCount = workspace.plan.clusters.reduce(0) { $0 + $1.members.count }
@@ -86,6 +101,12 @@ public struct BringUp: Sendable {
         }
         do {
             let facts = try preflight.judge(workspace, outputs: outputs)
+            if !dryRun {
+                // Kept before anything they name reaches a host.
+                if identityIsNew { try workspace.state.save(identity) }
+                for name in newIncarnations.sorted() { try workspace.state.saveIncarnation(incarnations[name]!, of: name) }
+                for certificate in certificates.values { try certificate.commitAuthorities() }
+            }
             // Members to remove that are gone (host unreachable, member stopped) leave first.
             let departed = Self.departed(workspace.plan, fleet: fleet, facts: facts)
             if !departed.isEmpty {
@@ -98,8 +119,11 @@ public struct BringUp: Sendable {
                 workspace = try workspace.replanned(departed: departed)
             }
             try checkpoint("up.after-preflight")
-            let operations = ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options,
+            var operations = ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options,
                                                tls: certificates.mapValues(\.tls))
+            operations.markerIdentities = Dictionary(uniqueKeysWithValues: workspace.plan.clusters.map {
+                ($0.name, MarkerIdentity(incarnation: incarnations[$0.name], state: identity))
+            })
             let outcome = try await bringUp(&workspace, operations: operations, binaries: try await binaries,
                                             certificates: certificates, context: context)
             await fleet.close()
@@ -113,12 +137,12 @@ public struct BringUp: Sendable {
     private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
-            // The steps the run would take, from the same facts. A dry run issues no certificates;
-            // a member's change only with its names and addresses, which change its config too,
-            // so the list is the same but for a restart only because a certificate nears expiry.
+            // The steps the run would take, from the same facts and the same certificates (issued
+            // in memory, never kept by a dry run).
             let runner = StepRunner(command: "up", progress: progress)
             for cluster in workspace.plan.clusters {
-                let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: [], facts: operations.facts)
+                let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [],
+                                              facts: operations.facts)
                 runner.list(UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup))
                 if !cluster.removals.isEmpty && !removeMembers {
                     progress.note("dry run: cluster \(cluster.name): removing \(cluster.removals.map(\.name).joined(separator: ", ")) needs --remove-members")
@@ -337,7 +361,8 @@ public struct BringUp: Sendable {
             }
             guard founders.count == report.members.count else { continue }
             try workspace.state.save(ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID),
-                                                   formedAt: Date(), founders: founders))
+                                                   formedAt: Date(), founders: founders,
+                                                   incarnation: try workspace.state.incarnation(of: report.clusterName)))
         }
     }
 

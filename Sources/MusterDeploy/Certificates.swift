@@ -7,7 +7,9 @@ import MusterPlan
 /// The TLS side of a run: each member's certificates from muster's local CA, as files to push,
 /// and the client certificate muster itself speaks TLS with. New member certificates stay in
 /// memory until `commit`: a run that fails before they reach their hosts leaves the state as it
-/// was (a `--dry-run` with a wrong address must not make the next `up` restart a member).
+/// was (a `--dry-run` with a wrong address must not make the next `up` restart a member). So does
+/// a CA made for a state dir that had none, until `commitAuthorities` after preflight: a copied
+/// inventory refused there must not leave a CA that a later run would take for the cluster's.
 struct ClusterCertificates {
     let pki: ClusterPKI
     /// Members whose certificates were issued or renewed in this run.
@@ -16,8 +18,16 @@ struct ClusterCertificates {
     let tls: EtcdTLS
     let pending = PendingCertificates()
 
+    /// What a member's CA files must hold to trust this state's CAs.
+    var authorities: Preflight.Authorities {
+        Preflight.Authorities(
+            caSHA256: Digest.sha256Hex(Data(pki.authority.certificatePEM.utf8)),
+            peerCASHA256: Digest.sha256Hex(Data(pki.peerAuthority.certificatePEM.utf8)),
+            madeNow: pki.authority.created, pkiDirectory: pki.directory)
+    }
+
     init(cluster: ClusterPlan, stateDirectory: String) throws {
-        pki = try ClusterPKI(stateDirectory: stateDirectory, cluster: cluster.name)
+        pki = try ClusterPKI(stateDirectory: stateDirectory, cluster: cluster.name, pending: pending)
         let client = try pki.clientCertificate()
         tls = EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
         for member in cluster.members {
@@ -45,9 +55,19 @@ struct ClusterCertificates {
     /// Writes this run's new certificates into the state: call once they are on the hosts.
     func commit() throws { try pending.commit() }
 
-    /// The client certificate for a TLS cluster, `nil` for plain http (verify, `muster env`).
+    /// Writes a CA made by this run and the client certificate into the state: call once
+    /// preflight has passed, before anything they sign reaches a host.
+    func commitAuthorities() throws { try pending.commitAuthorities() }
+
+    /// The client certificate for a TLS cluster, `nil` for plain http (verify, snapshots,
+    /// sessions). A state dir without the cluster's CA never brought it up: refused, rather than
+    /// a CA made there that no member trusts (and that a later `up` would take for the cluster's).
     static func clientTLS(for cluster: ClusterPlan, stateDirectory: String) throws -> EtcdTLS? {
         guard cluster.tls else { return nil }
+        let pkiDirectory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster.name)
+        guard FileManager.default.fileExists(atPath: pkiDirectory + "/ca.crt") else {
+            throw MusterError(.refused, cluster: cluster.name, "cluster '\(cluster.name)': the state dir \(stateDirectory) holds no CA for it (\(pkiDirectory)/ca.crt), so it never brought the cluster up: a copied or moved inventory gets a state dir of its own; --state names the one that did (or run `muster up` first)")
+        }
         let client = try ClusterPKI(stateDirectory: stateDirectory, cluster: cluster.name).clientCertificate()
         return EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
     }

@@ -16,6 +16,9 @@ struct ClusterOperations: Sendable {
     let options: RunOptions
     /// The client certificate muster speaks TLS with, by cluster.
     let tls: [String: EtcdTLS]
+    /// By cluster: what the markers of members this run starts say beyond their IDs (none: the
+    /// first line only, as earlier muster versions wrote).
+    var markerIdentities: [String: MarkerIdentity] = [:]
 
     func supervisor(on host: String) -> Supervisor { Supervisor(facts: facts[host]) }
 
@@ -53,7 +56,8 @@ struct ClusterOperations: Sendable {
     func start(_ member: MemberPlan) async throws {
         // The marker names the data's identity: written when the member starts without data; a
         // member with data keeps the marker it has (preflight checked it; a restore rewrote it).
-        let marker = "{ [ -d \(Shell.quote(member.paths.data + "/member")) ] && [ -s \(Shell.quote(member.paths.marker)) ] || echo \(Shell.quote(member.marker)) > \(Shell.quote(member.paths.marker)); }"
+        let lines = member.markerLines(markerIdentities[member.cluster]).map(Shell.quote).joined(separator: " ")
+        let marker = "{ [ -d \(Shell.quote(member.paths.data + "/member")) ] && [ -s \(Shell.quote(member.paths.marker)) ] || printf '%s\\n' \(lines) > \(Shell.quote(member.paths.marker)); }"
         let output = try await fleet.check(member.host, "start", "\(marker) && \(supervisor(on: member.host).startCommand(member))")
         progress.host(member.host, "start", "\(member.cluster): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
         try await waitForPeerPort(member)

@@ -2,6 +2,7 @@ import Foundation
 import MusterBasics
 import MusterInventory
 import MusterPlan
+import MusterWorkspace
 
 /// What one host says about itself and about the members muster plans for it, gathered in a
 /// single round trip so that preflight costs one channel per host.
@@ -10,6 +11,10 @@ struct HostFacts: Sendable {
         var hasData: Bool
         /// `CLUSTER NAME ID` as muster wrote it when it first started this member.
         var marker: String?
+        /// The marker's further lines (none in markers of earlier muster versions): the cluster's
+        /// incarnation, and the state dir that started the member.
+        var markerIncarnation: String?
+        var markerState: StateIdentity?
         var runningPid: Int32?
         var runningExe: String?
         /// Who keeps the running process now: after a change of the inventory's `supervisor:`
@@ -104,6 +109,7 @@ struct HostFacts: Sendable {
             let p = member.paths
             lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
             lines.append("read -r marker < \(Shell.quote(p.marker)) && echo \(c) marker \"$marker\"")
+            lines.append("{ read -r _; while read -r key value; do case $key in incarnation|state) echo \(c) marker-$key \"$value\";; esac; done; } < \(Shell.quote(p.marker))")
             lines.append(Supervisor.runningScript(member))
             lines.append(Supervisor.stateLine(member, prefix: "\(member.cluster) supstate "))
             lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(muster_sha256_each \(Shell.quote(p.config)) | cut -d' ' -f2)")
@@ -153,6 +159,10 @@ struct HostFacts: Sendable {
                 switch words[1] {
                 case "data": member.hasData = true
                 case "marker": member.marker = words[2]
+                case "marker-incarnation": member.markerIncarnation = words[2]
+                case "marker-state":
+                    let parts = words[2].split(separator: " ", maxSplits: 1).map(String.init)
+                    member.markerState = StateIdentity(id: parts[0], directory: parts.count > 1 ? parts[1] : "")
                 case "pid": member.runningPid = Int32(words[2])
                 case "exe": member.runningExe = words[2]
                 case "via": member.runningVia = Supervisor(rawValue: words[2])
@@ -189,6 +199,24 @@ extension MemberPlan {
     /// What muster writes beside the config when it first starts a member, so a later run
     /// can tell this member's data from another cluster's.
     var marker: String { "\(cluster) \(name) \(memberID.map(EtcdIDs.hex) ?? "unknown")" }
+
+    /// The whole marker: `marker`, then (read by muster since it wrote them; earlier versions
+    /// read the first line only) `incarnation TOKEN` and `state ID PATH`.
+    func markerLines(_ identity: MarkerIdentity?) -> [String] {
+        guard let identity else { return [marker] }
+        var lines = [marker]
+        if let incarnation = identity.incarnation, StateIdentity.isToken(incarnation) { lines.append("incarnation \(incarnation)") }
+        // A path with a line break would end the line early: named by its ID alone.
+        let path = identity.state.directory.contains("\n") ? "" : " " + identity.state.directory
+        if StateIdentity.isToken(identity.state.id) { lines.append("state \(identity.state.id)\(path)") }
+        return lines
+    }
+}
+
+/// What a run writes into the markers of the members it starts, beyond their IDs.
+struct MarkerIdentity: Sendable {
+    var incarnation: String?
+    var state: StateIdentity
 }
 
 extension HostFacts {

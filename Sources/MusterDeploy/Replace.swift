@@ -50,7 +50,10 @@ public struct Replace: Sendable {
         let hosts = workspace.inventory.hosts.filter { cluster.hosts.contains($0.name) }
         try workspace.checkIdentityFiles(of: hosts)
         var certificates: ClusterCertificates?
-        if cluster.tls { certificates = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory) }
+        if cluster.tls {
+            certificates = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
+            try certificates?.commitAuthorities()
+        }
         let fleet = try await Fleet.connect(hosts, options: options, progress: progress)
         do {
             let report = try await replace(target, steps: steps, runner: runner, cluster: cluster, workspace: &workspace,
@@ -83,6 +86,10 @@ public struct Replace: Sendable {
             }
             return member
         }
+        // The new marker names this state and the cluster's incarnation, as `up` writes them.
+        let (identity, identityIsNew) = try workspace.state.identityOrNew()
+        if identityIsNew { try workspace.state.save(identity) }
+        let marker = MarkerIdentity(incarnation: try workspace.state.incarnation(of: cluster.name), state: identity)
         try await runner.run(steps) { step in
             switch step.action {
             case .backup(let voters):
@@ -100,6 +107,7 @@ public struct Replace: Sendable {
                 // The facts again, as the join needs them: the data dir is empty now.
                 operations = try await ClusterOperations.gather(current, inventory: state.inventory, fleet: fleet, progress: progress,
                                                                 options: options, tls: tls)
+                operations.markerIdentities[cluster.name] = marker
             case .writeFiles(let member):
                 let member = try joining(member.name)
                 var script = ApplyScript()

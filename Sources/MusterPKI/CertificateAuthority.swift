@@ -72,8 +72,11 @@ public struct CertificateAuthority: Sendable {
     public var keyPath: String { directory + "/\(baseName).key" }
     public var notAfter: Date { certificate.notValidAfter }
 
-    /// Loads the CA in `directory`, or creates it (and the directory, 0700) when absent.
-    public init(directory: String, commonName: String = "muster CA", baseName: String = "ca") throws {
+    /// Loads the CA in `directory`, or creates it (and the directory, 0700) when absent. With
+    /// `pending`, a new CA stays in memory there until its files are committed: a run refused
+    /// at preflight leaves no CA behind that a later run would take for the cluster's.
+    public init(directory: String, commonName: String = "muster CA", baseName: String = "ca",
+                pending: PendingCertificates? = nil) throws {
         self.directory = directory
         self.baseName = baseName
         let certificatePath = directory + "/\(baseName).crt", keyPath = directory + "/\(baseName).key"
@@ -94,7 +97,7 @@ public struct CertificateAuthority: Sendable {
             self.certificatePEM = pem
             self.created = false
         case (false, false):
-            try PKIFiles.makeDirectory(directory)
+            if pending == nil { try PKIFiles.makeDirectory(directory) }
             let key = try P256Key.generate()
             let now = Date()
             let request = CertificateRequest(
@@ -107,8 +110,12 @@ public struct CertificateAuthority: Sendable {
             let pem = try certificate.pemRepresentation
             // Key first: a crash between the two writes leaves a key without a certificate,
             // which the next run reports instead of trusting a certificate without its key.
-            try PKIFiles.write(try key.pemRepresentation, to: keyPath, mode: 0o600)
-            try PKIFiles.write(pem, to: certificatePath, mode: 0o644)
+            if let pending {
+                pending.add(key: try key.pemRepresentation, at: keyPath, certificate: pem, at: certificatePath, authority: true)
+            } else {
+                try PKIFiles.write(try key.pemRepresentation, to: keyPath, mode: 0o600)
+                try PKIFiles.write(pem, to: certificatePath, mode: 0o644)
+            }
             self.certificate = certificate
             self.privateKey = key
             self.certificatePEM = pem

@@ -80,20 +80,30 @@ public struct ClusterPKI: Sendable {
         stateDirectory + "/pki/" + cluster
     }
 
-    /// Opens the cluster's PKI, creating the CA on first use.
-    public init(stateDirectory: String, cluster: String) throws {
+    /// Kept in memory until committed: the CAs made by this value and the client certificate.
+    let pendingAuthorities: PendingCertificates?
+
+    /// Opens the cluster's PKI, creating the CA on first use. With `pending`, nothing is written
+    /// to the state: a new CA, the client certificate (and member certificates given the same
+    /// `pending`) wait there until `PendingCertificates.commitAuthorities()` or `commit()`.
+    public init(stateDirectory: String, cluster: String, pending: PendingCertificates? = nil) throws {
         try ClusterPKI.checkFileName(cluster, what: "cluster")
         self.cluster = cluster
-        try PKIFiles.makeDirectory(stateDirectory + "/pki")
         directory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster)
-        try PKIFiles.makeDirectory(directory)
+        pendingAuthorities = pending
+        if let pending {
+            pending.directories = [stateDirectory + "/pki", directory]
+        } else {
+            try PKIFiles.makeDirectory(stateDirectory + "/pki")
+            try PKIFiles.makeDirectory(directory)
+        }
         let peerCAPath = directory + "/peer-ca.crt", peerKeyPath = directory + "/peer-ca.key"
         let manager = FileManager.default
         let predatesPeerCA = manager.fileExists(atPath: directory + "/ca.crt")
             && !manager.fileExists(atPath: peerCAPath) && !manager.fileExists(atPath: peerKeyPath)
-        authority = try CertificateAuthority(directory: directory, commonName: "muster CA for \(cluster)")
+        authority = try CertificateAuthority(directory: directory, commonName: "muster CA for \(cluster)", pending: pending)
         peerAuthority = predatesPeerCA ? authority
-            : try CertificateAuthority(directory: directory, commonName: "muster peer CA for \(cluster)", baseName: "peer-ca")
+            : try CertificateAuthority(directory: directory, commonName: "muster peer CA for \(cluster)", baseName: "peer-ca", pending: pending)
     }
 
     /// The member's server and peer certificates, each covering `dnsNames` and `ipAddresses`
@@ -121,13 +131,14 @@ public struct ClusterPKI: Sendable {
     /// The client certificate's files and what was done about them.
     public func clientCertificateFiles() throws -> (CertificateFiles, CertificateOutcome) {
         try ensure(kind: .client, base: "client", commonName: ClusterPKI.clientCommonName,
-                   dnsNames: [], ipAddresses: [])
+                   dnsNames: [], ipAddresses: [], pending: pendingAuthorities, authority: true)
     }
 
     // MARK: Reuse or issue
 
     func ensure(kind: CertificateKind, base: String, commonName: String, dnsNames: [String],
-                ipAddresses: [String], pending: PendingCertificates? = nil) throws -> (CertificateFiles, CertificateOutcome) {
+                ipAddresses: [String], pending: PendingCertificates? = nil,
+                authority: Bool = false) throws -> (CertificateFiles, CertificateOutcome) {
         let certPath = "\(directory)/\(base).crt", keyPath = "\(directory)/\(base).key"
         let wanted = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
         let manager = FileManager.default
@@ -141,7 +152,8 @@ public struct ClusterPKI: Sendable {
         let issued = try signer(for: kind).issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
                                          ipAddresses: ipAddresses, validityDays: validityDays)
         if let pending {
-            pending.add(key: issued.privateKeyPEM, at: keyPath, certificate: issued.certificatePEM, at: certPath)
+            pending.add(key: issued.privateKeyPEM, at: keyPath, certificate: issued.certificatePEM, at: certPath,
+                        authority: authority)
         } else {
             try PKIFiles.write(issued.privateKeyPEM, to: keyPath, mode: 0o600)
             try PKIFiles.write(issued.certificatePEM, to: certPath, mode: 0o644)
@@ -215,24 +227,48 @@ extension SANs {
     }
 }
 
-/// Certificates issued but not yet written to the state directory.
+/// Certificates issued but not yet written to the state directory: the authorities (CAs and
+/// the client certificate muster speaks with), and member certificates.
 public final class PendingCertificates: @unchecked Sendable {
     private let lock = NSLock()
+    private var authorities: [(text: String, path: String, mode: mode_t)] = []
     private var files: [(text: String, path: String, mode: mode_t)] = []
+    /// Made (0700) before the first file is written.
+    var directories: [String] {
+        get { lock.lock(); defer { lock.unlock() }; return storedDirectories }
+        set { lock.lock(); storedDirectories = newValue; lock.unlock() }
+    }
+    private var storedDirectories: [String] = []
 
     public init() {}
 
-    func add(key: String, at keyPath: String, certificate: String, at certPath: String) {
+    func add(key: String, at keyPath: String, certificate: String, at certPath: String, authority: Bool = false) {
         lock.lock(); defer { lock.unlock() }
-        files += [(key, keyPath, 0o600), (certificate, certPath, 0o644)]
+        let pair: [(text: String, path: String, mode: mode_t)] = [(key, keyPath, 0o600), (certificate, certPath, 0o644)]
+        if authority { authorities += pair } else { files += pair }
     }
 
-    public var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return files.isEmpty }
+    public var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return files.isEmpty && authorities.isEmpty }
 
-    /// Writes them (key before certificate), then forgets them.
+    /// Writes the CAs and the client certificate (key before certificate), then forgets them:
+    /// once preflight has passed, before anything signed by them leaves the controller.
+    public func commitAuthorities() throws {
+        lock.lock(); defer { lock.unlock() }
+        try writeAuthorities()
+    }
+
+    /// Writes everything still pending (key before certificate), then forgets it.
     public func commit() throws {
         lock.lock(); defer { lock.unlock() }
+        try writeAuthorities()
         for file in files { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
         files = []
+    }
+
+    private func writeAuthorities() throws {
+        guard !authorities.isEmpty || !files.isEmpty else { return }
+        for directory in storedDirectories { try PKIFiles.makeDirectory(directory) }
+        for file in authorities { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
+        authorities = []
     }
 }

@@ -69,9 +69,16 @@ enum Network {
         throw SandboxError("no free /24 in 10.213.7.0-10.213.250.0: every one is already routed here")
     }
 
-    /// The `dev` of `ip -o route get ADDRESS` for each address, from one `ip -batch` (a process
-    /// per address cost more than connecting to a 15-host sandbox).
-    static func routeDevices(to addresses: [String]) throws -> [String: String] {
+    /// One answer of `ip -o route get ADDRESS`: the device traffic leaves through, and whether
+    /// the address is one of this machine's own (`local ... dev lo`).
+    struct Route: Equatable {
+        var device: String
+        var isLocal: Bool
+    }
+
+    /// The route to each address, from one `ip -batch` (a process per address cost more than
+    /// connecting to a 15-host sandbox).
+    static func routes(to addresses: [String]) throws -> [String: Route] {
         for address in addresses where parse(address) == nil {
             throw SandboxError("'\(address)' is not an IPv4 address")
         }
@@ -79,16 +86,32 @@ enum Network {
         guard !unique.isEmpty else { return [:] }
         let input = unique.map { "route get \($0)\n" }.joined()
         let result = try LocalProcess.check(["/usr/sbin/ip", "-o", "-batch", "-"], input: Data(input.utf8))
-        var devices: [String: String] = [:]
-        for line in result.stdoutText.split(separator: "\n") {
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard let first = words.first, let index = words.firstIndex(of: "dev"), index + 1 < words.count else { continue }
-            devices[String(first)] = String(words[index + 1])
-        }
-        for address in unique where devices[address] == nil {
+        let routes = routes(in: result.stdoutText)
+        for address in unique where routes[address] == nil {
             throw SandboxError("cannot read the route to \(address) from: \(result.stdoutText)")
         }
-        return devices
+        return routes
+    }
+
+    /// `ip -o route get` lines by destination. A line may start with the route's type
+    /// (`local 10.213.7.1 dev lo table local src ...` for an address of this machine; `unicast`
+    /// and the like are possible too); a line without a `dev` (unreachable) names no route.
+    static func routes(in text: String) -> [String: Route] {
+        let types: Set<Substring> = ["unicast", "local", "broadcast", "multicast", "anycast", "blackhole",
+                                     "unreachable", "prohibit", "throw", "nat"]
+        var routes: [String: Route] = [:]
+        for line in text.split(separator: "\n") {
+            var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            var isLocal = false
+            if let type = words.first, types.contains(type) {
+                isLocal = type == "local"
+                words.removeFirst()
+            }
+            guard let destination = words.first, parse(String(destination)) != nil,
+                  let index = words.firstIndex(of: "dev"), index + 1 < words.count else { continue }
+            routes[String(destination)] = Route(device: String(words[index + 1]), isLocal: isLocal)
+        }
+        return routes
     }
 
     static func linkExists(_ name: String) -> Bool {

@@ -342,20 +342,47 @@ public enum Sandbox {
 
     /// Like `checkRoutes(to:stateDir:)`, each address for whichever running sandbox owns the
     /// bridge its route leaves through.
+    /// A sandbox's own bridge address (the controller's side, where services for its hosts
+    /// listen) routes locally, through `lo`: allowed as that sandbox's; no other local address is.
     public static func checkRoutes(to addresses: [String]) throws {
-        for (address, device) in try Network.routeDevices(to: addresses).sorted(by: { $0.key < $1.key }) {
-            guard let owner = try? String(contentsOfFile: "\(registryDir)/\(device)", encoding: .utf8),
-                  let state = status(stateDir: owner), state.bridge == device else {
-                throw SandboxError("refusing to connect to \(address): its route leaves through \(device), "
+        try checkRoutes(try Network.routes(to: addresses), registered: registeredSandboxes())
+    }
+
+    /// Every sandbox in the registry whose state still names the bridge it registered.
+    static func registeredSandboxes() -> [SandboxState] {
+        let bridges = (try? FileManager.default.contentsOfDirectory(atPath: registryDir)) ?? []
+        return bridges.sorted().compactMap { bridge in
+            guard let owner = try? String(contentsOfFile: "\(registryDir)/\(bridge)", encoding: .utf8),
+                  let state = status(stateDir: owner), state.bridge == bridge else { return nil }
+            return state
+        }
+    }
+
+    /// The rule of `checkRoutes(to:)` over routes read already, against the sandboxes given.
+    static func checkRoutes(_ routes: [String: Network.Route], registered: [SandboxState]) throws {
+        for (address, route) in routes.sorted(by: { $0.key < $1.key }) {
+            if route.isLocal {
+                guard registered.contains(where: { $0.gateway == address }) else {
+                    throw SandboxError("refusing to connect to \(address): it is an address of this machine (\(route.device)), "
+                        + "not a muster sandbox bridge's")
+                }
+            } else if !registered.contains(where: { $0.bridge == route.device }) {
+                throw SandboxError("refusing to connect to \(address): its route leaves through \(route.device), "
                     + "not a muster sandbox bridge")
             }
         }
     }
 
     public static func checkRoutes(to addresses: [String], state: SandboxState) throws {
-        for (address, device) in try Network.routeDevices(to: addresses).sorted(by: { $0.key < $1.key }) where device != state.bridge {
-            throw SandboxError("refusing to connect to \(address): its route leaves through \(device), "
-                + "not the sandbox bridge \(state.bridge)")
+        try checkRoutes(try Network.routes(to: addresses), state: state)
+    }
+
+    static func checkRoutes(_ routes: [String: Network.Route], state: SandboxState) throws {
+        for (address, route) in routes.sorted(by: { $0.key < $1.key }) {
+            if route.isLocal ? address != state.gateway : route.device != state.bridge {
+                throw SandboxError("refusing to connect to \(address): its route leaves through \(route.device), "
+                    + "not the sandbox bridge \(state.bridge)")
+            }
         }
     }
 

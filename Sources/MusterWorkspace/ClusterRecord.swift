@@ -50,12 +50,17 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
     /// The `initial-cluster-token` of the last restore, which gave the cluster new IDs.
     public var restoreToken: String?
     public var snapshots: [Snapshot] = []
+    /// A random token made when the cluster was founded, also in each member's marker: a data
+    /// dir left by an earlier cluster of the same name (whose IDs, derived from the names, are
+    /// the same) is told from this one's. Absent from records written before muster made one.
+    public var incarnation: String?
 
-    public init(cluster: String, clusterID: String, formedAt: Date, founders: [Member]) {
+    public init(cluster: String, clusterID: String, formedAt: Date, founders: [Member], incarnation: String? = nil) {
         self.cluster = cluster
         self.clusterID = clusterID
         self.formedAt = formedAt
         self.founders = founders
+        self.incarnation = incarnation
     }
 
     /// The members the record says the cluster has now, with their peer URLs now.
@@ -123,5 +128,6 @@ extension LocalState {
 
     public func removeClusterRecord(_ cluster: String) {
         try? FileManager.default.removeItem(atPath: "\(recordsDirectory)/\(cluster).json")
+        removeIncarnation(of: cluster)
     }
 }
