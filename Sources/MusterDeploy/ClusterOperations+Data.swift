@@ -78,8 +78,9 @@ extension ClusterOperations {
         var tool: String
         var initialCluster: String
         var token: String
-        /// `CLUSTER NAME NEWID`, the member's marker once its data is the restored one.
-        var marker: String
+        /// The member's marker once its data is the restored one: `CLUSTER NAME NEWID`, then the
+        /// incarnation and state lines `up` writes (`MemberPlan.markerLines`).
+        var marker: [String]
         /// Appended to the old data dir's path: `.muster-before-restore-TIMESTAMP-RUN` (RUN: 8 random hex digits of the run).
         var asideSuffix: String
     }
@@ -110,7 +111,7 @@ extension ClusterOperations {
         fi
         mv \(work) \(data)
         mkdir -p \(Shell.quote(p.configDir))
-        printf '%s\\n' \(Shell.quote(restore.marker)) > \(Shell.quote(p.marker + ".tmp")) && mv -f \(Shell.quote(p.marker + ".tmp")) \(Shell.quote(p.marker))
+        printf '%s\\n' \(restore.marker.map(Shell.quote).joined(separator: " ")) > \(Shell.quote(p.marker + ".tmp")) && mv -f \(Shell.quote(p.marker + ".tmp")) \(Shell.quote(p.marker))
         echo restored
         """
         let output = try await fleet.check(member.host, "restore", script, timeout: 300)

@@ -68,6 +68,19 @@ public struct Restore: Sendable {
         progress.note("snapshot \(file): revision \(facts.revision), \(facts.size) bytes, sha256 \(facts.fileSHA256), etcd cluster version \(facts.clusterVersion ?? "unknown")")
         let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion)
 
+        // The markers (restore's and start's) name this state and the cluster's incarnation, as
+        // `up` writes them; a cluster recorded before incarnations existed gets one now, kept
+        // (file, then record) so that a cut restore's next run writes the same.
+        let (identity, identityIsNew) = try workspace.state.identityOrNew()
+        if identityIsNew { try workspace.state.save(identity) }
+        let incarnation: String
+        if let kept = try workspace.state.incarnation(of: cluster.name) {
+            incarnation = kept
+        } else {
+            incarnation = StateIdentity.newToken()
+            try workspace.state.saveIncarnation(incarnation, of: cluster.name)
+        }
+        let marker = MarkerIdentity(incarnation: incarnation, state: identity)
         let hosts = cluster.members.map(\.host).uniqued().compactMap(workspace.inventory.host(named:))
         try workspace.checkIdentityFiles(of: hosts)
         let digest = facts.fileSHA256
@@ -80,8 +93,9 @@ public struct Restore: Sendable {
         let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
                                                        thenRun: (step: "facts", script: scripts))
         let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-        let operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
+        var operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
                                            options: options, tls: tls.map { [cluster.name: $0] } ?? [:])
+        operations.markerIdentities[cluster.name] = marker
         do {
             let outcome = try await restore(cluster, file: file, facts: facts, tool: tool, remoteSnapshot: remoteSnapshot,
                                             workspace: workspace, operations: operations)
@@ -126,12 +140,13 @@ public struct Restore: Sendable {
               restored.members.allSatisfy({ $0.memberID != nil }) else {
             throw DeployError(host: nil, cluster: cluster.name, step: "restore", "the plan of the restored cluster '\(cluster.name)' has no IDs")
         }
+        let marker = operations.markerIdentities[cluster.name]
         progress.note("cluster \(cluster.name): restoring revision \(facts.revision) as cluster \(EtcdIDs.hex(clusterID)) (token \(token))")
         var members: [Outcome.Member] = []
         for (index, member) in restored.members.enumerated() {
             let aside = try await operations.restoreData(member, .init(
                 snapshot: remoteSnapshot(member), sha256: facts.fileSHA256, tool: tool.shipped.remotePath,
-                initialCluster: initialCluster, token: token, marker: member.marker, asideSuffix: asideSuffix))
+                initialCluster: initialCluster, token: token, marker: member.markerLines(marker), asideSuffix: asideSuffix))
             members.append(.init(name: member.name, host: member.host, id: member.memberID!, movedAside: aside))
             if index == 0 { try checkpoint("restore.after-first-member") }
         }
@@ -158,6 +173,7 @@ public struct Restore: Sendable {
         let founderNames = Set(founders.map(\.name))
         record.removed = ((previous?.removed ?? []) + (previous?.members ?? [])).filter { !founderNames.contains($0.name) }
         record.restoreToken = token
+        record.incarnation = operations.markerIdentities[cluster.name]?.incarnation
         record.snapshots = previous?.snapshots ?? []
         try workspace.state.save(record)
         for member in cluster.members { await operations.removeFile(remoteSnapshot(member), on: member.host) }

@@ -54,10 +54,11 @@ extension LocalState {
     private func incarnationPath(_ cluster: String) -> String { directory + "/clusters/\(cluster).incarnation" }
 
     /// The token of the cluster's present incarnation: the record's, or (before the first
-    /// verified run recorded it) the one saved when its members were first started.
-    /// Nil for a cluster recorded by an earlier muster, whose markers carry none either.
+    /// verified run recorded it, or for a cluster an earlier muster recorded and a restore gave
+    /// one) the one saved when its members were first started. Nil for a cluster recorded by an
+    /// earlier muster, whose markers carry none either.
     public func incarnation(of cluster: String) throws -> String? {
-        if let record = try clusterRecord(cluster) { return record.incarnation }
+        if let token = try clusterRecord(cluster)?.incarnation { return token }
         guard let data = FileManager.default.contents(atPath: incarnationPath(cluster)) else { return nil }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return StateIdentity.isToken(token) ? token : nil

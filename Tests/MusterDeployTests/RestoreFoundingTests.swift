@@ -28,6 +28,9 @@ import MusterSandbox
             let named = line.dropFirst("initial-cluster: ".count).split(separator: ",").map { String($0.split(separator: "=")[0]) }
             #expect(named == members, "\(host): \(conf)")
             #expect(conf.contains("initial-cluster-token: \(token)\n") && conf.contains("initial-cluster-state: new\n"), "\(host): \(conf)")
+            // The marker names this state and the incarnation, as `up` writes it.
+            let marker = try DeploySandbox.exec(host, "cat /etc/etcd/main/member.id").split(separator: "\n")
+            #expect(marker.count == 3 && marker[1].hasPrefix("incarnation ") && marker[2].hasPrefix("state "), "\(host): \(marker)")
         }
         let running = try pids(members)
         let again = try await DeploySandbox.up(builder)
