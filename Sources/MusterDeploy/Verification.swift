@@ -27,8 +27,10 @@ public enum Verification {
                 var report = try await verify(cluster, expectation: try workspace.expectation(for: cluster),
                                               fleet: fleet, viaSSH: viaSSH, tls: tls)
                 if let fleet {
-                    let operations = ClusterOperations(fleet: fleet, facts: [:], progress: progress, options: options, tls: [:])
+                    let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,
+                                                                        progress: progress, options: options, tls: [:])
                     report.supervisors = await operations.supervisorStates(cluster)
+                    report.checks.append(configCurrent(cluster, facts: operations.facts))
                 }
                 reports.append(report)
             }
@@ -38,6 +40,19 @@ public enum Verification {
         }
         await fleet?.close()
         return reports
+    }
+
+    /// With SSH: every member started after muster last wrote its conf.yml and certificates.
+    /// etcd reads them only at start, so a member started before (a rolling restart cut short)
+    /// serves healthy on the old ones; `up` restarts it.
+    static func configCurrent(_ cluster: ClusterPlan, facts: [String: HostFacts]) -> VerificationReport.Check {
+        let behind = cluster.members.filter { facts[$0.host]?.members[cluster.name]?.runsOnOlderFiles == true }
+        guard !behind.isEmpty else {
+            return .init(name: "config-current", ok: true, detail: "every member started after muster last wrote its files")
+        }
+        let names = behind.map { "\($0.name) on \($0.host)" }.joined(separator: ", ")
+        return .init(name: "config-current", ok: false,
+                     detail: "\(names) started before muster last wrote its conf.yml or certificates, and runs on the old ones (a rolling restart cut short?): `muster up` restarts it")
     }
 
     static func verify(_ cluster: ClusterPlan, expectation: ClusterExpectation? = nil, fleet: Fleet?, viaSSH: Bool,

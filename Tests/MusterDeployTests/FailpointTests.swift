@@ -37,6 +37,13 @@ import MusterSandbox
             try text.replacingOccurrences(of: "    members: [host1, host2, host3]\n", with: "    members: [host1, host2, host3]\n    etcd: { snapshot-count: 5000 }\n")
                 .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
             _ = try upKilled(at: "up.rolling-restart@2", builder)
+            // The two members not yet restarted serve healthy on the old conf.yml: verify over
+            // SSH names them.
+            let behind = try await Verification.run(workspace: try await builder.load(lock: false), options: DeploySandbox.options,
+                                                    viaSSH: true, progress: Progress(quiet: true))
+            let check = behind.first?.check(named: "config-current")
+            #expect(check?.ok == false && check?.detail.contains("runs on the old ones") == true, "\(String(describing: check))")
+            #expect(behind.first?.checks.filter { !$0.ok }.map(\.name) == ["config-current"], "\(behind.map { $0.table() })")
             let finished = try await DeploySandbox.up(builder)
             #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
             #expect(finished.hosts.flatMap(\.restarted).count == 2, "the two members not yet restarted are, the first is not again: \(finished.hosts)")
@@ -44,6 +51,9 @@ import MusterSandbox
             for host in ["host1", "host2", "host3"] {
                 #expect(try DeploySandbox.exec(host, "grep -c 'snapshot-count' /etc/etcd/main/conf.yml") == "1")
             }
+            let current = try await Verification.run(workspace: try await builder.load(lock: false), options: DeploySandbox.options,
+                                                     viaSSH: true, progress: Progress(quiet: true))
+            #expect(current.allSatisfy { $0.ok } && current.first?.check(named: "config-current")?.ok == true, "\(current.map { $0.table() })")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
