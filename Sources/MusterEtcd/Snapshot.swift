@@ -81,7 +81,8 @@ public enum SnapshotFile {
             if let embedded, embedded != databaseDigest {
                 throw SnapshotError("\(path) is damaged: its database hashes to \(databaseDigest), the sha256 at its end says \(embedded) (\(error))")
             }
-            throw SnapshotError("\(path): cannot read its revision: \(error)")
+            // The meta pages were valid, the tree under them is not: damaged, whatever the digest.
+            throw SnapshotError("\(path) is damaged: cannot read its revision: \(error)")
         }
         let version = (try? bolt.value(bucket: "cluster", key: "clusterVersion")).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
         return SnapshotFileFacts(
@@ -131,7 +132,7 @@ extension EtcdClient {
                                             body: ByteBuffer(string: "{}"))
         let clock = ContinuousClock()
         let started = clock.now
-        let deadline = Date().addingTimeInterval(seconds)
+        let deadline = Deadline(seconds: seconds)
         // The whole transfer's bound until the answer's head, then checked chunk by chunk; the
         // connect (10 s) and read (30 s) timeouts bound a member that does not answer or stalls.
         let limits = HTTPTransport.Limits(
@@ -162,7 +163,7 @@ extension EtcdClient {
                 }
                 // One chunk at a time: the connection reads on only as chunks are taken.
                 while let buffer = try await body.next() {
-                    guard Date() < deadline else { throw SnapshotError("\(url): snapshot not received within \(Int(seconds)) s") }
+                    guard !deadline.passed else { throw SnapshotError("\(url): snapshot not received within \(deadline.text)") }
                     for message in try buffer.withUnsafeReadableBytes({ try parser.feed($0) }) {
                         switch message {
                         case .data(let blob):
@@ -209,8 +210,15 @@ struct SnapshotStreamParser {
     private var received: Int64 = 0
     private(set) var digest: Data?
     private static let blobKey = Data(#""blob":""#.utf8)
+    /// The longest line taken: etcd's lines carry 32 KiB blobs (about 44 KiB as base64 and
+    /// JSON); a server that sends more without a newline is not etcd's gateway, and what it
+    /// sends is never buffered past this.
+    let maximumLine: Int
 
-    init(url: String) { self.url = url }
+    init(url: String, maximumLine: Int = 1 << 20) {
+        self.url = url
+        self.maximumLine = maximumLine
+    }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) throws -> [Message] {
         pending.append(contentsOf: bytes)
@@ -223,13 +231,19 @@ struct SnapshotStreamParser {
                 return base.distance(to: UnsafeRawPointer(found))
             }
             guard let newline else { break }
+            guard newline - consumed <= maximumLine else { throw lineTooLong() }
             if newline - consumed > 1 {
                 messages.append(try message(pending.subdata(in: (pending.startIndex + consumed)..<(pending.startIndex + newline))))
             }
             consumed = newline + 1
         }
         if consumed > 0 { pending = pending.subdata(in: (pending.startIndex + consumed)..<pending.endIndex) }
+        guard pending.count <= maximumLine else { throw lineTooLong() }
         return messages
+    }
+
+    private func lineTooLong() -> SnapshotError {
+        SnapshotError("\(url): the snapshot stream sent a line longer than \(maximumLine) bytes (no newline): not etcd's snapshot stream")
     }
 
     mutating func finish() throws {
@@ -250,6 +264,10 @@ struct SnapshotStreamParser {
             }
             digest = blob
             return .digest(blob)
+        }
+        // `remaining` is the server's number: summed only where it cannot overflow.
+        guard remaining <= Int64.max / 2 else {
+            throw SnapshotError("\(url): the snapshot stream says \(remaining) bytes remain: not a database")
         }
         if total == nil { total = Int64(blob.count) + remaining }
         received += Int64(blob.count)

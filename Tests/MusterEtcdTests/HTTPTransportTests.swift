@@ -8,7 +8,7 @@ import MusterTestSupport
 /// muster's own HTTP/1.1 client (`HTTPTransport`) against a loopback server that misbehaves on
 /// purpose, one way per path: its bounds, caps, framing, and that cancelling closes the connection.
 @Suite struct HTTPTransportTests {
-    /// Paths: `/echo` (the request's head as the body), any other (never answers),
+    /// Paths (GET): `/echo` (the request's head as the body), any other (never answers),
     /// `/stall-body` (a head promising 100 bytes, 10 of them, then silence), `/cut` (10 of 100
     /// bytes, then close), `/big` (17 MiB), `/chunked` (200 chunks of 1 KiB), `/hold` (never
     /// answers; writes `open PATH` then `closed PATH` to the file argument when the client goes away).
@@ -46,6 +46,16 @@ import MusterTestSupport
                     while self.connection.recv(1): pass
                     if path.startswith('/hold'):
                         with open(record, 'a') as f: f.write('closed ' + path + '\\n')
+            def do_POST(self):
+                # `/endless-line/...`: a 200 whose body is one line that never ends (64 MiB,
+                # then the connection closes), where etcd sends its snapshot stream.
+                self.send_response(200); self.send_header('Content-Type', 'application/json'); self.end_headers()
+                if self.path.startswith('/endless-line'):
+                    try:
+                        self.wfile.write(b'{"result":{"blob":"')
+                        for _ in range(1024): self.wfile.write(b'A' * 65536)
+                    except OSError: pass
+                    self.close_connection = True
             def log_message(self, *args): pass
         http.server.ThreadingHTTPServer(('127.0.0.1', port), Handler).serve_forever()
         """
@@ -107,6 +117,21 @@ import MusterTestSupport
         let port = try FreePorts.pick(1)[0]
         let refused = await Self.transportError { _ = try await HTTP(timeout: 5).send("GET", "http://127.0.0.1:\(port)/") }
         #expect(refused?.kind == .transport && refused?.message == "connection refused", "\(String(describing: refused))")
+    }
+
+    /// The snapshot stream is split into lines as it comes: a server that never sends a newline
+    /// is refused once a line passes the bound, not buffered whole (it used to be, up to the
+    /// transfer's one-hour bound).
+    @Test func aSnapshotStreamLineWithoutEndIsRefusedAtTheBound() async throws {
+        let server = try TransportTestServer()
+        let path = server.directory.path + "/snapshot.db"
+        do {
+            _ = try await EtcdClient(baseURL: server.origin + "/endless-line", timeout: 5).saveSnapshot(to: path, within: 60)
+            Issue.record("a stream without newlines was saved")
+        } catch let error as SnapshotError {
+            #expect(error.description.contains("a line longer than 1048576 bytes (no newline)"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path), "the partial file stayed")
     }
 
     @Test func cancellingClosesTheConnection() async throws {
