@@ -83,9 +83,7 @@ struct DiscoveryBootstrap: BootstrapMode {
     /// A wiped cluster bootstraps again, with a fresh token.
     func tearDown(_ cluster: ClusterPlan, in workspace: Workspace, wipe: Bool, operations: ClusterOperations) async throws {
         guard wipe else { return }
-        var tokens = try workspace.state.discoveryTokens()
-        tokens[cluster.name] = nil
-        try workspace.state.saveDiscoveryTokens(tokens)
+        try workspace.state.updateDiscoveryTokens { $0[cluster.name] = nil }
     }
 
     private func newServiceToken(_ service: String, cluster: ClusterPlan, context: BootstrapContext) async throws -> DiscoveryToken {
