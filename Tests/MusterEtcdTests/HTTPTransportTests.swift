@@ -10,7 +10,7 @@ import MusterTestSupport
 @Suite struct HTTPTransportTests {
     /// Paths (GET): `/echo` (the request's head as the body), any other (never answers),
     /// `/stall-body` (a head promising 100 bytes, 10 of them, then silence), `/cut` (10 of 100
-    /// bytes, then close), `/big` (17 MiB), `/chunked` (200 chunks of 1 KiB), `/hold` (never
+    /// bytes, then close), `/big` (17 MiB), `/steady` (8 MiB as fast as it is read), `/chunked` (200 chunks of 1 KiB), `/hold` (never
     /// answers; writes `open PATH` then `closed PATH` to the file argument when the client goes away).
     static let server = """
         import http.server, sys, time
@@ -33,6 +33,12 @@ import MusterTestSupport
                     self.send_response(200); self.send_header('Content-Length', str(size)); self.end_headers()
                     try:
                         for _ in range(size >> 16): self.wfile.write(b'y' * 65536)
+                    except OSError: pass
+                elif self.path == '/steady':
+                    size = 8 << 20
+                    self.send_response(200); self.send_header('Content-Length', str(size)); self.end_headers()
+                    try:
+                        for _ in range(size >> 16): self.wfile.write(b's' * 65536)
                     except OSError: pass
                 elif self.path == '/chunked':
                     self.send_response(200); self.send_header('Transfer-Encoding', 'chunked'); self.end_headers()
@@ -112,6 +118,18 @@ import MusterTestSupport
         } catch let error as HTTPTransportError {
             #expect(error == .readTimeout)
         }
+
+        // A reader that holds back (a snapshot written to a slow disk) for longer than the read
+        // timeout: the connection stops reading, which is not the server going silent.
+        var received = 0
+        _ = try await HTTPTransport.exchange(.init(method: .GET, url: server.origin + "/steady"), tls: nil, limits: limits) { _, body in
+            while let chunk = try await body.next() {
+                if received == 0 { try await Task.sleep(for: .milliseconds(900)) }  // the slow disk: 3 read timeouts
+                received += chunk.readableBytes
+            }
+            return received
+        }
+        #expect(received == 8 << 20)
 
         // Nothing listens: refused at once, said so.
         let port = try FreePorts.pick(1)[0]
