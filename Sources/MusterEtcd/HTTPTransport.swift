@@ -40,7 +40,8 @@ enum HTTPTransportError: Error, Sendable, Equatable {
 ///
 /// Bounds: `connectTimeout` for TCP; `deadline` for the exchange (until the answer's head, or
 /// to its last byte with `deadlineCoversBody`); `readTimeout` for any silence on the wire once
-/// connected (a stalled body). Cancelling the calling task closes the connection.
+/// connected (a stalled body). Cancelling the calling task closes the connection, also while it
+/// is still being made.
 enum HTTPTransport {
     struct Request: Sendable {
         var method: HTTPMethod
@@ -148,22 +149,29 @@ enum HTTPTransport {
         let readTimeout = limits.readTimeout
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(connectTimeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: target.host, port: target.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let pipeline = channel.pipeline.syncOperations
-                        if target.isTLS, let tls {
-                            try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+            // Cancellable while it connects: the channel is known before its connect starts, and
+            // a cancellation closes it (the connect would otherwise run to its timeout).
+            channel = try await withTaskCancellationHandler {
+                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(connectTimeout)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(host: target.host, port: target.port) { channel in
+                        exchange.attach(channel)
+                        return channel.eventLoop.makeCompletedFuture {
+                            let pipeline = channel.pipeline.syncOperations
+                            if target.isTLS, let tls {
+                                try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                            }
+                            try pipeline.addHTTPClientHandlers()
+                            try pipeline.addHandler(Watchdog(exchange, readTimeout: readTimeout))
+                            return try NIOAsyncChannel(
+                                wrappingChannelSynchronously: channel,
+                                configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                         }
-                        try pipeline.addHTTPClientHandlers()
-                        try pipeline.addHandler(Watchdog(exchange, readTimeout: readTimeout))
-                        return try NIOAsyncChannel(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                     }
-                }
+            } onCancel: {
+                exchange.fail(.cancelled)
+            }
         } catch {
             if Task.isCancelled { throw HTTPTransportError.cancelled }
             if let channelError = error as? ChannelError, case .connectTimeout = channelError {
@@ -172,7 +180,6 @@ enum HTTPTransport {
             }
             throw error
         }
-        exchange.attach(channel.channel)
         let timer = limits.deadline.map { deadline in
             channel.channel.eventLoop.scheduleTask(deadline: deadline) { exchange.fail(.deadlineExceeded) }
         }

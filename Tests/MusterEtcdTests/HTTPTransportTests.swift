@@ -152,6 +152,48 @@ import MusterTestSupport
         #expect(!FileManager.default.fileExists(atPath: path), "the partial file stayed")
     }
 
+    /// A connect that hangs (its SYN dropped) ends when the task asking is cancelled, not at its
+    /// connect timeout (10 minutes here: the time limit catches a connect that runs on).
+    @Test(.timeLimit(.minutes(1))) func cancellingAConnectThatHangsEndsIt() async throws {
+        // A loopback listener that never accepts, its queue (backlog 0) filled by one connection:
+        // the kernel drops every further SYN, so the next connect stays in SYN_SENT.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0), filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener); close(filler) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(listener, raw, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, raw, &length) == 0
+                    && connect(filler, raw, length) == 0
+            }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let limits = HTTPTransport.Limits(connectTimeout: .minutes(10), deadline: nil, deadlineCoversBody: false, readTimeout: nil)
+        let connecting = Task {
+            try await HTTPTransport.exchange(.init(method: .GET, url: "http://127.0.0.1:\(port)/"), tls: nil, limits: limits) { _, _ in 0 }
+        }
+        // Cancelled only once the connect is under way: a socket to the port in SYN_SENT (02).
+        let remote = String(format: ":%04X 02 ", port)
+        var syn = false
+        for _ in 0..<200 where !syn {
+            // Read to its end (a proc file has no size for a one-read reader to trust).
+            let table = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/net/tcp")).readToEnd()) ?? nil
+            syn = String(decoding: table ?? Data(), as: UTF8.self).contains(remote)
+            if !syn { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        #expect(syn, "the connect never started")
+        connecting.cancel()
+        do {
+            _ = try await connecting.value
+            Issue.record("a connect to a listener that never answers succeeded")
+        } catch let error as HTTPTransportError {
+            #expect(error == .cancelled)
+        }
+    }
+
     @Test func cancellingClosesTheConnection() async throws {
         let server = try TransportTestServer()
         func waitFor(_ text: String) async throws -> Bool {
