@@ -115,7 +115,9 @@ extension EtcdClient {
         var closed = false
         do {
             let download = try await stream(url: url, into: descriptor, path: path, within: seconds)
-            guard fsync(descriptor) == 0 else { throw SnapshotError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+            try await offPool {
+                guard fsync(descriptor) == 0 else { throw SnapshotError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+            }
             closed = true
             guard close(descriptor) == 0 else { throw SnapshotError("cannot close \(path): \(String(cString: strerror(errno)))") }
             return download
@@ -151,34 +153,35 @@ extension EtcdClient {
                 var parser = SnapshotStreamParser(url: url)
                 let hasher = SHA256Hasher()
                 var written: Int64 = 0
-                func write(_ blob: Data) throws {
-                    var done = 0
-                    while done < blob.count {
-                        let n = blob.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, blob.count - done) }
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
-                        done += n
+                // Hashed and checked here, written off the cooperative pool (a slow disk must not
+                // hold one of its threads), one write per chunk of the answer.
+                func take(_ messages: [SnapshotStreamParser.Message]) async throws {
+                    var batch = Data()
+                    for message in messages {
+                        switch message {
+                        case .data(let blob):
+                            hasher.update(blob)
+                            batch.append(blob)
+                        case .digest(let blob):
+                            let computed = Digest.hex(hasher.finalize())
+                            guard Digest.hex(blob) == computed else {
+                                throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written + Int64(batch.count)) bytes (sha256 \(computed)): damaged in transit")
+                            }
+                            batch.append(blob)
+                        }
                     }
-                    written += Int64(blob.count)
+                    guard !batch.isEmpty else { return }
+                    let chunk = batch
+                    try await offPool { try EtcdClient.write(chunk, to: descriptor, path: path) }
+                    written += Int64(chunk.count)
                 }
                 // One chunk at a time: the connection reads on only as chunks are taken.
                 while let buffer = try await body.next() {
                     guard !deadline.passed else { throw SnapshotError("\(url): snapshot not received within \(deadline.text)") }
-                    for message in try buffer.withUnsafeReadableBytes({ try parser.feed($0) }) {
-                        switch message {
-                        case .data(let blob):
-                            hasher.update(blob)
-                            try write(blob)
-                        case .digest(let blob):
-                            let computed = Digest.hex(hasher.finalize())
-                            guard Digest.hex(blob) == computed else {
-                                throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written) bytes (sha256 \(computed)): damaged in transit")
-                            }
-                            try write(blob)
-                        }
-                    }
+                    try await take(try buffer.withUnsafeReadableBytes({ try parser.feed($0) }))
                 }
-                try parser.finish()
+                // A last line without its newline still counts (and its digest is still checked).
+                try await take(try parser.finish())
                 return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { Digest.hex($0) } ?? "",
                                         seconds: (clock.now - started).seconds)
             }
@@ -188,6 +191,18 @@ extension EtcdClient {
             throw error
         } catch {
             throw HTTP.clientError(error, url: url, prefix: streaming ? "snapshot stream: " : "")
+        }
+    }
+}
+
+extension EtcdClient {
+    fileprivate static func write(_ data: Data, to descriptor: Int32, path: String) throws {
+        var done = 0
+        while done < data.count {
+            let n = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, data.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            done += n
         }
     }
 }
@@ -246,13 +261,17 @@ struct SnapshotStreamParser {
         SnapshotError("\(url): the snapshot stream sent a line longer than \(maximumLine) bytes (no newline): not etcd's snapshot stream")
     }
 
-    mutating func finish() throws {
+    /// Ends the stream: a last line without its newline is taken (its message returned).
+    @discardableResult
+    mutating func finish() throws -> [Message] {
+        var last: [Message] = []
         if pending.contains(where: { $0 != 32 && $0 != 13 && $0 != 10 }) {
-            _ = try [UInt8(ascii: "\n")].withUnsafeBytes { try feed($0) }
+            last = try [UInt8(ascii: "\n")].withUnsafeBytes { try feed($0) }
         }
         guard let total else { throw SnapshotError("\(url): the snapshot stream ended before any data") }
         guard received == total else { throw SnapshotError("\(url): the snapshot stream ended after \(received) of \(total) bytes") }
         guard digest != nil else { throw SnapshotError("\(url): the snapshot stream ended without the database's sha256") }
+        return last
     }
 
     private mutating func message(_ line: Data) throws -> Message {

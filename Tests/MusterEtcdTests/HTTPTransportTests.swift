@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -13,7 +14,7 @@ import MusterTestSupport
     /// bytes, then close), `/big` (17 MiB), `/steady` (8 MiB as fast as it is read), `/chunked` (200 chunks of 1 KiB), `/hold` (never
     /// answers; writes `open PATH` then `closed PATH` to the file argument when the client goes away).
     static let server = """
-        import http.server, sys, time
+        import base64, hashlib, http.server, sys, time
         port, record = int(sys.argv[1]), sys.argv[2]
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = 'HTTP/1.1'
@@ -61,6 +62,13 @@ import MusterTestSupport
                         self.wfile.write(b'{"result":{"blob":"')
                         for _ in range(1024): self.wfile.write(b'A' * 65536)
                     except OSError: pass
+                    self.close_connection = True
+                # `/no-final-newline/...`: a whole snapshot stream of 51200 bytes whose last line
+                # (the digest) has no newline before the connection closes.
+                elif self.path.startswith('/no-final-newline'):
+                    db = bytes(range(256)) * 200
+                    line = lambda blob, rest: ('{"result":{"blob":"%s"%s}}' % (base64.b64encode(blob).decode(), ',"remaining_bytes":"%d"' % rest if rest else '')).encode()
+                    self.wfile.write(line(db[:32768], len(db) - 32768) + b'\\n' + line(db[32768:], 0) + b'\\n' + line(hashlib.sha256(db).digest(), 0))
                     self.close_connection = True
             def log_message(self, *args): pass
         http.server.ThreadingHTTPServer(('127.0.0.1', port), Handler).serve_forever()
@@ -150,6 +158,17 @@ import MusterTestSupport
             #expect(error.description.contains("a line longer than 1048576 bytes (no newline)"), "\(error)")
         }
         #expect(!FileManager.default.fileExists(atPath: path), "the partial file stayed")
+    }
+
+    /// The gateway's last line may end without a newline: its digest is still checked and written.
+    @Test func aSnapshotStreamWhoseLastLineHasNoNewlineIsSavedWhole() async throws {
+        let server = try TransportTestServer()
+        let path = server.directory.path + "/whole.db"
+        let download = try await EtcdClient(baseURL: server.origin + "/no-final-newline", timeout: 5).saveSnapshot(to: path, within: 60)
+        let database = (0..<51200).map { UInt8($0 % 256) }
+        let saved = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(saved == Data(database + Digest.sha256(database)), "\(saved.count) bytes")
+        #expect(download.bytes == Int64(saved.count))
     }
 
     /// A connect that hangs (its SYN dropped) ends when the task asking is cancelled, not at its
