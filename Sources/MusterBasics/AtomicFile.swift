@@ -45,7 +45,10 @@ public enum AtomicFile {
 
     /// Removes `path` (a missing file is no error), the removal made durable like a write.
     public static func remove(_ path: String) throws(AtomicFileError) {
-        guard unlink(path) == 0 || errno == ENOENT else { throw AtomicFileError(path: path, message: "unlink: \(Self.reason())") }
+        guard unlink(path) == 0 else {
+            if errno == ENOENT { return }
+            throw AtomicFileError(path: path, message: "unlink: \(Self.reason())")
+        }
         try syncDirectory(of: path)
     }
 
