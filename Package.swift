@@ -4,13 +4,13 @@ import PackageDescription
 // Layers import only downward (ARCHITECTURE.md):
 //   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
 //   MusterInventory -> MusterImport (pure: Ansible inventory text to muster inventory text)
-//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery; MusterPKI (on CLibCrypto alone)
+//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery; MusterPKI (CLibCrypto, MusterBasics' atomic file writes)
 //   CLibSSH2, CLibYAML, CLibCrypto: Debian's libssh2, libyaml and OpenSSL 3 libcrypto (no build cost)
 //   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
 // Each target's dependencies are exactly what its files import.
 let package = Package(
     name: "muster",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],  // Synchronization's Mutex
     products: [
         .executable(name: "muster", targets: ["muster"]),
     ],
@@ -50,11 +50,11 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["VERIFY_JSON.md"]),
         // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
-        .target(name: "MusterPKI", dependencies: ["CLibCrypto"]),
+        .target(name: "MusterPKI", dependencies: ["CLibCrypto", "MusterBasics"]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
         // small HTTP/1.1 server straight on SwiftNIO (as MusterEtcd's client is).
         .target(name: "MusterDiscovery", dependencies: [
-            "MusterBasics", "MusterEtcd",
+            "MusterEtcd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -62,10 +62,10 @@ let package = Package(
         ]),
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
-            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),
         .executableTarget(name: "muster", dependencies: [
-            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
+            "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
             "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -74,14 +74,22 @@ let package = Package(
         .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
         .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics", "CLibCrypto"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
-        .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory"]),
-        .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory"]),
+        .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory", "MusterYAML"]),
+        .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory", "MusterYAML"]),
         // Golden trees are read from the source tree (#filePath), not bundled.
-        .testTarget(name: "MusterPlanTests", dependencies: ["MusterPlan", "MusterWorkspace"], exclude: ["Golden"]),
-        .testTarget(name: "MusterSSHTests", dependencies: ["MusterSSH"]),
-        .testTarget(name: "MusterEtcdTests", dependencies: ["MusterEtcd", "MusterPKI", "MusterTestSupport"]),
-        .testTarget(name: "MusterSandboxTests", dependencies: ["MusterSandbox", "MusterSSH"]),
-        .testTarget(name: "MusterDeployTests", dependencies: ["MusterDeploy", "MusterWorkspace", "MusterSandbox", "MusterTestSupport"]),
+        .testTarget(name: "MusterPlanTests", dependencies: ["MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterTestSupport"],
+                    exclude: ["Golden"]),
+        .testTarget(name: "MusterSSHTests", dependencies: ["MusterBasics", "MusterSSH"]),
+        .testTarget(name: "MusterEtcdTests", dependencies: [
+            "MusterBasics", "MusterEtcd", "MusterPKI", "MusterTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .testTarget(name: "MusterSandboxTests", dependencies: ["MusterBasics", "MusterSandbox", "MusterSSH"]),
+        .testTarget(name: "MusterDeployTests", dependencies: [
+            "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterDeploy", "MusterSandbox", "MusterTestSupport",
+        ]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: [
             "MusterDiscovery", "MusterEtcd", "MusterTestSupport",

@@ -100,17 +100,18 @@ public enum LocalProcess {
         defer { close(outPipe[0]); close(errPipe[0]) }
         var stdout = Data(), stderr = Data()
         var open = [outPipe[0], errPipe[0]]
-        let deadline = Date().addingTimeInterval(timeout)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(max(timeout, 0))
         var status: Int32?
-        var drainUntil: Date?
+        var drainUntil: ContinuousClock.Instant?
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             if status == nil, let code = reap(pid) {
                 status = code
-                drainUntil = Date().addingTimeInterval(2)
+                drainUntil = clock.now + .seconds(2)
             }
-            if let drainUntil, Date() > drainUntil { break }
-            if status == nil, Date() > deadline {
+            if let drainUntil, clock.now > drainUntil { break }
+            if status == nil, clock.now > deadline {
                 kill(pid, SIGKILL)
                 _ = reap(pid, wait: true)
                 throw LocalProcessError(command: arguments, result: nil, reason: "timed out after \(Int(timeout)) s")

@@ -24,12 +24,11 @@ extension ClusterOperations {
     /// leader above all) the others answer unhealthy until they have elected a new leader, about
     /// an election timeout later.
     func firstUnhealthy(_ members: [MemberPlan], of cluster: ClusterPlan, patience: TimeInterval = 5) async throws -> MemberPlan? {
-        let deadline = Date().addingTimeInterval(patience)
+        let deadline = Deadline(seconds: patience)
         while true {
             let healthy = Set(try await healthyMembers(ClusterPlan(copying: cluster, members: members)).map(\.name))
             guard let unhealthy = members.first(where: { !healthy.contains($0.name) }) else { return nil }
-            if Date() >= deadline { return unhealthy }
-            try await Task.sleep(nanoseconds: 500_000_000)
+            guard try await deadline.sleep(.milliseconds(500)) else { return unhealthy }
         }
     }
 
@@ -54,13 +53,23 @@ extension ClusterOperations {
     }
 
     /// A controller file at `remotePath` on every host (SFTP from the file, never whole in
-    /// memory; skipped where the same bytes are already there); returns the bytes moved.
-    func place(_ localPath: String, at remotePath: (String) -> String, on hosts: [String], step: String) async throws -> Int {
-        try await withThrowingTaskGroup(of: Int.self) { group in
+    /// memory; skipped where the same bytes are already there); returns the bytes moved. The
+    /// file is hashed once for every host, and not at all when the caller knows its `sha256`
+    /// (a snapshot `SnapshotFile.inspect` hashed; each host checks it again before use).
+    func place(_ localPath: String, sha256: String? = nil, at remotePath: (String) -> String, on hosts: [String],
+               step: String) async throws -> Int {
+        let digest: String
+        if let sha256 { digest = sha256 } else {
+            do { digest = try await offPool { try Digest.sha256Hex(fileAt: localPath) } } catch {
+                throw DeployError(host: nil, step: step, "cannot read \(localPath): \(error)")
+            }
+        }
+        return try await withThrowingTaskGroup(of: Int.self) { group in
             for host in hosts {
                 let target = remotePath(host)
                 group.addTask {
-                    let result = try await fleet.session(host).upload(from: localPath, to: target, mode: 0o600, privileged: true)
+                    let result = try await fleet.session(host).upload(from: localPath, to: target, mode: 0o600, privileged: true,
+                                                                      sha256: digest)
                     progress.host(host, step, result.skipped ? "\(target) already there" : "\(target) (\(result.bytesSent / 1024) KiB)")
                     return result.bytesSent
                 }

@@ -84,24 +84,25 @@ extension ClusterOperations {
     /// 5 s ("unhealthy cluster", as right after a start): `change` retried, bounded (30 s).
     func whileEtcdSettles<T>(cluster: ClusterPlan, what: String, _ change: () async throws(EtcdClientError) -> T) async throws -> T {
         var lastError = ""
-        for _ in 0..<60 {
+        let deadline = Deadline(seconds: 30)
+        repeat {
             do {
                 return try await change()
             } catch {
                 lastError = error.message
                 guard lastError.contains("unhealthy cluster") else { throw error }
             }
-            try await Task.sleep(nanoseconds: 500_000_000)
-        }
+        } while try await deadline.sleep(.milliseconds(500))
         throw DeployError(host: nil, cluster: cluster.name, step: "membership", kind: .refused,
-                          "cluster '\(cluster.name)': etcd refused \(what) for 30 s: \(lastError)")
+                          "cluster '\(cluster.name)': etcd refused \(what) for \(deadline.text): \(lastError)")
     }
 
     /// etcd refuses a promotion until the learner is in sync: retried, bounded (60 s).
     private func promote(_ member: MemberPlan, cluster: ClusterPlan, client: EtcdClient) async throws {
         guard let id = member.memberID else { return }
         var lastError = ""
-        for _ in 0..<240 {
+        let deadline = Deadline(seconds: 60)
+        repeat {
             do {
                 try await client.memberPromote(id: id)
                 progress.host(member.host, "promote", "\(cluster.name): \(member.name) is a voter")
@@ -116,9 +117,8 @@ extension ClusterOperations {
                     return
                 }
             }
-            try await Task.sleep(nanoseconds: 250_000_000)
-        }
-        throw await failure(member, step: "promote", "learner \(member.name) was not in sync after 60 s: \(lastError)")
+        } while try await deadline.sleep(.milliseconds(250))
+        throw await failure(member, step: "promote", "learner \(member.name) was not in sync after \(deadline.text): \(lastError)")
     }
 }
 

@@ -78,7 +78,8 @@ extension ClusterOperations {
         guard let wanted = Self.minor(cluster.memberVersion) else { return }
         try await withEndpoints(cluster) { endpoints in
             var last = ""
-            for _ in 0..<240 {
+            let deadline = Deadline(seconds: 60)
+            repeat {
                 if let version = try? await endpoints.client(for: cluster.members[0], timeout: 3).version() {
                     last = version.cluster
                     if let current = Self.minor(version.cluster), current >= wanted {
@@ -86,10 +87,9 @@ extension ClusterOperations {
                         return
                     }
                 }
-                try await Task.sleep(nanoseconds: 250_000_000)
-            }
+            } while try await deadline.sleep(.milliseconds(250))
             throw DeployError(host: nil, cluster: cluster.name, step: "upgrade",
-                              "cluster '\(cluster.name)': every member runs etcd \(cluster.memberVersion) but the cluster version is still \(last) after 60 s")
+                              "cluster '\(cluster.name)': every member runs etcd \(cluster.memberVersion) but the cluster version is still \(last) after \(deadline.text)")
         }
     }
 

@@ -65,11 +65,11 @@ struct ClusterOperations: Sendable {
 
     func waitForPeerPort(_ member: MemberPlan) async throws {
         let port = member.listenPorts.first ?? 2380
-        for _ in 0..<250 {
+        let deadline = Deadline(seconds: 5)
+        repeat {
             if await PortProbe.isOpen(host: member.address, port: port) { return }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        throw await failure(member, step: "start", "peer port \(port) did not open within 5 s")
+        } while try await deadline.sleep(.milliseconds(20))
+        throw await failure(member, step: "start", "peer port \(port) did not open within \(deadline.text)")
     }
 
     /// Stops one member; with `wipe` its data dir and marker go too (only ever on an explicit
@@ -128,9 +128,9 @@ struct ClusterOperations: Sendable {
     }
 
     private func poll(_ cluster: ClusterPlan, endpoints: Endpoints, within seconds: TimeInterval) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
+        let deadline = Deadline(seconds: seconds)
         var unhealthy = cluster.members
-        while Date() < deadline {
+        repeat {
             var still: [MemberPlan] = []
             for member in unhealthy {
                 let healthy = (try? await endpoints.client(for: member, timeout: 2).health())?.healthy ?? false
@@ -138,10 +138,9 @@ struct ClusterOperations: Sendable {
             }
             unhealthy = still
             if unhealthy.isEmpty { return }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
+        } while try await deadline.sleep(.milliseconds(50))
         throw await failure(unhealthy[0], step: "health",
-                            "\(unhealthy.map(\.name).joined(separator: ", ")) of cluster '\(cluster.name)' not healthy after \(Int(seconds)) s")
+                            "\(unhealthy.map(\.name).joined(separator: ", ")) of cluster '\(cluster.name)' not healthy after \(deadline.text)")
     }
 
     func verify(_ cluster: ClusterPlan, expectation: ClusterExpectation? = nil) async throws -> VerificationReport {

@@ -2,29 +2,41 @@ import Foundation
 import MusterEtcd
 import MusterPlan
 import MusterSSH
+import Synchronization
 
 /// How the controller reaches each member's client URL: directly, or through an SSH tunnel
 /// (`--via-ssh`, and clusters whose members serve clients on their own loopback only).
-final class Endpoints: @unchecked Sendable {
+final class Endpoints: Sendable {
     /// By member name: loopback-only members all share the endpoint `http://127.0.0.1:PORT`.
-    private var mapped: [String: String] = [:]
-    private var tunnels: [SSHTunnel] = []
-    private var tls: EtcdTLS?
+    private let mapped: [String: String]
+    /// Closed once, by whoever closes first.
+    private let tunnels: Mutex<[SSHTunnel]>
+    private let tls: EtcdTLS?
+
+    private init(mapped: [String: String], tunnels: [SSHTunnel], tls: EtcdTLS?) {
+        self.mapped = mapped
+        self.tunnels = Mutex(tunnels)
+        self.tls = tls
+    }
 
     /// Opens one tunnel per member that needs it; `viaSSH` tunnels every member.
     static func open(for cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool, tls: EtcdTLS?) async throws -> Endpoints {
-        let endpoints = Endpoints()
-        endpoints.tls = tls
-        guard let fleet else { return endpoints }
-        for member in cluster.members {
-            let isLoopback = member.endpoint.contains("://127.0.0.1:")
-            guard viaSSH || isLoopback else { continue }
-            guard let url = URLComponents(string: member.endpoint), let port = url.port else { continue }
-            let tunnel = try await fleet.session(member.host).openTunnel(toHost: "127.0.0.1", port: port)
-            endpoints.tunnels.append(tunnel)
-            endpoints.mapped[member.name] = "\(url.scheme ?? "http")://127.0.0.1:\(tunnel.localPort)"
+        var mapped: [String: String] = [:], tunnels: [SSHTunnel] = []
+        guard let fleet else { return Endpoints(mapped: mapped, tunnels: tunnels, tls: tls) }
+        do {
+            for member in cluster.members {
+                let isLoopback = member.endpoint.contains("://127.0.0.1:")
+                guard viaSSH || isLoopback else { continue }
+                guard let url = URLComponents(string: member.endpoint), let port = url.port else { continue }
+                let tunnel = try await fleet.session(member.host).openTunnel(toHost: "127.0.0.1", port: port)
+                tunnels.append(tunnel)
+                mapped[member.name] = "\(url.scheme ?? "http")://127.0.0.1:\(tunnel.localPort)"
+            }
+        } catch {
+            for tunnel in tunnels { await tunnel.close() }
+            throw error
         }
-        return endpoints
+        return Endpoints(mapped: mapped, tunnels: tunnels, tls: tls)
     }
 
     func url(for member: String, endpoint: String) -> String { mapped[member] ?? endpoint }
@@ -38,8 +50,11 @@ final class Endpoints: @unchecked Sendable {
     }
 
     func close() async {
-        for tunnel in tunnels { await tunnel.close() }
-        tunnels = []
+        let closing = tunnels.withLock { open in
+            defer { open = [] }
+            return open
+        }
+        for tunnel in closing { await tunnel.close() }
     }
 }
 

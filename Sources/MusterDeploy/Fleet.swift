@@ -1,6 +1,8 @@
 import Foundation
+import MusterBasics
 import MusterInventory
 import MusterSSH
+import Synchronization
 
 /// Options a run takes from the command line.
 public struct RunOptions: Sendable {
@@ -16,8 +18,13 @@ public struct RunOptions: Sendable {
 }
 
 /// One open SSH session per host, reused for every step of a run.
-public final class Fleet: @unchecked Sendable {
-    public private(set) var sessions: [String: SSHSession] = [:]
+public final class Fleet: Sendable {
+    /// Filled once by `connect`, emptied by `close`; read by every step meanwhile.
+    private let open: Mutex<[String: SSHSession]>
+
+    private init(sessions: [String: SSHSession]) { open = Mutex(sessions) }
+
+    public var sessions: [String: SSHSession] { open.withLock { $0 } }
 
     public static func target(for host: MusterInventory.Host, options: RunOptions) -> SSHTarget {
         SSHTarget(name: host.name, address: host.address, port: host.ssh.port, user: host.ssh.user,
@@ -39,12 +46,16 @@ public final class Fleet: @unchecked Sendable {
     static func connect(_ hosts: [MusterInventory.Host], options: RunOptions, progress: Progress,
                         thenRun firstCommand: (step: String, script: [String: String])?,
                         tolerating tolerated: Set<String> = []) async throws -> (fleet: Fleet, outputs: [String: String]) {
+        // The guard may run a process (the sandbox's `ip -batch` route check): off the pool.
+        let guardAddresses = options.addressGuard
         do {
-            try options.addressGuard(hosts.map(\.address))
+            let addresses = hosts.map(\.address)
+            try await offPool { try guardAddresses(addresses) }
         } catch {
             // Name the host: ask again one address at a time (only on this failure path).
             for host in hosts {
-                do { try options.addressGuard([host.address]) } catch {
+                let address = host.address
+                do { try await offPool { try guardAddresses([address]) } } catch {
                     throw DeployError(host: host.name, step: "route", "\(error)")
                 }
             }
@@ -68,13 +79,13 @@ public final class Fleet: @unchecked Sendable {
                 return (.success(session), .failure(error))
             }
         }
-        let fleet = Fleet()
+        var sessions: [String: SSHSession] = [:]
         var connectErrors: [(host: String, step: String, message: String)] = []
         var commandError: Error?
         var outputs: [String: String] = [:]
         for (job, (connection, command)) in zip(jobs, results) {
             switch connection {
-            case .success(let session): fleet.sessions[job.name] = session
+            case .success(let session): sessions[job.name] = session
             case .failure(let error) where tolerated.contains(job.name):
                 progress.host(job.name, "connect", "unreachable (\(error)); it only holds member(s) to remove, which go without it")
             case .failure(let error):
@@ -88,6 +99,7 @@ public final class Fleet: @unchecked Sendable {
             case nil: break
             }
         }
+        let fleet = Fleet(sessions: sessions)
         if !connectErrors.isEmpty {
             await fleet.close()
             // One host failed: name it in the error's host field (JSON), not only in its text.
@@ -104,7 +116,7 @@ public final class Fleet: @unchecked Sendable {
     }
 
     public func session(_ host: String) throws -> SSHSession {
-        guard let session = sessions[host] else { throw DeployError(host: host, step: "ssh", "no session") }
+        guard let session = open.withLock({ $0[host] }) else { throw DeployError(host: host, step: "ssh", "no session") }
         return session
     }
 
@@ -125,9 +137,13 @@ public final class Fleet: @unchecked Sendable {
         return result.stdoutText
     }
 
+    /// Closes every session once, however many callers close the fleet.
     public func close() async {
-        for session in sessions.values { await session.close() }
-        sessions = [:]
+        let closing = open.withLock { sessions in
+            defer { sessions = [:] }
+            return sessions
+        }
+        for session in closing.values { await session.close() }
     }
 }
 

@@ -5,7 +5,8 @@ import MusterBasics
 /// the same on a terminal, in a log file and in CI.
 public final class Progress: @unchecked Sendable {
     private let lock = NSLock()
-    private let start = Date()
+    /// Lines say the time since the run began, on the monotonic clock.
+    private let started = ContinuousClock.now
     private let quiet: Bool
     private let observer: (@Sendable (Event) -> Void)?
 
@@ -27,14 +28,19 @@ public final class Progress: @unchecked Sendable {
 
     public func host(_ host: String, _ step: String, _ message: String) {
         let now = Date()
-        line(String(format: "%6.2fs  %-10@ %-9@ %@", now.timeIntervalSince(start), host as NSString,
+        line(String(format: "%6.2fs  %-10@ %-9@ %@", elapsed, host as NSString,
                     step as NSString, message as NSString), Event(at: now, host: host, step: step, message: message, line: ""))
     }
 
     public func note(_ message: String) {
         let now = Date()
-        line(String(format: "%6.2fs  %@", now.timeIntervalSince(start), message as NSString),
+        line(String(format: "%6.2fs  %@", elapsed, message as NSString),
              Event(at: now, host: "", step: "", message: message, line: ""))
+    }
+
+    private var elapsed: Double {
+        let duration = ContinuousClock.now - started
+        return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     private func line(_ text: String, _ event: Event) {

@@ -58,7 +58,8 @@ public struct Restore: Sendable {
         defer { workspace.state.unlock() }
         // The file and the tool first: a damaged or too new snapshot touches no host.
         let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
-        let facts = try Self.check(file, memberVersion: cluster.memberVersion, cluster: cluster.name, stateDirectory: workspace.state.directory)
+        let (version, name, stateDirectory) = (cluster.memberVersion, cluster.name, workspace.state.directory)
+        let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory) }  // hashes the whole file
         // A file muster saved and recorded must still be that file: a whole snapshot put in its
         // place (another cluster's, an older one) would pass etcd's own digest.
         if let recorded = try workspace.state.clusterRecord(cluster.name)?.snapshots.first(where: { $0.file == file }),
@@ -120,7 +121,7 @@ public struct Restore: Sendable {
         // Everything the restore needs goes to the hosts while the cluster still runs.
         let memberHosts = cluster.members.map(\.host).uniqued()
         var bytes = try await operations.ship(tool.shipped, to: memberHosts, step: "tool")
-        bytes += try await operations.place(file, at: { host in remoteSnapshot(cluster.members.first { $0.host == host }!) },
+        bytes += try await operations.place(file, sha256: facts.fileSHA256, at: { host in remoteSnapshot(cluster.members.first { $0.host == host }!) },
                                             on: memberHosts, step: "upload")
 
         for member in cluster.members { try await operations.stop(member, wipe: false) }

@@ -204,7 +204,7 @@ public struct SnapshotSave: Sendable {
         }
         let facts: SnapshotFileFacts
         do {
-            facts = try SnapshotFile.inspect(partial)
+            facts = try await offPool { try SnapshotFile.inspect(partial) }
             guard facts.hashMatches else {
                 throw SnapshotError("\(partial): the database's sha256 does not match the digest at its end")
             }

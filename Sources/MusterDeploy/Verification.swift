@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 import MusterEtcd
 import MusterInventory
 import MusterPlan
@@ -18,7 +19,8 @@ public enum Verification {
             try workspace.checkIdentityFiles(of: hosts)
             fleet = try await Fleet.connect(hosts, options: options, progress: progress)
         } else {
-            try options.addressGuard(plan.clusters.flatMap { $0.members.map(\.address) })
+            let (guardAddresses, addresses) = (options.addressGuard, plan.clusters.flatMap { $0.members.map(\.address) })
+            try await offPool { try guardAddresses(addresses) }  // may run a process
         }
         var reports: [VerificationReport] = []
         do {

@@ -71,7 +71,10 @@ public final class BoltFile {
     /// The last (greatest) key of the top-level bucket `bucket`, nil when it is missing or empty.
     public func lastKey(bucket: String) throws -> [UInt8]? {
         guard let page = try bucketPage(bucket) else { return nil }
-        return try last(in: page, depth: 0)
+        // A tree visits each page once; a damaged one that shares pages between branches could
+        // make the walk exponential: it may read no more pages than the file has.
+        var budget = pageCount
+        return try last(in: page, depth: 0, budget: &budget)
     }
 
     // MARK: pages
@@ -101,15 +104,19 @@ public final class BoltFile {
         func element(_ index: Int) -> Int { base + BoltFile.pageHeaderSize + index * BoltFile.elementSize }
     }
 
+    /// Whole pages in the file: every page id the file names is checked against this before any
+    /// arithmetic on it (a damaged id near 2^64 would otherwise overflow, a trap in Swift).
+    private var pageCount: UInt64 { UInt64(length / pageSize) }
+
     private func page(_ id: UInt64) throws -> Page {
-        let offset = Int(id) * pageSize
-        guard id >= 2, offset + pageSize <= length else {
-            throw FormatError(description: "\(path): page \(id) lies outside the file")
+        guard id >= 2, id < pageCount else {
+            throw FormatError(description: "\(path): page \(id) lies outside the file (\(pageCount) pages)")
         }
+        let offset = Int(id) * pageSize
         let head = try Self.read(descriptor, offset: offset, count: Self.pageHeaderSize, path: path)
-        let overflow = Int(Self.u32(head, 12))
-        let size = (overflow + 1) * pageSize
-        guard offset + size <= length else { throw FormatError(description: "\(path): page \(id) runs past the end") }
+        let overflow = UInt64(Self.u32(head, 12))
+        guard overflow < pageCount - id else { throw FormatError(description: "\(path): page \(id) runs past the end") }
+        let size = (Int(overflow) + 1) * pageSize
         return Page(bytes: try Self.read(descriptor, offset: offset, count: size, path: path), base: 0)
     }
 
@@ -162,7 +169,7 @@ public final class BoltFile {
         throw FormatError(description: "\(path): tree deeper than 64 levels")
     }
 
-    private func last(in current: Page, depth: Int) throws -> [UInt8]? {
+    private func last(in current: Page, depth: Int, budget: inout UInt64) throws -> [UInt8]? {
         guard depth < 64 else { throw FormatError(description: "\(path): tree deeper than 64 levels") }
         try check(current)
         if current.flags & Self.leafFlag != 0 {
@@ -172,8 +179,10 @@ public final class BoltFile {
             throw FormatError(description: "\(path): unexpected page type \(current.flags)")
         }
         for index in stride(from: current.count - 1, through: 0, by: -1) {
+            guard budget > 0 else { throw FormatError(description: "\(path): its branch pages name more pages than the file holds") }
+            budget -= 1
             let child = try page(Self.u64(current.bytes, current.element(index) + 8))
-            if let key = try last(in: child, depth: depth + 1) { return key }
+            if let key = try last(in: child, depth: depth + 1, budget: &budget) { return key }
         }
         return nil
     }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// Why a call to an etcd endpoint did not produce a result.
 public struct EtcdClientError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -213,9 +214,12 @@ public struct EtcdTLS: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One TLS context per TLS configuration (`nil`: plain http, and https with the system's
-/// roots), shared by every `EtcdClient` alive with that configuration. When the last of them goes
-/// away, so does the context, and the next client makes a new one, reading the certificate files
-/// again. Connections are not shared: `HTTPTransport` makes one per request.
+/// roots), made once per process (a run) and shared by every `EtcdClient` with that
+/// configuration: a health poll every 50 ms asks a new client each time, and must not read the
+/// PEM files and build a context each time. A certificate file replaced since (a new CA at the
+/// same path: another cluster of that name, `down --wipe` then `up` in one test process) makes
+/// a new context: the files' identities (`stat`) are compared, not their contents. Connections
+/// are not shared: `HTTPTransport` makes one per request.
 final class Transport: Sendable {
     let tls: EtcdTLS?
     /// The context from `tls`; for `nil`, made on first https use (system roots).
@@ -234,17 +238,32 @@ final class Transport: Sendable {
     /// https without muster's CA (a public discovery service): the system's trust roots.
     private static let systemRoots = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
 
-    private final class Registry: @unchecked Sendable {
-        struct Entry { weak var transport: Transport? }
-        let lock = NSLock()
-        var entries: [EtcdTLS?: Entry] = [:]
+    /// What `stat` says of a file a context was made from; nil when it cannot be read.
+    private struct FileIdentity: Hashable {
+        var device: UInt64, inode: UInt64, size: Int64, modified: Int, modifiedNanoseconds: Int
+
+        init?(_ path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            modified = Int(info.st_mtim.tv_sec)
+            modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+        }
     }
-    private static let registry = Registry()
+
+    private struct Entry {
+        var files: [FileIdentity?]
+        var transport: Transport
+    }
+    private static let contexts = Mutex<[EtcdTLS?: Entry]>([:])
 
     static func shared(for tls: EtcdTLS?) -> Result<Transport, EtcdClientError> {
-        registry.lock.lock()
-        defer { registry.lock.unlock() }
-        if let live = registry.entries[tls]?.transport { return .success(live) }
+        let files = tls.map { [$0.caPath, $0.certPath, $0.keyPath].map(FileIdentity.init) } ?? []
+        if let entry = contexts.withLock({ $0[tls] }), entry.files == files, !files.contains(nil) || tls == nil {
+            return .success(entry.transport)
+        }
         var context: NIOSSLContext?
         if let tls {
             // A redirect is never followed and HTTP/1.1 only is spoken (`HTTPTransport`): no
@@ -259,8 +278,7 @@ final class Transport: Sendable {
             }
         }
         let transport = Transport(tls: tls, context: context)
-        registry.entries[tls] = Registry.Entry(transport: transport)
-        registry.entries = registry.entries.filter { $0.value.transport != nil }
+        contexts.withLock { $0[tls] = Entry(files: files, transport: transport) }
         return .success(transport)
     }
 }

@@ -16,7 +16,8 @@ enum HTTPTransportError: Error, Sendable, Equatable {
     case deadlineExceeded
     /// No TCP connection within the connect timeout.
     case connectTimeout
-    /// Nothing was read for the read timeout (a stalled server or body).
+    /// Nothing came for the read timeout while the client was asking for more (a stalled server
+    /// or body; a reader that holds back, as a slow disk does, stops the clock).
     case readTimeout
     /// The connection closed before the answer was complete.
     case connectionClosed
@@ -39,7 +40,8 @@ enum HTTPTransportError: Error, Sendable, Equatable {
 ///
 /// Bounds: `connectTimeout` for TCP; `deadline` for the exchange (until the answer's head, or
 /// to its last byte with `deadlineCoversBody`); `readTimeout` for any silence on the wire once
-/// connected (a stalled body). Cancelling the calling task closes the connection.
+/// connected (a stalled body). Cancelling the calling task closes the connection, also while it
+/// is still being made.
 enum HTTPTransport {
     struct Request: Sendable {
         var method: HTTPMethod
@@ -147,23 +149,29 @@ enum HTTPTransport {
         let readTimeout = limits.readTimeout
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(connectTimeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: target.host, port: target.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let pipeline = channel.pipeline.syncOperations
-                        if target.isTLS, let tls {
-                            try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+            // Cancellable while it connects: the channel is known before its connect starts, and
+            // a cancellation closes it (the connect would otherwise run to its timeout).
+            channel = try await withTaskCancellationHandler {
+                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(connectTimeout)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(host: target.host, port: target.port) { channel in
+                        exchange.attach(channel)
+                        return channel.eventLoop.makeCompletedFuture {
+                            let pipeline = channel.pipeline.syncOperations
+                            if target.isTLS, let tls {
+                                try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                            }
+                            try pipeline.addHTTPClientHandlers()
+                            try pipeline.addHandler(Watchdog(exchange, readTimeout: readTimeout))
+                            return try NIOAsyncChannel(
+                                wrappingChannelSynchronously: channel,
+                                configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                         }
-                        try pipeline.addHTTPClientHandlers()
-                        if let readTimeout { try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout)) }
-                        try pipeline.addHandler(Watchdog(exchange))
-                        return try NIOAsyncChannel(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                     }
-                }
+            } onCancel: {
+                exchange.fail(.cancelled)
+            }
         } catch {
             if Task.isCancelled { throw HTTPTransportError.cancelled }
             if let channelError = error as? ChannelError, case .connectTimeout = channelError {
@@ -172,7 +180,6 @@ enum HTTPTransport {
             }
             throw error
         }
-        exchange.attach(channel.channel)
         let timer = limits.deadline.map { deadline in
             channel.channel.eventLoop.scheduleTask(deadline: deadline) { exchange.fail(.deadlineExceeded) }
         }
@@ -268,27 +275,52 @@ final class ExchangeState: Sendable {
     }
 }
 
-/// Turns the read timeout into `readTimeout` and remembers the pipeline's first error (a TLS
-/// handshake's is more telling than the closed channel a later write then meets). A TLS peer
-/// closing without close_notify is no error by itself: an answer framed by its length or by
-/// chunks is complete or not regardless, and the decoder says which.
-private final class Watchdog: ChannelInboundHandler {
+/// Runs the read timeout and remembers the pipeline's first error (a TLS handshake's is more
+/// telling than the closed channel a later write then meets). A TLS peer closing without
+/// close_notify is no error by itself: an answer framed by its length or by chunks is complete or
+/// not regardless, and the decoder says which.
+///
+/// The read timeout counts only while the client asks for more: from a read the reader lets
+/// through to the data that answers it. A reader that holds back (the async channel stops
+/// asking while its buffer is full: a snapshot written to a slow disk) is not a silent server.
+/// An idle timer on reads alone said "timed out" of a member that was fine.
+private final class Watchdog: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias InboundOut = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
     private let exchange: ExchangeState
+    private let readTimeout: TimeAmount?
+    private var waiting: Scheduled<Void>?
 
-    init(_ exchange: ExchangeState) { self.exchange = exchange }
+    init(_ exchange: ExchangeState, readTimeout: TimeAmount?) {
+        self.exchange = exchange
+        self.readTimeout = readTimeout
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let readTimeout, waiting == nil {
+            let exchange = self.exchange
+            waiting = context.eventLoop.scheduleTask(in: readTimeout) { exchange.fail(.readTimeout) }
+        }
+        context.read()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        stopWaiting()
         context.fireChannelRead(data)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            exchange.fail(.readTimeout)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+    func channelInactive(context: ChannelHandlerContext) {
+        stopWaiting()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { stopWaiting() }
+
+    private func stopWaiting() {
+        waiting?.cancel()
+        waiting = nil
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

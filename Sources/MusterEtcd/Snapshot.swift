@@ -81,7 +81,8 @@ public enum SnapshotFile {
             if let embedded, embedded != databaseDigest {
                 throw SnapshotError("\(path) is damaged: its database hashes to \(databaseDigest), the sha256 at its end says \(embedded) (\(error))")
             }
-            throw SnapshotError("\(path): cannot read its revision: \(error)")
+            // The meta pages were valid, the tree under them is not: damaged, whatever the digest.
+            throw SnapshotError("\(path) is damaged: cannot read its revision: \(error)")
         }
         let version = (try? bolt.value(bucket: "cluster", key: "clusterVersion")).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
         return SnapshotFileFacts(
@@ -114,7 +115,9 @@ extension EtcdClient {
         var closed = false
         do {
             let download = try await stream(url: url, into: descriptor, path: path, within: seconds)
-            guard fsync(descriptor) == 0 else { throw SnapshotError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+            try await offPool {
+                guard fsync(descriptor) == 0 else { throw SnapshotError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+            }
             closed = true
             guard close(descriptor) == 0 else { throw SnapshotError("cannot close \(path): \(String(cString: strerror(errno)))") }
             return download
@@ -131,7 +134,7 @@ extension EtcdClient {
                                             body: ByteBuffer(string: "{}"))
         let clock = ContinuousClock()
         let started = clock.now
-        let deadline = Date().addingTimeInterval(seconds)
+        let deadline = Deadline(seconds: seconds)
         // The whole transfer's bound until the answer's head, then checked chunk by chunk; the
         // connect (10 s) and read (30 s) timeouts bound a member that does not answer or stalls.
         let limits = HTTPTransport.Limits(
@@ -150,34 +153,35 @@ extension EtcdClient {
                 var parser = SnapshotStreamParser(url: url)
                 let hasher = SHA256Hasher()
                 var written: Int64 = 0
-                func write(_ blob: Data) throws {
-                    var done = 0
-                    while done < blob.count {
-                        let n = blob.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, blob.count - done) }
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
-                        done += n
-                    }
-                    written += Int64(blob.count)
-                }
-                // One chunk at a time: the connection reads on only as chunks are taken.
-                while let buffer = try await body.next() {
-                    guard Date() < deadline else { throw SnapshotError("\(url): snapshot not received within \(Int(seconds)) s") }
-                    for message in try buffer.withUnsafeReadableBytes({ try parser.feed($0) }) {
+                // Hashed and checked here, written off the cooperative pool (a slow disk must not
+                // hold one of its threads), one write per chunk of the answer.
+                func take(_ messages: [SnapshotStreamParser.Message]) async throws {
+                    var batch = Data()
+                    for message in messages {
                         switch message {
                         case .data(let blob):
                             hasher.update(blob)
-                            try write(blob)
+                            batch.append(blob)
                         case .digest(let blob):
                             let computed = Digest.hex(hasher.finalize())
                             guard Digest.hex(blob) == computed else {
-                                throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written) bytes (sha256 \(computed)): damaged in transit")
+                                throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written + Int64(batch.count)) bytes (sha256 \(computed)): damaged in transit")
                             }
-                            try write(blob)
+                            batch.append(blob)
                         }
                     }
+                    guard !batch.isEmpty else { return }
+                    let chunk = batch
+                    try await offPool { try EtcdClient.write(chunk, to: descriptor, path: path) }
+                    written += Int64(chunk.count)
                 }
-                try parser.finish()
+                // One chunk at a time: the connection reads on only as chunks are taken.
+                while let buffer = try await body.next() {
+                    guard !deadline.passed else { throw SnapshotError("\(url): snapshot not received within \(deadline.text)") }
+                    try await take(try buffer.withUnsafeReadableBytes({ try parser.feed($0) }))
+                }
+                // A last line without its newline still counts (and its digest is still checked).
+                try await take(try parser.finish())
                 return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { Digest.hex($0) } ?? "",
                                         seconds: (clock.now - started).seconds)
             }
@@ -187,6 +191,18 @@ extension EtcdClient {
             throw error
         } catch {
             throw HTTP.clientError(error, url: url, prefix: streaming ? "snapshot stream: " : "")
+        }
+    }
+}
+
+extension EtcdClient {
+    fileprivate static func write(_ data: Data, to descriptor: Int32, path: String) throws {
+        var done = 0
+        while done < data.count {
+            let n = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, data.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            done += n
         }
     }
 }
@@ -209,8 +225,15 @@ struct SnapshotStreamParser {
     private var received: Int64 = 0
     private(set) var digest: Data?
     private static let blobKey = Data(#""blob":""#.utf8)
+    /// The longest line taken: etcd's lines carry 32 KiB blobs (about 44 KiB as base64 and
+    /// JSON); a server that sends more without a newline is not etcd's gateway, and what it
+    /// sends is never buffered past this.
+    let maximumLine: Int
 
-    init(url: String) { self.url = url }
+    init(url: String, maximumLine: Int = 1 << 20) {
+        self.url = url
+        self.maximumLine = maximumLine
+    }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) throws -> [Message] {
         pending.append(contentsOf: bytes)
@@ -223,22 +246,32 @@ struct SnapshotStreamParser {
                 return base.distance(to: UnsafeRawPointer(found))
             }
             guard let newline else { break }
+            guard newline - consumed <= maximumLine else { throw lineTooLong() }
             if newline - consumed > 1 {
                 messages.append(try message(pending.subdata(in: (pending.startIndex + consumed)..<(pending.startIndex + newline))))
             }
             consumed = newline + 1
         }
         if consumed > 0 { pending = pending.subdata(in: (pending.startIndex + consumed)..<pending.endIndex) }
+        guard pending.count <= maximumLine else { throw lineTooLong() }
         return messages
     }
 
-    mutating func finish() throws {
+    private func lineTooLong() -> SnapshotError {
+        SnapshotError("\(url): the snapshot stream sent a line longer than \(maximumLine) bytes (no newline): not etcd's snapshot stream")
+    }
+
+    /// Ends the stream: a last line without its newline is taken (its message returned).
+    @discardableResult
+    mutating func finish() throws -> [Message] {
+        var last: [Message] = []
         if pending.contains(where: { $0 != 32 && $0 != 13 && $0 != 10 }) {
-            _ = try [UInt8(ascii: "\n")].withUnsafeBytes { try feed($0) }
+            last = try [UInt8(ascii: "\n")].withUnsafeBytes { try feed($0) }
         }
         guard let total else { throw SnapshotError("\(url): the snapshot stream ended before any data") }
         guard received == total else { throw SnapshotError("\(url): the snapshot stream ended after \(received) of \(total) bytes") }
         guard digest != nil else { throw SnapshotError("\(url): the snapshot stream ended without the database's sha256") }
+        return last
     }
 
     private mutating func message(_ line: Data) throws -> Message {
@@ -250,6 +283,10 @@ struct SnapshotStreamParser {
             }
             digest = blob
             return .digest(blob)
+        }
+        // `remaining` is the server's number: summed only where it cannot overflow.
+        guard remaining <= Int64.max / 2 else {
+            throw SnapshotError("\(url): the snapshot stream says \(remaining) bytes remain: not a database")
         }
         if total == nil { total = Int64(blob.count) + remaining }
         received += Int64(blob.count)

@@ -1,5 +1,6 @@
-import CLibCrypto
+internal import CLibCrypto
 import Foundation
+import MusterBasics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -251,33 +252,11 @@ enum PKIFiles {
         }
     }
 
-    /// Writes `text` to a temporary file created with `mode` (never wider, whatever the umask
-    /// allows), flushes it, then renames it over `path`: readers see the old or the new file.
+    /// Through `AtomicFile`, as every state write: readers see the old or the new file, and
+    /// the new one is on disk before the run goes on.
     static func write(_ text: String, to path: String, mode: mode_t) throws {
-        let temporary = path + ".tmp.\(UInt32.random(in: 0...UInt32.max))"
-        let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode)
-        guard descriptor >= 0 else {
-            throw PKIError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))")
-        }
-        var failure: String?
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                failure = "write: \(String(cString: strerror(errno)))"
-                break
-            }
-            written += count
-        }
-        if failure == nil && fchmod(descriptor, mode) != 0 { failure = "fchmod: \(String(cString: strerror(errno)))" }
-        if failure == nil && fsync(descriptor) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
-        if close(descriptor) != 0 && failure == nil { failure = "close: \(String(cString: strerror(errno)))" }
-        if failure == nil && rename(temporary, path) != 0 { failure = "rename: \(String(cString: strerror(errno)))" }
-        if let failure {
-            unlink(temporary)
-            throw PKIError(path: path, message: failure)
+        do { try AtomicFile.write(text.utf8, to: path, mode: mode) } catch {
+            throw PKIError(path: path, message: error.message)
         }
     }
 }

@@ -1,4 +1,4 @@
-import CLibCrypto
+internal import CLibCrypto
 import Foundation
 
 // Owners of libcrypto's objects: each frees its pointer once, and none is mutated after it is

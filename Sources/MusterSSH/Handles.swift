@@ -1,5 +1,6 @@
 internal import CLibSSH2
 import Foundation
+import MusterBasics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,22 +13,6 @@ public enum SSH {
     public static func initialize() {
         precondition(initialized == 0, "libssh2_init failed: \(initialized)")
     }
-}
-
-/// A point in time, monotonic.
-struct Deadline {
-    let end: UInt64
-
-    init(seconds: Double) {
-        end = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
-    }
-
-    var remainingMilliseconds: Int {
-        let now = DispatchTime.now().uptimeNanoseconds
-        return now >= end ? 0 : Int((end - now) / 1_000_000)
-    }
-
-    var passed: Bool { DispatchTime.now().uptimeNanoseconds >= end }
 }
 
 let eagain = Int(LIBSSH2_ERROR_EAGAIN)

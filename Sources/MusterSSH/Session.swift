@@ -83,11 +83,13 @@ public final class SSHSession: Sendable {
     }
 
     /// Uploads a local file atomically; skipped when the remote file has the same SHA-256.
+    /// `sha256` is the file's digest when the caller knows it already (a snapshot sent to every
+    /// host is hashed once, not once per host); else it is computed here, off the cooperative pool.
     public func upload(from localPath: String, to remotePath: String, mode: Int, owner: String? = nil,
-                       privileged: Bool = false) async throws -> UploadResult {
+                       privileged: Bool = false, sha256: String? = nil) async throws -> UploadResult {
         let hash: String
         do {
-            hash = try Digest.sha256Hex(fileAt: localPath)
+            if let sha256 { hash = sha256 } else { hash = try await offPool { try Digest.sha256Hex(fileAt: localPath) } }
         } catch {
             throw SSHError(host: target.name, step: "upload \(remotePath)", kind: .upload,
                            message: "cannot read \(localPath): \(error)")

@@ -1,5 +1,6 @@
 internal import CLibSSH2
 import Foundation
+import MusterBasics
 #if canImport(Glibc)
 import Glibc
 #endif

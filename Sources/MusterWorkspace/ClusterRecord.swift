@@ -103,11 +103,16 @@ extension ClusterRecord {
     }
 }
 
-extension LocalState {
-    private var recordsDirectory: String { directory + "/clusters" }
+/// The state's cluster records, `STATE/clusters/NAME.json`: read, and changed only by `update`
+/// (read again, changed, written by `AtomicFile`, under the state lock), so that every writer
+/// (up, replace, restore, snapshot) keeps what the others wrote.
+public struct ClusterRecords: Sendable {
+    let state: LocalState
+    private var directory: String { state.directory + "/clusters" }
+    private func path(_ cluster: String) -> String { "\(directory)/\(cluster).json" }
 
-    public func clusterRecord(_ cluster: String) throws -> ClusterRecord? {
-        let path = "\(recordsDirectory)/\(cluster).json"
+    public func read(_ cluster: String) throws -> ClusterRecord? {
+        let path = path(cluster)
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         do {
             let decoder = JSONDecoder()
@@ -118,16 +123,46 @@ extension LocalState {
         }
     }
 
+    /// Changes `cluster`'s record (nil: there is none yet; set nil to remove it) and returns it
+    /// as saved.
+    @discardableResult
+    public func update(_ cluster: String, _ change: (inout ClusterRecord?) throws -> Void) throws -> ClusterRecord? {
+        try state.changing { () throws -> ClusterRecord? in
+            var record = try read(cluster)
+            let before = record
+            try change(&record)
+            guard record != before else { return record }
+            if let record {
+                guard record.cluster == cluster else {
+                    throw StateError(description: "the record of cluster '\(cluster)' names cluster '\(record.cluster)'")
+                }
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+                let encoder = JSONEncoder.sortedPretty
+                encoder.dateEncodingStrategy = .iso8601
+                try state.write(encoder.encode(record), to: path(cluster))
+            } else {
+                do { try AtomicFile.remove(path(cluster)) } catch { throw StateError(description: "\(error)") }
+            }
+            return record
+        }
+    }
+}
+
+extension LocalState {
+    public var records: ClusterRecords { ClusterRecords(state: self) }
+
+    public func clusterRecord(_ cluster: String) throws -> ClusterRecord? {
+        try records.read(cluster)
+    }
+
+    /// Replaces `record.cluster`'s record (`records.update` changes it in place).
     public func save(_ record: ClusterRecord) throws {
-        try FileManager.default.createDirectory(atPath: recordsDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        let encoder = JSONEncoder.sortedPretty
-        encoder.dateEncodingStrategy = .iso8601
-        try write(encoder.encode(record), to: "\(recordsDirectory)/\(record.cluster).json")
+        try records.update(record.cluster) { $0 = record }
     }
 
     public func removeClusterRecord(_ cluster: String) {
-        try? FileManager.default.removeItem(atPath: "\(recordsDirectory)/\(cluster).json")
+        _ = try? records.update(cluster) { $0 = nil }
         removeIncarnation(of: cluster)
     }
 }

@@ -15,7 +15,7 @@ public enum MemberBinary {
         return try parse(result.stdoutText, path: path)
     }
 
-    /// The same for synchronous callers (`render`, `env`), which have no pool to protect.
+    /// The same for synchronous callers (tests), which have no pool to protect.
     public static func versionBlocking(of path: String) throws -> String {
         try checkExecutable(path)
         return try parse(try LocalProcess.run([path, "--version"], timeout: 20).stdoutText, path: path)

@@ -98,10 +98,8 @@ public struct Workspace: Sendable {
 
     /// Saves this run's token for `cluster`: called once the token is on the hosts.
     public func saveToken(of cluster: String) throws {
-        var stored = try state.discoveryTokens()
-        guard stored[cluster] != tokens[cluster] else { return }
-        stored[cluster] = tokens[cluster]
-        try state.saveDiscoveryTokens(stored)
+        let token = tokens[cluster]
+        try state.updateDiscoveryTokens { $0[cluster] = token }
     }
 
     private static func plan(_ workspace: Workspace) throws -> Plan {
@@ -160,8 +158,8 @@ public struct PlanBuilder: Sendable {
         self.cluster = cluster
     }
 
-    /// Loads for a synchronous caller (`render`, `env`, tests). `renderingFiles: false` plans
-    /// without rendering (`plan.files` empty): `render` renders and writes each file itself.
+    /// Loads for a synchronous caller (tests; a command is async and calls `load`).
+    /// `renderingFiles: false` plans without rendering (`plan.files` empty).
     public func build(lock: Bool = false, renderingFiles: Bool = true) throws -> Workspace {
         let inventory = try loadInventory()
         let version = try inventory.member.version ?? explained(inventory) { try MemberBinary.versionBlocking(of: inventory.member.binary) }
@@ -170,8 +168,9 @@ public struct PlanBuilder: Sendable {
 
     /// Loads for a run: `etcd --version` waits off the cooperative pool. `readOnly` (`--dry-run`)
     /// writes nothing into the state directory, not even the lock or a new token, and does not
-    /// create it: a dry run must leave no trace for the next run to trust.
-    public func load(lock: Bool, readOnly: Bool = false) async throws -> Workspace {
+    /// create it: a dry run must leave no trace for the next run to trust. `renderingFiles: false`
+    /// plans without rendering: `render` renders and writes each file itself.
+    public func load(lock: Bool, readOnly: Bool = false, renderingFiles: Bool = true) async throws -> Workspace {
         let inventory = try loadInventory()
         let version: String
         if let pinned = inventory.member.version {
@@ -183,7 +182,7 @@ public struct PlanBuilder: Sendable {
                 throw InventoryError.at(inventory.member.mark, in: inventoryPath, error.description)
             }
         }
-        return try assemble(inventory, version: version, lock: lock && !readOnly, readOnly: readOnly)
+        return try assemble(inventory, version: version, lock: lock && !readOnly, readOnly: readOnly, renderingFiles: renderingFiles)
     }
 
     private func loadInventory() throws -> Inventory {
@@ -212,22 +211,32 @@ public struct PlanBuilder: Sendable {
         let templates = try TemplateLoader.load(directory: try TemplateLoader.locate(override: templatesDirectory))
         let stateDirectory = self.stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath)
         try StateDirectoryCheck.check(stateDirectory)
-        let state = try LocalState(directory: stateDirectory,
-                                   create: !readOnly)
-        if lock { try state.lock() }
-        var tokens = try state.discoveryTokens()
-        var made = false
+        let state = try LocalState(directory: stateDirectory, create: false)
+        let stored = try state.discoveryTokens()
+        var fresh: [String: DiscoveryToken] = [:]
         for cluster in inventory.clusters {
-            guard case .discovery(let source, _, _) = cluster.bootstrap, tokens[cluster.name] == nil else { continue }
+            guard case .discovery(let source, _, _) = cluster.bootstrap, stored[cluster.name] == nil else { continue }
             if case .service = source { continue }  // the service hands out the token at `up`
-            tokens[cluster.name] = DiscoveryToken(token: LocalState.newToken())
-            made = true
+            fresh[cluster.name] = DiscoveryToken(token: LocalState.newToken())
         }
-        // A token is what a render needs to be stable from one run to the next: it is kept even
-        // by `render`, but nothing treats it as applied until the cluster formed with it.
-        if made && !readOnly { try state.saveDiscoveryTokens(tokens) }
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
-        return try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
-                             templates: templates, state: state, scope: scope, tokens: tokens, rendersFiles: renderingFiles)
+        func workspace(_ tokens: [String: DiscoveryToken], rendering: Bool) throws -> Workspace {
+            try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
+                          templates: templates, state: state, scope: scope, tokens: tokens, rendersFiles: rendering)
+        }
+        // Planned whole before anything is written: a refused inventory leaves no state dir.
+        let planUnderLock = !readOnly && (lock || !fresh.isEmpty)
+        let checked = try workspace(stored.merging(fresh) { saved, _ in saved }, rendering: renderingFiles && !planUnderLock)
+        if readOnly { return checked }
+        try state.create()
+        guard planUnderLock else { return checked }
+        if lock { try state.lock() }
+        // A token is what a render needs to be stable from one run to the next: it is kept even
+        // by `render`, but nothing treats it as applied until the cluster formed with it. Under
+        // the lock, what another run saved meanwhile wins, and the plan reads the records again.
+        let tokens = try state.updateDiscoveryTokens { saved in
+            for (name, token) in fresh where saved[name] == nil { saved[name] = token }
+        }
+        return try workspace(tokens, rendering: renderingFiles)
     }
 }

@@ -48,7 +48,7 @@ extension LocalState {
     }
 
     public func save(_ identity: StateIdentity) throws {
-        try write(Data((identity.id + "\n").utf8), to: identityPath)
+        try changing { try write(Data((identity.id + "\n").utf8), to: identityPath) }
     }
 
     private func incarnationPath(_ cluster: String) -> String { directory + "/clusters/\(cluster).incarnation" }
@@ -66,12 +66,14 @@ extension LocalState {
 
     /// Keeps the token of a cluster that has no record yet, before its first member starts.
     public func saveIncarnation(_ token: String, of cluster: String) throws {
-        try FileManager.default.createDirectory(atPath: directory + "/clusters", withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        try write(Data((token + "\n").utf8), to: incarnationPath(cluster))
+        try changing {
+            try FileManager.default.createDirectory(atPath: directory + "/clusters", withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            try write(Data((token + "\n").utf8), to: incarnationPath(cluster))
+        }
     }
 
     func removeIncarnation(of cluster: String) {
-        try? FileManager.default.removeItem(atPath: incarnationPath(cluster))
+        _ = try? changing { try AtomicFile.remove(incarnationPath(cluster)) }
     }
 }

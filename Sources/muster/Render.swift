@@ -19,7 +19,7 @@ struct Render: AsyncParsableCommand {
         try await reportingErrors(json: output == .json) {
             // Planned whole, rendered and written cluster by cluster (each file dropped once on
             // disk), clusters side by side.
-            let workspace = try options.builder().build(renderingFiles: false)
+            let workspace = try await options.builder().load(lock: false, renderingFiles: false)
             let name = URL(fileURLWithPath: options.inventory).deletingPathExtension().lastPathComponent
             let directory = out ?? "rendered/\(name)"
             let summary = PlanSummary.text(workspace.plan)

@@ -76,7 +76,9 @@ struct SnapshotListCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
-            let listing = try SnapshotListing.run(builder: options.builder(), outDirectory: out)
+            // Off the cooperative pool: it may ask `etcd --version` and wait for it.
+            let (builder, out) = (options.builder(), out)
+            let listing = try await offPool { try SnapshotListing.run(builder: builder, outDirectory: out) }
             switch output {
             case .table:
                 print("FILE\tREVISION\tSIZE\tTAKEN")

@@ -1,4 +1,5 @@
 import Foundation
+import MusterTestSupport
 import Testing
 
 /// One test per exit-code class of the README's contract, on the built binary: 2 for bad input
@@ -51,6 +52,22 @@ import Testing
         let run = try MusterBinary().run(["render", path, "--state", directory + "/state"])
         #expect(run.status == 2, "\(run)")
         #expect(run.stderrText.contains("\(path):9:16: error: discovery size 1 of cluster 'main' is smaller than its 2 members"), "\(run)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/state"), "a refused inventory left a state dir")
+    }
+
+    /// A `--from` file whose bbolt pages name a page near 2^63 (its digest damaged too, as a
+    /// damaged file's is): refused as damaged with exit 1, before any host; muster does not crash.
+    @Test func restoreFromASnapshotWithADamagedPageIdExits1AsDamaged() throws {
+        let file = try inventory(oneCluster.replacingOccurrences(of: "h1: { address: 127.0.0.1 }", with: "h1: { address: 127.0.0.1, ssh: { port: 1 } }"))
+        defer { try? FileManager.default.removeItem(atPath: file.directory) }
+        var image = BoltImage()
+        image.keyBucketRoot = (UInt64(1) << 63) - 1
+        let snapshot = file.directory + "/damaged.db"
+        try Data(image.bytes + [UInt8](repeating: 0xAB, count: 32)).write(to: URL(fileURLWithPath: snapshot))
+        let run = try MusterBinary().run(["restore", file.path, "--from", snapshot])
+        #expect(run.status == 1, "\(run)")
+        #expect(run.stderrText.contains("\(snapshot) is damaged"), "\(run)")
+        #expect(run.stderrText.contains("nothing was changed on any host") && !run.stderrText.contains("connect"), "\(run)")
     }
 
     @Test(arguments: [

@@ -56,6 +56,13 @@ import Testing
         #expect(throws: SnapshotError.self) { _ = try parse(stream(database, digest: [1, 2, 3]), pieces: 4096) }
     }
 
+    /// `remaining_bytes` is the server's number: near 2^63 it must be refused, not overflow.
+    @Test(arguments: ["9223372036854775807", "9223372036854775805"])
+    func aRemainingByteCountNearTwoToThe63IsRefused(_ remaining: String) throws {
+        let line = Data(#"{"result":{"blob":"AAAA","remaining_bytes":"\#(remaining)"}}"#.utf8 + [10])
+        #expect(throws: SnapshotError.self) { _ = try parse(line, pieces: 100) }
+    }
+
     @Test func anErrorInTheStreamIsTheGatewaysMessage() throws {
         let line = Data(#"{"error":{"grpc_code":9,"http_code":400,"message":"etcdserver: not capable","http_status":"Bad Request"}}"#.utf8 + [10])
         do {

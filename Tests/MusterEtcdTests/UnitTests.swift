@@ -6,7 +6,7 @@ import MusterBasics
 @Suite struct EtcdIDsTests {
     @Test func hexLikeEtcdctl() {
         #expect(EtcdIDs.hex(1660745283380440459) == "170c2709464bed8b")
-        #expect(EtcdIDs.parseHex("170c2709464bed8b") == 1660745283380440459)
+        #expect(UInt64("170c2709464bed8b", radix: 16) == 1660745283380440459)
         #expect(EtcdIDs.hex(0x0abc) == "abc")  // no zero padding, as types.ID prints
     }
 

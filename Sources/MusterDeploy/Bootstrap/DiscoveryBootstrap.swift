@@ -32,7 +32,7 @@ struct DiscoveryBootstrap: BootstrapMode {
             throw DeployError(host: nil, cluster: cluster.name, step: "discovery", kind: .refused,
                               "cluster '\(cluster.name)': discovery token \(discovery.token) at \(discovery.url) is spent: the cluster formed under it (\(workspace.state.directory)/discovery-tokens.json), but no member has data any more; `muster restore --from SNAPSHOT` brings the data back, `muster down --wipe` lets the next `up` found the cluster anew with a fresh token")
         }
-        try guardAddress(of: discovery.url, cluster: cluster, context: context)
+        try await guardAddress(of: discovery.url, cluster: cluster, context: context)
         let registered: [DiscoveredMember]
         let known: Bool
         do {
@@ -66,7 +66,7 @@ struct DiscoveryBootstrap: BootstrapMode {
         try workspace.saveToken(of: cluster.name)
         guard let sizeKey = discovery.sizeKeyURL else { return }
         let base = String(sizeKey.dropLast("/_config/size".count))
-        try guardAddress(of: base, cluster: cluster, context: context)
+        try await guardAddress(of: base, cluster: cluster, context: context)
         do {
             try await V2Keys.setDiscoverySize(baseURL: base, size: discovery.size)
         } catch {
@@ -83,13 +83,11 @@ struct DiscoveryBootstrap: BootstrapMode {
     /// A wiped cluster bootstraps again, with a fresh token.
     func tearDown(_ cluster: ClusterPlan, in workspace: Workspace, wipe: Bool, operations: ClusterOperations) async throws {
         guard wipe else { return }
-        var tokens = try workspace.state.discoveryTokens()
-        tokens[cluster.name] = nil
-        try workspace.state.saveDiscoveryTokens(tokens)
+        try workspace.state.updateDiscoveryTokens { $0[cluster.name] = nil }
     }
 
     private func newServiceToken(_ service: String, cluster: ClusterPlan, context: BootstrapContext) async throws -> DiscoveryToken {
-        try guardAddress(of: service, cluster: cluster, context: context)
+        try await guardAddress(of: service, cluster: cluster, context: context)
         let url: String
         do {
             url = try await DiscoveryService.newToken(serviceURL: service, size: discovery.size)
@@ -101,9 +99,11 @@ struct DiscoveryBootstrap: BootstrapMode {
         return DiscoveryToken(token: String(url.split(separator: "/").last ?? ""), serviceURL: url)
     }
 
-    private func guardAddress(of url: String, cluster: ClusterPlan, context: BootstrapContext) throws {
+    /// The guard may run a process (the sandbox's route check): off the cooperative pool.
+    private func guardAddress(of url: String, cluster: ClusterPlan, context: BootstrapContext) async throws {
+        let (guardAddresses, host) = (context.options.addressGuard, URLParts.host(of: url))
         do {
-            try context.options.addressGuard([URLParts.host(of: url)])
+            try await offPool { try guardAddresses([host]) }
         } catch {
             throw DeployError(host: nil, cluster: cluster.name, step: "route", "cluster '\(cluster.name)': discovery at \(url): \(error)")
         }
