@@ -229,9 +229,10 @@ public struct SnapshotSave: Sendable {
         unlink(partial)
         let rate = String(format: "%.2f s, %.1f MiB/s", download.seconds, Double(download.bytes) / 1_048_576 / max(download.seconds, 0.001))
         progress.host(source.host, "snapshot", "\(cluster.name): \(download.bytes) bytes at revision \(facts.revision) (\(rate))")
-        let entry = ClusterRecord.Snapshot(file: path, revision: facts.revision, sha256: facts.fileSHA256,
-                                           size: Int(facts.size), takenAt: stamp)
         var record = try workspace.state.clusterRecord(cluster.name)
+        let entry = ClusterRecord.Snapshot(file: path, revision: facts.revision, sha256: facts.fileSHA256,
+                                           size: Int(facts.size), takenAt: stamp, clusterID: record?.clusterID,
+                                           incarnation: record?.incarnation)
         record?.snapshots.append(entry)
         let pruned = try prune(cluster: cluster.name, directory: directory, record: &record, saved: path)
         if let record { try workspace.state.save(record) } else {
@@ -306,6 +307,8 @@ public enum SnapshotListing {
         public var cluster: String
         public var directory: String
         public var entries: [SnapshotCatalog.Entry]
+        /// The cluster's present incarnation, nil when it has none on record.
+        public var incarnation: String?
     }
 
     public static func run(builder: PlanBuilder, outDirectory: String?) throws -> Result {
@@ -316,6 +319,7 @@ public enum SnapshotListing {
         let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
         let record = try workspace.state.clusterRecord(cluster.name)
         return Result(cluster: cluster.name, directory: directory,
-                      entries: SnapshotCatalog.list(cluster: cluster.name, directory: directory, record: record))
+                      entries: SnapshotCatalog.list(cluster: cluster.name, directory: directory, record: record),
+                      incarnation: try workspace.state.incarnation(of: cluster.name))
     }
 }

@@ -28,12 +28,19 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
         public var sha256: String
         public var size: Int
         public var takenAt: Date
-        public init(file: String, revision: Int64, sha256: String, size: Int, takenAt: Date) {
+        /// The cluster (its ID, hex) and incarnation the snapshot was taken of; nil in records
+        /// of an earlier muster.
+        public var clusterID: String?
+        public var incarnation: String?
+        public init(file: String, revision: Int64, sha256: String, size: Int, takenAt: Date,
+                    clusterID: String? = nil, incarnation: String? = nil) {
             self.file = file
             self.revision = revision
             self.sha256 = sha256
             self.size = size
             self.takenAt = takenAt
+            self.clusterID = clusterID
+            self.incarnation = incarnation
         }
     }
 

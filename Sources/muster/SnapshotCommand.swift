@@ -81,9 +81,9 @@ struct SnapshotListCommand: AsyncParsableCommand {
             let listing = try await offPool { try SnapshotListing.run(builder: builder, outDirectory: out) }
             switch output {
             case .table:
-                print("FILE\tREVISION\tSIZE\tTAKEN")
+                print("FILE\tREVISION\tSIZE\tTAKEN\tCLUSTER ID")
                 for entry in listing.entries {
-                    print("\(entry.path)\t\(entry.revision)\t\(entry.size)\t\(SnapshotDocument.time(entry.takenAt))")
+                    print("\(entry.path)\t\(entry.revision)\t\(entry.size)\t\(SnapshotDocument.time(entry.takenAt))\t\(SnapshotDocument.origin(entry, listing))")
                 }
                 if listing.entries.isEmpty { FileHandle.standardError.write(Data("no snapshots of \(listing.cluster) in \(listing.directory)\n".utf8)) }
             case .json:
@@ -120,6 +120,18 @@ enum SnapshotDocument {
         ])
     }
 
+    /// Which cluster a listed snapshot is of, as the table shows it: a snapshot of an earlier
+    /// cluster of the same name (before a `down --wipe-data`, or a restore's new founding) is
+    /// said to be so, one the record does not hold is unknown.
+    static func origin(_ entry: SnapshotCatalog.Entry, _ listing: SnapshotListing.Result) -> String {
+        guard let recorded = entry.recorded else { return "unknown (not recorded: an earlier cluster's, or copied in)" }
+        let id = recorded.clusterID ?? "unknown"
+        if let incarnation = recorded.incarnation, let current = listing.incarnation, incarnation != current {
+            return "\(id) (an earlier incarnation)"
+        }
+        return id
+    }
+
     static func list(_ listing: SnapshotListing.Result) -> JSONValue {
         .object([
             "clusters": .array([.object([
@@ -132,6 +144,9 @@ enum SnapshotDocument {
                         "size": .int(entry.size),
                         "taken_at": .string(time(entry.takenAt)),
                         "sha256": entry.recorded.map { .string($0.sha256) } ?? .null,
+                        "cluster_id": entry.recorded?.clusterID.map(JSONValue.string) ?? .null,
+                        "incarnation": entry.recorded?.incarnation.map(JSONValue.string) ?? .null,
+                        "current_incarnation": .bool(entry.recorded.map { $0.incarnation == listing.incarnation && $0.incarnation != nil } ?? false),
                     ])
                 }),
             ])]),

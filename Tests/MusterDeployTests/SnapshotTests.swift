@@ -172,6 +172,11 @@ import MusterTestSupport
             let listed = try cli(["snapshot", "list", builder.inventoryPath, "--output", "json"])
             #expect(listed.succeeded && Self.json(listed.stdout)?["clusters"]?[0]?["snapshots"]?[1]?["revision"]?.value as? Int == Int(third.snapshot.revision),
                     "\(listed.stdoutText) \(listed.stderrText)")
+            // Each names the cluster it was taken of, and whether that is the present one.
+            let listedThird = Self.json(listed.stdout)?["clusters"]?[0]?["snapshots"]?[1]
+            let recordedID = try builder.build().state.clusterRecord("main")?.clusterID
+            #expect(recordedID != nil && listedThird?["cluster_id"]?.value as? String == recordedID, "\(listed.stdoutText)")
+            #expect(listedThird?["current_incarnation"]?.value as? Bool == true, "\(listed.stdoutText)")
 
             // a flipped byte: refused before any host is touched
             let damaged = directory + "/damaged.db"
@@ -253,6 +258,10 @@ import MusterTestSupport
                                                    viaSSH: false, progress: Progress(quiet: true))
             #expect(after.allSatisfy { $0.ok }, "\(after.map { $0.table() })")
             try await DeploySandbox.down(builder, wipe: true)
+            // The cluster is gone with its record: its snapshots are listed as of an earlier one.
+            let afterWipe = try cli(["snapshot", "list", builder.inventoryPath])
+            #expect(afterWipe.succeeded && afterWipe.stdoutText.contains("unknown (not recorded: an earlier cluster's, or copied in)"),
+                    "\(afterWipe.stdoutText) \(afterWipe.stderrText)")
             withExtendedLifetime(scratch) {}
             try? FileManager.default.removeItem(atPath: directory)
         }
