@@ -1,4 +1,5 @@
 import Foundation
+import MusterTestSupport
 import Testing
 import MusterPlan
 import MusterWorkspace
@@ -14,19 +15,7 @@ import MusterWorkspace
     private func workspace(members: String, addresses: [String: String] = addresses) throws -> (Workspace, String) {
         let root = FileManager.default.temporaryDirectory.path + "/muster-steps-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let hosts = addresses.keys.sorted().map { "  \($0): { address: \(addresses[$0]!) }" }.joined(separator: "\n")
-        try Data("""
-            ssh: { user: root, identity: ~/.ssh/id_ed25519 }
-            member: { binary: /usr/bin/etcd, version: 3.4.23 }
-            hosts:
-            \(hosts)
-            clusters:
-              main:
-                members: [\(members)]
-                tls: false
-                bootstrap: static
-
-            """.utf8).write(to: URL(fileURLWithPath: root + "/inventory.yml"))
+        try Data(InventoryText.main(members: members, addresses: addresses).utf8).write(to: URL(fileURLWithPath: root + "/inventory.yml"))
         let state = try LocalState(directory: root + "/state")
         let founders = ["etcd1", "etcd2", "etcd3"].enumerated().map { index, name in
             ClusterRecord.Member(name: name, id: String(format: "%016x", 0x1000 + index), peerURLs: ["http://\(Self.addresses[name]!):2380"])

@@ -1,4 +1,5 @@
 import Foundation
+import MusterTestSupport
 import Testing
 import MusterPlan
 @testable import MusterWorkspace
@@ -15,19 +16,7 @@ import MusterPlan
                          edit: (inout ClusterRecord) -> Void = { _ in }) throws -> (PlanBuilder, String) {
         let root = FileManager.default.temporaryDirectory.path + "/muster-members-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let hosts = addresses.keys.sorted().map { "  \($0): { address: \(addresses[$0]!) }" }.joined(separator: "\n")
-        let text = """
-            ssh: { user: root, identity: ~/.ssh/id_ed25519 }
-            member: { binary: /usr/bin/etcd, version: 3.4.23 }
-            hosts:
-            \(hosts)
-            clusters:
-              main:
-                members: [\(members)]
-                tls: false
-                bootstrap: \(bootstrap)
-
-            """
+        let text = InventoryText.main(members: members, addresses: addresses, bootstrap: bootstrap)
         try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/inventory.yml"))
         let state = try LocalState(directory: root + "/state")
         let founders = ["etcd1", "etcd2", "etcd3"].enumerated().map { index, name in
