@@ -26,7 +26,8 @@ struct ClusterCertificates {
             madeNow: pki.authority.created, pkiDirectory: pki.directory)
     }
 
-    init(cluster: ClusterPlan, stateDirectory: String) throws {
+    /// `reissuing`: members that get new keys whatever the state holds (a replaced member).
+    init(cluster: ClusterPlan, stateDirectory: String, reissuing: Set<String> = []) throws {
         pki = try ClusterPKI(stateDirectory: stateDirectory, cluster: cluster.name, pending: pending)
         let client = try pki.clientCertificate()
         tls = EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
@@ -38,7 +39,8 @@ struct ClusterCertificates {
             let addresses = [member.address, "127.0.0.1"]
             let certificates = try pki.memberCertificates(
                 member: member.name, dnsNames: names.filter { !IPAddress.isLiteral($0) }.uniqued(),
-                ipAddresses: (addresses + names.filter(IPAddress.isLiteral)).uniqued(), pending: pending)
+                ipAddresses: (addresses + names.filter(IPAddress.isLiteral)).uniqued(), pending: pending,
+                fresh: reissuing.contains(member.name))
             if certificates.renewed { renewed.insert(member.name) }
             let paths = member.paths
             files += [

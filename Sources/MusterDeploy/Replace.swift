@@ -51,7 +51,8 @@ public struct Replace: Sendable {
         try workspace.checkIdentityFiles(of: hosts)
         var certificates: ClusterCertificates?
         if cluster.tls {
-            certificates = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
+            certificates = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory,
+                                                   reissuing: [target.name])
             try certificates?.commitAuthorities()
         }
         let fleet = try await Fleet.connect(hosts, options: options, progress: progress)

@@ -110,13 +110,15 @@ public struct ClusterPKI: Sendable {
     /// (muster passes the address, the FQDN, the DNS SRV domain, localhost and 127.0.0.1).
     /// With `pending`, new certificates are kept in memory there until the caller commits them:
     /// a run writes them into the state only once they are on the member's host.
-    public func memberCertificates(member: String, dnsNames: [String],
-                                   ipAddresses: [String], pending: PendingCertificates? = nil) throws -> MemberCertificates {
+    /// `fresh`: new keys and certificates whatever is on disk (a replaced member: its host may
+    /// have been rebuilt after a compromise, so its old keys are not to be trusted again).
+    public func memberCertificates(member: String, dnsNames: [String], ipAddresses: [String],
+                                   pending: PendingCertificates? = nil, fresh: Bool = false) throws -> MemberCertificates {
         try ClusterPKI.checkFileName(member, what: "member")
         let (server, serverOutcome) = try ensure(kind: .server, base: "\(member)-server", commonName: member,
-                                                 dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
+                                                 dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending, fresh: fresh)
         let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer", commonName: member,
-                                             dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending)
+                                             dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending, fresh: fresh)
         return MemberCertificates(member: member, caPath: caPath, caPEM: authority.certificatePEM,
                                   peerCAPEM: peerAuthority.certificatePEM, server: server, peer: peer,
                                   serverOutcome: serverOutcome, peerOutcome: peerOutcome)
@@ -138,12 +140,14 @@ public struct ClusterPKI: Sendable {
 
     func ensure(kind: CertificateKind, base: String, commonName: String, dnsNames: [String],
                 ipAddresses: [String], pending: PendingCertificates? = nil,
-                authority: Bool = false) throws -> (CertificateFiles, CertificateOutcome) {
+                authority: Bool = false, fresh: Bool = false) throws -> (CertificateFiles, CertificateOutcome) {
         let certPath = "\(directory)/\(base).crt", keyPath = "\(directory)/\(base).key"
         let wanted = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
         let manager = FileManager.default
         var outcome = CertificateOutcome.issued
-        if manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath) {
+        if fresh && (manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath)) {
+            outcome = .renewed(reason: "new keys for a replaced member")
+        } else if manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath) {
             switch judge(certPath: certPath, keyPath: keyPath, kind: kind, commonName: commonName, wanted: wanted) {
             case .keep(let files): return (files, .reused)
             case .replace(let reason): outcome = .renewed(reason: reason)

@@ -115,7 +115,9 @@ import MusterTestSupport
     @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
     func aMemberWhoseDataWasLostIsNamedAtPreflightWithReplaceAsTheWayOn(binary: String) async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, binary: binary)
+            let builder = try DeploySandbox.inventory(.static, binary: binary) {
+                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             try stopMember(on: "host3")
@@ -131,11 +133,19 @@ import MusterTestSupport
             #expect(try hostFiles() == before, "a refused up changed a host")
             #expect(try DeploySandbox.exec("host3", "[ -e /var/lib/etcd/main/member ] && echo started || echo empty") == "empty")
 
-            // The way on works.
+            // The way on works, and the replaced member gets new keys (its host may have been
+            // rebuilt after a compromise); the others keep theirs.
+            let keys = "sha256sum /etc/etcd/main/pki/server.key /etc/etcd/main/pki/peer.key"
+            let keysBefore = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, keys) }
             let replaced = try MusterCLI.run(["replace", builder.inventoryPath, "--cluster", "main", "--member", "host3"])
             #expect(replaced.status == 0, "\(replaced.stderrText)")
+            let keysAfter = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, keys) }
+            #expect(keysAfter[0] == keysBefore[0] && keysAfter[1] == keysBefore[1], "the other members' keys changed")
+            let newKeys = keysAfter[2].split(separator: "\n"), oldKeys = keysBefore[2].split(separator: "\n")
+            #expect(newKeys.count == 2 && zip(newKeys, oldKeys).allSatisfy { $0 != $1 }, "host3 kept its keys: \(keysAfter[2])")
             let again = try await DeploySandbox.up(builder)
             #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
+            #expect(!again.changed && again.bytesSent == 0, "the state holds the new keys: \(again.hosts)")
             try await DeploySandbox.down(builder, wipe: true)
             _ = try DeploySandbox.exec("host3", "rm -rf /var/lib/etcd/main.muster-replaced-*")
         }
