@@ -124,6 +124,18 @@ public struct ClusterPKI: Sendable {
                                   serverOutcome: serverOutcome, peerOutcome: peerOutcome)
     }
 
+    /// Deletes a member's certificates and keys from the state (a removed member): should it
+    /// join again, it gets new ones.
+    public static func forget(member: String, cluster: String, stateDirectory: String) throws {
+        try checkFileName(member, what: "member")
+        let directory = directory(stateDirectory: stateDirectory, cluster: cluster)
+        for base in ["\(member)-server", "\(member)-peer"] {
+            for file in ["\(directory)/\(base).crt", "\(directory)/\(base).key"] where FileManager.default.fileExists(atPath: file) {
+                try FileManager.default.removeItem(atPath: file)
+            }
+        }
+    }
+
     /// muster's client certificate (CN "muster", clientAuth), issued or renewed as needed.
     public func clientCertificate() throws -> (certPath: String, keyPath: String, caPath: String) {
         let (files, _) = try clientCertificateFiles()

@@ -210,8 +210,10 @@ public struct Planner {
 
     /// Recorded members the inventory's `members:` no longer lists.
     private func removals(_ cluster: Cluster, history: ClusterHistory, scheme: String) -> [RemovalPlan] {
+        // A member that joined since (a replaced one) is the one to remove, not the founder of
+        // the same name it replaced, which is gone from the cluster already.
         let ids = Dictionary(history.founders.map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
-            .merging(history.joined.mapValues(\.id)) { first, _ in first }
+            .merging(history.joined.mapValues(\.id)) { _, joined in joined }
         return history.current.filter { !cluster.members.contains($0.name) }.map { gone in
             var member: MemberPlan?
             if let host = inventory.host(named: gone.name) {

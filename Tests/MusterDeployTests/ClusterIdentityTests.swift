@@ -146,6 +146,24 @@ import MusterTestSupport
             let again = try await DeploySandbox.up(builder)
             #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
             #expect(!again.changed && again.bytesSent == 0, "the state holds the new keys: \(again.hosts)")
+
+            // Removed, a member's keys leave its host and the state; added again, it gets new ones.
+            let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+            try text.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1, host2]")
+                .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+            shrink.removeMembers = true
+            shrink.wipeRemovedData = true
+            let shrunk = try await shrink.run()
+            #expect(shrunk.reports.allSatisfy { $0.ok }, "\(shrunk.reports.map { $0.table() })")
+            #expect(try DeploySandbox.exec("host3", "ls /etc/etcd/main/pki/*.key 2>/dev/null | wc -l") == "0", "a removed member's keys stayed")
+            let pki = try builder.build().state.directory + "/pki/main"
+            #expect(!FileManager.default.fileExists(atPath: pki + "/host3-server.key") && !FileManager.default.fileExists(atPath: pki + "/host3-peer.key"))
+            try text.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+            let regrown = try await DeploySandbox.up(builder)
+            #expect(regrown.reports.allSatisfy { $0.ok }, "\(regrown.reports.map { $0.table() })")
+            let rejoined = try DeploySandbox.exec("host3", keys).split(separator: "\n")
+            #expect(rejoined.count == 2 && zip(rejoined, newKeys).allSatisfy { $0 != $1 }, "host3 got its old keys back")
             try await DeploySandbox.down(builder, wipe: true)
             _ = try DeploySandbox.exec("host3", "rm -rf /var/lib/etcd/main.muster-replaced-*")
         }

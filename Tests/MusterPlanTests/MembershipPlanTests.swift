@@ -56,6 +56,21 @@ import MusterPlan
         #expect(kept.plan.clusters.first?.members.first { $0.name == "etcd4" }?.initialCluster == newcomer.initialCluster)
     }
 
+    /// Before: a replaced founder removed later was planned by its founding ID, already gone from
+    /// the cluster, so `member remove` missed the member that replaced it, which stayed.
+    @Test func aReplacedMemberIsRemovedByTheIDItJoinedWith() throws {
+        let (builder, root) = try builder(members: "etcd1, etcd2") { record in
+            let replaced = record.founders[2]
+            record.removed = [replaced]
+            record.added = [ClusterRecord.Member(name: "etcd3", id: "0000000000003000", peerURLs: replaced.peerURLs,
+                                                initialCluster: "etcd1=http://172.19.19.122:2380,etcd2=http://172.19.19.123:2380,etcd3=http://172.19.19.124:2380")]
+        }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cluster = try #require(try builder.build().plan.clusters.first)
+        #expect(cluster.removals.map(\.name) == ["etcd3"])
+        #expect(cluster.removals.map(\.id) == [0x3000], "\(cluster.removals.map { String($0.id, radix: 16) })")
+    }
+
     /// A restore founds the cluster again in any mode: the plan of a restore under way (IDs from
     /// its token, every member a founder) renders what the record it writes then renders, so the
     /// next `up` finds every conf.yml as it is. A discovery cluster's founders carry the restore's

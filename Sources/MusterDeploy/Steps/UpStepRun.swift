@@ -1,4 +1,5 @@
 import Foundation
+import MusterPKI
 import MusterBasics
 import MusterPlan
 import MusterWorkspace
@@ -75,6 +76,7 @@ final class UpStepRun {
         case .remove(let removal):
             try await operations.remove(removal, cluster: cluster, wipe: wipeRemovedData)
             try StepRecords.removed(removal, from: cluster.name, in: workspace.state)
+            if cluster.tls { try ClusterPKI.forget(member: removal.name, cluster: cluster.name, stateDirectory: workspace.state.directory) }
             if let host = removal.member?.host, operations.fleet.sessions[host] != nil {
                 ledger.record(host) { $0.stopped.append(name) }
             }
