@@ -16,21 +16,28 @@ public struct AtomicFileError: Error, CustomStringConvertible, Sendable {
 /// crash. A reader sees the old file or the new one, never a mix, and two writers never share a
 /// temporary file.
 public enum AtomicFile {
+    /// Writes all of `bytes` to `descriptor`, again after a short write or EINTR; the errno of
+    /// a failed write, nil when all went out.
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+        var written = 0
+        while written < bytes.count {
+            let count = Glibc.write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            written += count
+        }
+        return nil
+    }
+
     public static func write(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o600) throws(AtomicFileError) {
         let temporary = "\(path).tmp.\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
         let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode)
         guard descriptor >= 0 else { throw AtomicFileError(path: path, message: "cannot create \(temporary): \(Self.reason())") }
         var failure: String?
-        let contiguous = Array(bytes)
-        var written = 0
-        while written < contiguous.count {
-            let count = contiguous[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                failure = "write: \(Self.reason())"
-                break
-            }
-            written += count
+        if let code = Array(bytes).withUnsafeBytes({ writeAll(descriptor, $0) }) {
+            failure = "write: \(String(cString: strerror(code)))"
         }
         if failure == nil && fchmod(descriptor, mode) != 0 { failure = "fchmod: \(Self.reason())" }
         if failure == nil && fsync(descriptor) != 0 { failure = "fsync: \(Self.reason())" }

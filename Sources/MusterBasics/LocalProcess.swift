@@ -100,18 +100,17 @@ public enum LocalProcess {
         defer { close(outPipe[0]); close(errPipe[0]) }
         var stdout = Data(), stderr = Data()
         var open = [outPipe[0], errPipe[0]]
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(max(timeout, 0))
+        let deadline = Deadline(seconds: timeout)
         var status: Int32?
-        var drainUntil: ContinuousClock.Instant?
+        var drainUntil: Deadline?
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             if status == nil, let code = reap(pid) {
                 status = code
-                drainUntil = clock.now + .seconds(2)
+                drainUntil = Deadline(seconds: 2)
             }
-            if let drainUntil, clock.now > drainUntil { break }
-            if status == nil, clock.now > deadline {
+            if let drainUntil, drainUntil.passed { break }
+            if status == nil, deadline.passed {
                 kill(pid, SIGKILL)
                 _ = reap(pid, wait: true)
                 throw LocalProcessError(command: arguments, result: nil, reason: "timed out after \(Int(timeout)) s")

@@ -175,11 +175,9 @@ extension ClusterOperations {
         }
         try checkpoint("shrink.after-remove")
         if let member = reachable {
-            try await stop(member, wipe: wipe, disable: true)
             // Its private keys were credentials of the cluster (a peer's; on 3.4 a client's too),
             // and it is no member now: they leave its host (data stays unless `wipe`).
-            let keys = [member.paths.serverKey, member.paths.peerKey].map(Shell.quote).joined(separator: " ")
-            _ = try await fleet.check(member.host, "remove", "rm -f -- \(keys)", timeout: 30)
+            try await stop(member, wipe: wipe, disable: true, deletingKeys: true)
             try checkpoint("shrink.after-stop")
         } else if let member = removal.member {
             progress.host(member.host, "remove", "\(cluster.name): host unreachable: \(removal.name) removed from the cluster but not stopped there (etcd refuses it if it comes back); stop and disable it there once the host is back, and delete its keys (\(member.paths.pkiDir)/*.key)")

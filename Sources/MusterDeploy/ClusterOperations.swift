@@ -75,7 +75,7 @@ struct ClusterOperations: Sendable {
     /// Stops one member; with `wipe` its data dir and marker go too (only ever on an explicit
     /// `--wipe-data`). Returns what the host said.
     @discardableResult
-    func stop(_ member: MemberPlan, wipe: Bool, disable: Bool = false) async throws -> String {
+    func stop(_ member: MemberPlan, wipe: Bool, disable: Bool = false, deletingKeys: Bool = false) async throws -> String {
         // Stopped by whoever runs it; a unit left behind by a move away from systemd is disabled,
         // or it would start a second etcd at the next boot.
         let current = currentSupervisor(of: member)
@@ -84,6 +84,9 @@ struct ClusterOperations: Sendable {
             script += "\nrm -rf \(Shell.quote(member.paths.data)) \(Shell.quote(member.paths.marker)) && echo \"data wiped: \(member.paths.data)\""
         } else {
             script += "\necho \"data kept in \(member.paths.data)\""
+        }
+        if deletingKeys {
+            script += "\nrm -f -- \(Shell.quote(member.paths.serverKey)) \(Shell.quote(member.paths.peerKey))"
         }
         let output = try await fleet.check(member.host, "stop", script, timeout: 60)
         let said = output.split(separator: "\n").joined(separator: "; ")

@@ -15,6 +15,13 @@ public struct RunOptions: Sendable {
     /// so that a check can look every route up in one go.
     public var addressGuard: @Sendable ([String]) throws -> Void = { _ in }
     public init() {}
+
+    /// `addressGuard` off the cooperative pool: it may run a process (the sandbox's `ip -batch`
+    /// route check).
+    func checkAddresses(_ addresses: [String]) async throws {
+        let guardAddresses = addressGuard
+        try await offPool { try guardAddresses(addresses) }
+    }
 }
 
 /// One open SSH session per host, reused for every step of a run.
@@ -46,16 +53,12 @@ public final class Fleet: Sendable {
     static func connect(_ hosts: [MusterInventory.Host], options: RunOptions, progress: Progress,
                         thenRun firstCommand: (step: String, script: [String: String])?,
                         tolerating tolerated: Set<String> = []) async throws -> (fleet: Fleet, outputs: [String: String]) {
-        // The guard may run a process (the sandbox's `ip -batch` route check): off the pool.
-        let guardAddresses = options.addressGuard
         do {
-            let addresses = hosts.map(\.address)
-            try await offPool { try guardAddresses(addresses) }
+            try await options.checkAddresses(hosts.map(\.address))
         } catch {
             // Name the host: ask again one address at a time (only on this failure path).
             for host in hosts {
-                let address = host.address
-                do { try await offPool { try guardAddresses([address]) } } catch {
+                do { try await options.checkAddresses([host.address]) } catch {
                     throw DeployError(host: host.name, step: "route", "\(error)")
                 }
             }

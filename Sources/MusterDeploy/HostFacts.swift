@@ -108,8 +108,7 @@ struct HostFacts: Sendable {
             let c = Shell.quote(member.cluster)
             let p = member.paths
             lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
-            lines.append("read -r marker < \(Shell.quote(p.marker)) && echo \(c) marker \"$marker\"")
-            lines.append("{ read -r _; while read -r key value; do case $key in incarnation|state) echo \(c) marker-$key \"$value\";; esac; done; } < \(Shell.quote(p.marker))")
+            lines.append("{ read -r marker && echo \(c) marker \"$marker\"; while read -r key value; do case $key in incarnation|state) echo \(c) marker-$key \"$value\";; esac; done; } < \(Shell.quote(p.marker))")
             lines.append(Supervisor.runningScript(member))
             lines.append(Supervisor.stateLine(member, prefix: "\(member.cluster) supstate "))
             lines.append("[ -f \(Shell.quote(p.config)) ] && echo \(c) confsha $(muster_sha256_each \(Shell.quote(p.config)) | cut -d' ' -f2)")
@@ -217,6 +216,22 @@ extension MemberPlan {
 struct MarkerIdentity: Sendable {
     var incarnation: String?
     var state: StateIdentity
+
+    /// What a run that changes a formed cluster (replace, restore) writes into its markers:
+    /// this state, its identity made and kept if it has none, and the cluster's incarnation.
+    /// `makingIncarnation`: a cluster an earlier muster recorded gets one, kept before any
+    /// marker carries it, so that a cut run's next run writes the same.
+    static func current(of cluster: String, in state: LocalState, makingIncarnation: Bool = false) throws -> MarkerIdentity {
+        let (identity, identityIsNew) = try state.identityOrNew()
+        if identityIsNew { try state.save(identity) }
+        var incarnation = try state.incarnation(of: cluster)
+        if incarnation == nil && makingIncarnation {
+            let token = StateIdentity.newToken()
+            try state.saveIncarnation(token, of: cluster)
+            incarnation = token
+        }
+        return MarkerIdentity(incarnation: incarnation, state: identity)
+    }
 }
 
 extension HostFacts {

@@ -88,9 +88,7 @@ public struct Replace: Sendable {
             return member
         }
         // The new marker names this state and the cluster's incarnation, as `up` writes them.
-        let (identity, identityIsNew) = try workspace.state.identityOrNew()
-        if identityIsNew { try workspace.state.save(identity) }
-        let marker = MarkerIdentity(incarnation: try workspace.state.incarnation(of: cluster.name), state: identity)
+        let marker = try MarkerIdentity.current(of: cluster.name, in: workspace.state)
         try await runner.run(steps) { step in
             switch step.action {
             case .backup(let voters):
@@ -136,12 +134,17 @@ extension ClusterOperations {
     /// Operations over `fleet` with fresh facts of the cluster's hosts (one command per host).
     static func gather(_ cluster: ClusterPlan, inventory: Inventory, fleet: Fleet, progress: Progress, options: RunOptions,
                        tls: [String: EtcdTLS]) async throws -> ClusterOperations {
-        var facts: [String: HostFacts] = [:]
-        for host in cluster.hosts {
-            let members = cluster.members.filter { $0.host == host }
-            let output = try await fleet.check(host, "facts", HostFacts.script(for: members, files: [], directories: []), timeout: 30)
-            facts[host] = HostFacts.gathered([host: output], inventory: inventory)[host]
+        // Every host at once: one round trip in all.
+        let outputs = try await withThrowingTaskGroup(of: (String, String).self) { group in
+            for host in cluster.hosts {
+                let script = HostFacts.script(for: cluster.members.filter { $0.host == host }, files: [], directories: [])
+                group.addTask { (host, try await fleet.check(host, "facts", script, timeout: 30)) }
+            }
+            var outputs: [String: String] = [:]
+            for try await (host, output) in group { outputs[host] = output }
+            return outputs
         }
-        return ClusterOperations(fleet: fleet, facts: facts, progress: progress, options: options, tls: tls)
+        return ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: inventory), progress: progress,
+                                 options: options, tls: tls)
     }
 }

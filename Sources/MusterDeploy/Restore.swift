@@ -70,18 +70,8 @@ public struct Restore: Sendable {
         let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion)
 
         // The markers (restore's and start's) name this state and the cluster's incarnation, as
-        // `up` writes them; a cluster recorded before incarnations existed gets one now, kept
-        // (file, then record) so that a cut restore's next run writes the same.
-        let (identity, identityIsNew) = try workspace.state.identityOrNew()
-        if identityIsNew { try workspace.state.save(identity) }
-        let incarnation: String
-        if let kept = try workspace.state.incarnation(of: cluster.name) {
-            incarnation = kept
-        } else {
-            incarnation = StateIdentity.newToken()
-            try workspace.state.saveIncarnation(incarnation, of: cluster.name)
-        }
-        let marker = MarkerIdentity(incarnation: incarnation, state: identity)
+        // `up` writes them.
+        let marker = try MarkerIdentity.current(of: cluster.name, in: workspace.state, makingIncarnation: true)
         let hosts = cluster.members.map(\.host).uniqued().compactMap(workspace.inventory.host(named:))
         try workspace.checkIdentityFiles(of: hosts)
         let digest = facts.fileSHA256

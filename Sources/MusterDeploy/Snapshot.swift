@@ -39,12 +39,7 @@ public enum SnapshotCatalog {
         let candidates = (list(cluster: cluster, directory: directory(stateDirectory: stateDirectory, out: nil), record: nil)
             + list(cluster: cluster, directory: beforeChangeDirectory(stateDirectory: stateDirectory), record: nil))
             .sorted { ($0.takenAt, $0.revision) > ($1.takenAt, $1.revision) }
-        let members = MinorVersion(memberVersion)
-        return candidates.first { entry in
-            guard let facts = try? SnapshotFile.inspect(entry.path), facts.embeddedSHA256 != nil, facts.hashMatches else { return false }
-            guard let version = facts.clusterVersion.flatMap(MinorVersion.init), let members else { return true }
-            return version <= members
-        }?.path
+        return candidates.first { (try? Restore.check($0.path, memberVersion: memberVersion, cluster: cluster)) != nil }?.path
     }
 
     static let stampFormat = "yyyyMMdd'T'HHmmss'Z'"

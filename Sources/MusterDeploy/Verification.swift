@@ -19,8 +19,7 @@ public enum Verification {
             try workspace.checkIdentityFiles(of: hosts)
             fleet = try await Fleet.connect(hosts, options: options, progress: progress)
         } else {
-            let (guardAddresses, addresses) = (options.addressGuard, plan.clusters.flatMap { $0.members.map(\.address) })
-            try await offPool { try guardAddresses(addresses) }  // may run a process
+            try await options.checkAddresses(plan.clusters.flatMap { $0.members.map(\.address) })
         }
         var reports: [VerificationReport] = []
         do {
@@ -31,7 +30,8 @@ public enum Verification {
                 if let fleet {
                     let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,
                                                                         progress: progress, options: options, tls: [:])
-                    report.supervisors = await operations.supervisorStates(cluster)
+                    // The facts carry each supervisor's state: no second round trip for it.
+                    report.supervisors = operations.supervisorStatesFromPreflight(cluster)
                     report.checks.append(configCurrent(cluster, facts: operations.facts))
                 }
                 reports.append(report)

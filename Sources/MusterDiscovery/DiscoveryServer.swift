@@ -223,11 +223,11 @@ public struct DiscoveryServer: Sendable {
         guard let base = base.withLockedValue({ $0 }) else {
             return Reply.text(.serviceUnavailable, "not listening yet\n", note: "no base URL yet")
         }
-        if let wait = newTokenRate.take(ClientKey.of(request.remote)) {
+        if let wait = newTokenRate.take(request.client) {
             return ServerReply(status: .tooManyRequests,
                                headers: [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "\(wait)")],
                                body: ByteBuffer(string: "too many new tokens from your address (\(options.newTokensBurst) at once, then \(options.newTokensPerMinute) a minute); try again in \(wait) s\n"),
-                               note: "refused: /new rate of \(ClientKey.of(request.remote))")
+                               note: "refused: /new rate of \(request.client)")
         }
         guard census.admit() else {
             return ServerReply(status: .serviceUnavailable,
@@ -357,7 +357,7 @@ public struct DiscoveryServer: Sendable {
         case .success(let found): size = found
         }
         let perToken = DiscoveryRules.maxLongPolls(size: size)
-        let client = ClientKey.of(request.remote)
+        let client = request.client
         switch longPolls.acquire(token, perToken: perToken, client: client) {
         case .total: return Self.tooManyPolls(total: options.maxLongPolls)
         case .client:

@@ -14,6 +14,8 @@ struct ServerRequest: Sendable {
     var headers: HTTPHeaders
     var body: ByteBuffer
     var remote: String
+    /// Who quotas count it against (`ClientKey` of `remote`), worked out once per connection.
+    var client: String
 }
 
 /// One answer, and the note for its log line.
@@ -128,7 +130,7 @@ final class HTTPServer: Sendable {
             }
             children.withLockedValue { $0[id] = nil }
         }
-        let handler = ConnectionHandler(server: self, remote: remote)
+        let handler = ConnectionHandler(server: self, remote: remote, client: client)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ReadActivity(handler), position: .first)
         try sync.addHandler(HTTPResponseEncoder())
@@ -214,6 +216,7 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     private let server: HTTPServer
     private let remote: String
+    private let client: String
     private var phase = Phase.idle
     private var timer: Scheduled<Void>?
     private var task: Task<Void, Never>?
@@ -224,9 +227,10 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     /// Below the HTTP codec: where raw bytes can be written (ReadActivity's context).
     private weak var rawContext: ChannelHandlerContext?
 
-    init(server: HTTPServer, remote: String) {
+    init(server: HTTPServer, remote: String, client: String) {
         self.server = server
         self.remote = remote
+        self.client = client
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -305,7 +309,7 @@ private final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             method: head.method.rawValue, target: target,
             path: question.map { String(target[..<$0]) } ?? target,
             query: question.map { String(target[target.index(after: $0)...]) } ?? "",
-            headers: head.headers, body: body, remote: remote)
+            headers: head.headers, body: body, remote: remote, client: client)
         let respond = server.respond
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)

@@ -261,7 +261,7 @@ final class Transport: Sendable {
 
     static func shared(for tls: EtcdTLS?) -> Result<Transport, EtcdClientError> {
         let files = tls.map { [$0.caPath, $0.certPath, $0.keyPath].map(FileIdentity.init) } ?? []
-        if let entry = contexts.withLock({ $0[tls] }), entry.files == files, !files.contains(nil) || tls == nil {
+        if let entry = contexts.withLock({ $0[tls] }), entry.files == files, !files.contains(nil) {
             return .success(entry.transport)
         }
         var context: NIOSSLContext?

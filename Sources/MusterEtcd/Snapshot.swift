@@ -197,12 +197,8 @@ extension EtcdClient {
 
 extension EtcdClient {
     fileprivate static func write(_ data: Data, to descriptor: Int32, path: String) throws {
-        var done = 0
-        while done < data.count {
-            let n = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + done, data.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SnapshotError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            done += n
+        if let code = data.withUnsafeBytes({ AtomicFile.writeAll(descriptor, $0) }) {
+            throw SnapshotError("cannot write \(path): \(String(cString: strerror(code)))")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 import MusterPlan
 
 /// Writes rendered files under `DIR/HOST/PATH`, mirroring each host's filesystem, and removes
@@ -184,16 +185,7 @@ public enum RenderedTree {
         guard descriptor >= 0 else { throw StateError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var complete = true
         contents { buffer in
-            var offset = 0
-            while complete, offset < buffer.count {
-                let wrote = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if wrote < 0 {
-                    if errno == EINTR { continue }
-                    complete = false
-                    break
-                }
-                offset += wrote
-            }
+            if complete, AtomicFile.writeAll(descriptor, buffer) != nil { complete = false }
         }
         fchmod(descriptor, mode_t(mode))
         close(descriptor)

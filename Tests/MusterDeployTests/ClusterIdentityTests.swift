@@ -53,12 +53,15 @@ import MusterTestSupport
 
     /// Issue 34 (1): `cp inv/tls.yml other/copy.yml; muster up other/copy.yml` made a new CA and
     /// wrote its certificates to every member before failing; the original then failed verify.
+    /// The sandbox's static inventory, TLS on, with `binary` as its members' etcd.
+    static func tlsInventory(_ binary: String) throws -> PlanBuilder {
+        try DeploySandbox.inventory(.static, binary: binary) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
+    }
+
     @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
     func aCopiedInventoryIsRefusedAndTheOriginalStillVerifies(binary: String) async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, binary: binary) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
+            let builder = try Self.tlsInventory(binary)
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let original = try builder.build().state.directory
@@ -115,9 +118,7 @@ import MusterTestSupport
     @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
     func aMemberWhoseDataWasLostIsNamedAtPreflightWithReplaceAsTheWayOn(binary: String) async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, binary: binary) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
+            let builder = try Self.tlsInventory(binary)
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             try stopMember(on: "host3")

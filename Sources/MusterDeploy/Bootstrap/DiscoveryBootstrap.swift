@@ -101,9 +101,8 @@ struct DiscoveryBootstrap: BootstrapMode {
 
     /// The guard may run a process (the sandbox's route check): off the cooperative pool.
     private func guardAddress(of url: String, cluster: ClusterPlan, context: BootstrapContext) async throws {
-        let (guardAddresses, host) = (context.options.addressGuard, URLParts.host(of: url))
         do {
-            try await offPool { try guardAddresses([host]) }
+            try await context.options.checkAddresses([URLParts.host(of: url)])
         } catch {
             throw DeployError(host: nil, cluster: cluster.name, step: "route", "cluster '\(cluster.name)': discovery at \(url): \(error)")
         }
