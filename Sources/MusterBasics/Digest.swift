@@ -82,6 +82,18 @@ public final class SHA256Hasher {
         precondition(EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1, "libcrypto's SHA-256 failed")
     }
 
+    /// The digest of what it was fed so far, and it goes on: one pass gives a snapshot's
+    /// database digest (here, before the 32 bytes that end the file) and then the file's.
+    public func digestSoFar() -> [UInt8] {
+        guard let copy = EVP_MD_CTX_new() else { fatalError("libcrypto could not copy a SHA-256 digest") }
+        defer { EVP_MD_CTX_free(copy) }
+        precondition(EVP_MD_CTX_copy_ex(copy, context) == 1, "libcrypto could not copy a SHA-256 digest")
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        precondition(EVP_DigestFinal_ex(copy, &digest, &length) == 1 && length == 32, "libcrypto's SHA-256 failed")
+        return digest
+    }
+
     /// The 32-byte digest; the hasher is spent after this.
     public func finalize() -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)

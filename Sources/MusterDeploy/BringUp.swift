@@ -311,7 +311,7 @@ public struct BringUp: Sendable {
             try certificates?.commit()
         }()
         let steps = UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup)
-        let executor = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, builder: builder, operations: operations,
+        let executor = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, operations: operations,
                             preparation: preparation, ledger: ledger, context: context, started: started,
                             wipeRemovedData: wipeRemovedData)
         try await StepRunner(command: "up", progress: progress).run(steps, executor.run)
@@ -351,8 +351,7 @@ public struct BringUp: Sendable {
     /// The first verified run of a cluster records its founding IDs; later runs leave the record.
     private func recordFormations(_ workspace: Workspace, reports: [VerificationReport]) throws {
         for report in reports where report.ok {
-            guard try workspace.state.clusterRecord(report.clusterName) == nil,
-                  let clusterID = report.observedClusterID else { continue }
+            guard let clusterID = report.observedClusterID else { continue }
             // In the plan's order: the order of the founders' initial-cluster.
             let planned = workspace.plan.cluster(named: report.clusterName)?.members ?? []
             let founders = planned.compactMap { member -> ClusterRecord.Member? in
@@ -360,9 +359,12 @@ public struct BringUp: Sendable {
                 return ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(row.id), peerURLs: row.peerURLs)
             }
             guard founders.count == report.members.count else { continue }
-            try workspace.state.save(ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID),
-                                                   formedAt: Date(), founders: founders,
-                                                   incarnation: try workspace.state.incarnation(of: report.clusterName)))
+            let state = workspace.state
+            try state.records.update(report.clusterName) { record in
+                guard record == nil else { return }
+                record = ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID), formedAt: Date(),
+                                       founders: founders, incarnation: try state.incarnation(of: report.clusterName))
+            }
         }
     }
 

@@ -50,10 +50,12 @@ public struct Defrag: Sendable {
             }
             let (order, _) = await operations.leaderLast(cluster.members, cluster: cluster)
             var rows: [Row] = []
-            for member in order {
+            try await StepRunner(command: "defrag", progress: progress).run(DefragSteps.plan(cluster, order: order)) { step in
+                guard case .defragment(let member) = step.action else {
+                    throw DeployError(host: nil, cluster: cluster.name, step: step.name, "defrag has no step \(step.name)")
+                }
                 let sizes = try await operations.defragment(member, cluster: cluster)
                 rows.append(Row(member: member.name, host: member.host, bytesBefore: sizes.before, bytesAfter: sizes.after))
-                try checkpoint("defrag.between-members")
             }
             let alarms = await operations.activeAlarms(cluster)
             if !alarms.isEmpty {

@@ -31,6 +31,9 @@ public final class Fleet: Sendable {
 
     private init(sessions: [String: SSHSession]) { open = Mutex(sessions) }
 
+    /// No host connected: for a command whose members answer on their own addresses.
+    static func none() -> Fleet { Fleet(sessions: [:]) }
+
     public var sessions: [String: SSHSession] { open.withLock { $0 } }
 
     public static func target(for host: MusterInventory.Host, options: RunOptions) -> SSHTarget {

@@ -92,7 +92,7 @@ public struct Replace: Sendable {
         try await runner.run(steps) { step in
             switch step.action {
             case .backup(let voters):
-                _ = try await operations.backup(current, voters: voters, workspace: state, builder: builder)
+                _ = try await operations.backup(current, voters: voters, state: state.state)
             case .remove(let removal):
                 try await operations.remove(removal, cluster: current, wipe: false)
                 try StepRecords.removed(removal, from: cluster.name, in: state.state)
@@ -121,7 +121,7 @@ public struct Replace: Sendable {
                 try StepRecords.joined(joined, in: state.state)
             case .waitHealthy:
                 try await operations.waitHealthy(current)
-            case .readdress, .start, .restart, .upgrade:
+            case .readdress, .start, .restart, .upgrade, .ship, .stop, .restoreData, .writeConfigs, .defragment:
                 throw DeployError(host: target.host, cluster: cluster.name, step: step.name, "replace has no step \(step.name)")
             }
         }

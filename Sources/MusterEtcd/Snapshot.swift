@@ -40,10 +40,12 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum SnapshotFile {
-    /// Reads `path`: its digests (streamed in 1 MiB chunks), then revision and cluster version
-    /// from the bbolt pages. Throws when the file is no snapshot at all; a digest that does not
-    /// match is reported in the result (`hashMatches`), for the caller to refuse.
-    public static func inspect(_ path: String) throws -> SnapshotFileFacts {
+    /// Reads `path`: its digests (streamed in 1 MiB chunks, hashed once), then revision and
+    /// cluster version from the bbolt pages. Throws when the file is no snapshot at all; a digest
+    /// that does not match is reported in the result (`hashMatches`), for the caller to refuse.
+    /// `digests`: the file's and its database's, known already (the stream that wrote it hashed
+    /// it): only its last 32 bytes and its pages are read.
+    public static func inspect(_ path: String, digests: SnapshotDigests? = nil) throws -> SnapshotFileFacts {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw SnapshotError("cannot read \(path): \(String(cString: strerror(errno)))")
         }
@@ -51,19 +53,36 @@ public enum SnapshotFile {
         let size = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         let hasDigest = size % 512 == 32
         let databaseLength = hasDigest ? size - 32 : size
-        let whole = SHA256Hasher(), database = SHA256Hasher()
-        var offset: Int64 = 0
         var tail = Data()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            whole.update(chunk)
-            let inDatabase = max(0, min(Int64(chunk.count), databaseLength - offset))
-            if inDatabase > 0 { database.update(chunk.prefix(Int(inDatabase))) }
-            if inDatabase < Int64(chunk.count) { tail.append(chunk.suffix(from: chunk.startIndex + Int(inDatabase))) }
-            offset += Int64(chunk.count)
+        let known: SnapshotDigests
+        if let digests {
+            if hasDigest {
+                try handle.seek(toOffset: UInt64(databaseLength))
+                tail = try handle.read(upToCount: 32) ?? Data()
+            }
+            known = digests
+        } else {
+            // One hasher: the database's digest taken on the way, before the 32 bytes at the end.
+            let hasher = SHA256Hasher()
+            var databaseDigest: [UInt8]?
+            var offset: Int64 = 0
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                let inDatabase = max(0, min(Int64(chunk.count), databaseLength - offset))
+                if inDatabase > 0 { hasher.update(chunk.prefix(Int(inDatabase))) }
+                if inDatabase < Int64(chunk.count) {
+                    if databaseDigest == nil { databaseDigest = hasher.digestSoFar() }
+                    let rest = chunk.suffix(from: chunk.startIndex + Int(inDatabase))
+                    hasher.update(rest)
+                    tail.append(rest)
+                }
+                offset += Int64(chunk.count)
+            }
+            guard offset == size else { throw SnapshotError("\(path) changed while it was read") }
+            let database = databaseDigest ?? hasher.digestSoFar()
+            known = SnapshotDigests(file: Digest.hex(hasher.finalize()), database: Digest.hex(database))
         }
-        guard offset == size else { throw SnapshotError("\(path) changed while it was read") }
         let embedded = hasDigest && tail.count == 32 ? Digest.hex(tail) : nil
-        let databaseDigest = Digest.hex(database.finalize())
+        let databaseDigest = known.database
         let bolt: BoltFile
         do { bolt = try BoltFile(path: path) } catch {
             if let embedded, embedded != databaseDigest {
@@ -86,8 +105,18 @@ public enum SnapshotFile {
         }
         let version = (try? bolt.value(bucket: "cluster", key: "clusterVersion")).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
         return SnapshotFileFacts(
-            path: path, size: size, fileSHA256: Digest.hex(whole.finalize()),
+            path: path, size: size, fileSHA256: known.file,
             embeddedSHA256: embedded, databaseSHA256: databaseDigest, revision: revision, clusterVersion: version)
+    }
+}
+
+/// The SHA-256 of a snapshot file and of its database (the file without its last 32 bytes).
+public struct SnapshotDigests: Sendable, Equatable {
+    public var file: String
+    public var database: String
+    public init(file: String, database: String) {
+        self.file = file
+        self.database = database
     }
 }
 
@@ -95,7 +124,9 @@ public enum SnapshotFile {
 public struct SnapshotDownload: Sendable {
     /// Bytes written: the database and its 32-byte digest.
     public var bytes: Int64
-    public var databaseSHA256: String
+    /// Of the bytes written, hashed as they came (`SnapshotFile.inspect(_:digests:)` takes them).
+    public var digests: SnapshotDigests
+    public var databaseSHA256: String { digests.database }
     public var seconds: Double
 }
 
@@ -152,6 +183,7 @@ extension EtcdClient {
                 streaming = true
                 var parser = SnapshotStreamParser(url: url)
                 let hasher = SHA256Hasher()
+                var databaseDigest = ""
                 var written: Int64 = 0
                 // Hashed and checked here, written off the cooperative pool (a slow disk must not
                 // hold one of its threads), one write per chunk of the answer.
@@ -163,10 +195,13 @@ extension EtcdClient {
                             hasher.update(blob)
                             batch.append(blob)
                         case .digest(let blob):
-                            let computed = Digest.hex(hasher.finalize())
+                            let computed = Digest.hex(hasher.digestSoFar())
                             guard Digest.hex(blob) == computed else {
                                 throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written + Int64(batch.count)) bytes (sha256 \(computed)): damaged in transit")
                             }
+                            // The file's digest goes on through the 32 bytes that end it.
+                            hasher.update(blob)
+                            databaseDigest = computed
                             batch.append(blob)
                         }
                     }
@@ -182,7 +217,7 @@ extension EtcdClient {
                 }
                 // A last line without its newline still counts (and its digest is still checked).
                 try await take(try parser.finish())
-                return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { Digest.hex($0) } ?? "",
+                return SnapshotDownload(bytes: written, digests: SnapshotDigests(file: Digest.hex(hasher.finalize()), database: databaseDigest),
                                         seconds: (clock.now - started).seconds)
             }
         } catch let error as EtcdClientError {

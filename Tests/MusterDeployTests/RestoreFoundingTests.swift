@@ -43,7 +43,7 @@ import MusterSandbox
     private func restore(_ builder: PlanBuilder, from file: String) async throws -> Restore.Outcome {
         var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(), snapshot: file)
         restore.force = true
-        let restored = try await restore.run()
+        let restored = try #require(try await restore.run())
         #expect(restored.report.ok, "\(restored.report.table())")
         return restored
     }

@@ -226,7 +226,7 @@ import MusterTestSupport
             try await DeploySandbox.down(builder, wipe: false)
             for host in Self.hosts { _ = try DeploySandbox.exec(host, "rm -rf /var/lib/etcd/main") }
             forced.snapshot = third.snapshot.file
-            let restored = try await forced.run()
+            let restored = try #require(try await forced.run())
             #expect(restored.report.ok, "\(restored.report.table())")
             #expect(restored.members.allSatisfy { $0.movedAside == nil }, "nothing to move aside after the wipe")
             #expect(restored.revision == third.snapshot.revision)
@@ -267,7 +267,8 @@ import MusterTestSupport
         }
     }
 
-    /// etcd 3.5.16 restores with etcdutl; its snapshot is refused by a 3.4 inventory.
+    /// etcd 3.5.16 restores with etcdutl, its dry run listing exactly the steps the run then
+    /// reports; its snapshot is refused by a 3.4 inventory.
     @Test func restoreOnEtcd35WithEtcdutlAndRefusalOnAnOlderMinor() async throws {
         let binary = DeploySandbox.etcd35
         guard FileManager.default.isExecutableFile(atPath: binary),
@@ -298,11 +299,26 @@ import MusterTestSupport
                 #expect(error.kind == .refused && error.message.contains("newer"), "\(error)")
             }
 
+            // The dry run lists the steps the run then takes, line for line, and changes nothing.
+            let planned = MembershipTests.Lines(), said = MembershipTests.Lines()
+            let before = try pids()
+            var dryRun = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }),
+                                 snapshot: saved.snapshot.file)
+            dryRun.dryRun = true
+            #expect(try await dryRun.run() == nil)
+            #expect(try pids() == before, "the dry run stopped a member")
+            #expect(try await client.get("/written-after-the-snapshot").kvs.count == 1, "the dry run restored")
+
             // over the running cluster with --force: old data moved aside, the snapshot's keys back
-            var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(), snapshot: saved.snapshot.file)
+            var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }),
+                                  snapshot: saved.snapshot.file)
             restore.force = true
-            let restored = try await restore.run()
+            let restored = try #require(try await restore.run())
             #expect(restored.report.ok, "\(restored.report.table())")
+            #expect(planned.steps.map { $0.components(separatedBy: ":")[0].replacingOccurrences(of: "cluster main, step ", with: "") }
+                        == ["ship", "stop", "stop", "stop", "restore-data", "restore-data", "restore-data", "write-configs",
+                            "start", "start", "start", "health-wait"], "\(planned.all)")
+            #expect(planned.steps == said.steps, "dry run: \(planned.steps)\nrun: \(said.steps)")
             #expect(restored.members.allSatisfy { $0.movedAside?.contains(".muster-before-restore-") == true })
             #expect(try DeploySandbox.exec("host1", "ls /opt/muster/bin") .contains("etcdutl-3.5.16"))
             try await checkKeys(50, client: client)
