@@ -216,7 +216,7 @@ import Testing
         // A member registers while another waits: the waiter gets etcd's event.
         let url = made.url
         let waiter = Task { try await HTTPProbe.send("GET", url + "?wait=true&recursive=true&waitIndex=\(index + 1)") }
-        try await Task.sleep(for: .milliseconds(200))
+        try await fixture.service.waitUntil("the waiter long-polls") { $0.longPolls.count == 1 }
         _ = try await HTTPProbe.send("PUT", made.url + "/a1?prevExist=false", form: "value=m1=http://127.0.0.1:1")
         let event = try await waiter.value
         #expect(event.status == 200 && event.json?["action"] as? String == "create", "\(event.text)")
