@@ -71,7 +71,7 @@ public struct Restore: Sendable {
             throw MusterError(.refused, cluster: cluster.name, step: "snapshot", "\(file) is not the snapshot muster saved under that name (recorded: revision \(recorded.revision), sha256 \(recorded.sha256); the file's sha256 is \(facts.fileSHA256)): it was replaced or altered since; nothing was changed on any host")
         }
         progress.note("snapshot \(file): revision \(facts.revision), \(facts.size) bytes, sha256 \(facts.fileSHA256), etcd cluster version \(facts.clusterVersion ?? "unknown")")
-        let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion)
+        let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion, compressing: !dryRun)
 
         // A restore founds the cluster again: the planner says its IDs and initial-cluster, and
         // renders the conf.yml every later `up` will render from the record this run writes.
@@ -242,7 +242,8 @@ struct MinorVersion: Comparable {
 struct RestoreTool {
     var shipped: ShippedBinary
 
-    static func locate(_ workspace: Workspace, version: String) async throws -> RestoreTool {
+    /// `compressing`: its zstd copy made (or found) for shipping; a dry run ships nothing.
+    static func locate(_ workspace: Workspace, version: String, compressing: Bool = true) async throws -> RestoreTool {
         let member = workspace.inventory.member
         let directory = (member.binary as NSString).deletingLastPathComponent
         guard let minor = MinorVersion(version) else { throw MusterError(.input, "member version \(version) is not MAJOR.MINOR.PATCH") }
@@ -259,7 +260,7 @@ struct RestoreTool {
         }
         let remote = (workspace.plan.clusters.first?.members.first?.paths.etcdctl as NSString?)?.deletingLastPathComponent ?? workspace.inventory.paths.install
         var shipped = try ShippedBinary(localPath: local, remotePath: "\(remote)/\(name)-\(toolVersion)")
-        shipped.compressedPath = await BinaryCache.compressedCopy(of: shipped)
+        if compressing { shipped.compressedPath = await BinaryCache.compressedCopy(of: shipped) }
         return RestoreTool(shipped: shipped)
     }
 }

@@ -35,8 +35,16 @@ import MusterTestSupport
             var leaderBefore = ""
             for (index, client) in clients.enumerated() where try await client.status().isLeader { leaderBefore = Self.hosts[index] }
 
+            // The dry run lists the steps the run then reports, line for line (and defragments
+            // nothing: the run below still finds every database over 10 MB).
+            let dryRun = try MusterCLI.run(["defrag", builder.inventoryPath, "--dry-run"])
+            #expect(dryRun.succeeded && dryRun.stdoutText.isEmpty, "\(dryRun.stderrText)")
+            let planned = MembershipTests.Lines.steps(in: dryRun.stderrText.components(separatedBy: "\n"))
+            #expect(planned.count == 3 && planned.last?.hasPrefix("cluster main, step defragment: defragment \(leaderBefore) ") == true, "\(planned)")
             let defrag = try MusterCLI.run(["defrag", builder.inventoryPath, "--output", "json"])
             #expect(defrag.succeeded, "\(defrag.stderrText)")
+            let said = MembershipTests.Lines.steps(in: defrag.stderrText.components(separatedBy: "\n"))
+            #expect(planned == said, "dry run: \(planned)\nrun: \(said)")
             let document = try #require(try JSONSerialization.jsonObject(with: defrag.stdout) as? [String: Any])
             let rows = try #require(((document["clusters"] as? [[String: Any]])?.first?["members"]) as? [[String: Any]])
             #expect(rows.compactMap { $0["name"] as? String }.sorted() == Self.hosts)
