@@ -13,10 +13,11 @@ extension ClusterOperations {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             let running = ClusterPlan(copying: cluster, members: voters)
-            let take: (String?) async throws -> SnapshotSave.Outcome = { source in
+            let take: (String?) async throws -> SnapshotSave.Outcome = { wanted in
                 try await withEndpoints(running) { endpoints in
-                    try await takeSnapshot(running, endpoints: endpoints, from: source, into: directory,
-                                           keep: SnapshotCatalog.beforeChangeKept, state: state)
+                    let source = try await Self.snapshotSource(running, endpoints: endpoints, wanted: wanted)
+                    return try await takeSnapshot(running, endpoints: endpoints, from: source, into: directory,
+                                                  keep: SnapshotCatalog.beforeChangeKept, state: state)
                 }
             }
             let outcome: SnapshotSave.Outcome

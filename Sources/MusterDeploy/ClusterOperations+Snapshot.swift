@@ -6,12 +6,11 @@ import MusterWorkspace
 
 /// One snapshot taken: the part of `snapshot save` that the backup before a change shares.
 extension ClusterOperations {
-    /// Streams one snapshot of `cluster` from `wanted` (else its leader) into `directory`,
+    /// Streams one snapshot of `cluster` from `source` (`snapshotSource`) into `directory`,
     /// checks it, names it, records it and prunes all but the newest `keep` of that directory;
     /// `snapshot save` and the backup before a change (`backup`) both take theirs here.
-    func takeSnapshot(_ cluster: ClusterPlan, endpoints: Endpoints, from wanted: String?, into directory: String, keep: Int,
+    func takeSnapshot(_ cluster: ClusterPlan, endpoints: Endpoints, from source: MemberPlan, into directory: String, keep: Int,
                       state: LocalState) async throws -> SnapshotSave.Outcome {
-        let source = try await Self.snapshotSource(cluster, endpoints: endpoints, wanted: wanted)
         let takenAt = Date()
         let partial = "\(directory)/.\(cluster.name)-snapshot.\(getpid()).partial"
         unlink(partial)

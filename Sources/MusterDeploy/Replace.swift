@@ -121,7 +121,7 @@ public struct Replace: Sendable {
                 try StepRecords.joined(joined, in: state.state)
             case .waitHealthy:
                 try await operations.waitHealthy(current)
-            case .readdress, .start, .restart, .upgrade, .ship, .stop, .restoreData, .writeConfigs, .defragment:
+            case .readdress, .start, .restart, .upgrade, .ship, .stop, .restoreData, .writeConfigs, .defragment, .save:
                 throw DeployError(host: target.host, cluster: cluster.name, step: step.name, "replace has no step \(step.name)")
             }
         }

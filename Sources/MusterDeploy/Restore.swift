@@ -96,29 +96,16 @@ public struct Restore: Sendable {
         // The markers (restore's and start's) name this state and the cluster's incarnation, as
         // `up` writes them.
         let marker = try MarkerIdentity.current(of: cluster.name, in: workspace.state, makingIncarnation: true)
-        let hosts = cluster.members.map(\.host).uniqued().compactMap(workspace.inventory.host(named:))
-        try workspace.checkIdentityFiles(of: hosts)
         let digest = facts.fileSHA256
         let remoteSnapshot: @Sendable (MemberPlan) -> String = { member in "\(member.paths.data).muster-restore-\(digest.prefix(16)).db" }
-        var scripts: [String: String] = [:]
-        for host in hosts {
-            let members = cluster.members.filter { $0.host == host.name }
-            scripts[host.name] = HostFacts.script(for: members, files: [tool.shipped.remotePath] + members.map(remoteSnapshot), directories: [])
-        }
-        let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
-                                                       thenRun: (step: "facts", script: scripts))
-        let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-        var operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
-                                           options: options, tls: tls.map { [cluster.name: $0] } ?? [:])
-        operations.markerIdentities[cluster.name] = marker
-        do {
-            let outcome = try await restore(cluster, as: restored, founding: founding, steps: steps, runner: runner, file: file, facts: facts,
-                                            tool: tool, remoteSnapshot: remoteSnapshot, workspace: workspace, operations: operations)
-            await fleet.close()
-            return outcome
-        } catch {
-            await fleet.close()
-            throw error
+        // The facts say whether the tool and the snapshot are there already.
+        let shipped = { (host: String) in [tool.shipped.remotePath] + cluster.members.filter { $0.host == host }.map(remoteSnapshot) }
+        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
+                                                   files: shipped) { operations in
+            var operations = operations
+            operations.markerIdentities[cluster.name] = marker
+            return try await restore(cluster, as: restored, founding: founding, steps: steps, runner: runner, file: file, facts: facts,
+                                     tool: tool, remoteSnapshot: remoteSnapshot, workspace: workspace, operations: operations)
         }
     }
 
@@ -167,7 +154,7 @@ public struct Restore: Sendable {
                 try await operations.start(member)
             case .waitHealthy:
                 try await operations.waitHealthy(restored)
-            case .backup, .readdress, .remove, .join, .restart, .upgrade, .moveDataAside, .writeFiles, .defragment:
+            case .backup, .readdress, .remove, .join, .restart, .upgrade, .moveDataAside, .writeFiles, .defragment, .save:
                 throw DeployError(host: nil, cluster: cluster.name, step: step.name, "restore has no step \(step.name)")
             }
         }

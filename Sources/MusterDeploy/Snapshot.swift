@@ -129,6 +129,8 @@ public struct SnapshotSave: Sendable {
     /// How many of muster's snapshots of this cluster to keep in the directory.
     public var keep = 5
     public var viaSSH = false
+    /// Choose the source as the run would and list the step; write nothing.
+    public var dryRun = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -147,29 +149,49 @@ public struct SnapshotSave: Sendable {
         public var seconds: Double
     }
 
-    public func run() async throws -> Outcome {
-        let (workspace, cluster) = try await builder.loadSoleCluster()
+    /// The outcome; nil for a dry run.
+    public func run() async throws -> Outcome? {
+        let (workspace, cluster) = try await builder.loadSoleCluster(readOnly: dryRun)
         defer { workspace.state.unlock() }
         guard keep >= 1 else { throw MusterError(.usage, "--keep must be at least 1") }
         let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
         if let member, cluster.member(named: member) == nil {
             throw MusterError(.usage, cluster: cluster.name, "cluster '\(cluster.name)' has no member \(member) (members: \(cluster.members.map(\.name).joined(separator: ", ")))")
         }
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw MusterError(.input, "cannot create the snapshot directory \(directory): \(error.localizedDescription)")
+        if !dryRun {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw MusterError(.input, "cannot create the snapshot directory \(directory): \(error.localizedDescription)")
+            }
         }
         // Members that serve loopback only are reached through SSH tunnels: then the hosts are
         // connected (and their facts gathered) as every command connects them.
         let needsSSH = viaSSH || cluster.members.contains { $0.endpoint.contains("://127.0.0.1:") }
         if !needsSSH { try options.addressGuard(cluster.members.map(\.address)) }
-        let (wanted, keep, viaSSH) = (member, keep, viaSSH)
+        let (wanted, keep, viaSSH, dryRun, progress) = (member, keep, viaSSH, dryRun, progress)
+        var options = options
+        options.recordHostKeys = !dryRun
         return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
-                                                   connecting: needsSSH) { operations in
-            try await operations.withEndpoints(cluster, viaSSH: viaSSH) { endpoints in
-                try await operations.takeSnapshot(cluster, endpoints: endpoints, from: wanted, into: directory, keep: keep, state: workspace.state)
+                                                   connecting: needsSSH) { operations -> Outcome? in
+            try await operations.withEndpoints(cluster, viaSSH: viaSSH) { endpoints -> Outcome? in
+                let source = try await ClusterOperations.snapshotSource(cluster, endpoints: endpoints, wanted: wanted)
+                let steps = SnapshotSteps.plan(cluster, source: source, directory: directory, keep: keep)
+                let runner = StepRunner(command: "snapshot", progress: progress)
+                if dryRun {
+                    runner.list(steps)
+                    return nil
+                }
+                var outcome: Outcome?
+                try await runner.run(steps) { step in
+                    guard case .save(let source, let directory, let keep) = step.action else {
+                        throw DeployError(host: nil, cluster: cluster.name, step: step.name, "snapshot save has no step \(step.name)")
+                    }
+                    outcome = try await operations.takeSnapshot(cluster, endpoints: endpoints, from: source, into: directory, keep: keep,
+                                                                state: workspace.state)
+                }
+                return outcome
             }
         }
     }

@@ -114,10 +114,7 @@ public enum SnapshotFile {
 public struct SnapshotDigests: Sendable, Equatable {
     public var file: String
     public var database: String
-    public init(file: String, database: String) {
-        self.file = file
-        self.database = database
-    }
+    public init(file: String, database: String) { (self.file, self.database) = (file, database) }
 }
 
 /// What `EtcdClient.saveSnapshot` wrote.

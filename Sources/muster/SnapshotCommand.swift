@@ -37,8 +37,12 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @Flag(help: "Reach client ports through an SSH tunnel per host.")
     var viaSSH = false
 
+    @Flag(help: "Print the step (the member it would stream from); write nothing.")
+    var dryRun = false
+
     func validate() throws {
         guard keep >= 1 else { throw ValidationError("--keep must be at least 1") }
+        if dryRun, output == .json { throw ValidationError("--dry-run prints its steps as text: it takes no --output json") }
     }
 
     func run() async throws {
@@ -48,7 +52,8 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
             save.outDirectory = out
             save.keep = keep
             save.viaSSH = viaSSH
-            let outcome = try await save.run()
+            save.dryRun = dryRun
+            guard let outcome = try await save.run() else { return }
             switch output {
             case .table:
                 let s = outcome.snapshot

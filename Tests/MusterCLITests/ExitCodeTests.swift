@@ -56,12 +56,12 @@ import Testing
     }
 
     /// A dry run prints its steps as text: asked for JSON, it is a usage error (exit 2) before
-    /// anything is read, for `restore` and `defrag` alike.
-    @Test(arguments: [["restore", "--from", "/nonexistent.db"], ["defrag"]])
+    /// anything is read, for `restore`, `defrag` and `snapshot save` alike.
+    @Test(arguments: [["restore", "INVENTORY", "--from", "/nonexistent.db"], ["defrag", "INVENTORY"], ["snapshot", "save", "INVENTORY"]])
     func aDryRunAskedForJSONExits2(_ command: [String]) throws {
         let (path, directory) = try inventory(oneCluster)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let run = try MusterBinary().run([command[0], path] + command.dropFirst() + ["--dry-run", "--output", "json", "--state", directory + "/state"])
+        let run = try MusterBinary().run(command.map { $0 == "INVENTORY" ? path : $0 } + ["--dry-run", "--output", "json", "--state", directory + "/state"])
         #expect(run.status == 2, "\(run)")
         #expect(run.stderrText.contains("--dry-run prints its steps as text"), "\(run)")
         #expect(!FileManager.default.fileExists(atPath: directory + "/state"))

@@ -110,7 +110,7 @@ import MusterTestSupport
             let lastRevision = try await writeKeys(keyCount, client: client)
 
             // save: name, mode, digests, revision (from the file, as etcdctl reads it too)
-            let saved = try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run()
+            let saved = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run())
             let file = saved.snapshot.file
             let name = (file as NSString).lastPathComponent
             #expect(name.wholeMatch(of: /main-\d+-\d{8}T\d{6}Z\.db/) != nil, "\(name)")
@@ -130,7 +130,7 @@ import MusterTestSupport
             // throughput: muster's stream and `etcdctl snapshot save` from the controller, same cluster, same run
             let clock = ContinuousClock()
             let started = clock.now
-            let again = try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true)).run()
+            let again = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true)).run())
             let musterSeconds = (clock.now - started).seconds
             let scratch = try TemporaryDirectory(prefix: "muster-snapshot")
             let etcdctlFile = scratch.path + "/etcdctl.db"
@@ -160,7 +160,7 @@ import MusterTestSupport
             }
             var keepTwo = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             keepTwo.keep = 2
-            let third = try await keepTwo.run()
+            let third = try #require(try await keepTwo.run())
             #expect(third.pruned == [file])
             #expect(FileManager.default.fileExists(atPath: third.snapshot.file) && FileManager.default.fileExists(atPath: again.snapshot.file))
             #expect(FileManager.default.fileExists(atPath: "\(directory)/main-notes.db") && FileManager.default.fileExists(atPath: "\(directory)/other-5-20260101T000000Z.db"))
@@ -197,7 +197,7 @@ import MusterTestSupport
             _ = try await client.put("/swap", "a later revision")
             var elsewhere = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             elsewhere.outDirectory = scratch.path
-            let later = try await elsewhere.run()
+            let later = try #require(try await elsewhere.run())
             #expect(later.snapshot.sha256 != again.snapshot.sha256)
             let original = try Data(contentsOf: URL(fileURLWithPath: again.snapshot.file))
             try Data(contentsOf: URL(fileURLWithPath: later.snapshot.file)).write(to: URL(fileURLWithPath: again.snapshot.file))
@@ -282,9 +282,17 @@ import MusterTestSupport
             #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
             let client = EtcdClient(baseURL: "http://\(try DeploySandbox.host("host2").address):2379", timeout: 10)
             _ = try await writeKeys(50, client: client)
-            var save = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress())
+            // snapshot save's dry run names the source and the step the run then reports.
+            let plannedSave = MembershipTests.Lines(), saidSave = MembershipTests.Lines()
+            var dryRunSave = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { plannedSave.add($0.line) }))
+            dryRunSave.member = "host3"
+            dryRunSave.dryRun = true
+            #expect(try await dryRunSave.run() == nil)
+            var save = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { saidSave.add($0.line) }))
             save.member = "host3"
-            let saved = try await save.run()
+            let saved = try #require(try await save.run())
+            #expect(plannedSave.steps.count == 1 && plannedSave.steps == saidSave.steps && plannedSave.steps[0].contains("from host3 on host3"),
+                    "dry run: \(plannedSave.steps)\nrun: \(saidSave.steps)")
             #expect(saved.member == "host3" && saved.clusterVersion == "3.5.0")
             _ = try await client.put("/written-after-the-snapshot", "gone after the restore")
 

@@ -41,7 +41,7 @@ import MusterWorkspace
             case .backup(let voters): members = voters.map(\.name)
             case .readdress(let member), .start(let member), .join(let member), .restart(let member, _),
                  .moveDataAside(let member, _), .writeFiles(let member), .stop(let member), .restoreData(let member, _),
-                 .defragment(let member): members = [member.name]
+                 .defragment(let member), .save(let member, _, _): members = [member.name]
             case .writeConfigs(let list): members = list.map(\.name)
             case .ship(_, _, let hosts): members = hosts
             case .remove(let removal): members = [removal.name]

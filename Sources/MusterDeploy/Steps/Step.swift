@@ -6,7 +6,7 @@ import MusterPlan
 /// that progress, `--dry-run` and failpoints say the same thing; idempotent, so that the next run
 /// after a cut does it again and finds done what was done; and carrying the members it acts on.
 ///
-/// A run plans its whole list first (`UpSteps`, `ReplaceSteps`, `RestoreSteps`, `DefragSteps`: pure functions of the plan and
+/// A run plans its whole list first (`UpSteps`, `ReplaceSteps`, `RestoreSteps`, `DefragSteps`, `SnapshotSteps`: pure functions of the plan and
 /// the hosts' facts), then `StepRunner` either lists it (`--dry-run`) or runs it, printing each
 /// step's `line` as it starts.
 struct Step: Sendable {
@@ -43,6 +43,9 @@ struct Step: Sendable {
         case writeConfigs([MemberPlan])
         /// A member's database rewritten to its size in use, healthy again before the next step.
         case defragment(MemberPlan)
+        /// A snapshot streamed from this member into `directory`, checked, named, recorded, and
+        /// all but the newest `keep` of the cluster's there pruned.
+        case save(MemberPlan, directory: String, keep: Int)
     }
 
     var cluster: String
@@ -70,6 +73,7 @@ struct Step: Sendable {
         case .restoreData: return "restore-data"
         case .writeConfigs: return "write-configs"
         case .defragment: return "defragment"
+        case .save: return "save"
         }
     }
 
@@ -107,6 +111,8 @@ struct Step: Sendable {
             return "write the conf.yml of \(members.map(\.name).joined(separator: ", ")) for the restored founding (its new token, every member in initial-cluster)"
         case .defragment(let member):
             return "defragment \(member.name) on \(member.host) (it answers nothing meanwhile), healthy again before the next"
+        case .save(let member, let directory, let keep):
+            return "stream a snapshot from \(member.name) on \(member.host) into \(directory), check it, record it, keep the newest \(keep) there"
         }
     }
 
@@ -117,7 +123,7 @@ struct Step: Sendable {
 /// Lists a run's steps or runs them, with a boundary (failpoint and Ctrl-C) before each step,
 /// named `COMMAND.STEP`, and the step's own `after` boundaries once it is done.
 struct StepRunner: Sendable {
-    /// `up`, `replace`, `restore`, `defrag`: the first part of every boundary's name.
+    /// `up`, `replace`, `restore`, `defrag`, `snapshot`: the first part of every boundary's name.
     var command: String
     var progress: Progress
 

@@ -110,7 +110,7 @@ final class UpStepRun {
         case .writeFiles:
             // `up` writes every host's files before its clusters' steps (one command per host).
             break
-        case .ship, .stop, .restoreData, .writeConfigs, .defragment:
+        case .ship, .stop, .restoreData, .writeConfigs, .defragment, .save:
             throw DeployError(host: nil, cluster: name, step: step.name, "up has no step \(step.name)")
         }
     }
