@@ -6,8 +6,8 @@ import MusterWorkspace
 extension ClusterOperations {
     /// Connects to `cluster`'s hosts, gathers their facts (each host's as soon as it is
     /// connected) and runs `body` over the operations value; the connections close however `body`
-    /// ends. For commands that change or maintain one formed cluster (`restore`, `defrag`,
-    /// `snapshot save`) and write no whole plan to the hosts. `files`: paths whose hash
+    /// ends. For commands that change or maintain one formed cluster (`replace`, `restore`,
+    /// `defrag`, `snapshot save`) and write no whole plan to the hosts. `files`: paths whose hash
     /// the facts should hold, by host (what is there already is not sent again). `connecting:
     /// false`: no host is contacted (members answer on their own addresses), the operations
     /// have no sessions and no facts.
