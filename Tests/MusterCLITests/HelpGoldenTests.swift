@@ -5,7 +5,7 @@ import Testing
 /// (`COLUMNS` pinned). `scripts/update-goldens.sh` rewrites them after a deliberate change.
 @Suite struct HelpGoldenTests {
     static let commands: [[String]] = [
-        [], ["render"], ["up"], ["verify"], ["down"], ["env"], ["replace"],
+        [], ["init"], ["render"], ["up"], ["verify"], ["down"], ["env"], ["client-cert"], ["replace"],
         ["snapshot", "save"], ["snapshot", "list"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
         ["discovery", "serve"], ["import"], ["import", "ansible"],
