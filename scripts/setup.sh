@@ -6,7 +6,7 @@ set -euo pipefail
 # systemd-container: systemd-nspawn, for `muster sandbox up --init systemd|mixed`.
 packages=(libssh2-1-dev libyaml-dev libssl-dev openssh-server openssh-client etcd-server etcd-client
           dnsmasq-base iproute2 util-linux procps python3 ca-certificates curl openssl zstd sudo
-          systemd-container time patroni postgresql)
+          systemd-container time patroni postgresql age)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
