@@ -68,7 +68,7 @@ let package = Package(
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
-            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery", "MusterAge",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Harness code several test targets share (free ports, child processes, temporary

@@ -98,10 +98,19 @@ import Testing
         var result: [[String]] = [], index = 0
         while index < words.count {
             guard words[index] == "muster" else { index += 1; continue }
-            var end = index + 1
-            while end < words.count, ![")", ";", "|", "&", "$("].contains(words[end]) { end += 1 }
-            result.append(Array(words[(index + 1)..<end]))
-            index = end
+            var end = index + 1, command: [String] = []
+            while end < words.count, ![")", ";", "|", "&"].contains(words[end]) {
+                guard words[end] == "$(" else { command.append(words[end]); end += 1; continue }
+                // A substitution given as an argument is one word, whatever it runs.
+                var depth = 0
+                repeat {
+                    if words[end] == "$(" { depth += 1 } else if words[end] == ")" { depth -= 1 }
+                    end += 1
+                } while end < words.count && depth > 0
+                command.append("$(...)")
+            }
+            result.append(command)
+            index += 1
         }
         return result
     }
@@ -168,6 +177,8 @@ import Testing
         #expect(Self.problem(with: ["verify"], in: tree) != nil, "the inventory is required")
         #expect(Self.commands(in: Self.shellWords(#"eval "$(muster env a.yml --for patroni)" && etcdctl x # muster nope"#))
                 == [["env", "a.yml", "--for", "patroni"]])
+        #expect(Self.commands(in: Self.shellWords(#"muster state export a.yml --recipient "$(age-keygen -y k)" --out f"#))
+                == [["state", "export", "a.yml", "--recipient", "$(...)", "--out", "f"]])
     }
 }
 

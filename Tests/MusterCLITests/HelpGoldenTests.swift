@@ -8,7 +8,7 @@ import Testing
         [], ["init"], ["render"], ["up"], ["verify"], ["down"], ["env"], ["client-cert"], ["replace"],
         ["snapshot", "save"], ["snapshot", "list"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
-        ["discovery", "serve"], ["import"], ["import", "ansible"],
+        ["discovery", "serve"], ["import"], ["import", "ansible"], ["state", "export"], ["state", "import"],
     ]
     static let goldenDirectory = MusterBinary.packageRoot.appendingPathComponent("Tests/MusterCLITests/Golden/help")
 
