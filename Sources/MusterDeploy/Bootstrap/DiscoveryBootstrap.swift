@@ -76,7 +76,7 @@ struct DiscoveryBootstrap: BootstrapMode {
         context.progress.note("cluster \(cluster.name): discovery size \(discovery.size) registered at \(sizeKey)")
     }
 
-    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace) throws {
+    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace, context: BootstrapContext) async throws {
         try workspace.markFormed(cluster.name)
     }
 
