@@ -1,0 +1,251 @@
+import Foundation
+import MusterBasics
+@testable import MusterDeploy
+import MusterEtcd
+import MusterPKI
+import MusterPlan
+import MusterTestSupport
+import MusterWorkspace
+import Testing
+
+/// v3 discovery's protocol against a REAL etcd 3.5.16 backend on loopback (its v3 API is what a
+/// 3.6/3.7 member's discovery client speaks: Get, Put, Watch). No 3.6 binary exists here, so
+/// where members would register themselves, THE TEST writes their keys with etcdctl (a real
+/// clientv3 client, 3.5.30), in etcd's own layout (server/etcdserver/api/v3discovery/discovery.go
+/// at v3.6.14: `/_etcd/registry/TOKEN/members/` + the member ID as `types.ID.String()`, lowercase
+/// hex without padding, = `NAME=PEERURLS`). muster's side runs as `up` and `down` run it:
+/// `DiscoveryV3Bootstrap` over a workspace planned from an inventory.
+@Suite(.serialized) struct DiscoveryV3ProtocolTests {
+    static let etcdctl = "/var/cache/muster/etcd-sid/usr/bin/etcdctl"
+
+    /// A backend, a state dir and an inventory of 3 members on 3.6 (hosts never contacted).
+    final class Fixture: @unchecked Sendable {
+        let directory: TemporaryDirectory
+        let backend: LoopbackEtcd
+        let inventoryPath: String
+        var state: String { directory.path + "/state" }
+        var tls: EtcdMemberTLS?
+
+        init(tlsBackend: Bool = false) async throws {
+            try LoopbackEtcd.requireBinary(DeploySandbox.etcd35)
+            try LoopbackEtcd.requireBinary(DiscoveryV3ProtocolTests.etcdctl, install: "scripts/setup.sh (etcd 3.5.30)")
+            directory = try TemporaryDirectory(prefix: "muster-v3disc")
+            let ports = try FreePorts.pick(2)
+            let body: String
+            if tlsBackend {
+                // The backend is cluster 'disco' of the inventory, its certificates from muster's own CA.
+                let pki = try ClusterPKI(stateDirectory: directory.path + "/state", cluster: "disco")
+                let member = try pki.memberCertificates(member: "d", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+                _ = try pki.clientCertificate()  // muster's own, as `up` issues it with the backend's
+                tls = EtcdMemberTLS(caPath: pki.caPath, certPath: member.server.certPath, keyPath: member.server.keyPath,
+                                    peerCertPath: member.peer.certPath, peerKeyPath: member.peer.keyPath,
+                                    peerCAPath: pki.directory + "/peer-ca.crt")
+                body = """
+                      d: { address: 127.0.0.1 }
+                    clusters:
+                      disco: { members: [d], client_port: \(ports[0]), peer_port: \(ports[1]) }
+                      main:
+                        members: [a, b, c]
+                        bootstrap: { discovery: { cluster: disco, size: 3 } }
+
+                    """
+            } else {
+                body = """
+                    clusters:
+                      main:
+                        members: [a, b, c]
+                        tls: false
+                        bootstrap: { discovery: { endpoints: ['http://127.0.0.1:\(ports[0])'], size: 3 } }
+
+                    """
+            }
+            backend = try LoopbackEtcd(binary: DeploySandbox.etcd35, name: "backend", root: directory.path,
+                                       ports: (ports[0], ports[1]), tls: tls, enableV2: false)
+            inventoryPath = directory.path + "/inventory.yml"
+            try Data(("""
+                member: { version: 3.6.14 }
+                hosts:
+                  a: { address: 10.0.0.1 }
+                  b: { address: 10.0.0.2 }
+                  c: { address: 10.0.0.3 }
+
+                """ + body).utf8).write(to: URL(fileURLWithPath: inventoryPath))
+            try await waitHealthy()
+        }
+
+        deinit { backend.stop() }
+
+        private func waitHealthy() async throws {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if (try? await etcdctl(["endpoint", "health"]))?.succeeded == true { return }
+                guard backend.running else { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw HarnessError(description: "backend etcd not healthy within 30 s:\n\(backend.logTail())")
+        }
+
+        /// etcdctl against the backend; over TLS with `credentials` (CA, cert, key), else muster's
+        /// client certificate of the backend.
+        func etcdctl(_ arguments: [String], credentials: (String, String, String)? = nil) async throws -> ProcessResult {
+            var flags = ["--endpoints=\(backend.clientURL)", "--command-timeout=10s"]
+            if let tls {
+                let (ca, cert, key) = credentials ?? (tls.caPath, state + "/pki/disco/client.crt", state + "/pki/disco/client.key")
+                flags += ["--cacert", ca, "--cert", cert, "--key", key]
+            }
+            return try await LocalProcess.runOffPool([DiscoveryV3ProtocolTests.etcdctl] + flags + arguments,
+                                                     environment: ["ETCDCTL_API": "3"], timeout: 30)
+        }
+
+        /// Every key under `prefix` with its value, as etcdctl prints them.
+        func keys(under prefix: String) async throws -> [String: String] {
+            let lines = try await etcdctl(["get", "--prefix", prefix]).stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var found: [String: String] = [:]
+            var index = 0
+            while index + 1 < lines.count, !lines[index].isEmpty {
+                found[lines[index]] = lines[index + 1]
+                index += 2
+            }
+            return found
+        }
+
+        /// As a 3.6 member's v3discovery registerSelf would: written BY THE TEST in its place.
+        func registerAsEtcdWould(token: String, name: String, peerURL: String, credentials: (String, String, String)? = nil) async throws {
+            let id = EtcdIDs.memberID(peerURLs: [peerURL], token: token)
+            let put = try await etcdctl(["put", "/_etcd/registry/\(token)/members/\(String(id, radix: 16))", "\(name)=\(peerURL)"],
+                                        credentials: credentials)
+            #expect(put.succeeded, "\(put.stderrText)")
+        }
+
+        func workspace() throws -> Workspace {
+            try PlanBuilder(inventoryPath: inventoryPath, stateDirectory: state,
+                            templatesDirectory: repositoryRoot + "/templates").build()
+        }
+    }
+
+    private func operations(hasData: Bool = false) async throws -> ClusterOperations {
+        let facts = hasData ? ["a": HostFacts.parse("main data 1\n")] : [:]
+        return ClusterOperations(fleet: try await Fleet.connect([], options: RunOptions(), progress: Progress(quiet: true)),
+                                 facts: facts, progress: Progress(quiet: true), options: RunOptions(), tls: [:])
+    }
+
+    private var context: BootstrapContext { BootstrapContext(options: RunOptions(), progress: Progress(quiet: true), dryRun: false) }
+
+    private func mode(_ workspace: Workspace) throws -> (ClusterPlan, DiscoveryV3Bootstrap) {
+        let main = try #require(workspace.plan.cluster(named: "main"))
+        return (main, DiscoveryV3Bootstrap(discovery: try #require(main.discoveryV3)))
+    }
+
+    @Test func theSizeKeyIsWrittenAndTheTokensKeysGoOnceTheClusterFormed() async throws {
+        let fixture = try await Fixture()
+        var workspace = try fixture.workspace()
+        let (main, mode) = try mode(workspace)
+        let token = mode.discovery.token
+        let operations = try await operations()
+        // An empty registry: the token stays.
+        workspace = try await mode.refresh(main, in: workspace, context: context, operations: operations)
+        #expect(workspace.tokens["main"]?.token == token)
+        try await mode.beforeStart(main, in: workspace, context: context, operations: operations)
+        // etcd's getClusterSize reads `_config/size` under the token and parses it as decimal.
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)/") == ["/_etcd/registry/\(token)/_config/size": "3"])
+        #expect(try LocalState(directory: fixture.state, create: false).discoveryTokens()["main"] == DiscoveryToken(token: token))
+        // The members register (written by the test in place of 3.6 members) ...
+        for member in main.members { try await fixture.registerAsEtcdWould(token: token, name: member.name, peerURL: member.peerURL) }
+        // ... which makes the token this cluster's own, not a spent one: a rerun keeps it.
+        let rerun = try await mode.refresh(main, in: workspace, context: context, operations: operations)
+        #expect(rerun.tokens["main"]?.token == token)
+        // A neighbour whose name starts like the token keeps its keys.
+        #expect(try await fixture.etcdctl(["put", "/_etcd/registry/\(token)x/_config/size", "1"]).succeeded)
+        try await mode.afterFormed(main, in: &workspace, context: context)
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)/").isEmpty)
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)x/") == ["/_etcd/registry/\(token)x/_config/size": "1"])
+        #expect(try LocalState(directory: fixture.state, create: false).discoveryTokens()["main"]?.formed == true)
+    }
+
+    @Test func aSpentOrForeignTokenIsReplacedBeforeAnyMemberStarts() async throws {
+        let fixture = try await Fixture()
+        let workspace = try fixture.workspace()
+        let (main, mode) = try mode(workspace)
+        let spent = mode.discovery.token
+        let operations = try await operations()
+        // Another cluster's member under the token (written by the test as etcd would).
+        try await fixture.registerAsEtcdWould(token: spent, name: "other", peerURL: "http://10.9.9.9:2380")
+        let refreshed = try await mode.refresh(main, in: workspace, context: context, operations: operations)
+        let fresh = try #require(refreshed.tokens["main"]?.token)
+        #expect(fresh != spent)
+        let replanned = try #require(refreshed.plan.cluster(named: "main"))
+        #expect(replanned.discoveryV3?.token == fresh)
+        #expect(replanned.members.allSatisfy { $0.memberID == EtcdIDs.memberID(peerURLs: [$0.peerURL], token: fresh) })
+        // One of this cluster's own keys with another value is somebody else's registration too.
+        let first = main.members[0]
+        let id = String(try #require(first.memberID), radix: 16)
+        let renamed = try await fixture.etcdctl(["put", "/_etcd/registry/\(fresh)/members/\(id)", "impostor=\(first.peerURL)"])
+        #expect(renamed.succeeded)
+        let (planned, again) = try self.mode(refreshed)
+        let twice = try await again.refresh(planned, in: refreshed, context: context, operations: operations)
+        #expect(twice.tokens["main"]?.token != fresh)
+        // A member with data: the token is not touched (the member ignores discovery).
+        let kept = try await mode.refresh(main, in: workspace, context: context, operations: try await self.operations(hasData: true))
+        #expect(kept.tokens["main"]?.token == spent)
+    }
+
+    @Test func aFormedClustersTokenIsNeverReplacedButRefused() async throws {
+        let fixture = try await Fixture()
+        var workspace = try fixture.workspace()
+        let (main, mode) = try mode(workspace)
+        try await mode.beforeStart(main, in: workspace, context: context, operations: try await operations())
+        try await mode.afterFormed(main, in: &workspace, context: context)
+        await #expect(throws: DeployError.self) {
+            _ = try await mode.refresh(main, in: workspace, context: context, operations: try await operations())
+        }
+    }
+
+    @Test func downWithWipeDeletesTheTokensKeysAndForgetsIt() async throws {
+        let fixture = try await Fixture()
+        let workspace = try fixture.workspace()
+        let (main, mode) = try mode(workspace)
+        let token = mode.discovery.token
+        let operations = try await operations()
+        try await mode.beforeStart(main, in: workspace, context: context, operations: operations)
+        try await fixture.registerAsEtcdWould(token: token, name: main.members[0].name, peerURL: main.members[0].peerURL)
+        try await mode.tearDown(main, in: workspace, wipe: false, operations: operations)
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)/").count == 2)
+        try await mode.tearDown(main, in: workspace, wipe: true, operations: operations)
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)/").isEmpty)
+        #expect(try LocalState(directory: fixture.state, create: false).discoveryTokens()["main"] == nil)
+    }
+
+    /// An inventory backend with TLS on (client-cert-auth): muster writes the size with its
+    /// client certificate of the backend, and the files it ships to each member (the backend's
+    /// CA, a client certificate that CA issued) are what a member registers with.
+    @Test func aTLSBackendTakesTheMembersClientCertificate() async throws {
+        let fixture = try await Fixture(tlsBackend: true)
+        let workspace = try fixture.workspace()
+        let (main, mode) = try mode(workspace)
+        let token = mode.discovery.token
+        #expect(mode.discovery.endpoints == [fixture.backend.clientURL] && mode.discovery.clientCertificate)
+        let disco = try #require(workspace.plan.cluster(named: "disco"))
+        let backendCertificates = try ClusterCertificates(cluster: disco, stateDirectory: fixture.state)
+        var certificates = try ClusterCertificates(cluster: main, stateDirectory: fixture.state)
+        try certificates.addDiscoveryClient(mode.discovery, of: main, backend: backendCertificates, external: nil)
+        try backendCertificates.commit()
+        try await mode.beforeStart(main, in: workspace, context: context, operations: try await operations())
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)/") == ["/_etcd/registry/\(token)/_config/size": "3"])
+        // Member a's shipped files, written out as its host would hold them.
+        let member = main.members[0]
+        let shipped = certificates.files.filter { $0.host == member.host && $0.path.contains("/discovery-") }
+        #expect(Set(shipped.map(\.path)) == [member.paths.discoveryCACert, member.paths.discoveryCert, member.paths.discoveryKey])
+        #expect(shipped.first { $0.path == member.paths.discoveryKey }?.mode == 0o600)
+        for file in shipped {
+            try Data(file.contents.utf8).write(to: URL(fileURLWithPath: fixture.directory.path + "/" + URL(fileURLWithPath: file.path).lastPathComponent))
+        }
+        let files = (fixture.directory.path + "/discovery-ca.crt", fixture.directory.path + "/discovery-client.crt",
+                     fixture.directory.path + "/discovery-client.key")
+        try await fixture.registerAsEtcdWould(token: token, name: member.name, peerURL: member.peerURL, credentials: files)
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(token)/members").count == 1)
+        // Without a client certificate the backend refuses: TLS stays on for real.
+        let anonymous = try await LocalProcess.runOffPool([Self.etcdctl, "--endpoints=\(fixture.backend.clientURL)", "--command-timeout=5s",
+                                                          "--cacert", files.0, "put", "/x", "y"], environment: ["ETCDCTL_API": "3"], timeout: 30)
+        #expect(!anonymous.succeeded)
+    }
+}
