@@ -21,7 +21,7 @@ struct DiscoveryV3Bootstrap: BootstrapMode {
         else { return workspace }
         if workspace.tokens[cluster.name]?.formed == true {
             throw DeployError(host: nil, cluster: cluster.name, step: "discovery", kind: .refused,
-                              "cluster '\(cluster.name)': discovery token \(discovery.token) is spent: the cluster formed under it (\(workspace.state.directory)/discovery-tokens.json), but no member has data any more; `muster restore --from SNAPSHOT` brings the data back, `muster down --wipe` lets the next `up` found the cluster anew with a fresh token")
+                              "cluster '\(cluster.name)': discovery token \(discovery.token) is spent: the cluster formed under it (\(workspace.state.directory)/discovery-tokens.json), but no member has data any more; `muster restore --from SNAPSHOT` brings the data back, `muster down --wipe-data` lets the next `up` found the cluster anew with a fresh token")
         }
         let registry = try registry(of: cluster, in: workspace)
         try await guardAddresses(cluster, options: context.options)
