@@ -189,12 +189,15 @@ import Testing
         #expect(kept.tokens["main"]?.token == spent)
     }
 
-    @Test func aFormedClustersTokenIsNeverReplacedButRefused() async throws {
+    @Test func aFormedClustersTokenIsNeverReplacedNorItsKeysWrittenAgain() async throws {
         let fixture = try await Fixture()
         var workspace = try fixture.workspace()
         let (main, mode) = try mode(workspace)
         try await mode.beforeStart(main, in: workspace, context: context, operations: try await operations())
         try await mode.afterFormed(main, in: &workspace, context: context)
+        // A member of the formed cluster that starts again: no size key comes back.
+        try await mode.beforeStart(main, in: workspace, context: context, operations: try await operations())
+        #expect(try await fixture.keys(under: "/_etcd/registry/\(mode.discovery.token)/").isEmpty)
         await #expect(throws: DeployError.self) {
             _ = try await mode.refresh(main, in: workspace, context: context, operations: try await operations())
         }

@@ -51,9 +51,12 @@ struct DiscoveryV3Bootstrap: BootstrapMode {
         return registered.filter { !ours.contains("\($0.key) \($0.value)") }
     }
 
-    /// The token saved (from here on the hosts use it), then its size key in the backend.
+    /// The token saved (from here on the hosts use it), then its size key in the backend. A
+    /// formed cluster's member that starts again (or a newcomer that joins) needs neither: its
+    /// token's keys are gone and stay gone, and the backend need not even be up.
     func beforeStart(_ cluster: ClusterPlan, in workspace: Workspace, context: BootstrapContext,
                      operations: ClusterOperations) async throws {
+        guard workspace.tokens[cluster.name]?.formed != true else { return }
         try workspace.saveToken(of: cluster.name)
         let registry = try registry(of: cluster, in: workspace)
         try await guardAddresses(cluster, options: context.options)
