@@ -193,12 +193,4 @@ public struct Inventory: Sendable {
         clusters.forEach { place($0, depth: 0) }
         return ordered
     }
-
-    /// Names of clusters that serve as another's discovery backend (they need v2 enabled).
-    public var discoveryBackends: Set<String> {
-        Set(clusters.compactMap {
-            if case .discovery(.cluster(let backend), _, _) = $0.bootstrap { return backend }
-            return nil
-        })
-    }
 }

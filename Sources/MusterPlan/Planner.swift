@@ -83,13 +83,13 @@ public struct Planner {
     let inventory: Inventory
     let facts: PlanFacts
     /// Asked once per cluster; computed once.
-    private let discoveryBackends: Set<String>
+    private let v2DiscoveryBackends: Set<String>
 
     public init(inventory: Inventory, facts: PlanFacts) {
         self.inventory = inventory
         self.facts = facts
         // Only a v2 backend needs its v2 keys API on and a client port without certificates.
-        discoveryBackends = Set(inventory.clusters.compactMap { cluster in
+        v2DiscoveryBackends = Set(inventory.clusters.compactMap { cluster in
             guard case .discovery(.cluster(let backend), _, _) = cluster.bootstrap,
                   case .success(.v2) = DiscoveryProtocol.choose(memberVersion: facts.memberVersion,
                                                                 forced: cluster.discoveryOptions?.forcedProtocol)
@@ -121,7 +121,7 @@ public struct Planner {
 
     private func plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> ClusterPlan {
         let scheme = cluster.tls ? "https" : "http"
-        let isBackend = discoveryBackends.contains(cluster.name)
+        let isBackend = v2DiscoveryBackends.contains(cluster.name)
         var dnsDomain: String?
         if case .dns(let domain, _) = cluster.bootstrap { dnsDomain = domain }
 
