@@ -61,6 +61,18 @@ import MusterWorkspace
         #expect(!backend.contains("enable-v2") && !backend.contains("client-cert-auth: false"))
     }
 
+    @Test func planJSONCarriesTheTokenAndTheSizeKey() throws {
+        let (clusters, _) = try render(try seed(), version: "3.7.1")
+        let data = PlanSummary.json(Plan(inventory: "seed-discovery-v3.yml", clusters: clusters, files: []))
+        let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let main = try #require((document["clusters"] as? [[String: Any]])?.first { $0["name"] as? String == "main" })
+        #expect(main["mode"] as? String == "discovery-v3")
+        let discovery = try #require(main["discovery_v3"] as? [String: Any])
+        #expect(discovery["token"] as? String == Self.token && discovery["backend_cluster"] as? String == "disco")
+        #expect(discovery["size_key"] as? String == "/_etcd/registry/\(Self.token)/_config/size" && discovery["size"] as? Int == 3)
+        #expect(discovery["endpoints"] as? [String] == ["https://172.19.19.122:2379"])
+    }
+
     /// The same inventory on 3.5 members speaks v2 and renders `discovery: URL` as before.
     @Test func membersBefore36RenderV2Discovery() throws {
         let text = try String(contentsOf: repositoryRoot.appendingPathComponent("inventories/seed-discovery-v3.yml"), encoding: .utf8)
