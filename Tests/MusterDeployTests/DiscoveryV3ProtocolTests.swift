@@ -252,3 +252,74 @@ import Testing
         #expect(!anonymous.succeeded)
     }
 }
+
+/// `muster up` over SSH on the sandbox with both clusters on TLS: the backend 'disco' (a real
+/// etcd 3.5.16, which serves v3 discovery as a 3.6 one would) comes up with a CA this run makes,
+/// and 'main' is planned for 3.6.14 members (`member.version`). The run writes the size key
+/// through the backend's TLS gateway and ships each member of 'main' the backend's CA and a
+/// client certificate of it. No 3.6 binary exists here: main's members run the 3.5.16 binary,
+/// which knows no `discovery-config` and starts each member as a cluster of its own (as etcd
+/// does with a config file that names no peers); verification catches it. THE TEST then
+/// registers as a 3.6 member would, with the files muster put on that member's host.
+@Suite(.serialized) struct DiscoveryV3SandboxTests {
+    @Test func upWritesTheSizeOverTLSAndShipsEachMemberAClientCertificateOfTheBackend() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.discovery, binary: DeploySandbox.etcd35) {
+                $0.replacingOccurrences(of: "  binary: \(DeploySandbox.etcd35)\n", with: "  binary: \(DeploySandbox.etcd35)\n  version: 3.6.14\n")
+                    .replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
+            let planned = try builder.build()
+            let main = try #require(planned.plan.cluster(named: "main"))
+            let discovery = try #require(main.discoveryV3)
+            #expect(discovery.tls && discovery.clientCertificate)
+            final class Lines: @unchecked Sendable {
+                let lock = NSLock()
+                var text = ""
+                func add(_ line: String) { lock.lock(); text += line + "\n"; lock.unlock() }
+            }
+            let upLines = Lines()
+            let outcome = try await DeploySandbox.up(builder, progress: Progress(observer: { upLines.add($0.line) }))
+            #expect(outcome.reports.first { $0.clusterName == "disco" }?.ok == true)
+            #expect(outcome.reports.first { $0.clusterName == "main" }?.ok == false,
+                    "3.5.16 members cannot bootstrap by v3 discovery: each is a cluster of one, which verification must refuse")
+            // The size key went in over TLS before the first member started, and (the members
+            // answering healthy) the token's keys were deleted: the size key was the only one.
+            #expect(upLines.text.contains("cluster main: discovery size 2 written at /_etcd/registry/\(discovery.token)/_config/size"), "\(upLines.text)")
+            #expect(upLines.text.contains("cluster main: 1 key(s) of discovery token \(discovery.token) deleted"), "\(upLines.text)")
+            let state = planned.state.directory
+            #expect(FileManager.default.fileExists(atPath: state + "/pki/disco/discovery-client-main.crt"))
+            let scratch = try TemporaryDirectory(prefix: "muster-v3disc-sandbox")
+            let backendURL = try #require(discovery.endpoints.first)
+            func etcdctl(_ arguments: [String], ca: String, cert: String, key: String) throws -> ProcessResult {
+                try LocalProcess.run([DiscoveryV3ProtocolTests.etcdctl, "--endpoints=\(backendURL)", "--command-timeout=10s",
+                                      "--cacert", ca, "--cert", cert, "--key", key] + arguments,
+                                     environment: ["ETCDCTL_API": "3"], timeout: 30)
+            }
+            // On main's first host: the files muster shipped, the key private to etcd.
+            let member = main.members[0]
+            #expect(try DeploySandbox.exec(member.host, "stat -c '%a %U' \(member.paths.discoveryKey)") == "600 etcd")
+            for path in [member.paths.discoveryCACert, member.paths.discoveryCert, member.paths.discoveryKey] {
+                let text = try DeploySandbox.exec(member.host, "cat \(path)") + "\n"
+                try Data(text.utf8).write(to: URL(fileURLWithPath: scratch.path + "/" + URL(fileURLWithPath: path).lastPathComponent))
+            }
+            // Written BY THE TEST in place of a 3.6 member, with its files, in etcd's layout.
+            let id = String(try #require(member.memberID), radix: 16)
+            let put = try etcdctl(["put", "/_etcd/registry/\(discovery.token)/members/\(id)", "\(member.name)=\(member.peerURL)"],
+                                  ca: scratch.path + "/discovery-ca.crt", cert: scratch.path + "/discovery-client.crt",
+                                  key: scratch.path + "/discovery-client.key")
+            #expect(put.succeeded, "\(put.stderrText)")
+            // The backend's client port still asks for a certificate: without one, no entry.
+            let anonymous = try LocalProcess.run([DiscoveryV3ProtocolTests.etcdctl, "--endpoints=\(backendURL)", "--command-timeout=5s",
+                                                  "--cacert", scratch.path + "/discovery-ca.crt", "put", "/x", "y"],
+                                                 environment: ["ETCDCTL_API": "3"], timeout: 30)
+            #expect(!anonymous.succeeded)
+            // down --wipe-data: the token's keys (the test's registration) leave the backend before it stops.
+            let downLines = Lines()
+            var tearDown = TearDown(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { downLines.add($0.line) }))
+            tearDown.wipeData = true
+            try await tearDown.run()
+            #expect(downLines.text.contains("cluster main: 1 key(s) of discovery token \(discovery.token) deleted"), "\(downLines.text)")
+            #expect(try LocalState(directory: state, create: false).discoveryTokens()["main"] == nil)
+        }
+    }
+}
