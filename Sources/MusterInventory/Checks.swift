@@ -47,6 +47,9 @@ struct InventoryChecks {
             // Whether the backend may keep TLS depends on the protocol, so on the members'
             // version: `check(memberVersion:)`.
             if case .cluster(let backend) = source {
+                if let backendCluster = inventory.cluster(named: backend), backendCluster.clientListen == .loopback {
+                    sink.error(cluster.bootstrapMark, "discovery cluster '\(backend)' serves clients on 127.0.0.1 only (client_listen: loopback): the members of '\(cluster.name)' could not reach it; give '\(backend)' client_listen: address")
+                }
                 if backend == cluster.name {
                     sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' cannot be its own discovery backend")
                 } else if inventory.cluster(named: backend) == nil {

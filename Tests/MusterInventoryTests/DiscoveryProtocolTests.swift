@@ -65,6 +65,12 @@ import Testing
         expectDiagnostic(found, line: line, column: column, containing: fragment)
     }
 
+    @Test func aBackendServingLoopbackOnlyIsRefused() {
+        let text = Self.inventory(version: "3.6.14", discovery: "{ cluster: seed, size: 1 }")
+            .replacingOccurrences(of: "seed: { members: [b], tls: false }", with: "seed: { members: [b], tls: false, client_listen: loopback }")
+        expectDiagnostic(diagnostics(of: text), line: 9, column: 16, containing: "discovery cluster 'seed' serves clients on 127.0.0.1 only")
+    }
+
     @Test func aV3BackendKeepsItsTLS() throws {
         let text = Self.inventory(version: "3.6.14", discovery: "{ cluster: seed, size: 1 }", seedTLS: true)
         #expect(try diagnosticsAfterVersionCheck(text, version: "3.6.14").isEmpty)
