@@ -71,6 +71,12 @@ import Testing
         expectDiagnostic(diagnostics(of: text), line: 9, column: 16, containing: "discovery cluster 'seed' serves clients on 127.0.0.1 only")
     }
 
+    @Test func aTLSBackendNeedsTheDiscoveryClusterOnTLSToo() throws {
+        let text = Self.inventory(version: "3.6.14", discovery: "{ cluster: seed, size: 1 }", mainTLS: false, seedTLS: true)
+        expectDiagnostic(try diagnosticsAfterVersionCheck(text, version: "3.6.14"), line: 9, column: 29,
+                         containing: "discovers through 'seed', which has TLS on: its members present a client certificate of 'seed''s CA")
+    }
+
     @Test func aV3BackendKeepsItsTLS() throws {
         let text = Self.inventory(version: "3.6.14", discovery: "{ cluster: seed, size: 1 }", seedTLS: true)
         #expect(try diagnosticsAfterVersionCheck(text, version: "3.6.14").isEmpty)
