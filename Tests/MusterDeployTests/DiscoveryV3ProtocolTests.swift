@@ -218,6 +218,19 @@ import Testing
         #expect(try LocalState(directory: fixture.state, create: false).discoveryTokens()["main"] == nil)
     }
 
+    /// The members get every endpoint of the backend, and so does muster: one that refuses the
+    /// connection is passed over; an answer from etcd (an error included) is final.
+    @Test func aDeadEndpointIsPassedOverAndTheNextOneAnswers() async throws {
+        let fixture = try await Fixture()
+        let dead = "http://127.0.0.1:\(try FreePorts.pick(1)[0])"
+        let registry = V3DiscoveryRegistry(endpoints: [dead, fixture.backend.clientURL], prefix: "/_etcd/registry/t1", tls: nil)
+        try await registry.setSize(5)
+        #expect(try await registry.size() == "5")
+        #expect(try await fixture.keys(under: "/_etcd/registry/t1/") == ["/_etcd/registry/t1/_config/size": "5"])
+        let none = V3DiscoveryRegistry(endpoints: [dead], prefix: "/_etcd/registry/t1", tls: nil)
+        await #expect(throws: EtcdClientError.self) { try await none.setSize(5) }
+    }
+
     /// An inventory backend with TLS on (client-cert-auth): muster writes the size with its
     /// client certificate of the backend, and the files it ships to each member (the backend's
     /// CA, a client certificate that CA issued) are what a member registers with.
