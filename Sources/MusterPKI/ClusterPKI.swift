@@ -142,6 +142,14 @@ public struct ClusterPKI: Sendable {
         return (files.certPath, files.keyPath, caPath)
     }
 
+    /// A client certificate this CA issues to another cluster's members, which reach this
+    /// cluster as their v3 discovery backend (`STATE/pki/THIS/discovery-client-CLUSTER.*`).
+    public func discoveryClientCertificate(for cluster: String, pending: PendingCertificates?) throws -> CertificateFiles {
+        try ClusterPKI.checkFileName(cluster, what: "cluster")
+        return try ensure(kind: .client, base: "discovery-client-\(cluster)", commonName: "muster discovery client for \(cluster)",
+                          dnsNames: [], ipAddresses: [], pending: pending).0
+    }
+
     /// The client certificate's files and what was done about them.
     public func clientCertificateFiles() throws -> (CertificateFiles, CertificateOutcome) {
         try ensure(kind: .client, base: "client", commonName: ClusterPKI.clientCommonName,
