@@ -65,6 +65,14 @@ public struct BringUp: Sendable {
         for cluster in workspace.plan.clusters where cluster.tls {
             certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
         }
+        // v3 discovery through a TLS backend: a client certificate of the backend's CA (or the
+        // inventory's files for an external one) goes to each member with its own.
+        for cluster in workspace.plan.clusters {
+            guard let discovery = cluster.discoveryV3, discovery.clientCertificate else { continue }
+            let backend = discovery.backendCluster.flatMap { certificates[$0] }
+            try certificates[cluster.name]?.addDiscoveryClient(discovery, of: cluster, backend: backend,
+                                                              external: workspace.inventory.cluster(named: cluster.name)?.discoveryOptions?.tls)
+        }
         // What the hosts' markers are compared with, and what this run writes into new ones.
         let (identity, identityIsNew) = try workspace.state.identityOrNew()
         var incarnations: [String: String] = [:], newIncarnations: Set<String> = []
@@ -194,7 +202,7 @@ public struct BringUp: Sendable {
                     try? await preparation.shipTools(tools, to: memberHosts)
                 }
                 changed = changed || waveChanged
-                for cluster in clusters { try mode(for: cluster).afterFormed(cluster, in: &workspace) }
+                for cluster in clusters { try await mode(for: cluster).afterFormed(cluster, in: &workspace, context: context) }
             }
             try await preparation.shipTools(tools, to: memberHosts)
             // Verification speaks HTTP to the members; it need not wait for etcdctl on the SSH lanes.

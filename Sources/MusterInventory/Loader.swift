@@ -260,7 +260,8 @@ struct InventoryDecoder {
         }
         if let bootstrapNode = reader["bootstrap"] {
             cluster.bootstrapMark = bootstrapNode.mark
-            if let bootstrap = bootstrap(bootstrapNode, cluster: name, defaultDNSDomain: defaultDNSDomain) {
+            if let bootstrap = bootstrap(bootstrapNode, cluster: name, defaultDNSDomain: defaultDNSDomain,
+                                         discoveryOptions: &cluster.discoveryOptions) {
                 cluster.bootstrap = bootstrap
             }
         }
@@ -294,7 +295,8 @@ struct InventoryDecoder {
         return options
     }
 
-    private func bootstrap(_ node: Node, cluster: String, defaultDNSDomain: String?) -> Bootstrap? {
+    private func bootstrap(_ node: Node, cluster: String, defaultDNSDomain: String?,
+                           discoveryOptions: inout DiscoveryOptions?) -> Bootstrap? {
         if let text = node.scalarText {
             if text == "static" { return .staticCluster }
             sink.error(node.mark, "bootstrap of cluster '\(cluster)' must be 'static', { discovery: ... } or { dns: ... }, found '\(text)'")
@@ -311,27 +313,66 @@ struct InventoryDecoder {
             return .staticCluster
         case "discovery":
             guard let discovery = MappingReader(mode.value, context: "discovery of cluster '\(cluster)'", sink: sink) else { return nil }
-            discovery.rejectUnknownKeys(["cluster", "url", "service", "size", "proxy"])
+            discovery.rejectUnknownKeys(["cluster", "url", "service", "endpoints", "size", "proxy", "protocol", "tls"])
             // Keys set to null (`url: ~`) name nothing, as before.
-            let named = ["cluster", "url", "service"].filter { discovery[$0].map { !$0.isNull } ?? false }
+            let named = ["cluster", "url", "service", "endpoints"].filter { discovery[$0].map { !$0.isNull } ?? false }
             guard named.count == 1 else {
-                sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service'")
+                sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service', 'endpoints'")
                 return nil
             }
-            // A value refused by the reader (a list, a control character) is reported already.
-            guard let text = discovery.string(named[0]) else { return nil }
-            let source: DiscoverySource = switch named[0] {
-            case "cluster": .cluster(text)
-            case "url": .url(text)
-            default: .service(text)
+            var options = DiscoveryOptions(protocolMark: mode.value.mark)
+            if let text = discovery.string("protocol") {
+                if let chosen = DiscoveryProtocol(rawValue: text) {
+                    options.forcedProtocol = chosen
+                    options.protocolMark = discovery.mark("protocol")
+                } else {
+                    sink.error(discovery.mark("protocol"), "discovery protocol '\(text)' of cluster '\(cluster)' must be v2 or v3")
+                }
+            }
+            let source: DiscoverySource
+            if named[0] == "endpoints" {
+                // A value refused by the reader (a list item of the wrong kind) is reported already.
+                guard let urls = discovery.stringList("endpoints") else { return nil }
+                if urls.isEmpty { sink.error(discovery.mark("endpoints"), "discovery endpoints of cluster '\(cluster)' list no URL") }
+                for (url, mark) in urls where !Names.isHTTPURL(url) {
+                    sink.error(mark, "discovery endpoint '\(url)' must be an http:// or https:// URL without spaces or quotes")
+                }
+                source = .endpoints(urls.map(\.0))
+            } else {
+                // A value refused by the reader (a list, a control character) is reported already.
+                guard let text = discovery.string(named[0]) else { return nil }
+                source = switch named[0] {
+                case "cluster": .cluster(text)
+                case "url": .url(text)
+                default: .service(text)
+                }
             }
             switch source {
             case .url(let url), .service(let url):
                 if !Names.isHTTPURL(url) {
                     sink.error(discovery.mark(named[0]), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
                 }
-            case .cluster: break
+            case .cluster, .endpoints: break
             }
+            if let tls = discovery.mapping("tls", context: "discovery tls of cluster '\(cluster)'") {
+                tls.rejectUnknownKeys(["ca", "cert", "key"])
+                if case .endpoints = source {
+                    let files = ["ca", "cert", "key"].map { key -> String? in
+                        guard let path = tls.string(key) else {
+                            if tls[key] == nil { sink.error(tls.node.mark, "discovery tls of cluster '\(cluster)' needs '\(key)'") }
+                            return nil
+                        }
+                        if !path.hasPrefix("/") { sink.error(tls.mark(key), "discovery tls \(key) '\(path)' must be an absolute path on the controller") }
+                        return path
+                    }
+                    if let ca = files[0], let cert = files[1], let key = files[2] {
+                        options.tls = DiscoveryTLSFiles(ca: ca, cert: cert, key: key, mark: tls.node.mark)
+                    }
+                } else {
+                    sink.error(discovery.mark("tls"), "discovery tls of cluster '\(cluster)' is for an 'endpoints' backend: an inventory cluster's backend uses the certificates muster issues from its CA")
+                }
+            }
+            discoveryOptions = options
             guard let size = discovery.int("size") else {
                 if discovery["size"] == nil {
                     sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs a 'size'")

@@ -10,7 +10,7 @@ struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "Take a cluster's snapshot onto the controller, or list the ones muster took.",
-        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self])
+        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self, SnapshotScheduleCommand.self])
 }
 
 struct SnapshotSaveCommand: AsyncParsableCommand {
@@ -22,7 +22,7 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
-    @Option(help: "Take it from this member (its host's name) instead of the leader.")
+    @Option(help: "Take it from this member (its host's name) instead of the leader.", completion: InventoryCompletion.members)
     var member: String?
 
     @Option(help: "Directory for the snapshot (default: STATE/snapshots).")
