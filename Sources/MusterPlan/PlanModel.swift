@@ -164,6 +164,8 @@ public struct ClusterPlan: Sendable {
     /// restore under way): its founders' conf.yml names it and their `initial-cluster`, not the
     /// bootstrap mode's keys.
     public var restoreToken: String? = nil
+    /// How many unpromoted learners etcd takes at once (`EtcdVersionProfile.learnerLimit`).
+    public var learnerLimit = 1
 
     public var mode: String { bootstrap.modeName }
     public var discovery: DiscoveryPlan? {

@@ -3,8 +3,11 @@ import MusterInventory
 
 /// Facts gathered before planning, so the planner itself stays pure.
 public struct PlanFacts: Sendable {
-    /// `etcd --version` of the member binary, or `member.version`.
+    /// `etcd --version` of the member binary, or `member.version`: every cluster's unless
+    /// `memberVersions` names its own.
     public var memberVersion: String
+    /// By cluster: the version of its own binary (`clusters.NAME.member`).
+    public var memberVersions: [String: String]
     /// Discovery tokens from muster's local state, by cluster name.
     public var discoveryTokens: [String: DiscoveryToken]
     /// Clusters that formed, as muster's state recorded them, by name.
@@ -19,15 +22,22 @@ public struct PlanFacts: Sendable {
     /// says: `muster restore` takes its IDs and `initial-cluster` from this plan.
     public var restoring: [String: String]
 
-    public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:],
+    public init(memberVersion: String = "", memberVersions: [String: String] = [:],
+                discoveryTokens: [String: DiscoveryToken] = [:],
                 histories: [String: ClusterHistory] = [:], departed: [String: Set<String>] = [:],
                 restoring: [String: String] = [:]) {
         self.memberVersion = memberVersion
+        self.memberVersions = memberVersions
         self.discoveryTokens = discoveryTokens
         self.histories = histories
         self.departed = departed
         self.restoring = restoring
     }
+}
+
+extension PlanFacts {
+    /// The version `cluster`'s members run.
+    public func version(of cluster: String) -> String { memberVersions[cluster] ?? memberVersion }
 }
 
 /// A formed cluster's membership as recorded: its founding is history, and members that joined
@@ -199,13 +209,16 @@ public struct Planner {
         }
         return ClusterPlan(
             name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
-            memberVersion: facts.memberVersion,
-            enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
+            memberVersion: facts.version(of: cluster.name),
+            // A 3.6+ member serves no v2 API (enable-v2 is refused in its keys).
+            enableV2: (try? EtcdVersionProfile(facts.version(of: cluster.name)).servesV2API) != false
+                && (isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) }),
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
             dependsOn: discovery?.backendCluster.map { [$0] } ?? [],
             removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [],
-            restoreToken: restoreToken)
+            restoreToken: restoreToken,
+            learnerLimit: (try? EtcdVersionProfile(facts.version(of: cluster.name)).learnerLimit(options: cluster.etcdOptions)) ?? 1)
     }
 
     /// Recorded members the inventory's `members:` no longer lists.
@@ -320,7 +333,7 @@ public struct Planner {
     }
 
     private func paths(for cluster: Cluster) -> MemberPaths {
-        let p = inventory.paths, name = cluster.name, version = facts.memberVersion
+        let p = inventory.paths, name = cluster.name, version = facts.version(of: cluster.name)
         let configDir = "\(p.config)/\(name)"
         return MemberPaths(
             binary: "\(p.install)/etcd-\(version)", etcdctl: "\(p.install)/etcdctl-\(version)",
