@@ -146,7 +146,7 @@ extension Inventory {
             case .notYet(let since):
                 sink.error(mark, "\(prefix) is a key of etcd \(since) and later; its members run etcd \(version), which does not read it")
             case .removed(let replacement):
-                sink.error(mark, "\(prefix) was removed before etcd \(profile.line) (its members run \(version)), which would ignore it in conf.yml without a word; replaced by \(replacement)")
+                sink.error(mark, "\(prefix) is gone in etcd \(profile.line) (its members run \(version)), which would ignore it in conf.yml without a word; replaced by \(replacement)")
             case .renamed(let new):
                 if keys.contains(new) {
                     sink.error(mark, "\(prefix) is the old name of '\(new)', which is set too: keep '\(new)' only")
