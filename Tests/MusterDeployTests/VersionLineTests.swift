@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterDeploy
+import MusterWorkspace
+import MusterSandbox
+
+/// Per-cluster member binaries and the upgrade guards on real hosts with real etcd 3.4.23,
+/// 3.5.16 and 3.5.30. No 3.6 binary exists here: a 3.6 target is `member.version: 3.6.14` on a
+/// 3.5 binary, which the guard refuses before that binary is run or shipped anywhere (the test
+/// checks every file muster installs or writes, and every member's pid).
+@Suite struct VersionLineTests {
+    private func setMember(_ member: String, in builder: PlanBuilder) throws {
+        let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: #"member:\n  binary: \S+\n(  version: \S+\n)?"#, with: "member:\n\(member)",
+                                               options: .regularExpression)
+        try edited.write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Every file under muster's install and config dirs with its hash, and the member's pid.
+    private func hostState(_ host: String) throws -> String {
+        try DeploySandbox.exec(host, "find /opt/muster /etc/etcd /etc/systemd/system -type f -exec sha256sum {} + 2>/dev/null | sort; cat /run/etcd/main.pid")
+    }
+
+    private func serverVersion(_ host: String, port: Int) throws -> String {
+        let address = try DeploySandbox.host(host).address
+        return try LocalProcess.run(["curl", "-s", "--max-time", "5", "http://\(address):\(port)/version"]).stdoutText
+    }
+
+    @Test func eachClusterRunsItsOwnBinary() async throws {
+        let sid = try MemberBinary.versionBlocking(of: DeploySandbox.etcdSid)
+        #expect(sid != "3.5.16", "sid's etcd is \(sid)")
+        try await onSandbox {
+            // main on the inventory's 3.5.16; side, on two of the same hosts, on sid's own.
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) { text in
+                text + "  side:\n    members: [host1, host2]\n    client_port: 3379\n    peer_port: 3380\n    tls: false\n    member: { binary: \(DeploySandbox.etcdSid) }\n"
+            }
+            let workspace = try builder.build()
+            #expect(workspace.memberVersions == ["main": "3.5.16", "side": sid])
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.count == 2 && formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            for host in ["host1", "host2", "host3"] {
+                #expect(try serverVersion(host, port: 2379).contains("\"etcdserver\":\"3.5.16\""), "\(host) main")
+                #expect(try DeploySandbox.exec(host, "readlink /proc/$(cat /run/etcd/main.pid)/exe") == "/opt/muster/bin/etcd-3.5.16")
+            }
+            for host in ["host1", "host2"] {
+                #expect(try serverVersion(host, port: 3379).contains("\"etcdserver\":\"\(sid)\""), "\(host) side")
+                #expect(try DeploySandbox.exec(host, "readlink /proc/$(cat /run/etcd/side.pid)/exe") == "/opt/muster/bin/etcd-\(sid)")
+            }
+            #expect(try DeploySandbox.exec("host3", "ls /opt/muster/bin") == "etcd-3.5.16", "host3 runs no side member")
+            // A second run finds both binaries in place on every host.
+            let again = try await DeploySandbox.up(builder)
+            #expect(again.bytesSent == 0, "\(again.hosts)")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    @Test func upgradesThatSkipALineOrLackTheFloorAreRefusedWithNothingChanged() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)  // etcd 3.4.23
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let hosts = ["host1", "host2", "host3"]
+
+            // 3.4.23 -> "3.6.14": two minors at once.
+            var before = try hosts.map(hostState)
+            try setMember("  binary: \(DeploySandbox.etcd35)\n  version: 3.6.14\n", in: builder)
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("3.4 -> 3.6 went ahead")
+            } catch let error as DeployError {
+                #expect(error.kind == .refused)
+                #expect(error.message.contains("rule one-minor-at-a-time"), "\(error)")
+                #expect(error.message.contains("host1: runs etcd 3.4.23"), "\(error)")
+                #expect(error.message.contains("upgrade to 3.5 first"), "\(error)")
+            }
+            #expect(try hosts.map(hostState) == before, "a refused upgrade changed a host")
+
+            // To 3.5.16 for real, then 3.5.16 -> "3.6.14": 3.5.32 first.
+            try setMember("  binary: \(DeploySandbox.etcd35)\n", in: builder)
+            let upgraded = try await DeploySandbox.up(builder)
+            #expect(upgraded.reports.first?.endpoints.allSatisfy { $0.version == "3.5.16" } == true)
+            before = try hosts.map(hostState)
+            try setMember("  binary: \(DeploySandbox.etcd35)\n  version: 3.6.14\n", in: builder)
+            do {
+                _ = try await DeploySandbox.up(builder)
+                Issue.record("3.5.16 -> 3.6 went ahead")
+            } catch let error as DeployError {
+                #expect(error.kind == .refused)
+                #expect(error.message.contains("rule 3.5.32-before-3.6"), "\(error)")
+                #expect(error.message.contains("upgrade to 3.5.32+ first: set member.binary to it and run up"), "\(error)")
+                #expect(error.message.contains("nothing was changed"), "\(error)")
+            }
+            #expect(try hosts.map(hostState) == before, "a refused upgrade changed a host")
+            #expect(try hosts.allSatisfy { try !DeploySandbox.exec($0, "ls /opt/muster/bin").contains("3.6") }, "the 3.6 binary was shipped")
+
+            try setMember("  binary: \(DeploySandbox.etcd35)\n", in: builder)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
