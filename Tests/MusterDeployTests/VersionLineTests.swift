@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 import MusterBasics
-import MusterDeploy
+@testable import MusterDeploy
 import MusterWorkspace
 import MusterSandbox
+import MusterPlan
 
 /// Per-cluster member binaries and the upgrade guards on real hosts with real etcd 3.4.23,
 /// 3.5.16 and 3.5.30. No 3.6 binary exists here: a 3.6 target is `member.version: 3.6.14` on a
@@ -95,6 +96,53 @@ import MusterSandbox
             #expect(try hosts.allSatisfy { try !DeploySandbox.exec($0, "ls /opt/muster/bin").contains("3.6") }, "the 3.6 binary was shipped")
 
             try setMember("  binary: \(DeploySandbox.etcd35)\n", in: builder)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
+
+/// `etcdutl check v2store` as the 3.5 -> 3.6 guard runs it on every member's data dir, beside
+/// the running member: here sid's etcdutl (3.5.30; the check exists from 3.5.18) on a 3.5.16
+/// cluster, which has the same v2store the 3.6 tool reads.
+@Suite struct V2StoreCheckTests {
+    @Test func customV2DataIsFoundOnTheMemberThatHoldsIt() async throws {
+        try await onSandbox {
+            // A snapshot every 10 entries: the v2store is in the .snap files the tool reads.
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
+                $0.replacingOccurrences(of: "    bootstrap: static\n", with: "    bootstrap: static\n    etcd: { enable-v2: true, snapshot-count: 10 }\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let workspace = try builder.build()
+            let cluster = try #require(workspace.plan.cluster(named: "main"))
+            let address = try DeploySandbox.host("host1").address
+            func put(_ path: String, _ body: String) throws {
+                _ = try LocalProcess.run(["curl", "-s", "--max-time", "5", "-X", path.hasPrefix("/v2") ? "PUT" : "POST",
+                                          "http://\(address):2379\(path)", "-d", body])
+            }
+            for index in 0..<25 { try put("/v3/kv/put", #"{"key":"\#(Data("k\(index)".utf8).base64EncodedString())","value":"dg=="}"#) }
+            let etcdutl = try ShippedBinary(localPath: (DeploySandbox.etcdSid as NSString).deletingLastPathComponent + "/etcdutl",
+                                            remotePath: "/opt/muster/bin/etcdutl-check")
+            func check() async throws -> [String: UpgradeFacts.V2StoreCheck] {
+                let fleet = try await Fleet.connect(workspace.inventory.hosts, options: DeploySandbox.options, progress: Progress(quiet: true))
+                do {
+                    let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,
+                                                                        progress: Progress(quiet: true), options: DeploySandbox.options, tls: [:])
+                    let found = try await operations.checkV2Stores(cluster, etcdutl: etcdutl)
+                    await fleet.close()
+                    return found
+                } catch {
+                    await fleet.close()
+                    throw error
+                }
+            }
+            #expect(try await check() == ["host1": .passed, "host2": .passed, "host3": .passed])
+            // A key through the v2 API, then enough writes for a snapshot that holds it.
+            try put("/v2/keys/custom", "value=x")
+            for index in 0..<25 { try put("/v3/kv/put", #"{"key":"\#(Data("m\(index)".utf8).base64EncodedString())","value":"dg=="}"#) }
+            let found = try await check()
+            #expect(found.values.allSatisfy { $0 == .failed("Error: detected custom content in v2store") }, "\(found)")
+            #expect(found.count == 3)
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
