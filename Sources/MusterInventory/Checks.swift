@@ -122,11 +122,26 @@ extension Inventory {
                 sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' bootstraps by DNS SRV without TLS, but etcd \(version) ignores plain _etcd-server._tcp records (etcd issue 11321, fixed in 3.5): set 'tls: true' or use etcd 3.5")
             }
             checkKeys(cluster, profile: profile, version: version, sink: sink)
+            checkV2Discovery(cluster, profile: profile, versions: memberVersions, sink: sink)
         }
         if !sink.diagnostics.isEmpty {
             throw InventoryError(diagnostics: sink.diagnostics, sourceLines: (try? Data(contentsOf: URL(fileURLWithPath: file))).map {
                 SourceLines.lines(numbered: Set(sink.diagnostics.map(\.mark.line)), in: $0)
             } ?? [:])
+        }
+    }
+
+    /// etcd's v2 discovery (`discovery: URL`) needs members that speak it (3.7 removed it, and
+    /// starts a cluster of one from a conf.yml whose `discovery:` it ignores) and, through a
+    /// cluster of this inventory, a backend that serves the v2 keys API (3.4/3.5).
+    private func checkV2Discovery(_ cluster: Cluster, profile: EtcdVersionProfile, versions: [String: String], sink: DiagnosticSink) {
+        guard case .discovery(let source, _, _) = cluster.bootstrap else { return }
+        if !profile.speaks(.v2) {
+            sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' bootstraps by etcd's v2 discovery, which etcd \(profile.line) removed (its members run \(profile.version)): use static or DNS SRV bootstrap, or members of 3.6 or older")
+        }
+        if case .cluster(let backend) = source, let version = versions[backend],
+           let backendProfile = try? EtcdVersionProfile(version), !backendProfile.servesV2API {
+            sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' discovers through cluster '\(backend)', whose members run etcd \(version), which serves no v2 keys API (removed in 3.6): give '\(backend)' a 3.5 binary (clusters.\(backend).member)")
         }
     }
 

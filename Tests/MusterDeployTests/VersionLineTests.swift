@@ -123,12 +123,16 @@ import MusterPlan
             for index in 0..<25 { try put("/v3/kv/put", #"{"key":"\#(Data("k\(index)".utf8).base64EncodedString())","value":"dg=="}"#) }
             let etcdutl = try ShippedBinary(localPath: (DeploySandbox.etcdSid as NSString).deletingLastPathComponent + "/etcdutl",
                                             remotePath: "/opt/muster/bin/etcdutl-check")
+            var snapshotIndices: [String: UInt64] = [:]
             func check() async throws -> [String: UpgradeFacts.V2StoreCheck] {
                 let fleet = try await Fleet.connect(workspace.inventory.hosts, options: DeploySandbox.options, progress: Progress(quiet: true))
                 do {
                     let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,
                                                                         progress: Progress(quiet: true), options: DeploySandbox.options, tls: [:])
                     let found = try await operations.checkV2Stores(cluster, etcdutl: etcdutl)
+                    for member in cluster.members {
+                        snapshotIndices[member.name] = operations.facts[member.host]?.members["main"]?.newestSnapshotIndex
+                    }
                     await fleet.close()
                     return found
                 } catch {
@@ -137,12 +141,17 @@ import MusterPlan
                 }
             }
             #expect(try await check() == ["host1": .passed, "host2": .passed, "host3": .passed])
+            // Preflight's facts read each member's newest .snap (the 3.6 -> 3.7 rule's input):
+            // with a snapshot every 10 entries, 25 writes have made one past index 10.
+            let first = snapshotIndices
+            #expect(first.count == 3 && first.values.allSatisfy { $0 >= 10 }, "\(first)")
             // A key through the v2 API, then enough writes for a snapshot that holds it.
             try put("/v2/keys/custom", "value=x")
             for index in 0..<25 { try put("/v3/kv/put", #"{"key":"\#(Data("m\(index)".utf8).base64EncodedString())","value":"dg=="}"#) }
             let found = try await check()
             #expect(found.values.allSatisfy { $0 == .failed("Error: detected custom content in v2store") }, "\(found)")
             #expect(found.count == 3)
+            #expect(cluster.members.allSatisfy { (snapshotIndices[$0.name] ?? 0) > (first[$0.name] ?? .max) }, "newer snapshots since: \(first) -> \(snapshotIndices)")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }

@@ -164,3 +164,31 @@ import MusterYAML
         expectDiagnostic(found, line: 6, column: 31, containing: "unknown key 'supervisor' in member of cluster 'main'")
     }
 }
+
+/// v2 discovery against the lines: 3.7 members cannot use it, a 3.6 backend cannot serve it.
+@Suite struct V2DiscoveryLineTests {
+    private let text = "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\nclusters:\n  disco: { members: [a], tls: false }\n  main:\n    members: [b]\n    bootstrap: { discovery: { cluster: disco, size: 1 } }\n"
+
+    private func found(_ versions: [String: String]) throws -> [Diagnostic] {
+        do {
+            try InventoryLoader.parse(text, file: "inv.yml").check(memberVersions: versions)
+            return []
+        } catch let error as InventoryError {
+            return error.diagnostics
+        }
+    }
+
+    @Test func a36ClusterThroughA35BackendPasses() throws {
+        #expect(try found(["disco": "3.5.16", "main": "3.6.14"]).isEmpty)
+    }
+
+    @Test func a37ClusterIsRefusedAtItsBootstrap() throws {
+        let found = try found(["disco": "3.5.16", "main": "3.7.1"])
+        expectDiagnostic(found, line: 8, column: 16, containing: "bootstraps by etcd's v2 discovery, which etcd 3.7 removed")
+    }
+
+    @Test func a36BackendIsRefusedNamingBothClusters() throws {
+        let found = try found(["disco": "3.6.14", "main": "3.6.14"])
+        expectDiagnostic(found, line: 8, column: 16, containing: "cluster 'main' discovers through cluster 'disco', whose members run etcd 3.6.14, which serves no v2 keys API")
+    }
+}
