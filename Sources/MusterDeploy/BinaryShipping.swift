@@ -25,6 +25,20 @@ struct ShippedBinary: Sendable {
     }
 }
 
+/// A binary for the hosts of the clusters that use it: a member binary rides each host's first
+/// apply, a tool (etcdctl) follows once members are starting.
+struct Shipment: Sendable {
+    struct Source: Sendable {
+        var local: String
+        var remote: String
+        var hosts: Set<String>
+        var isMember: Bool
+    }
+    var binary: ShippedBinary
+    var hosts: Set<String>
+    var isMember: Bool
+}
+
 /// A binary on its way to one host, streamed through the stdin of a command that unpacks (or
 /// copies) it beside its target and renames it into place.
 struct BinaryDelivery: Sendable {
@@ -153,8 +167,9 @@ actor HostPreparation {
 
     /// Makes each member binary ride along with the first apply on each of its hosts that lacks
     /// it (a host whose clusters run two versions gets the second before that apply).
-    func deliver(_ binaries: [(ShippedBinary, Set<String>)]) throws {
-        for (binary, hosts) in binaries {
+    func deliver(_ binaries: [Shipment]) throws {
+        for shipment in binaries {
+            let binary = shipment.binary, hosts = shipment.hosts
             let lacking = hosts.sorted().filter { host in
                 let missing = facts[host].map { !binary.isCurrent(on: $0) } ?? true
                 if !missing { progress.host(host, "binary", "\(binary.fileName) unchanged") }
@@ -212,10 +227,11 @@ actor HostPreparation {
     }
 
     /// etcdctl for operators, off the critical path (members already starting).
-    func shipTools(_ binaries: [(ShippedBinary, Set<String>)]) throws {
+    func shipTools(_ binaries: [Shipment]) throws {
         guard tools == nil else { return }
         var jobs: [String: [BinaryDelivery]] = [:]
-        for (binary, hosts) in binaries {
+        for shipment in binaries {
+            let binary = shipment.binary, hosts = shipment.hosts
             let lacking = hosts.filter { host in facts[host].map { !binary.isCurrent(on: $0) } ?? true }
             for (host, delivery) in try BinaryDelivery.plan(binary, for: lacking.sorted(), facts: facts) {
                 jobs[host, default: []].append(delivery)

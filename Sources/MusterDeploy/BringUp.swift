@@ -134,7 +134,7 @@ public struct BringUp: Sendable {
         }
     }
 
-    private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [(binary: ShippedBinary, hosts: Set<String>, isMember: Bool)],
+    private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [Shipment],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
             // The steps the run would take, from the same facts and the same certificates (issued
@@ -181,9 +181,9 @@ public struct BringUp: Sendable {
         let ledger = ChangeLedger()
         let preparation = HostPreparation(fleet: operations.fleet, facts: facts, ledger: ledger, progress: progress)
         // etcd itself is on the critical path; etcdctl ships once the first members are starting.
-        let tools = binaries.filter { !$0.isMember }.map { ($0.binary, $0.hosts) }
+        let tools = binaries.filter { !$0.isMember }
         let memberHosts = Set(workspace.plan.clusters.flatMap { $0.members.map(\.host) })
-        try await preparation.deliver(binaries.filter(\.isMember).map { ($0.binary, $0.hosts) })
+        try await preparation.deliver(binaries.filter(\.isMember))
         let waves = Self.waves(workspace.plan.clusters)
         // Hosts whose clusters come up in a later wave get the binary now, while the first wave
         // starts, rather than after it.
@@ -397,13 +397,13 @@ public struct BringUp: Sendable {
     /// Each cluster's etcd (its own `member:`, else the inventory's), and etcdctl when that names
     /// it: local path, remote path, the hosts of the clusters that run it. Clusters on one
     /// version share its remote path (`etcd-VERSION`) and so one binary.
-    private func binarySources(_ workspace: Workspace) throws -> [(local: String, remote: String, hosts: Set<String>, isMember: Bool)] {
-        var sources: [(local: String, remote: String, hosts: Set<String>, isMember: Bool)] = []
+    private func binarySources(_ workspace: Workspace) throws -> [Shipment.Source] {
+        var sources: [Shipment.Source] = []
         func add(_ local: String, _ remote: String, _ hosts: [String], isMember: Bool) {
             if let index = sources.firstIndex(where: { $0.remote == remote }) {
                 sources[index].hosts.formUnion(hosts)
             } else {
-                sources.append((local, remote, Set(hosts), isMember))
+                sources.append(Shipment.Source(local: local, remote: remote, hosts: Set(hosts), isMember: isMember))
             }
         }
         for cluster in workspace.plan.clusters {
@@ -424,8 +424,7 @@ public struct BringUp: Sendable {
 
     /// The binaries hashed on a dispatch thread (tens of milliseconds of CPU the cooperative pool
     /// should not block on), with their zstd copies.
-    private static func shippedBinaries(_ sources: [(local: String, remote: String, hosts: Set<String>, isMember: Bool)]) async throws
-        -> [(binary: ShippedBinary, hosts: Set<String>, isMember: Bool)] {
+    private static func shippedBinaries(_ sources: [Shipment.Source]) async throws -> [Shipment] {
         let hashed = try await offPool { try sources.map { try ShippedBinary(localPath: $0.local, remotePath: $0.remote) } }
         return await withTaskGroup(of: (Int, String?).self) { group in
             for (index, binary) in hashed.enumerated() {
@@ -433,7 +432,7 @@ public struct BringUp: Sendable {
             }
             var result = hashed
             for await (index, path) in group { result[index].compressedPath = path }
-            return zip(result, sources).map { ($0, $1.hosts, $1.isMember) }
+            return zip(result, sources).map { Shipment(binary: $0, hosts: $1.hosts, isMember: $1.isMember) }
         }
     }
 }
