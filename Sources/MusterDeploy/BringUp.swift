@@ -380,15 +380,14 @@ public struct BringUp: Sendable {
         }
     }
 
-    /// Once every member answers on 3.6 with the cluster version moved, the record keeps the
-    /// highest raft index they report (0 for a cluster this run founded): every entry past it
-    /// was written under 3.6, so a member's snapshot past it leaves no 3.5 entry to replay.
+    /// The record keeps the index at which the cluster reached 3.6 once a verification shows it
+    /// (`EtcdUpgradeRules.reached36AtIndex`), for the 3.6 -> 3.7 guard.
     private func recordReaching36(_ report: VerificationReport, state: LocalState, foundedNow: Bool) throws {
-        let lines = Set(report.endpoints.map { EtcdVersion($0.version)?.line })
-        guard lines == ["3.6"], report.clusterVersion.flatMap(EtcdVersion.init)?.line == "3.6" else { return }
+        guard let index = EtcdUpgradeRules.reached36AtIndex(serverVersions: report.endpoints.map(\.version), clusterVersion: report.clusterVersion,
+                                                            raftIndices: report.endpoints.map(\.raftIndex), foundedNow: foundedNow) else { return }
         _ = try state.records.update(report.clusterName) { record in
             guard record != nil, record?.reached36AtIndex == nil else { return }
-            record?.reached36AtIndex = foundedNow ? 0 : max(1, report.endpoints.map(\.raftIndex).max() ?? 1)
+            record?.reached36AtIndex = index
         }
     }
 

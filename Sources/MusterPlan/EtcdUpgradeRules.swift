@@ -128,6 +128,17 @@ public enum EtcdUpgradeRules {
         return refusals(facts).filter { hostFree.contains($0.rule) }
     }
 
+    /// What the cluster record keeps as the index at which the cluster reached 3.6, from a
+    /// verification: nil unless every member answers on 3.6 and the cluster version moved to
+    /// 3.6; 0 for a cluster founded now (on 3.6: no 3.5 entry anywhere); else the highest raft
+    /// index the members report, past which every entry was written under 3.6.
+    public static func reached36AtIndex(serverVersions: [String], clusterVersion: String?, raftIndices: [UInt64],
+                                        foundedNow: Bool) -> UInt64? {
+        guard !serverVersions.isEmpty, Set(serverVersions.map { EtcdVersion($0)?.line }) == ["3.6"],
+              clusterVersion.flatMap(EtcdVersion.init)?.line == "3.6" else { return nil }
+        return foundedNow ? 0 : max(1, raftIndices.max() ?? 1)
+    }
+
     /// Whether `etcdutl check v2store` must pass on every member's data dir first.
     public static func needsV2StoreCheck(from: EtcdVersion, to: EtcdVersion) -> Bool {
         from.line == "3.5" && to.line == "3.6"

@@ -93,4 +93,14 @@ import MusterInventory
                                                        "v2store-clean-before-3.6", "3.6.11-before-3.7", "snapshot-under-3.6-before-3.7"])
         #expect(EtcdUpgradeRules.table.allSatisfy { !$0.source.isEmpty })
     }
+
+    @Test func theIndexAtWhichTheClusterReached36() {
+        let all36 = ["3.6.14", "3.6.14", "3.6.14"]
+        #expect(EtcdUpgradeRules.reached36AtIndex(serverVersions: all36, clusterVersion: "3.6.0", raftIndices: [900, 910, 905], foundedNow: false) == 910)
+        #expect(EtcdUpgradeRules.reached36AtIndex(serverVersions: all36, clusterVersion: "3.6.0", raftIndices: [12, 12, 12], foundedNow: true) == 0)
+        #expect(EtcdUpgradeRules.reached36AtIndex(serverVersions: all36, clusterVersion: "3.5.0", raftIndices: [900], foundedNow: false) == nil,
+                "the cluster version has not moved yet")
+        #expect(EtcdUpgradeRules.reached36AtIndex(serverVersions: ["3.6.14", "3.5.33"], clusterVersion: "3.5.0", raftIndices: [900], foundedNow: false) == nil)
+        #expect(EtcdUpgradeRules.reached36AtIndex(serverVersions: [], clusterVersion: "3.6.0", raftIndices: [], foundedNow: false) == nil)
+    }
 }

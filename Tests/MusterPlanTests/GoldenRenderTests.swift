@@ -172,3 +172,20 @@ func renderSeed(_ name: String, tokens: [String: DiscoveryToken]? = nil) throws 
         #expect(!conf.contents.contains("experimental-"), "\(conf.contents)")
     }
 }
+
+/// The learner limit a membership change is held to comes from the members' line.
+@Suite struct LearnerLimitPlanTests {
+    func limit(version: String, etcd: String) throws -> Int {
+        let text = "hosts:\n  a: { address: 10.0.0.1 }\nclusters:\n  main: { members: [a]\(etcd.isEmpty ? "" : ", etcd: { \(etcd) }") }\n"
+        let inventory = try InventoryLoader.parse(text, file: "inv.yml")
+        try inventory.check(memberVersion: version)
+        return try Planner(inventory: inventory, facts: PlanFacts(memberVersion: version)).plan()[0].learnerLimit
+    }
+
+    @Test func maxLearnersCountsFrom36() throws {
+        #expect(try limit(version: "3.6.14", etcd: "max-learners: 3") == 3)
+        #expect(try limit(version: "3.6.14", etcd: "") == 1)
+        #expect(try limit(version: "3.7.1", etcd: "max-learners: 2") == 2)
+        #expect(try limit(version: "3.5.30", etcd: "") == 1)
+    }
+}
