@@ -223,8 +223,8 @@ enum EtcdKeyTable {
         "experimental-peer-skip-client-san-verification": "peer-transport-security's skip-client-san-verification, which muster writes (it is unsafe: peers' certificates accepted for any address)",
     ]
 
-    /// Keys a 3.4/3.5 member does not know.
-    static let addedIn36: Set<String> = Set(renamedIn36.values).union(["feature-gates"])
+    /// Keys a 3.4/3.5 member does not know (`backend-bbolt-freelist-type` is older than 3.6).
+    static let addedIn36: Set<String> = Set(renamedIn36.values).union(["feature-gates"]).subtracting(EtcdKeys.known)
 
     /// Every key some known line accepts, for the loader's first, version-blind check.
     static let everyLine: Set<String> = EtcdKeys.known.union(featureGates.keys).union(renamedIn36.keys)

@@ -58,6 +58,8 @@ import MusterYAML
         #expect(try profile("3.6.14").verdict(forKey: "max-learners") == .accepted)
         if case .removed = try profile("3.6.14").verdict(forKey: "enable-v2") {} else { Issue.record("3.6 serves no v2 API") }
         #expect(try profile("3.7.1").verdict(forKey: "heartbeat-interval") == .accepted)
+        #expect(try profile("3.4.23").verdict(forKey: "backend-bbolt-freelist-type") == .accepted, "a key of 3.4 already")
+        #expect(try profile("3.6.14").verdict(forKey: "experimental-backend-bbolt-freelist-type") == .renamed(to: "backend-bbolt-freelist-type"))
     }
 
     @Test func on36RenamedKeysAndFeatureGatesAreRenderedUnderTheirNewNames() throws {
