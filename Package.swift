@@ -62,7 +62,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
-        .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
+        .target(name: "MusterSandbox", dependencies: ["MusterBasics", "MusterInventory"]),
         .target(name: "MusterDeploy", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
         ]),

@@ -216,10 +216,10 @@ struct RestoreTool {
     var shipped: ShippedBinary
 
     static func locate(_ workspace: Workspace, version: String) async throws -> RestoreTool {
-        let member = workspace.inventory.member
+        let member = workspace.inventory.memberSettings(of: workspace.plan.clusters.first?.name ?? "")
         let directory = (member.binary as NSString).deletingLastPathComponent
         guard let minor = MinorVersion(version) else { throw MusterError(.input, "member version \(version) is not MAJOR.MINOR.PATCH") }
-        let usesEtcdutl = minor >= MinorVersion("3.5")!
+        let usesEtcdutl = try EtcdVersionProfile(version).restoreTool == .etcdutl
         let name = usesEtcdutl ? "etcdutl" : "etcdctl"
         let local = usesEtcdutl ? directory + "/etcdutl" : (member.etcdctl ?? directory + "/etcdctl")
         guard FileManager.default.isExecutableFile(atPath: local) else {
