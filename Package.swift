@@ -49,6 +49,14 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["VERIFY_JSON.md"]),
+        // S3-compatible object storage (SigV4, multipart uploads) over MusterEtcd's HTTP/1.1
+        // client (`HTTPTransport`, package access): snapshots off the controller.
+        .target(name: "MusterObjectStore", dependencies: [
+            "MusterBasics", "MusterEtcd",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
         .target(name: "MusterPKI", dependencies: ["CLibCrypto", "MusterBasics"]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
@@ -63,6 +71,7 @@ let package = Package(
         .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
         .target(name: "MusterDeploy", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterObjectStore",
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
@@ -90,6 +99,7 @@ let package = Package(
             "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
             "MusterDeploy", "MusterSandbox", "MusterTestSupport",
         ]),
+        .testTarget(name: "MusterObjectStoreTests", dependencies: ["MusterObjectStore", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: [
             "MusterDiscovery", "MusterEtcd", "MusterTestSupport",

@@ -10,14 +10,14 @@ struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "Take a cluster's snapshot onto the controller, or list the ones muster took.",
-        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self])
+        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self, SnapshotPruneCommand.self])
 }
 
 struct SnapshotSaveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "save",
         abstract: "Stream a consistent snapshot from a healthy voter (the leader unless --member) to a file on the controller.",
-        discussion: "The file is CLUSTER-REVISION-YYYYMMDDTHHMMSSZ.db (mode 0600) in the state dir's snapshots/ unless --out; etcd's sha256 at its end is checked and the revision read from the file. --cluster may be left out when the inventory has one cluster.")
+        discussion: "The file is CLUSTER-REVISION-YYYYMMDDTHHMMSSZ.db (mode 0600) in the state dir's snapshots/ unless --out; etcd's sha256 at its end is checked and the revision read from the file. --cluster may be left out when the inventory has one cluster. --out s3://BUCKET[/PREFIX] streams it into a multipart upload completed only once etcd's sha256 checked out (credentials, region and endpoint as the AWS CLI reads them: docs/backups.md). Retention (--keep or --keep-*) then applies to this state's snapshots of the cluster there.")
 
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
@@ -25,11 +25,14 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @Option(help: "Take it from this member (its host's name) instead of the leader.")
     var member: String?
 
-    @Option(help: "Directory for the snapshot (default: STATE/snapshots).")
+    @Option(help: "Directory for the snapshot (default: STATE/snapshots), or s3://BUCKET[/PREFIX].")
     var out: String?
 
     @Option(help: "Keep this many of muster's snapshots of the cluster in that directory; older ones are removed.")
     var keep = 5
+
+    @OptionGroup var retention: RetentionOptions
+    @OptionGroup var encryption: EncryptionOptions
 
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
@@ -47,6 +50,9 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
             save.member = member
             save.outDirectory = out
             save.keep = keep
+            save.retention = retention.given ? retention.policy(keep: nil) : nil
+            save.objectStore = try ObjectStoreTarget.parse(out, encryption: encryption.encryption)
+            if save.objectStore == nil, encryption.sse != nil { throw ValidationError("--sse applies to --out s3://... only") }
             save.viaSSH = viaSSH
             let outcome = try await save.run()
             switch output {
@@ -68,7 +74,7 @@ struct SnapshotListCommand: AsyncParsableCommand {
 
     @OptionGroup var options: InventoryOptions
 
-    @Option(help: "Directory to list (default: STATE/snapshots).")
+    @Option(help: "Directory to list (default: STATE/snapshots), or s3://BUCKET[/PREFIX].")
     var out: String?
 
     @Option(help: "Result format: table or json.")
@@ -76,6 +82,11 @@ struct SnapshotListCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
+            if let target = try ObjectStoreTarget.parse(out) {
+                let listing = try await ObjectStoreListing.run(builder: options.builder(), target: target)
+                ObjectStoreListingOutput.print(listing, json: output == .json)
+                return
+            }
             // Off the cooperative pool: it may ask `etcd --version` and wait for it.
             let (builder, out) = (options.builder(), out)
             let listing = try await offPool { try SnapshotListing.run(builder: builder, outDirectory: out) }
