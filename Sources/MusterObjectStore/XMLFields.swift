@@ -17,7 +17,7 @@ struct XMLFields {
             let after = rest[open.upperBound...]
             guard let first = after.first, first == ">" || first == " " || first == "/" else { rest = after; continue }
             guard let close = after.firstIndex(of: ">") else { break }
-            if after[after.index(before: close)] == "/" { found.append(""); rest = after[after.index(after: close)...]; continue }
+            if close > after.startIndex, after[after.index(before: close)] == "/" { found.append(""); rest = after[after.index(after: close)...]; continue }
             let inner = after[after.index(after: close)...]
             guard let end = inner.range(of: "</\(name)>") else { break }
             found.append(String(inner[..<end.lowerBound]))
