@@ -65,8 +65,8 @@ public final class MotoServer: @unchecked Sendable {
 
     /// The environment muster and boto3 read (no profile files: HOME points nowhere useful).
     public func environment(accessKeyID: String = MotoServer.accessKeyID, secretAccessKey: String = MotoServer.secretAccessKey) -> [String: String] {
-        ["AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": secretAccessKey, "AWS_REGION": "us-east-1",
-         "AWS_ENDPOINT_URL_S3": endpoint, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]
+        ["AWS_ACCESS_KEY_ID": accessKeyID, "AWS_SECRET_ACCESS_KEY": secretAccessKey, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+         "AWS_ENDPOINT_URL_S3": endpoint, "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]
     }
 
     /// Runs `script` in the venv's Python with this server's environment; its stdout, or throws
