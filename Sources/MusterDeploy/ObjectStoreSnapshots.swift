@@ -235,10 +235,20 @@ extension SnapshotSave {
             throw failed(error)
         }
         unlink(partial)
-        // The final key: never one that exists (a re-run within the second takes the next one).
+        // The final key: never one that exists (a re-run within the second takes the next one),
+        // and never dated before the newest of this cluster's there (retention goes by the names'
+        // times: a snapshot named earlier than one it follows would be pruned first). Names dated
+        // more than 5 minutes ahead are not believed.
         var stamp = takenAt
-        var final = target.location.appending(SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: stamp))
+        var final: S3Location
         do {
+            let soon = takenAt.addingTimeInterval(300)
+            let prefix = target.location.directoryPrefix
+            let newest = try await client.listObjects(bucket: target.location.bucket, prefix: prefix + cluster.name + "-")
+                .compactMap { SnapshotCatalog.parse(String($0.key.dropFirst(prefix.count)), cluster: cluster.name)?.takenAt }
+                .filter { $0 <= soon }.max()
+            if let newest, newest >= stamp { stamp = newest.addingTimeInterval(1) }
+            final = target.location.appending(SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: stamp))
             for _ in 0..<10 {
                 do { _ = try await client.headObject(final) } catch let error as ObjectStoreError where error.httpStatus == 404 { break }
                 stamp = stamp.addingTimeInterval(1)
@@ -380,7 +390,7 @@ enum ObjectStoreDownload {
             throw error
         }
         let digest = Digest.hex(hasher.finalize())
-        guard let expected = ObjectSnapshotMetadata(head.metadata)?.sha256 else {
+        guard let expected = head.metadata[ObjectSnapshotMetadata.prefix + "sha256"] else {
             unlink(partial)
             throw ObjectStoreError(.integrity, "\(location) carries no muster sha256 (x-amz-meta-muster-sha256): not a snapshot muster saved, or its metadata was lost; download it yourself and restore the file; nothing was changed on any host")
         }
