@@ -28,8 +28,8 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @Option(help: "Directory for the snapshot (default: STATE/snapshots), or s3://BUCKET[/PREFIX].")
     var out: String?
 
-    @Option(help: "Keep this many of muster's snapshots of the cluster in that directory; older ones are removed.")
-    var keep = 5
+    @Option(help: "Keep this many of muster's snapshots of the cluster there (as --keep-last); older ones are removed. Default: 5 when no --keep-* rule is given.")
+    var keep: Int?
 
     @OptionGroup var retention: RetentionOptions
     @OptionGroup var encryption: EncryptionOptions
@@ -41,7 +41,7 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     var viaSSH = false
 
     func validate() throws {
-        guard keep >= 1 else { throw ValidationError("--keep must be at least 1") }
+        if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
     }
 
     func run() async throws {
@@ -49,8 +49,8 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
             var save = SnapshotSave(builder: options.builder(), options: remote.runOptions, progress: Progress(quiet: output == .json))
             save.member = member
             save.outDirectory = out
-            save.keep = keep
-            save.retention = retention.given ? retention.policy(keep: nil) : nil
+            save.keep = keep ?? 5
+            save.retention = retention.given ? retention.policy(keep: keep) : nil
             save.objectStore = try ObjectStoreTarget.parse(out, encryption: encryption.encryption)
             if save.objectStore == nil, encryption.sse != nil { throw ValidationError("--sse applies to --out s3://... only") }
             save.viaSSH = viaSSH

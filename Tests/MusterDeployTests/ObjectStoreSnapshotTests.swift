@@ -173,4 +173,36 @@ import MusterTestSupport
             #expect(!down.stderrText.contains(MotoServer.secretAccessKey))
         }
     }
+
+    /// The same rules in a local directory: `--keep` with `--keep-*`, then `snapshot prune`
+    /// alone; a file of a muster name the record does not hold, and another cluster's, stay.
+    @Test func localRetentionKeepsByRuleAndLeavesUnrecordedFilesOn35() async throws {
+        try await withClusterAndS3 { builder, moto, client in
+            let inventory = builder.inventoryPath
+            let directory = try TemporaryDirectory(prefix: "muster-retention")
+            let planted = [directory.path + "/main-1-20200101T000000Z.db", directory.path + "/other-1-20200101T000000Z.db"]
+            for path in planted { FileManager.default.createFile(atPath: path, contents: Data("planted".utf8)) }
+            for i in 0..<3 {
+                _ = try await client.put("/s3/local", "\(i)")
+                let save = try cli(["snapshot", "save", inventory, "--out", directory.path, "--keep", "2", "--keep-monthly", "1"], moto)
+                #expect(save.status == 0, "\(save.stderrText)")
+            }
+            func ours() throws -> [String] {
+                try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("main-") && !$0.hasPrefix("main-1-2020") }.sorted()
+            }
+            let afterSaves = try ours()
+            #expect(afterSaves.count == 2, "\(afterSaves)")
+            let dry = try cli(["snapshot", "prune", inventory, "--out", directory.path, "--keep-last", "1", "--dry-run"], moto)
+            #expect(dry.status == 0, "\(dry.stderrText)")
+            #expect(try ours().count == 2)
+            #expect(dry.stdoutText.contains("would remove \(directory.path)/\(afterSaves[0])"), "\(dry.stdoutText)")
+            let prune = try cli(["snapshot", "prune", inventory, "--out", directory.path, "--keep-last", "1", "--output", "json"], moto)
+            #expect(prune.status == 0, "\(prune.stderrText)")
+            #expect(try ours().count == 1)
+            for path in planted { #expect(FileManager.default.fileExists(atPath: path), "\(path) is not muster's to prune") }
+            let record = try builder.build().state.clusterRecord("main")
+            let left = try ours()
+            #expect(record?.snapshots.filter { $0.file.hasPrefix(directory.path) }.map { ($0.file as NSString).lastPathComponent } == left)
+        }
+    }
 }
