@@ -337,29 +337,31 @@ public enum ObjectStorePruning {
 }
 
 extension Restore {
-    /// The snapshot to restore as a local path: the file named, or an `s3://BUCKET/KEY` object
-    /// downloaded into `STATE/snapshots/downloaded/` (mode 0600) and its sha256 checked against
-    /// the object's metadata before anything else happens.
+    /// The snapshot to restore as a local path (`ObjectStoreDownload.localPath`).
     func localSnapshot(stateDirectory: String, cluster: String) async throws -> String {
-        guard let location = try? S3Location.parse(snapshot) else {
-            if snapshot.lowercased().hasPrefix("s3://") { _ = try ObjectStoreTarget.parse(snapshot) }
-            return URL(fileURLWithPath: snapshot).standardizedFileURL.path
-        }
-        guard let target = try ObjectStoreTarget.parse(snapshot) else { return snapshot }
-        guard !location.key.isEmpty, !location.key.hasSuffix("/") else {
-            throw MusterError(.usage, "--from \(snapshot): name the snapshot's key (s3://BUCKET/KEY)")
-        }
-        let directory = SnapshotCatalog.directory(stateDirectory: stateDirectory, out: nil) + "/downloaded"
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            return try await ObjectStoreDownload.fetch(location, client: target.client, into: directory, progress: progress)
-        } catch let error as ObjectStoreError {
-            throw error.musterError(cluster: cluster, step: "snapshot")
-        }
+        try await ObjectStoreDownload.localPath(of: snapshot, stateDirectory: stateDirectory, cluster: cluster, progress: progress)
     }
 }
 
 enum ObjectStoreDownload {
+    /// `snapshot` as a local path: the file named, or an `s3://BUCKET/KEY` object downloaded
+    /// into `STATE/snapshots/downloaded/` (mode 0600) and its sha256 checked against the
+    /// object's metadata before anything else happens.
+    static func localPath(of snapshot: String, stateDirectory: String, cluster: String, progress: Progress) async throws -> String {
+        guard let target = try ObjectStoreTarget.parse(snapshot) else { return URL(fileURLWithPath: snapshot).standardizedFileURL.path }
+        let location = target.location
+        guard !location.key.isEmpty, !location.key.hasSuffix("/") else {
+            throw MusterError(.usage, "\(snapshot): name the snapshot's key (s3://BUCKET/KEY)")
+        }
+        let directory = SnapshotCatalog.directory(stateDirectory: stateDirectory, out: nil) + "/downloaded"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            return try await fetch(location, client: target.client, into: directory, progress: progress)
+        } catch let error as ObjectStoreError {
+            throw error.musterError(cluster: cluster, step: "snapshot")
+        }
+    }
+
     /// Downloads `location` to `directory/NAME` (a new file, mode 0600), hashing as it goes;
     /// refuses (and removes the file) when the object has no muster sha256 or another one.
     static func fetch(_ location: S3Location, client: S3Client, into directory: String, progress: Progress) async throws -> String {

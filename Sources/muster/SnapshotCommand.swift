@@ -10,7 +10,7 @@ struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "Take a cluster's snapshot onto the controller, or list the ones muster took.",
-        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self, SnapshotPruneCommand.self])
+        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self, SnapshotPruneCommand.self, SnapshotCheckCommand.self])
 }
 
 struct SnapshotSaveCommand: AsyncParsableCommand {

@@ -6,7 +6,7 @@ import Testing
 @Suite struct HelpGoldenTests {
     static let commands: [[String]] = [
         [], ["render"], ["up"], ["verify"], ["down"], ["env"], ["replace"],
-        ["snapshot", "save"], ["snapshot", "list"], ["snapshot", "prune"], ["restore"], ["defrag"],
+        ["snapshot", "save"], ["snapshot", "list"], ["snapshot", "prune"], ["snapshot", "check"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
         ["discovery", "serve"], ["import"], ["import", "ansible"],
     ]

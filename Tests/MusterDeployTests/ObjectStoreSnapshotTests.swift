@@ -205,4 +205,47 @@ import MusterTestSupport
             #expect(record?.snapshots.filter { $0.file.hasPrefix(directory.path) }.map { ($0.file as NSString).lastPathComponent } == left)
         }
     }
+
+    /// The restore drill: a saved snapshot (a file, and an object in the bucket) restores on the
+    /// controller, serves its keys at its revision; a damaged file fails it. Nothing of the
+    /// drill is left running or on disk.
+    @Test func snapshotCheckRestoresOnTheControllerAndServesTheKeysOn35() async throws {
+        try await withClusterAndS3 { builder, moto, client in
+            let inventory = builder.inventoryPath
+            for i in 0..<25 { _ = try await client.put("/s3/check-\(i)", "\(i)") }
+            let local = try TemporaryDirectory(prefix: "muster-check")
+            #expect(try cli(["snapshot", "save", inventory, "--out", local.path], moto).status == 0)
+            let save = try cli(["snapshot", "save", inventory, "--out", "s3://\(Self.bucket)/drill"], moto)
+            #expect(save.status == 0, "\(save.stderrText)")
+            let file = try FileManager.default.contentsOfDirectory(atPath: local.path).filter { $0.hasSuffix(".db") }.map { local.path + "/" + $0 }[0]
+            let facts = try SnapshotFile.inspect(file)
+            let before = try Set(FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix("muster-check-") })
+
+            let check = try cli(["snapshot", "check", inventory, file, "--output", "json"], moto)
+            #expect(check.status == 0, "\(check.stdoutText) \(check.stderrText)")
+            let document = try JSONSerialization.jsonObject(with: check.stdout) as? [String: Any]
+            #expect(document?["ok"] as? Bool == true)
+            #expect((document?["keys"] as? NSNumber)?.intValue ?? 0 >= 25, "\(String(describing: document))")
+            #expect((document?["served_revision"] as? NSNumber)?.int64Value == facts.revision)
+            #expect((document?["recorded_revision"] as? NSNumber)?.int64Value == facts.revision)
+
+            let key = save.stdoutText.split(separator: " ").first { $0.hasPrefix("s3://") }.map(String.init) ?? ""
+            let remote = try cli(["snapshot", "check", inventory, key], moto)
+            #expect(remote.status == 0, "\(remote.stdoutText) \(remote.stderrText)")
+            #expect(remote.stdoutText.contains("restorable"), "\(remote.stdoutText)")
+
+            var damaged = try Data(contentsOf: URL(fileURLWithPath: file))
+            damaged[5000] ^= 0xff
+            let damagedPath = local.path + "/damaged.db"
+            try damaged.write(to: URL(fileURLWithPath: damagedPath))
+            let refused = try cli(["snapshot", "check", inventory, damagedPath], moto)
+            #expect(refused.status == 1, "\(refused.stdoutText) \(refused.stderrText)")
+            #expect(refused.stderrText.contains("damaged"), "\(refused.stderrText)")
+
+            let after = try Set(FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix("muster-check-") })
+            #expect(after == before, "scratch dirs left: \(after.subtracting(before))")
+            let running = try LocalProcess.run(["pgrep", "-f", "--name check --data-dir"]).stdoutText
+            #expect(running.isEmpty, "a drill's etcd still runs: \(running)")
+        }
+    }
 }
