@@ -32,6 +32,8 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "MusterBasics", dependencies: ["CLibCrypto"]),
         .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
+        // The age file format (age-encryption.org/v1, X25519 recipients) on libcrypto: state exports.
+        .target(name: "MusterAge", dependencies: ["CLibCrypto"]),
         .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
         // Pure: inventory values to plan and rendered files; no disk, no process, no network.
         .target(name: "MusterPlan", dependencies: ["MusterBasics", "MusterYAML", "MusterInventory"]),
@@ -75,7 +77,7 @@ let package = Package(
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
-            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery", "MusterAge",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Harness code several test targets share (free ports, child processes, temporary
@@ -83,6 +85,7 @@ let package = Package(
         .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
         .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics", "CLibCrypto"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
+        .testTarget(name: "MusterAgeTests", dependencies: ["MusterAge"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory", "MusterYAML"]),
         .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory", "MusterYAML"]),
         // Golden trees are read from the source tree (#filePath), not bundled.

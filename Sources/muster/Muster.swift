@@ -7,8 +7,8 @@ struct Muster: AsyncParsableCommand {
         commandName: "muster",
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
         version: "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16",
-        subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, ReplaceCommand.self,
-                      SnapshotCommand.self, RestoreCommand.self, DefragCommand.self, ImportCommand.self, SandboxCommand.self,
+        subcommands: [InitCommand.self, Render.self, Up.self, Verify.self, Down.self, Env.self, ClientCertCommand.self, ReplaceCommand.self,
+                      SnapshotCommand.self, RestoreCommand.self, StateCommand.self, DefragCommand.self, ImportCommand.self, SandboxCommand.self,
                       DiscoveryCommand.self])
 }
 

@@ -22,7 +22,7 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
-    @Option(help: "Take it from this member (its host's name) instead of the leader.")
+    @Option(help: "Take it from this member (its host's name) instead of the leader.", completion: InventoryCompletion.members)
     var member: String?
 
     @Option(help: "Directory for the snapshot (default: STATE/snapshots), or s3://BUCKET[/PREFIX].")
