@@ -50,8 +50,15 @@ public struct S3Client: Sendable {
 
     public init(configuration: S3Configuration) throws {
         self.configuration = configuration
-        do { tls = try NIOSSLContext(configuration: .makeClientConfiguration()) } catch {
-            throw ObjectStoreError(.transport, "cannot set up TLS for S3: \(error)")
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        if let bundle = configuration.caBundle {
+            guard FileManager.default.isReadableFile(atPath: bundle) else {
+                throw ObjectStoreError(.usage, "the CA bundle \(bundle) (AWS_CA_BUNDLE or the profile's ca_bundle) cannot be read")
+            }
+            tlsConfiguration.trustRoots = .file(bundle)
+        }
+        do { tls = try NIOSSLContext(configuration: tlsConfiguration) } catch {
+            throw ObjectStoreError(.usage, "cannot set up TLS for S3 (CA bundle \(configuration.caBundle ?? "the system's")): \(error)")
         }
     }
 

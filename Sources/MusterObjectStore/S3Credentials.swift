@@ -22,7 +22,8 @@ public struct S3Credentials: Sendable, CustomStringConvertible {
 ///   (`~/.aws/credentials`), else in `AWS_CONFIG_FILE` (`~/.aws/config`, `[profile NAME]`);
 /// - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else `us-east-1`;
 /// - endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, else
-///   AWS's own (`https://s3.REGION.amazonaws.com`).
+///   AWS's own (`https://s3.REGION.amazonaws.com`);
+/// - trusted CAs for https: `AWS_CA_BUNDLE`, the profile's `ca_bundle`, else the system's.
 public struct S3Configuration: Sendable {
     public var credentials: S3Credentials
     public var region: String
@@ -30,6 +31,9 @@ public struct S3Configuration: Sendable {
     public var endpoint: String?
     /// Where the credentials came from, for messages (`AWS_ACCESS_KEY_ID`, `profile default in ~/.aws/credentials`).
     public var credentialSource: String
+    /// PEM certificates to trust for an https endpoint instead of the system's (`AWS_CA_BUNDLE`,
+    /// the profile's `ca_bundle`): a private CA in front of MinIO or Ceph.
+    public var caBundle: String?
 
     public init(credentials: S3Credentials, region: String, endpoint: String?, credentialSource: String = "given") {
         self.credentials = credentials
@@ -68,8 +72,10 @@ public struct S3Configuration: Sendable {
                 throw ObjectStoreError(.usage, "the S3 endpoint '\(endpoint)' is not an http(s) URL (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the profile's endpoint_url)")
             }
         }
-        return S3Configuration(credentials: credentials, region: region,
-                               endpoint: endpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }, credentialSource: source)
+        var configuration = S3Configuration(credentials: credentials, region: region,
+                                            endpoint: endpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }, credentialSource: source)
+        configuration.caBundle = nonEmpty(environment["AWS_CA_BUNDLE"]) ?? nonEmpty(fromConfig["ca_bundle"])
+        return configuration
     }
 
     private static func nonEmpty(_ value: String?) -> String? {

@@ -137,4 +137,36 @@ import Testing
         #expect(try S3Configuration.fromEnvironment(files).credentials.accessKeyID == "DEFAULTKEY")
         #expect(throws: ObjectStoreError.self) { try S3Configuration.fromEnvironment(["AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]) }
     }
+
+    /// https: moto behind a certificate of a private CA for 127.0.0.1; trusted through
+    /// AWS_CA_BUNDLE it answers, without it the handshake is refused (the system's roots).
+    @Test func httpsWithACABundle() async throws {
+        try MotoServer.requireVenv()
+        let directory = try TemporaryDirectory(prefix: "muster-s3-tls")
+        let (cert, key) = (directory.path + "/cert.pem", directory.path + "/key.pem")
+        let made = try LocalProcess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                         "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=muster test S3",
+                                         "-addext", "subjectAltName=IP:127.0.0.1"])
+        #expect(made.status == 0, "\(made.stderrText)")
+        let port = try FreePorts.pick(1)[0]
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: MotoServer.venv + "/bin/moto_server")
+        server.arguments = ["-H", "127.0.0.1", "-p", String(port), "-c", cert, "-k", key]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { ChildProcesses.forceStop(server) }
+        let deadline = Date().addingTimeInterval(60)
+        while !FreePorts.accepts(port) && Date() < deadline && ChildProcesses.isAlive(server) { usleep(50_000) }
+        let endpoint = "https://127.0.0.1:\(port)"
+        let environment = ["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_ENDPOINT_URL_S3": endpoint,
+                           "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]
+        let trusted = try S3Client(configuration: .fromEnvironment(environment.merging(["AWS_CA_BUNDLE": cert]) { $1 }))
+        _ = try MotoServer.python("import boto3; boto3.client('s3', endpoint_url='\(endpoint)', verify='\(cert)', region_name='us-east-1', aws_access_key_id='a', aws_secret_access_key='b').create_bucket(Bucket='muster-tls')")
+        try await trusted.putObject(S3Location(bucket: "muster-tls", key: "k"), body: Data("over TLS".utf8))
+        #expect(try await trusted.listObjects(bucket: "muster-tls", prefix: "").map(\.key) == ["k"])
+        let untrusted = try S3Client(configuration: .fromEnvironment(environment))
+        let refused = await #expect(throws: ObjectStoreError.self) { try await untrusted.listObjects(bucket: "muster-tls", prefix: "") }
+        #expect(refused?.kind == .transport, "\(String(describing: refused))")
+    }
 }
