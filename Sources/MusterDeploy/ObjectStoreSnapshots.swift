@@ -150,9 +150,11 @@ final class SnapshotUpload: SnapshotSink, @unchecked Sendable {
             buffer.append(data)
             bytes += Int64(data.count)
             while buffer.count >= Self.partSize {
-                let part = buffer.prefix(Self.partSize)
-                try await upload(Data(part))
-                buffer.removeFirst(Self.partSize)
+                try await upload(Data(buffer.prefix(Self.partSize)))
+                // A fresh copy of the rest: `removeFirst` on a large `Data` only moves its start,
+                // and the storage behind it grew with the whole snapshot (measured: 300 MB RSS for
+                // a 218 MB snapshot).
+                buffer = Data(buffer.dropFirst(Self.partSize))
             }
         } catch {
             if failure == nil { failure = error }
