@@ -169,4 +169,24 @@ import Testing
         let refused = await #expect(throws: ObjectStoreError.self) { try await untrusted.listObjects(bucket: "muster-tls", prefix: "") }
         #expect(refused?.kind == .transport, "\(String(describing: refused))")
     }
+
+    /// `--sse aws:kms --sse-kms-key-id`: the object muster copies to its final key (metadata
+    /// replaced) is encrypted with that key, as boto3 reads it back.
+    @Test func copyReplacesMetadataAndAsksForKMS() async throws {
+        try await Self.withMoto { moto, _ in
+            _ = try moto.python("import boto3; boto3.client('s3').create_bucket(Bucket='muster-test')")
+            let s3 = try Self.client(moto)
+            let staging = S3Location(bucket: "muster-test", key: "p/.muster-partial/x.db")
+            let final = S3Location(bucket: "muster-test", key: "p/main-1-20261207T000000Z.db")
+            try await s3.putObject(staging, body: Data("snapshot".utf8), metadata: ["muster-cluster": "main"], encryption: .kms(keyID: "alias/muster"))
+            try await s3.copyObject(from: staging, to: final, metadata: ["muster-cluster": "main", "muster-sha256": "abc"],
+                                    encryption: .kms(keyID: "alias/muster"))
+            let head = try moto.python("""
+                import boto3
+                h = boto3.client('s3').head_object(Bucket='muster-test', Key='p/main-1-20261207T000000Z.db')
+                print(h.get('ServerSideEncryption'), h.get('SSEKMSKeyId'), h['Metadata'].get('muster-sha256'))
+                """).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(head == "aws:kms alias/muster abc")
+        }
+    }
 }
