@@ -24,25 +24,31 @@ struct SnapshotCheckCommand: AsyncParsableCommand {
             let check = SnapshotCheck(builder: options.builder(), progress: Progress(quiet: output == .json), snapshot: snapshot)
             let outcome = try await check.run()
             switch output {
-            case .table:
-                let served = outcome.servedRevision.map(String.init) ?? "-"
-                print("\(outcome.cluster): \(outcome.file): \(outcome.ok ? "restorable" : "NOT restorable"): revision \(outcome.fileRevision) (served \(served)), \(outcome.keys.map(String.init) ?? "-") keys, etcd \(outcome.etcdVersion), \(String(format: "%.1f", outcome.seconds)) s")
-                for problem in outcome.problems { print("  \(problem)") }
-            case .json:
-                print(JSONValue.object([
-                    "ok": .bool(outcome.ok),
-                    "cluster": .string(outcome.cluster),
-                    "file": .string(outcome.file),
-                    "sha256": .string(outcome.sha256),
-                    "revision": .int(outcome.fileRevision),
-                    "recorded_revision": outcome.recordedRevision.map(JSONValue.int) ?? .null,
-                    "served_revision": outcome.servedRevision.map(JSONValue.int) ?? .null,
-                    "keys": outcome.keys.map(JSONValue.int) ?? .null,
-                    "etcd_version": .string(outcome.etcdVersion),
-                    "problems": .array(outcome.problems.map(JSONValue.string)),
-                ]).serialized(), terminator: "")
+            case .table: Self.printTable(outcome)
+            case .json: print(Self.document(outcome).serialized(), terminator: "")
             }
             if !outcome.ok { throw ExitCode(1) }
         }
+    }
+
+    static func printTable(_ outcome: SnapshotCheck.Outcome) {
+        let served = outcome.servedRevision.map(String.init) ?? "-"
+        print("\(outcome.cluster): \(outcome.file): \(outcome.ok ? "restorable" : "NOT restorable"): revision \(outcome.fileRevision) (served \(served)), \(outcome.keys.map(String.init) ?? "-") keys, etcd \(outcome.etcdVersion), \(String(format: "%.1f", outcome.seconds)) s")
+        for problem in outcome.problems { print("  \(problem)") }
+    }
+
+    static func document(_ outcome: SnapshotCheck.Outcome) -> JSONValue {
+        .object([
+            "ok": .bool(outcome.ok),
+            "cluster": .string(outcome.cluster),
+            "file": .string(outcome.file),
+            "sha256": .string(outcome.sha256),
+            "revision": .int(outcome.fileRevision),
+            "recorded_revision": outcome.recordedRevision.map(JSONValue.int) ?? .null,
+            "served_revision": outcome.servedRevision.map(JSONValue.int) ?? .null,
+            "keys": outcome.keys.map(JSONValue.int) ?? .null,
+            "etcd_version": .string(outcome.etcdVersion),
+            "problems": .array(outcome.problems.map(JSONValue.string)),
+        ])
     }
 }

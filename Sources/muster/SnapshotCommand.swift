@@ -40,6 +40,9 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @Flag(help: "Reach client ports through an SSH tunnel per host.")
     var viaSSH = false
 
+    @Flag(help: "Then restore it on the controller and serve it (as `snapshot check`); exit 1 if that fails.")
+    var check = false
+
     func validate() throws {
         if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
     }
@@ -61,8 +64,20 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
                 print("\(outcome.cluster): revision \(s.revision), \(s.size) bytes, sha256 \(s.sha256), \(s.file) (from \(outcome.member))")
                 for path in outcome.pruned { print("\(outcome.cluster): pruned \(path)") }
             case .json:
-                print(SnapshotDocument.save(outcome).serialized(), terminator: "")
+                if !check { print(SnapshotDocument.save(outcome).serialized(), terminator: "") }
             }
+            guard check else { return }
+            let drill = try await SnapshotCheck(builder: options.builder(), progress: Progress(quiet: output == .json),
+                                                snapshot: outcome.snapshot.file).run()
+            switch output {
+            case .table: SnapshotCheckCommand.printTable(drill)
+            case .json:
+                guard case .object(var document) = SnapshotDocument.save(outcome) else { break }
+                document["check"] = SnapshotCheckCommand.document(drill)
+                document["ok"] = .bool(drill.ok)
+                print(JSONValue.object(document).serialized(), terminator: "")
+            }
+            if !drill.ok { throw ExitCode(1) }
         }
     }
 }

@@ -230,6 +230,10 @@ import MusterTestSupport
             #expect((document?["recorded_revision"] as? NSNumber)?.int64Value == facts.revision)
 
             let key = save.stdoutText.split(separator: " ").first { $0.hasPrefix("s3://") }.map(String.init) ?? ""
+            let saveAndCheck = try cli(["snapshot", "save", inventory, "--out", "s3://\(Self.bucket)/drill", "--check", "--output", "json"], moto)
+            #expect(saveAndCheck.status == 0, "\(saveAndCheck.stdoutText) \(saveAndCheck.stderrText)")
+            let saved = try JSONSerialization.jsonObject(with: saveAndCheck.stdout) as? [String: Any]
+            #expect((saved?["check"] as? [String: Any])?["ok"] as? Bool == true, "\(String(describing: saved))")
             let remote = try cli(["snapshot", "check", inventory, key], moto)
             #expect(remote.status == 0, "\(remote.stdoutText) \(remote.stderrText)")
             #expect(remote.stdoutText.contains("restorable"), "\(remote.stdoutText)")
