@@ -57,7 +57,7 @@ public struct Restore: Sendable {
         let (workspace, cluster) = try await builder.loadSoleCluster()
         defer { workspace.state.unlock() }
         // The file and the tool first: a damaged or too new snapshot touches no host.
-        let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
+        let file = try await localSnapshot(stateDirectory: workspace.state.directory, cluster: cluster.name)  // s3:// downloaded and checked
         let (version, name, stateDirectory) = (cluster.memberVersion, cluster.name, workspace.state.directory)
         let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory) }  // hashes the whole file
         // A file muster saved and recorded must still be that file: a whole snapshot put in its
