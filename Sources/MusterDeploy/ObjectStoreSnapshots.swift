@@ -29,7 +29,7 @@ public struct ObjectStoreTarget: Sendable {
 extension ObjectStoreError {
     /// As the command line reports it: missing or malformed settings are usage (exit 2); the
     /// endpoint down, S3's refusals and odd answers fail the run (exit 1).
-    func musterError(cluster: String? = nil, step: String? = nil) -> MusterError {
+    public func musterError(cluster: String? = nil, step: String? = nil) -> MusterError {
         switch kind {
         case .usage, .credentials: MusterError(.usage, cluster: cluster, step: step, message)
         case .transport, .s3, .answer: MusterError(.host, cluster: cluster, step: step, message)
