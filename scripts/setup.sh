@@ -19,3 +19,15 @@ if [ -d /run/systemd/system ]; then systemctl disable --now etcd patroni >/dev/n
 "$(dirname "$0")/fetch-etcd-debian.sh" trixie 3.5 "${MUSTER_ETCD35_DIR:-/var/cache/muster/etcd-3.5}" >/dev/null
 "$(dirname "$0")/fetch-etcd-debian.sh" sid 3.5 "${MUSTER_ETCD_SID_DIR:-/var/cache/muster/etcd-sid}" >/dev/null
 command -v swift >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
+# The S3 tests' server and cross-checks: moto's S3 server and boto3 (botocore's SigV4) from PyPI,
+# in a virtual environment of their own. Fast when it is there already.
+venv="${MUSTER_S3_VENV:-/var/lib/muster/venv}"
+if ! "$venv/bin/python" -c "import moto.server, boto3, flask" >/dev/null 2>&1; then
+    python3 -c "import ensurepip" >/dev/null 2>&1 || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    }
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'moto[server]' boto3
+fi

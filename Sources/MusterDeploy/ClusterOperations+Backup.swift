@@ -17,7 +17,7 @@ extension ClusterOperations {
                 try await withEndpoints(running) { endpoints in
                     let source = try await Self.snapshotSource(running, endpoints: endpoints, wanted: wanted)
                     return try await takeSnapshot(running, endpoints: endpoints, from: source, into: directory,
-                                                  keep: SnapshotCatalog.beforeChangeKept, state: state)
+                                                  retention: RetentionPolicy(last: SnapshotCatalog.beforeChangeKept), state: state)
                 }
             }
             let outcome: SnapshotSave.Outcome

@@ -9,8 +9,8 @@ extension ClusterOperations {
     /// Streams one snapshot of `cluster` from `source` (`snapshotSource`) into `directory`,
     /// checks it, names it, records it and prunes all but the newest `keep` of that directory;
     /// `snapshot save` and the backup before a change (`backup`) both take theirs here.
-    func takeSnapshot(_ cluster: ClusterPlan, endpoints: Endpoints, from source: MemberPlan, into directory: String, keep: Int,
-                      state: LocalState) async throws -> SnapshotSave.Outcome {
+    func takeSnapshot(_ cluster: ClusterPlan, endpoints: Endpoints, from source: MemberPlan, into directory: String,
+                      retention: RetentionPolicy, state: LocalState) async throws -> SnapshotSave.Outcome {
         let takenAt = Date()
         let partial = "\(directory)/.\(cluster.name)-snapshot.\(getpid()).partial"
         unlink(partial)
@@ -58,7 +58,7 @@ extension ClusterOperations {
             entry.clusterID = record?.clusterID
             entry.incarnation = record?.incarnation
             record?.snapshots.append(entry)
-            pruned = prune(cluster: cluster.name, directory: directory, keep: keep, record: &record, saved: path)
+            pruned = prune(cluster: cluster.name, directory: directory, retention: retention, record: &record, saved: path)
         }
         if record == nil {
             progress.note("cluster \(cluster.name) has no record yet (muster records a cluster at its first verified `up`): the snapshot is not recorded")
@@ -71,12 +71,12 @@ extension ClusterOperations {
     /// never `saved`, the one just taken. A name alone proves nothing (anyone who can write the
     /// directory can plant `CLUSTER-1-29990101T000000Z.db` to push real snapshots out): with a
     /// record, only recorded snapshots are pruned; without one, no name dated in the future counts.
-    private func prune(cluster: String, directory: String, keep: Int, record: inout ClusterRecord?, saved: String) -> [String] {
+    private func prune(cluster: String, directory: String, retention: RetentionPolicy, record: inout ClusterRecord?, saved: String) -> [String] {
         let soon = Date().addingTimeInterval(300)
         let entries = SnapshotCatalog.list(cluster: cluster, directory: directory, record: record).filter { entry in
             record == nil ? entry.takenAt <= soon : entry.recorded != nil
         }
-        let doomed = entries.dropLast(keep).filter { $0.path != saved }
+        let doomed = retention.apply(entries) { $0.takenAt }.removed.filter { $0.path != saved }
         var pruned: [String] = []
         for entry in doomed {
             guard unlink(entry.path) == 0 else {

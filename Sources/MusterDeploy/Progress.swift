@@ -34,6 +34,9 @@ public final class Progress: Sendable {
                     step as NSString, message as NSString), Event(at: now, host: host, step: step, message: message, line: ""))
     }
 
+    /// Quiet runs (`--output json`) draw no transfer meter either.
+    public var isQuiet: Bool { quiet }
+
     public func note(_ message: String) {
         let now = Date()
         line(String(format: "%6.2fs  %@", elapsed, message as NSString),
@@ -50,7 +53,7 @@ public final class Progress: Sendable {
         event.line = text
         observer?(event)
         guard !quiet else { return }
-        output.withLock { _ in FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        output.withLock { _ in FileHandle.standardError.write(Data((TransferMeter.clearLine + text + "\n").utf8)) }
     }
 }
 

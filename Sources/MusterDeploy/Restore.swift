@@ -61,7 +61,7 @@ public struct Restore: Sendable {
         let (workspace, cluster) = try await builder.loadSoleCluster(readOnly: dryRun)
         defer { workspace.state.unlock() }
         // The file and the tool first: a damaged or too new snapshot touches no host.
-        let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
+        let file = try await localSnapshot(stateDirectory: workspace.state.directory, cluster: cluster.name)  // s3:// downloaded and checked
         let (version, name, stateDirectory) = (cluster.memberVersion, cluster.name, workspace.state.directory)
         let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory) }  // hashes the whole file
         // A file muster saved and recorded must still be that file: a whole snapshot put in its
@@ -71,7 +71,7 @@ public struct Restore: Sendable {
             throw MusterError(.refused, cluster: cluster.name, step: "snapshot", "\(file) is not the snapshot muster saved under that name (recorded: revision \(recorded.revision), sha256 \(recorded.sha256); the file's sha256 is \(facts.fileSHA256)): it was replaced or altered since; nothing was changed on any host")
         }
         progress.note("snapshot \(file): revision \(facts.revision), \(facts.size) bytes, sha256 \(facts.fileSHA256), etcd cluster version \(facts.clusterVersion ?? "unknown")")
-        let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion, compressing: !dryRun)
+        let tool = try await RestoreTool.locate(workspace, cluster: cluster.name, version: cluster.memberVersion, compressing: !dryRun)
 
         // A restore founds the cluster again: the planner says its IDs and initial-cluster, and
         // renders the conf.yml every later `up` will render from the record this run writes.
@@ -230,11 +230,11 @@ struct RestoreTool {
     var shipped: ShippedBinary
 
     /// `compressing`: its zstd copy made (or found) for shipping; a dry run ships nothing.
-    static func locate(_ workspace: Workspace, version: String, compressing: Bool = true) async throws -> RestoreTool {
-        let member = workspace.inventory.member
+    static func locate(_ workspace: Workspace, cluster: String, version: String, compressing: Bool = true) async throws -> RestoreTool {
+        let member = workspace.inventory.memberSettings(of: cluster)
         let directory = (member.binary as NSString).deletingLastPathComponent
         guard let minor = MinorVersion(version) else { throw MusterError(.input, "member version \(version) is not MAJOR.MINOR.PATCH") }
-        let usesEtcdutl = minor >= MinorVersion("3.5")!
+        let usesEtcdutl = try EtcdVersionProfile(version).restoreTool == .etcdutl
         let name = usesEtcdutl ? "etcdutl" : "etcdctl"
         let local = usesEtcdutl ? directory + "/etcdutl" : (member.etcdctl ?? directory + "/etcdctl")
         guard FileManager.default.isExecutableFile(atPath: local) else {

@@ -128,6 +128,10 @@ public struct SnapshotSave: Sendable {
     public var outDirectory: String?
     /// How many of muster's snapshots of this cluster to keep in the directory.
     public var keep = 5
+    /// restic's `--keep-*` rules; nil: `keep` as `--keep-last`.
+    public var retention: RetentionPolicy?
+    /// `--out s3://...` (then `outDirectory` is not used).
+    public var objectStore: ObjectStoreTarget?
     public var viaSSH = false
     /// Choose the source as the run would and list the step; write nothing.
     public var dryRun = false
@@ -153,12 +157,12 @@ public struct SnapshotSave: Sendable {
     public func run() async throws -> Outcome? {
         let (workspace, cluster) = try await builder.loadSoleCluster(readOnly: dryRun)
         defer { workspace.state.unlock() }
-        guard keep >= 1 else { throw MusterError(.usage, "--keep must be at least 1") }
+        guard keep >= 1, retention?.isEmpty != true else { throw MusterError(.usage, "--keep must be at least 1") }
         let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
         if let member, cluster.member(named: member) == nil {
             throw MusterError(.usage, cluster: cluster.name, "cluster '\(cluster.name)' has no member \(member) (members: \(cluster.members.map(\.name).joined(separator: ", ")))")
         }
-        if !dryRun {
+        if !dryRun && objectStore == nil {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])
@@ -171,6 +175,7 @@ public struct SnapshotSave: Sendable {
         let needsSSH = viaSSH || cluster.members.contains { $0.endpoint.contains("://127.0.0.1:") }
         if !needsSSH { try options.addressGuard(cluster.members.map(\.address)) }
         let (wanted, keep, viaSSH, dryRun, progress) = (member, keep, viaSSH, dryRun, progress)
+        let (retention, objectStore) = (self.retention ?? RetentionPolicy(last: keep), self.objectStore)
         var options = options
         options.recordHostKeys = !dryRun
         return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
@@ -188,8 +193,13 @@ public struct SnapshotSave: Sendable {
                     guard case .save(let source, let directory, let keep) = step.action else {
                         throw DeployError(host: nil, cluster: cluster.name, step: step.name, "snapshot save has no step \(step.name)")
                     }
-                    outcome = try await operations.takeSnapshot(cluster, endpoints: endpoints, from: source, into: directory, keep: keep,
-                                                                state: workspace.state)
+                    if let objectStore {
+                        outcome = try await saveToObjectStore(cluster, workspace: workspace, endpoints: endpoints, from: source,
+                                                              target: objectStore, retention: retention)
+                    } else {
+                        outcome = try await operations.takeSnapshot(cluster, endpoints: endpoints, from: source, into: directory,
+                                                                    retention: retention, state: workspace.state)
+                    }
                 }
                 return outcome
             }

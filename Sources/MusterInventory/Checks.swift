@@ -1,3 +1,4 @@
+import Foundation
 import MusterYAML
 
 /// Cross-references between hosts, clusters and DNS, after every value has its type.
@@ -107,17 +108,62 @@ struct InventoryChecks {
 }
 
 extension Inventory {
-    /// Checks that need the member binary's version (asked of `etcd --version` before planning).
-    public func check(memberVersion: String) throws {
+    /// Checks that need each cluster's member version (asked of `etcd --version`, or
+    /// `member.version`, before planning): the line must be one muster knows, and every `etcd:`
+    /// key one that line reads, refused at its place otherwise, naming what replaced it.
+    public func check(memberVersions: [String: String]) throws {
         let sink = DiagnosticSink(file: file)
         for cluster in clusters {
-            if case .dns = cluster.bootstrap, !cluster.tls, memberVersion.hasPrefix("3.4.") {
-                sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' bootstraps by DNS SRV without TLS, but etcd \(memberVersion) ignores plain _etcd-server._tcp records (etcd issue 11321, fixed in 3.5): set 'tls: true' or use etcd 3.5")
+            guard let version = memberVersions[cluster.name] else { continue }
+            let profile: EtcdVersionProfile
+            do { profile = try EtcdVersionProfile(version) } catch {
+                sink.error((cluster.member ?? member).mark, "cluster '\(cluster.name)': \(error)")
+                continue
             }
+            if case .dns = cluster.bootstrap, !cluster.tls, profile.dnsSRVNeedsTLS {
+                sink.error(cluster.bootstrapMark, "cluster '\(cluster.name)' bootstraps by DNS SRV without TLS, but etcd \(version) ignores plain _etcd-server._tcp records (etcd issue 11321, fixed in 3.5): set 'tls: true' or use etcd 3.5")
+            }
+            checkKeys(cluster, profile: profile, version: version, sink: sink)
         }
-        checkDiscoveryProtocols(versionOf: { _ in memberVersion }, sink: sink)
+        checkDiscoveryProtocols(versionOf: { memberVersions[$0.name] ?? "" }, sink: sink)
         if !sink.diagnostics.isEmpty {
-            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: [:])
+            throw InventoryError(diagnostics: sink.diagnostics, sourceLines: (try? Data(contentsOf: URL(fileURLWithPath: file))).map {
+                SourceLines.lines(numbered: Set(sink.diagnostics.map(\.mark.line)), in: $0)
+            } ?? [:])
+        }
+    }
+
+    /// The same with one version for every cluster.
+    public func check(memberVersion: String) throws {
+        try check(memberVersions: Dictionary(clusters.map { ($0.name, memberVersion) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    private func checkKeys(_ cluster: Cluster, profile: EtcdVersionProfile, version: String, sink: DiagnosticSink) {
+        let keys = Set(cluster.etcdOptions.map(\.key))
+        for option in cluster.etcdOptions {
+            let mark = cluster.etcdOptionMarks[option.key] ?? cluster.mark
+            let prefix = "etcd key '\(option.key)' of cluster '\(cluster.name)'"
+            switch profile.verdict(forKey: option.key) {
+            case .accepted:
+                break
+            case .notYet(let since):
+                sink.error(mark, "\(prefix) is a key of etcd \(since) and later; its members run etcd \(version), which does not read it")
+            case .removed(let replacement):
+                sink.error(mark, "\(prefix) is gone in etcd \(profile.line) (its members run \(version)), which would ignore it in conf.yml without a word; replaced by \(replacement)")
+            case .renamed(let new):
+                if keys.contains(new) {
+                    sink.error(mark, "\(prefix) is the old name of '\(new)', which is set too: keep '\(new)' only")
+                }
+            case .featureGate(let gate):
+                guard case .bool = option.value else {
+                    sink.error(mark, "\(prefix) must be true or false: etcd \(profile.line) reads it as feature gate \(gate)")
+                    break
+                }
+                if case .string(let gates)? = cluster.etcdOptions.first(where: { $0.key == "feature-gates" })?.value,
+                   gates.split(separator: ",").contains(where: { $0.split(separator: "=").first.map(String.init) == gate }) {
+                    sink.error(mark, "\(prefix) is feature gate \(gate), which feature-gates sets too: keep one")
+                }
+            }
         }
     }
 }

@@ -5,21 +5,20 @@
 public enum DiscoveryProtocol: String, Sendable, CaseIterable, Equatable {
     case v2, v3
 
-    /// The one place the choice is made (a version profile may answer it later): v3 for members
-    /// on 3.6 or later, v2 before; `forced` (`protocol:`) wins where the members speak it.
-    /// Returns the protocol, or why the members cannot speak the forced one.
+    /// The one place the choice is made, from the members' line (`EtcdVersionProfile`): the
+    /// line's preferred protocol (v3 from 3.6, v2 before); `forced` (`protocol:`) wins where the
+    /// members speak it. Returns the protocol, or why the members cannot speak the forced one.
+    /// A version of no known line chooses v2 here: the version check refuses it at its place.
     public static func choose(memberVersion: String, forced: DiscoveryProtocol?) -> Result<DiscoveryProtocol, DiscoveryProtocolRefusal> {
-        let parts = memberVersion.split(separator: ".").compactMap { Int($0) }
-        let minor = parts.count >= 2 ? (parts[0], parts[1]) : (3, 4)
-        let hasV3 = minor >= (3, 6), hasV2 = minor < (3, 7)
+        guard let profile = try? EtcdVersionProfile(memberVersion) else { return .success(forced ?? .v2) }
         switch forced {
-        case nil: return .success(hasV3 ? .v3 : .v2)
+        case nil: return .success(profile.preferredDiscoveryProtocol)
         case .v2?:
-            return hasV2 ? .success(.v2) : .failure(DiscoveryProtocolRefusal(
+            return profile.speaks(.v2) ? .success(.v2) : .failure(DiscoveryProtocolRefusal(
                 reason: "etcd \(memberVersion) has no v2 discovery (3.7 removed --discovery, and ignores the key in a config file)",
                 wayOn: "use protocol: v3 (or leave protocol out)"))
         case .v3?:
-            return hasV3 ? .success(.v3) : .failure(DiscoveryProtocolRefusal(
+            return profile.speaks(.v3) ? .success(.v3) : .failure(DiscoveryProtocolRefusal(
                 reason: "etcd \(memberVersion) has no v3 discovery (etcd added it in 3.6)",
                 wayOn: "use protocol: v2 (or leave protocol out), or members on 3.6 or later"))
         }
@@ -28,8 +27,7 @@ public enum DiscoveryProtocol: String, Sendable, CaseIterable, Equatable {
     /// Whether an etcd of `version` serves the v2 keys API a v2 discovery backend needs
     /// (3.6 removed `enable-v2`).
     public static func servesV2Keys(version: String) -> Bool {
-        let parts = version.split(separator: ".").compactMap { Int($0) }
-        return parts.count < 2 || (parts[0], parts[1]) < (3, 6)
+        (try? EtcdVersionProfile(version))?.servesV2API ?? true
     }
 }
 

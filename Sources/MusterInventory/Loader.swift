@@ -70,7 +70,7 @@ struct InventoryDecoder {
         top.rejectUnknownKeys(["ssh", "member", "hosts", "dns", "clusters", "paths"])
         let defaults = top.mapping("ssh", context: "ssh").map { ssh(from: $0, base: SSHSettings()) }
             ?? SSHSettings()
-        let member = top.mapping("member", context: "member").map(member) ?? MemberSettings(mark: root.mark)
+        let member = top.mapping("member", context: "member").map { self.member($0) } ?? MemberSettings(mark: root.mark)
         var hosts: [Host] = []
         if let reader = top.mapping("hosts", context: "hosts") {
             for entry in reader.keysInOrder {
@@ -120,8 +120,10 @@ struct InventoryDecoder {
         return settings
     }
 
-    private func member(_ reader: MappingReader) -> MemberSettings {
-        reader.rejectUnknownKeys(["binary", "etcdctl", "version", "supervisor"])
+    /// The inventory's `member:`, or with `cluster` a cluster's own (which has no supervisor: a
+    /// host has one supervisor whatever runs on it).
+    private func member(_ reader: MappingReader, cluster: String? = nil) -> MemberSettings {
+        reader.rejectUnknownKeys(cluster == nil ? ["binary", "etcdctl", "version", "supervisor"] : ["binary", "etcdctl", "version"])
         var settings = MemberSettings(mark: reader.node.mark)
         if let choice = supervisorChoice(reader) { settings.supervisor = choice }
         if let binary = reader.string("binary") { settings.binary = binary }
@@ -219,8 +221,11 @@ struct InventoryDecoder {
         }
         guard let reader = MappingReader(node, context: "cluster '\(name)'", sink: sink) else { return nil }
         reader.rejectUnknownKeys(["members", "client_port", "peer_port", "token", "tls", "client_listen",
-                                  "etcd", "bootstrap"])
+                                  "etcd", "bootstrap", "member"])
         var cluster = Cluster(name: name, members: [], token: name, mark: keyMark, bootstrapMark: keyMark)
+        if let member = reader.mapping("member", context: "member of cluster '\(name)'") {
+            cluster.member = self.member(member, cluster: name)
+        }
         if let members = reader.stringList("members") {
             cluster.members = members.map(\.0)
             var seen = Set<String>()
@@ -256,7 +261,7 @@ struct InventoryDecoder {
             }
         }
         if let etcd = reader.mapping("etcd", context: "etcd options of cluster '\(name)'") {
-            cluster.etcdOptions = etcdOptions(etcd)
+            (cluster.etcdOptions, cluster.etcdOptionMarks) = etcdOptions(etcd)
         }
         if let bootstrapNode = reader["bootstrap"] {
             cluster.bootstrapMark = bootstrapNode.mark
@@ -268,8 +273,9 @@ struct InventoryDecoder {
         return cluster
     }
 
-    private func etcdOptions(_ reader: MappingReader) -> [EtcdOption] {
+    private func etcdOptions(_ reader: MappingReader) -> (options: [EtcdOption], marks: [String: Mark]) {
         var options: [EtcdOption] = []
+        var marks: [String: Mark] = [:]
         for entry in reader.keysInOrder {
             if EtcdKeys.managedByMuster.contains(entry.name) {
                 sink.error(entry.key.mark, "etcd key '\(entry.name)' is set by muster from the inventory; remove it")
@@ -279,8 +285,8 @@ struct InventoryDecoder {
                 sink.error(entry.key.mark, "etcd key '\(entry.name)' is unsafe: \(danger); muster sets it only with --allow-unsafe-etcd-keys")
                 continue
             }
-            guard EtcdKeys.known.contains(entry.name) else {
-                let hint = closest(to: entry.name, in: EtcdKeys.known).map { "; did you mean '\($0)'?" } ?? ""
+            guard EtcdKeyTable.everyLine.contains(entry.name) else {
+                let hint = closest(to: entry.name, in: EtcdKeyTable.everyLine).map { "; did you mean '\($0)'?" } ?? ""
                 sink.error(entry.key.mark, "'\(entry.name)' is not an etcd configuration key\(hint)")
                 continue
             }
@@ -291,8 +297,9 @@ struct InventoryDecoder {
             // Free text otherwise: conf.yml gets it through YAMLEmitter, quoted as YAML needs.
             if reader.rejectControlCharacters(text, at: entry.value.mark, what: "etcd key '\(entry.name)'") { continue }
             options.append(EtcdOption(key: entry.name, value: ScalarType.infer(text, style: style, tag: entry.value.tag)))
+            marks[entry.name] = entry.key.mark
         }
-        return options
+        return (options, marks)
     }
 
     private func bootstrap(_ node: Node, cluster: String, defaultDNSDomain: String?,

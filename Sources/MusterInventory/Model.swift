@@ -133,6 +133,10 @@ public struct Cluster: Sendable {
     public var tls = true
     public var clientListen = ClientListen.address
     public var etcdOptions: [EtcdOption] = []
+    /// Where each of `etcdOptions` is set, for refusals that need the member version.
+    public var etcdOptionMarks: [String: Mark] = [:]
+    /// `clusters.NAME.member`: this cluster's own binary and version, over the inventory's.
+    public var member: MemberSettings?
     public var bootstrap = Bootstrap.staticCluster
     /// Set with `bootstrap: { discovery: ... }`.
     public var discoveryOptions: DiscoveryOptions? = nil
@@ -170,6 +174,11 @@ public struct Inventory: Sendable {
     }
 
     public func host(named name: String) -> Host? { hostIndex[name].map { hosts[$0] } }
+
+    /// The member binary `cluster` runs: its own `member:`, else the inventory's.
+    public func memberSettings(of cluster: String) -> MemberSettings {
+        self.cluster(named: cluster)?.member ?? member
+    }
     public func cluster(named name: String) -> Cluster? { clusterIndex[name].map { clusters[$0] } }
 
     /// The supervisor asked for on `host`: its own setting, else `member.supervisor`.

@@ -210,6 +210,8 @@ public struct ClusterPlan: Sendable {
     /// Another cluster discovers through this one's v2 keys API, whose client presents no
     /// certificate: the client port then asks for none.
     public var servesV2Discovery = false
+    /// How many unpromoted learners etcd takes at once (`EtcdVersionProfile.learnerLimit`).
+    public var learnerLimit = 1
 
     public var mode: String { bootstrap.modeName }
     public var discovery: DiscoveryPlan? {

@@ -3,8 +3,11 @@ import MusterInventory
 
 /// Facts gathered before planning, so the planner itself stays pure.
 public struct PlanFacts: Sendable {
-    /// `etcd --version` of the member binary, or `member.version`.
+    /// `etcd --version` of the member binary, or `member.version`: every cluster's unless
+    /// `memberVersions` names its own.
     public var memberVersion: String
+    /// By cluster: the version of its own binary (`clusters.NAME.member`).
+    public var memberVersions: [String: String]
     /// Discovery tokens from muster's local state, by cluster name.
     public var discoveryTokens: [String: DiscoveryToken]
     /// Clusters that formed, as muster's state recorded them, by name.
@@ -19,15 +22,22 @@ public struct PlanFacts: Sendable {
     /// says: `muster restore` takes its IDs and `initial-cluster` from this plan.
     public var restoring: [String: String]
 
-    public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:],
+    public init(memberVersion: String = "", memberVersions: [String: String] = [:],
+                discoveryTokens: [String: DiscoveryToken] = [:],
                 histories: [String: ClusterHistory] = [:], departed: [String: Set<String>] = [:],
                 restoring: [String: String] = [:]) {
         self.memberVersion = memberVersion
+        self.memberVersions = memberVersions
         self.discoveryTokens = discoveryTokens
         self.histories = histories
         self.departed = departed
         self.restoring = restoring
     }
+}
+
+extension PlanFacts {
+    /// The version `cluster`'s members run.
+    public func version(of cluster: String) -> String { memberVersions[cluster] ?? memberVersion }
 }
 
 /// A formed cluster's membership as recorded: its founding is history, and members that joined
@@ -91,7 +101,7 @@ public struct Planner {
         // Only a v2 backend needs its v2 keys API on and a client port without certificates.
         v2DiscoveryBackends = Set(inventory.clusters.compactMap { cluster in
             guard case .discovery(.cluster(let backend), _, _) = cluster.bootstrap,
-                  case .success(.v2) = DiscoveryProtocol.choose(memberVersion: facts.memberVersion,
+                  case .success(.v2) = DiscoveryProtocol.choose(memberVersion: facts.version(of: cluster.name),
                                                                 forced: cluster.discoveryOptions?.forcedProtocol)
             else { return nil }
             return backend
@@ -209,20 +219,23 @@ public struct Planner {
         }
         return ClusterPlan(
             name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
-            memberVersion: facts.memberVersion,
-            enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
+            memberVersion: facts.version(of: cluster.name),
+            // A 3.6+ member serves no v2 API (enable-v2 is refused in its keys).
+            enableV2: (try? EtcdVersionProfile(facts.version(of: cluster.name)).servesV2API) != false
+                && (isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) }),
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
             dependsOn: (discovery?.backendCluster ?? discoveryV3?.backendCluster).map { [$0] } ?? [],
             removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [],
-            restoreToken: restoreToken, servesV2Discovery: isBackend)
+            restoreToken: restoreToken, servesV2Discovery: isBackend,
+            learnerLimit: (try? EtcdVersionProfile(facts.version(of: cluster.name)).learnerLimit(options: cluster.etcdOptions)) ?? 1)
     }
 
     /// The protocol of a discovery cluster (`nil` for the other modes). The inventory check has
     /// refused what its members cannot speak already.
     private func discoveryProtocol(_ cluster: Cluster) throws -> DiscoveryProtocol? {
         guard case .discovery = cluster.bootstrap else { return nil }
-        switch DiscoveryProtocol.choose(memberVersion: facts.memberVersion, forced: cluster.discoveryOptions?.forcedProtocol) {
+        switch DiscoveryProtocol.choose(memberVersion: facts.version(of: cluster.name), forced: cluster.discoveryOptions?.forcedProtocol) {
         case .success(let chosen): return chosen
         case .failure(let refusal):
             throw PlanError(description: "cluster '\(cluster.name)': \(refusal.reason); \(refusal.wayOn)")
@@ -365,7 +378,7 @@ public struct Planner {
     }
 
     private func paths(for cluster: Cluster) -> MemberPaths {
-        let p = inventory.paths, name = cluster.name, version = facts.memberVersion
+        let p = inventory.paths, name = cluster.name, version = facts.version(of: cluster.name)
         let configDir = "\(p.config)/\(name)"
         return MemberPaths(
             binary: "\(p.install)/etcd-\(version)", etcdctl: "\(p.install)/etcdctl-\(version)",

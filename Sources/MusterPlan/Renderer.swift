@@ -113,7 +113,10 @@ public struct Renderer: Sendable {
             // etcd's v2 discovery client presents no client certificate to a backend.
             context["clientCertAuth"] = .text(isBackend(cluster) ? "false" : "true")
         }
-        context["options"] = .list(source.etcdOptions.filter { !($0.key == "enable-v2" && cluster.enableV2) }.map { option in
+        // Keys as the members' line reads them (renamed, feature gates); a line muster does not
+        // know was refused before planning.
+        let options = (try? EtcdVersionProfile(cluster.memberVersion).rendered(source.etcdOptions)) ?? source.etcdOptions
+        context["options"] = .list(options.filter { !($0.key == "enable-v2" && cluster.enableV2) }.map { option in
             ["key": .text(option.key), "value": .text(yamlValue(option.value))]
         })
         return context
