@@ -48,6 +48,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ], exclude: ["VERIFY_JSON.md"]),
         // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
         .target(name: "MusterPKI", dependencies: ["CLibCrypto", "MusterBasics"]),

@@ -9,7 +9,9 @@ import MusterWorkspace
 public enum Verification {
     /// Verifies each cluster of the workspace's plan; `fleet` is needed only for tunnels
     /// (`viaSSH` or loopback clients).
-    public static func run(workspace: Workspace, options: RunOptions, viaSSH: Bool,
+    /// `sample`: how long the metric checks watch each member (two reads of `/metrics` that far
+    /// apart).
+    public static func run(workspace: Workspace, options: RunOptions, viaSSH: Bool, sample: Duration = .seconds(2),
                            progress: Progress) async throws -> [VerificationReport] {
         let plan = workspace.plan
         let needsSSH = viaSSH || plan.clusters.contains { $0.members.contains { $0.endpoint.contains("://127.0.0.1:") } }
@@ -25,8 +27,13 @@ public enum Verification {
         do {
             for cluster in plan.clusters {
                 let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-                var report = try await verify(cluster, expectation: try workspace.expectation(for: cluster),
-                                              fleet: fleet, viaSSH: viaSSH, tls: tls)
+                let expectation = try workspace.expectation(for: cluster)
+                let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
+                var report = await Verifier(expectation: expectation, memberClient: { endpoints.client(for: $0) }).run()
+                report.checks += await ProductionChecks(
+                    cluster: cluster, clients: expectation.members.map { ($0, endpoints.client(for: $0)) },
+                    stateDirectory: workspace.state.directory, sample: sample).run()
+                await endpoints.close()
                 if let fleet {
                     let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,
                                                                         progress: progress, options: options, tls: [:])

@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterDeploy
+import MusterEtcd
+import MusterPKI
+import MusterPlan
+import MusterWorkspace
+
+/// `muster verify`'s production checks on real members (etcd 3.5.16): certificates' days left,
+/// and what the members' own metrics say.
+@Suite struct ProductionCheckTests {
+    private func verify(_ builder: PlanBuilder, sample: Duration = .milliseconds(500)) async throws -> VerificationReport {
+        let reports = try await Verification.run(workspace: try builder.build(), options: DeploySandbox.options,
+                                                 viaSSH: false, sample: sample, progress: Progress(quiet: true))
+        return try #require(reports.first)
+    }
+
+    /// Replaces a member's server certificate and key on its host with ones from the cluster CA
+    /// that end in `days` (etcd reads them again at each handshake).
+    private func presentShort(_ member: MemberPlan, pki: String, days: Int) throws {
+        let authority = try CertificateAuthority(directory: pki, commonName: "muster CA for main")
+        let issued = try authority.issue(kind: .server, commonName: member.name, dnsNames: ["localhost"],
+                                         ipAddresses: [member.address, "127.0.0.1"], validityDays: days)
+        for (path, text) in [(member.paths.serverKey, issued.privateKeyPEM), (member.paths.serverCert, issued.certificatePEM)] {
+            _ = try DeploySandbox.exec(member.host, "cat > \(Shell.quote(path)) <<'PEM'\n\(text)PEM")
+        }
+    }
+
+    @Test func certificatesNearTheirEndWarnThenFail() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
+                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let workspace = try builder.build()
+            let pki = workspace.state.directory + "/pki/main"
+
+            // Freshly issued: every certificate has years left; the three presented ones are counted.
+            let healthy = try await verify(builder)
+            let fresh = try #require(healthy.check(named: "cert-expiry"))
+            #expect(fresh.ok && healthy.ok && healthy.exitCode == 0, "\(healthy.table())")
+            #expect(fresh.detail.contains("the soonest"), "\(fresh.detail)")
+            for name in ["db-quota", "db-fragmentation", "proposals-failed", "leader-changes"] {
+                #expect(healthy.check(named: name)?.ok == true, "\(healthy.table())")
+            }
+
+            // host1 presents a certificate with 20 days left: a warning naming it, exit code 0
+            // unless strict. (The state's copy still has years: only the handshake sees it.)
+            let host1 = try #require(workspace.plan.clusters[0].members.first { $0.name == "host1" })
+            try presentShort(host1, pki: pki, days: 20)
+            var warned = try await verify(builder)
+            let warning = try #require(warned.check(named: "cert-expiry"))
+            #expect(warning.warned, "\(warned.table())")
+            #expect(warning.detail.contains("host1 presents") && warning.detail.contains("ends in 19 days"), "\(warning.detail)")
+            #expect(!warning.detail.contains("host2") && !warning.detail.contains("pki/main/"), "\(warning.detail)")
+            #expect(warned.ok && warned.exitCode == 0)
+            #expect(warned.table().contains("WARN  cert-expiry"))
+            warned.strict = true
+            #expect(warned.exitCode == 1)
+
+            // A named client certificate in the state with 5 days left: a failure naming the file.
+            let authority = try CertificateAuthority(directory: pki, commonName: "muster CA for main")
+            let client = try authority.issue(kind: .client, commonName: "prometheus", dnsNames: [], ipAddresses: [], validityDays: 5)
+            try Data(client.certificatePEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.crt"))
+            let failed = try await verify(builder)
+            let failure = try #require(failed.check(named: "cert-expiry"))
+            #expect(failure.failed && failure.detail.contains("pki/main/client-prometheus.crt ends in 4 days"), "\(failure.detail)")
+            #expect(!failed.ok && failed.exitCode == 1)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// The largest share of its quota any member's database uses, from the members' metrics.
+    private func quotaShare(_ builder: PlanBuilder) async throws -> Double {
+        var share = 0.0
+        for member in try builder.build().plan.clusters[0].members {
+            let sample = MetricSample(parsing: try await EtcdClient(baseURL: member.endpoint).metrics())
+            let size = try #require(sample.value("etcd_mvcc_db_total_size_in_bytes"))
+            let quota = try #require(sample.value("etcd_server_quota_backend_bytes"))
+            share = max(share, size / quota)
+        }
+        return share
+    }
+
+    @Test func databaseNearItsQuotaWarnsThenFails() async throws {
+        try await onSandbox {
+            let quota = 8 * 1024 * 1024
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
+                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: false\n    etcd: { quota-backend-bytes: \(quota) }\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let healthy = try await verify(builder)
+            #expect(healthy.check(named: "db-quota")?.ok == true, "\(healthy.table())")
+            let client = EtcdClient(baseURL: try builder.build().plan.clusters[0].members[0].endpoint, timeout: 10)
+            let value = String(repeating: "x", count: 48 * 1024)
+
+            // Fill in steps far smaller than the gap between the lines, until past 80%, bounded.
+            var written = 0
+            func fill(past share: Double) async throws {
+                while try await quotaShare(builder) <= share {
+                    try #require(written < 200, "the database never passed \(share) of its quota")
+                    try await client.put("/fill/\(written)", value)
+                    written += 1
+                }
+            }
+            try await fill(past: 0.80)
+            let warned = try await verify(builder)
+            let warning = try #require(warned.check(named: "db-quota"))
+            #expect(warning.warned && warning.detail.contains("host1") && warning.detail.contains("of 8.4 MB"), "\(warning.detail)")
+            #expect(warned.exitCode == 0, "\(warned.table())")
+
+            try await fill(past: 0.95)
+            let failed = try await verify(builder)
+            let failure = try #require(failed.check(named: "db-quota"))
+            #expect(failure.failed, "\(failure.detail)")
+            #expect(failed.exitCode == 1)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
