@@ -72,6 +72,17 @@ import MusterWorkspace
         }
     }
 
+    /// Each member's share of its database in use.
+    private func inUseShares(_ builder: PlanBuilder) async throws -> [Double] {
+        var shares: [Double] = []
+        for member in try builder.build().plan.clusters[0].members {
+            let sample = MetricSample(parsing: try await EtcdClient(baseURL: member.endpoint).metrics())
+            let size = try #require(sample.value("etcd_mvcc_db_total_size_in_bytes"))
+            shares.append(try #require(sample.value("etcd_mvcc_db_total_size_in_use_in_bytes")) / size)
+        }
+        return shares
+    }
+
     /// The largest share of its quota any member's database uses, from the members' metrics.
     private func quotaShare(_ builder: PlanBuilder) async throws -> Double {
         var share = 0.0
@@ -97,13 +108,16 @@ import MusterWorkspace
             let client = EtcdClient(baseURL: try builder.build().plan.clusters[0].members[0].endpoint, timeout: 10)
             let value = String(repeating: "x", count: 48 * 1024)
 
-            // Fill in steps far smaller than the gap between the lines, until past 80%, bounded.
+            // Fill in steps of 4 x 48 KiB (about 2.5% of the quota, half the gap between 95% and
+            // the quota itself, where etcd would raise NOSPACE), until past the line, bounded.
             var written = 0
             func fill(past share: Double) async throws {
                 while try await quotaShare(builder) <= share {
                     try #require(written < 200, "the database never passed \(share) of its quota")
-                    try await client.put("/fill/\(written)", value)
-                    written += 1
+                    for _ in 0..<4 {
+                        try await client.put("/fill/\(written)", value)
+                        written += 1
+                    }
                 }
             }
             try await fill(past: 0.80)
@@ -117,6 +131,44 @@ import MusterWorkspace
             let failure = try #require(failed.check(named: "db-quota"))
             #expect(failure.failed, "\(failure.detail)")
             #expect(failed.exitCode == 1)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
+
+extension ProductionCheckTests {
+    /// One key written over and over (every old value kept until compaction), then compacted:
+    /// the database keeps its size, and little of it is in use.
+    @Test func fragmentedDatabaseWarns() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let client = EtcdClient(baseURL: try builder.build().plan.clusters[0].members[0].endpoint, timeout: 30)
+            let value = String(repeating: "f", count: 1_000_000)
+            var revision: Int64 = 0
+            // 110 MB of old values: over the 100 MiB floor.
+            for _ in 0..<110 { revision = try await client.put("/fragment", value).header.revision }
+            let full = try await verify(builder)
+            #expect(full.check(named: "db-fragmentation")?.ok == true, "\(full.table())")
+
+            try await client.compact(revision: revision)
+            // Each member compacts on its own, and bbolt counts the pages freed only at a later
+            // commit: write (as a live cluster does) and wait, bounded, until every member says so.
+            let deadline = ContinuousClock.now + .seconds(30)
+            var shares = try await inUseShares(builder)
+            while shares.contains(where: { $0 >= 0.5 }) {
+                try #require(ContinuousClock.now < deadline, "the members' databases never showed their freed pages: \(shares)")
+                try await client.put("/traffic", "after compaction")
+                try await Task.sleep(for: .milliseconds(200))
+                shares = try await inUseShares(builder)
+            }
+            let fragmented = try await verify(builder)
+            let warning = try #require(fragmented.check(named: "db-fragmentation"))
+            #expect(warning.warned, "\(fragmented.table())")
+            for name in ["host1", "host2", "host3"] { #expect(warning.detail.contains(name), "\(warning.detail)") }
+            #expect(warning.detail.contains("muster defrag"))
+            #expect(fragmented.exitCode == 0)
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
