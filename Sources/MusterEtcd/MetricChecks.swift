@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// Two reads of one member's `/metrics`, `window` apart.
 public struct MemberMetrics: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 import Testing
 @testable import MusterEtcd
 

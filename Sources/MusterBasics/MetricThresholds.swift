@@ -1,5 +1,5 @@
-/// Where each metric check draws its lines, and why there. The one table the checks and the
-/// rendered alert rules (`prometheus/etcd-alerts.yml`) both read.
+/// Where each metric check draws its lines, and why there. The one table `verify`'s checks
+/// (MusterEtcd) and the rendered alert rules (MusterPlan, `prometheus/etcd-alerts.yml`) both read.
 ///
 /// Sources: etcd's FAQ and hardware guide (etcd.io/docs/v3.5/faq, op-guide/hardware: a disk is
 /// fast enough when the p99 of WAL fsync stays under 10 ms and of backend commit under 25 ms),

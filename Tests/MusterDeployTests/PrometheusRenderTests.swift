@@ -1,0 +1,183 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterPKI
+import MusterTestSupport
+
+/// `muster render`'s Prometheus files, judged by Debian's promtool (prometheus 2.42): the scrape
+/// config and the rules load, and each alert fires on series that should fire it and stays quiet
+/// on series that should not.
+@Suite struct PrometheusRenderTests {
+    static let inventory = """
+        ssh: { user: root, identity: ~/.ssh/id_ed25519 }
+        member: { binary: /usr/bin/etcd, version: 3.4.23 }
+        hosts:
+          etcd1: { address: 10.0.0.1 }
+          etcd2: { address: 10.0.0.2 }
+          etcd3: { address: 10.0.0.3 }
+        clusters:
+          main:
+            members: [etcd1, etcd2, etcd3]
+            tls: true
+            bootstrap: static
+          plain:
+            members: [etcd2]
+            tls: false
+            bootstrap: static
+            client_port: 3379
+            peer_port: 3380
+
+        """
+
+    /// Renders the inventory above; returns the tree and the state directory.
+    private func render() throws -> (tree: String, state: String) {
+        let directory = try TemporaryDirectory.create(prefix: "muster-prometheus")
+        try Data(PrometheusRenderTests.inventory.utf8).write(to: URL(fileURLWithPath: directory + "/inventory.yml"))
+        let run = try MusterCLI.run(["render", directory + "/inventory.yml", "--out", directory + "/tree", "--state", directory + "/state"])
+        try #require(run.succeeded, "\(run.stderrText)")
+        return (directory + "/tree", directory + "/state")
+    }
+
+    private func promtool(_ arguments: [String]) throws -> ProcessResult {
+        try LocalProcess.run(["promtool"] + arguments, timeout: 60)
+    }
+
+    @Test func scrapeConfigAndRulesLoad() throws {
+        let (tree, state) = try render()
+        defer { try? FileManager.default.removeItem(atPath: (tree as NSString).deletingLastPathComponent) }
+        let scrape = tree + "/prometheus/etcd-scrape.yml"
+        let text = try String(contentsOfFile: scrape, encoding: .utf8)
+        for target in ["\"10.0.0.1:2379\"", "\"10.0.0.2:2379\"", "\"10.0.0.3:2379\"", "\"10.0.0.2:3379\""] {
+            #expect(text.contains(target), "\(text)")
+        }
+        #expect(text.contains("\(state)/pki/main/client-prometheus.crt"))
+
+        // promtool reads the certificate files: none issued yet, the config is refused.
+        let before = try promtool(["check", "config", scrape])
+        #expect(!before.succeeded && before.stderrText.contains("client-prometheus.crt"), "\(before.stdoutText)\(before.stderrText)")
+
+        let pki = ClusterPKI.directory(stateDirectory: state, cluster: "main")
+        let authority = try ClusterPKI(stateDirectory: state, cluster: "main").authority
+        let issued = try authority.issue(kind: .client, commonName: "prometheus", dnsNames: [], ipAddresses: [])
+        try Data(issued.certificatePEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.crt"))
+        try Data(issued.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.key"))
+        let config = try promtool(["check", "config", scrape])
+        #expect(config.succeeded, "\(config.stdoutText)\(config.stderrText)")
+
+        let rules = try promtool(["check", "rules", tree + "/prometheus/etcd-alerts.yml"])
+        #expect(rules.succeeded && rules.stdoutText.contains("SUCCESS: 12 rules found"), "\(rules.stdoutText)\(rules.stderrText)")
+    }
+
+    /// One instance's histogram: `perMinute` observations a minute, all in the bucket ending at
+    /// `bound` (bounds 1 ms, 32 ms, 1.024 s, +Inf).
+    private func histogram(_ metric: String, _ labels: String, bound: String, perMinute: Int = 10) -> [String] {
+        ["0.001", "0.032", "1.024", "+Inf"].map { le -> String in
+            let reached = ["0.001", "0.032", "1.024", "+Inf"].firstIndex(of: le)! >= ["0.001", "0.032", "1.024", "+Inf"].firstIndex(of: bound)!
+            return "      - series: '\(metric)_bucket{\(labels),le=\"\(le)\"}'\n        values: '0+\(reached ? perMinute : 0)x40'"
+        }
+    }
+
+    private func expected(_ name: String, at minutes: Int, _ alerts: [(labels: [String: String], summary: String)]) -> String {
+        var lines = ["      - eval_time: \(minutes)m", "        alertname: \(name)", "        exp_alerts:"]
+        if alerts.isEmpty { lines[2] = "        exp_alerts: []" }
+        for alert in alerts {
+            lines.append("          - exp_labels:")
+            for key in alert.labels.keys.sorted() { lines.append("              \(key): '\(alert.labels[key]!)'") }
+            lines.append("            exp_annotations:")
+            lines.append("              summary: '\(alert.summary.replacingOccurrences(of: "'", with: "''"))'")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    @Test func eachAlertFiresOnlyWhereItShould() throws {
+        let (tree, _) = try render()
+        defer { try? FileManager.default.removeItem(atPath: (tree as NSString).deletingLastPathComponent) }
+        let job = "job=\"etcd-main\""
+        func at(_ instance: String) -> String { "\(job),instance=\"\(instance)\"" }
+        func labels(_ instance: String, _ severity: String, extra: [String: String] = [:]) -> [String: String] {
+            ["job": "etcd-main", "instance": instance, "severity": severity].merging(extra) { $1 }
+        }
+        var series: [String] = []
+        var checks: [String] = []
+
+        // No leader: a has none, b has one.
+        series += ["      - series: 'etcd_server_has_leader{\(at("a"))}'\n        values: '0x10'",
+                   "      - series: 'etcd_server_has_leader{\(at("b"))}'\n        values: '1x10'"]
+        checks.append(expected("etcdNoLeader", at: 5, [(labels("a", "critical"), "etcd member a has no leader.")]))
+
+        // Quorum: main has 1 of 3 up; plain has its 1 of 1.
+        series += ["      - series: 'up{job=\"etcd-main\",cluster=\"main\",instance=\"m1\"}'\n        values: '1x10'",
+                   "      - series: 'up{job=\"etcd-main\",cluster=\"main\",instance=\"m2\"}'\n        values: '0x10'",
+                   "      - series: 'up{job=\"etcd-main\",cluster=\"main\",instance=\"m3\"}'\n        values: '0x10'",
+                   "      - series: 'up{job=\"etcd-plain\",cluster=\"plain\",instance=\"p1\"}'\n        values: '1x10'"]
+        checks.append(expected("etcdInsufficientMembers", at: 5,
+                               [(["job": "etcd-main", "cluster": "main", "severity": "critical"], "etcd cluster main has too few members up for a quorum.")]))
+
+        // Disk latency: a about 1 s (warning and critical), b about 32 ms (warning), c 1 ms (neither).
+        for (metric, name, what) in [("etcd_disk_wal_fsync_duration_seconds", "etcdHighFsyncDurations", "WAL fsync"),
+                                     ("etcd_disk_backend_commit_duration_seconds", "etcdHighCommitDurations", "backend commit")] {
+            series += histogram(metric, at("a"), bound: "1.024") + histogram(metric, at("b"), bound: "0.032")
+                + histogram(metric, at("c"), bound: "0.001")
+            let summary = { (instance: String) in "etcd \(instance): \(what) p99 too slow for etcd." }
+            checks.append(expected(name, at: 20, [(labels("a", "warning"), summary("a")), (labels("a", "critical"), summary("a")),
+                                                  (labels("b", "warning"), summary("b"))]))
+        }
+
+        // Quota: a at 96% (both), b at 85% (warning), c at 50%.
+        for (instance, size) in [("a", 96), ("b", 85), ("c", 50)] {
+            series += ["      - series: 'etcd_mvcc_db_total_size_in_bytes{\(at(instance))}'\n        values: '\(size)x20'",
+                       "      - series: 'etcd_server_quota_backend_bytes{\(at(instance))}'\n        values: '100x20'"]
+        }
+        checks.append(expected("etcdDatabaseQuotaLowSpace", at: 15, [
+            (labels("a", "warning"), "etcd a: database nearing its quota."),
+            (labels("a", "critical"), "etcd a: database nearly at its quota; etcd refuses writes at 100%."),
+            (labels("b", "warning"), "etcd b: database nearing its quota."),
+        ]))
+
+        // Fragmentation (instances of their own: a, b and c have sizes for the quota above):
+        // d 200 MiB with 50 in use; e 200 with 150 in use; f 50 with 10 in use (under the floor).
+        let mib = 1_048_576
+        for (instance, size, inUse) in [("d", 200, 50), ("e", 200, 150), ("f", 50, 10)] {
+            series += ["      - series: 'etcd_mvcc_db_total_size_in_use_in_bytes{\(at(instance))}'\n        values: '\(inUse * mib)x20'",
+                       "      - series: 'etcd_mvcc_db_total_size_in_bytes{\(at(instance))}'\n        values: '\(size * mib)x20'"]
+        }
+        checks.append(expected("etcdDatabaseHighFragmentationRatio", at: 15,
+                               [(labels("d", "warning"), "etcd d: under half its database in use; `muster defrag` gives the rest back.")]))
+
+        // Leader changes: a one a minute, b none.
+        series += ["      - series: 'etcd_server_leader_changes_seen_total{\(at("a"))}'\n        values: '0+1x30'",
+                   "      - series: 'etcd_server_leader_changes_seen_total{\(at("b"))}'\n        values: '1+0x30'"]
+        checks.append(expected("etcdHighNumberOfLeaderChanges", at: 25,
+                               [(labels("a", "warning"), "etcd a: 4 or more leader changes in 15 minutes.")]))
+
+        // Failed proposals: a 10 a second, b 1 a second.
+        series += ["      - series: 'etcd_server_proposals_failed_total{\(at("a"))}'\n        values: '0+600x40'",
+                   "      - series: 'etcd_server_proposals_failed_total{\(at("b"))}'\n        values: '0+60x40'"]
+        checks.append(expected("etcdHighNumberOfFailedProposals", at: 35, [(labels("a", "warning"), "etcd a: many failed proposals.")]))
+
+        // Peer round trip: a to p about 1 s, b to p 1 ms.
+        series += histogram("etcd_network_peer_round_trip_time_seconds", at("a") + ",To=\"p\"", bound: "1.024")
+            + histogram("etcd_network_peer_round_trip_time_seconds", at("b") + ",To=\"p\"", bound: "0.001")
+        checks.append(expected("etcdMemberCommunicationSlow", at: 20,
+                               [(labels("a", "warning", extra: ["To": "p"]), "etcd a: slow round trip to peer p.")]))
+
+        // And nothing fires before its `for` has passed.
+        checks.append(expected("etcdHighFsyncDurations", at: 6, []))
+
+        let test = """
+            rule_files: ['\(tree)/prometheus/etcd-alerts.yml']
+            evaluation_interval: 1m
+            tests:
+              - interval: 1m
+                input_series:
+            \(series.map { "  " + $0.replacingOccurrences(of: "\n", with: "\n  ") }.joined(separator: "\n"))
+                alert_rule_test:
+            \(checks.map { "  " + $0.replacingOccurrences(of: "\n", with: "\n  ") }.joined(separator: "\n"))
+
+            """
+        let path = tree + "/alerts-test.yml"
+        try Data(test.utf8).write(to: URL(fileURLWithPath: path))
+        let run = try promtool(["test", "rules", path])
+        #expect(run.succeeded, "\(run.stdoutText)\(run.stderrText)\n\(test)")
+    }
+}
