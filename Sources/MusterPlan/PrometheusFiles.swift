@@ -20,6 +20,8 @@ public enum PrometheusFiles {
                      "scrape_configs:"]
         for cluster in clusters {
             lines.append("  - job_name: \(quoted(job(cluster.name)))")
+            // etcd's mixin is written for a 30 s scrape interval; its rate windows are 5 minutes.
+            lines.append("    scrape_interval: 15s")
             lines.append("    scheme: \(cluster.tls ? "https" : "http")")
             if cluster.tls {
                 let directory = pkiDirectory(cluster.name)

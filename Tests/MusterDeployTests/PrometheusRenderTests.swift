@@ -181,3 +181,65 @@ import MusterTestSupport
         #expect(run.succeeded, "\(run.stdoutText)\(run.stderrText)\n\(test)")
     }
 }
+
+extension PrometheusRenderTests {
+    /// A real Prometheus on the controller (loopback only) scrapes a TLS etcd 3.5.16 sandbox
+    /// cluster through the rendered config, with a client certificate for `prometheus` issued in
+    /// the state: every member's target answers `up == 1` in Prometheus' own HTTP API.
+    @Test func realPrometheusScrapesEveryMember() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
+                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let state = try builder.build().state.directory
+            let pki = ClusterPKI.directory(stateDirectory: state, cluster: "main")
+            let issued = try ClusterPKI(stateDirectory: state, cluster: "main").authority
+                .issue(kind: .client, commonName: "prometheus", dnsNames: [], ipAddresses: [])
+            try Data(issued.certificatePEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.crt"))
+            try Data(issued.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.key"))
+
+            let directory = try TemporaryDirectory.create(prefix: "muster-prometheus-live")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let rendered = try MusterCLI.run(["render", builder.inventoryPath, "--out", directory + "/tree", "--state", state])
+            try #require(rendered.succeeded, "\(rendered.stderrText)")
+            let port = try #require(try FreePorts.pick(1).first)
+            let prometheus = try ChildProcesses.start("/usr/bin/prometheus", [
+                "--config.file=\(directory)/tree/prometheus/etcd-scrape.yml", "--storage.tsdb.path=\(directory)/data",
+                "--web.listen-address=127.0.0.1:\(port)",
+            ], logPath: directory + "/prometheus.log")
+            defer { ChildProcesses.stop(prometheus) }
+
+            // Wait (bounded) until Prometheus has scraped every member once and says up == 1.
+            struct Answer: Decodable {
+                struct Data: Decodable { struct Series: Decodable { var metric: [String: String]; var value: [JSONValueless] }; var result: [Series] }
+                var data: Data
+            }
+            let members = try builder.build().plan.clusters[0].members.map { "\($0.address):2379" }
+            let deadline = ContinuousClock.now + .seconds(90)
+            var last = ""
+            while true {
+                let query = try LocalProcess.run(["curl", "-sS", "--max-time", "5",
+                                                  "http://127.0.0.1:\(port)/api/v1/query?query=up%7Bjob%3D%22etcd-main%22%7D%3D%3D1"], timeout: 10)
+                last = query.stdoutText + query.stderrText
+                if query.succeeded, let answer = try? JSONDecoder().decode(Answer.self, from: query.stdout),
+                   Set(answer.data.result.compactMap { $0.metric["instance"] }) == Set(members) {
+                    break
+                }
+                if ContinuousClock.now >= deadline {
+                    let log = (try? String(contentsOfFile: directory + "/prometheus.log", encoding: .utf8)) ?? ""
+                    Issue.record("Prometheus never saw every member up: \(last)\n\(log)")
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
+
+/// A JSON value read and thrown away (Prometheus' `[time, "value"]` pairs mix types).
+struct JSONValueless: Decodable {
+    init(from decoder: any Decoder) throws {}
+}
