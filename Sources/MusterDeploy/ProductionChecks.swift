@@ -12,10 +12,22 @@ struct ProductionChecks {
     let stateDirectory: String
     let sample: Duration
 
-    func run() async -> [VerificationReport.Check] {
+    /// What the checks judge: each member's metrics read twice `sample` apart, and the
+    /// certificates' days left (read meanwhile).
+    struct Sampled: Sendable {
+        var metrics: [MemberMetrics]
+        var expiry: VerificationReport.Check
+    }
+
+    func sample() async -> Sampled {
         async let expiry = certificateExpiry()
         let metrics = await MemberMetrics.sample(clients.map { (name: $0.0.name, client: $0.1) }, window: sample)
-        return [await expiry] + MetricChecks(members: metrics).all()
+        return Sampled(metrics: metrics, expiry: await expiry)
+    }
+
+    /// `peerNames`: member names by hex ID, to name the peers of `peer-round-trip`.
+    func checks(_ sampled: Sampled, peerNames: [String: String]) -> [VerificationReport.Check] {
+        [sampled.expiry] + MetricChecks(members: sampled.metrics, peerNames: peerNames).all()
     }
 
     /// The cluster's certificates in the state, and the one each member presents on its client

@@ -29,10 +29,15 @@ public enum Verification {
                 let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
                 let expectation = try workspace.expectation(for: cluster)
                 let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
-                var report = await Verifier(expectation: expectation, memberClient: { endpoints.client(for: $0) }).run()
-                report.checks += await ProductionChecks(
+                // The metric window opens before the verifier's own write and read, so that a
+                // quiet cluster still shows a few fsyncs and commits in it.
+                let production = ProductionChecks(
                     cluster: cluster, clients: expectation.members.map { ($0, endpoints.client(for: $0)) },
-                    stateDirectory: workspace.state.directory, sample: sample).run()
+                    stateDirectory: workspace.state.directory, sample: sample)
+                async let sampled = production.sample()
+                var report = await Verifier(expectation: expectation, memberClient: { endpoints.client(for: $0) }).run()
+                let peerNames = Dictionary(report.members.map { (EtcdIDs.hex($0.id), $0.name) }, uniquingKeysWith: { a, _ in a })
+                report.checks += await production.checks(sampled, peerNames: peerNames)
                 await endpoints.close()
                 if let fleet {
                     let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,

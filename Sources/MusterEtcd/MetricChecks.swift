@@ -44,8 +44,12 @@ public struct MemberMetrics: Sendable {
 /// held to (`MetricThresholds`).
 public struct MetricChecks {
     public let members: [MemberMetrics]
+    /// Member names by ID (hex, as etcd labels its peers `To`), to name a peer.
+    public let peerNames: [String: String]
 
-    public init(members: [MemberMetrics]) { self.members = members }
+    public init(members: [MemberMetrics], peerNames: [String: String] = [:]) {
+        self.members = members; self.peerNames = peerNames
+    }
 
     public typealias Check = VerificationReport.Check
 
@@ -88,7 +92,9 @@ public struct MetricChecks {
         }
         let worst = measures.map(\.level).max() ?? .pass
         let detail = (measures.isEmpty ? "no member" : measures.map(\.text).joined(separator: ", ")) + "; " + lines
-        return Check(name: threshold.check, ok: worst == .pass, severity: worst == .warn ? .warn : .fail, detail: detail)
+        // A passing check carries the most its failure could be: `warn` for one without a fail line.
+        let severity: VerificationReport.Severity = worst == .fail || (worst == .pass && threshold.fail != nil) ? .fail : .warn
+        return Check(name: threshold.check, ok: worst == .pass, severity: severity, detail: detail)
     }
 
     static func milliseconds(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
@@ -126,7 +132,7 @@ public struct MetricChecks {
 
     func fragmentation() -> Check {
         let threshold = MetricThresholds.fragmentation, floor = MetricThresholds.fragmentationFloorBytes
-        let lines = "warn when under \(MetricChecks.percent(threshold.warn!)) of a database over \(HumanBytes.format(Int64(floor))) is in use: `muster defrag` gives the rest back"
+        let lines = "warn when under \(MetricChecks.percent(threshold.warn!)) of a database over \(Int(floor) >> 20) MiB is in use: `muster defrag` gives the rest back"
         return combine(threshold, lines: lines) { _, second, _ in
             guard let size = second.value("etcd_mvcc_db_total_size_in_bytes"), let inUse = second.value(threshold.metric), size > 0 else {
                 return Measure(text: "no etcd_mvcc_db_total_size_in_bytes or \(threshold.metric)", level: .warn)
@@ -177,7 +183,7 @@ public struct MetricChecks {
             var parts: [String] = [], level = Measure.Level.pass
             for labels in after.keys.sorted(by: { ($0["To"] ?? "") < ($1["To"] ?? "") }) {
                 let window = HistogramWindow(from: before[labels] ?? [], to: after[labels]!)
-                let peer = labels["To"] ?? "a peer"
+                let peer = labels["To"].map { peerNames[$0] ?? $0 } ?? "a peer"
                 guard let p99 = window.quantile(0.99) else { parts.append("to \(peer) no data"); continue }
                 parts.append("to \(peer) p99 \(MetricChecks.milliseconds(p99))")
                 level = max(level, MetricChecks.level(p99, threshold))
