@@ -30,11 +30,17 @@ public enum PrometheusFiles {
                           "      cert_file: \(quoted(directory + "/client-\(clientName).crt"))",
                           "      key_file: \(quoted(directory + "/client-\(clientName).key"))"]
             }
+            // A member serving clients on its own loopback only cannot be reached from here.
+            let reachable = cluster.members.filter { member in
+                member.clientURLs.first.map { !["127.0.0.1", "localhost", "::1"].contains(URLParts.host(of: $0)) } ?? false
+            }
             lines.append("    static_configs:")
-            lines.append("      - targets:")
-            for member in cluster.members {
-                guard let url = member.clientURLs.first else { continue }
-                lines.append("          - \(quoted(hostPort(url)))")
+            lines.append("      - targets:" + (reachable.isEmpty ? " []" : ""))
+            for member in cluster.members where !reachable.contains(where: { $0.name == member.name }) {
+                lines.append("          # \(member.name) serves clients on its loopback only: not scraped")
+            }
+            for member in reachable {
+                lines.append("          - \(quoted(hostPort(member.clientURLs[0])))")
             }
             lines += ["        labels:", "          cluster: \(quoted(cluster.name))"]
         }
