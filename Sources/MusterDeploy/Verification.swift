@@ -45,6 +45,8 @@ public enum Verification {
                     // The facts carry each supervisor's state: no second round trip for it.
                     report.supervisors = operations.supervisorStatesFromPreflight(cluster)
                     report.checks.append(configCurrent(cluster, facts: operations.facts))
+                    let hosts = Array(Set(cluster.members.map(\.host))).sorted()
+                    report.checks.append(ClockSkew.check(await ClockSkew.measure(hosts, fleet: fleet)))
                 }
                 reports.append(report)
             }

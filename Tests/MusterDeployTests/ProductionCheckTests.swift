@@ -10,9 +10,9 @@ import MusterWorkspace
 /// `muster verify`'s production checks on real members (etcd 3.5.16): certificates' days left,
 /// and what the members' own metrics say.
 @Suite struct ProductionCheckTests {
-    private func verify(_ builder: PlanBuilder, sample: Duration = .milliseconds(500)) async throws -> VerificationReport {
+    private func verify(_ builder: PlanBuilder, viaSSH: Bool = false, sample: Duration = .milliseconds(500)) async throws -> VerificationReport {
         let reports = try await Verification.run(workspace: try builder.build(), options: DeploySandbox.options,
-                                                 viaSSH: false, sample: sample, progress: Progress(quiet: true))
+                                                 viaSSH: viaSSH, sample: sample, progress: Progress(quiet: true))
         return try #require(reports.first)
     }
 
@@ -169,6 +169,51 @@ extension ProductionCheckTests {
             for name in ["host1", "host2", "host3"] { #expect(warning.detail.contains(name), "\(warning.detail)") }
             #expect(warning.detail.contains("muster defrag"))
             #expect(fragmented.exitCode == 0)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
+
+extension ProductionCheckTests {
+    /// Network namespaces share the machine's one clock, so a host's clock is set off where the
+    /// check reads it: a `date` in /usr/local/bin of that host's own root (first on root's PATH,
+    /// which muster's `date +%s.%N` goes through) that adds `seconds`.
+    private func setClock(of host: String, ahead seconds: Double) throws {
+        _ = try DeploySandbox.exec(host, """
+            cat > /usr/local/bin/date <<'SH'
+            #!/bin/sh
+            t=$(/bin/date +%s.%N)
+            awk -v t="$t" 'BEGIN { printf "%.9f\\n", t + \(seconds) }'
+            SH
+            chmod 755 /usr/local/bin/date
+            """)
+    }
+
+    @Test func clockSkewNamesTheHostOff() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            defer { _ = try? DeploySandbox.exec("host2", "rm -f /usr/local/bin/date") }
+
+            let agreed = try await verify(builder, viaSSH: true)
+            let fine = try #require(agreed.check(named: "clock-skew"), "\(agreed.table())")
+            #expect(fine.ok && fine.detail.contains("host1") && fine.detail.contains("host3"), "\(fine.detail)")
+            // Without SSH sessions nothing is asked of the hosts.
+            #expect(try await verify(builder).check(named: "clock-skew") == nil)
+
+            try setClock(of: "host2", ahead: 0.8)
+            let ahead = try await verify(builder, viaSSH: true)
+            let warning = try #require(ahead.check(named: "clock-skew"))
+            #expect(warning.warned && warning.detail.contains("host2 +0."), "\(warning.detail)")
+            #expect(ahead.exitCode == 0)
+
+            try setClock(of: "host2", ahead: -3)
+            let behind = try await verify(builder, viaSSH: true)
+            let failure = try #require(behind.check(named: "clock-skew"))
+            #expect(failure.failed && (failure.detail.contains("host2 -3.0") || failure.detail.contains("host2 -2.99")), "\(failure.detail)")
+            #expect(behind.exitCode == 1)
+            _ = try DeploySandbox.exec("host2", "rm -f /usr/local/bin/date")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
