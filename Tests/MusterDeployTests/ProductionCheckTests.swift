@@ -59,6 +59,11 @@ import MusterWorkspace
             #expect(warned.table().contains("WARN  cert-expiry"))
             warned.strict = true
             #expect(warned.exitCode == 1)
+            // The command: exit 0 with the warning shown, 1 with --strict.
+            let command = try MusterCLI.run(["verify", builder.inventoryPath, "--sample", "200ms"])
+            #expect(command.status == 0 && command.stdoutText.contains("WARN  cert-expiry"), "\(command.stdoutText)\(command.stderrText)")
+            let strict = try MusterCLI.run(["verify", builder.inventoryPath, "--sample", "200ms", "--strict", "--output", "json"])
+            #expect(strict.status == 1 && strict.stdoutText.contains("\"severity\": \"warn\""), "\(strict.stdoutText)\(strict.stderrText)")
 
             // A named client certificate in the state with 5 days left: a failure naming the file.
             let authority = try CertificateAuthority(directory: pki, commonName: "muster CA for main")
