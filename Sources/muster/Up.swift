@@ -101,7 +101,7 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Count warnings as failures (exit 1 when any check warns).")
     var strict = false
 
-    @Option(help: ArgumentHelp("How long the metric checks watch each member: /metrics read twice this far apart (e.g. 2s, 500ms, 1m).", valueName: "DURATION"))
+    @Option(help: ArgumentHelp("How long the metric checks watch each member: /metrics read twice this far apart (100ms to 10m, e.g. 2s, 500ms, 1m).", valueName: "DURATION"))
     var sample: SampleDuration = SampleDuration(.seconds(2))
 
     func run() async throws {
