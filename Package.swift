@@ -4,7 +4,7 @@ import PackageDescription
 // Layers import only downward (ARCHITECTURE.md):
 //   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
 //   MusterInventory -> MusterImport (pure: Ansible inventory text to muster inventory text)
-//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery; MusterPKI (CLibCrypto, MusterBasics' atomic file writes)
+//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery, MusterObjectStore (its HTTP client); MusterPKI (CLibCrypto, MusterBasics' atomic file writes)
 //   CLibSSH2, CLibYAML, CLibCrypto: Debian's libssh2, libyaml and OpenSSL 3 libcrypto (no build cost)
 //   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
 // Each target's dependencies are exactly what its files import.
@@ -32,6 +32,8 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "MusterBasics", dependencies: ["CLibCrypto"]),
         .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
+        // The age file format (age-encryption.org/v1, X25519 recipients) on libcrypto: state exports.
+        .target(name: "MusterAge", dependencies: ["CLibCrypto"]),
         .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
         // Pure: inventory values to plan and rendered files; no disk, no process, no network.
         .target(name: "MusterPlan", dependencies: ["MusterBasics", "MusterYAML", "MusterInventory"]),
@@ -50,6 +52,14 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
         ], exclude: ["VERIFY_JSON.md"]),
+        // S3-compatible object storage (SigV4, multipart uploads) over MusterEtcd's HTTP/1.1
+        // client (`HTTPTransport`, package access): snapshots off the controller.
+        .target(name: "MusterObjectStore", dependencies: [
+            "MusterBasics", "MusterEtcd",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
         .target(name: "MusterPKI", dependencies: ["CLibCrypto", "MusterBasics"]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
@@ -61,13 +71,14 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
-        .target(name: "MusterSandbox", dependencies: ["MusterBasics"]),
+        .target(name: "MusterSandbox", dependencies: ["MusterBasics", "MusterInventory"]),
         .target(name: "MusterDeploy", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterObjectStore",
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
-            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery", "MusterAge",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Harness code several test targets share (free ports, child processes, temporary
@@ -75,6 +86,7 @@ let package = Package(
         .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
         .testTarget(name: "MusterBasicsTests", dependencies: ["MusterBasics", "CLibCrypto"]),
         .testTarget(name: "MusterYAMLTests", dependencies: ["MusterYAML"]),
+        .testTarget(name: "MusterAgeTests", dependencies: ["MusterAge"]),
         .testTarget(name: "MusterInventoryTests", dependencies: ["MusterInventory", "MusterYAML"]),
         .testTarget(name: "MusterImportTests", dependencies: ["MusterImport", "MusterInventory", "MusterYAML"]),
         // Golden trees are read from the source tree (#filePath), not bundled.
@@ -91,6 +103,7 @@ let package = Package(
             "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
             "MusterDeploy", "MusterSandbox", "MusterTestSupport",
         ]),
+        .testTarget(name: "MusterObjectStoreTests", dependencies: ["MusterObjectStore", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: [
             "MusterDiscovery", "MusterEtcd", "MusterTestSupport",

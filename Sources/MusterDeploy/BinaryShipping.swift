@@ -25,6 +25,20 @@ struct ShippedBinary: Sendable {
     }
 }
 
+/// A binary for the hosts of the clusters that use it: a member binary rides each host's first
+/// apply, a tool (etcdctl) follows once members are starting.
+struct Shipment: Sendable {
+    struct Source: Sendable {
+        var local: String
+        var remote: String
+        var hosts: Set<String>
+        var isMember: Bool
+    }
+    var binary: ShippedBinary
+    var hosts: Set<String>
+    var isMember: Bool
+}
+
 /// A binary on its way to one host, streamed through the stdin of a command that unpacks (or
 /// copies) it beside its target and renames it into place.
 struct BinaryDelivery: Sendable {
@@ -140,9 +154,11 @@ actor HostPreparation {
     private let facts: [String: HostFacts]
     private let ledger: ChangeLedger
     private let progress: Progress
-    private var deliveries: [String: BinaryDelivery] = [:]
+    private var deliveries: [String: [BinaryDelivery]] = [:]
     private var applying: [String: Task<Void, Error>] = [:]
     private var tools: Task<Void, Error>?
+    /// Bytes, rate and time left of every binary going out (drawn only on a terminal).
+    private var meter: TransferMeter?
 
     init(fleet: Fleet, facts: [String: HostFacts], ledger: ChangeLedger, progress: Progress) {
         self.fleet = fleet
@@ -151,25 +167,52 @@ actor HostPreparation {
         self.progress = progress
     }
 
-    /// Makes the member binary ride along with the first apply on each host that lacks it.
-    func deliver(_ binary: ShippedBinary?, to hosts: Set<String>) throws {
-        guard let binary else { return }
-        let lacking = hosts.sorted().filter { host in
-            let missing = facts[host].map { !binary.isCurrent(on: $0) } ?? true
-            if !missing { progress.host(host, "binary", "\(binary.fileName) unchanged") }
-            return missing
+    /// Makes each member binary ride along with the first apply on each of its hosts that lacks
+    /// it (a host whose clusters run two versions gets the second before that apply).
+    func deliver(_ binaries: [Shipment]) throws {
+        for shipment in binaries {
+            let binary = shipment.binary, hosts = shipment.hosts
+            let lacking = hosts.sorted().filter { host in
+                let missing = facts[host].map { !binary.isCurrent(on: $0) } ?? true
+                if !missing { progress.host(host, "binary", "\(binary.fileName) unchanged") }
+                return missing
+            }
+            for (host, delivery) in try BinaryDelivery.plan(binary, for: lacking, facts: facts) {
+                deliveries[host, default: []].append(delivery)
+            }
         }
-        deliveries = try BinaryDelivery.plan(binary, for: lacking, facts: facts)
+        let hosts = deliveries.filter { !$0.value.isEmpty }
+        let bytes = hosts.values.joined().reduce(0) { $0 + $1.payload.count }
+        if bytes > 0 {
+            meter = TransferMeter.forTerminal(label: "binaries to \(hosts.count) host\(hosts.count == 1 ? "" : "s")",
+                                              total: Int64(bytes), machineOutput: progress.isQuiet)
+        }
     }
 
     /// Runs `script` on `host` (with the member binary, the first time); a host in several
     /// waves applies in order.
     func apply(_ script: ApplyScript, on host: String, label: String) {
         let previous = applying[host]
-        let delivery = deliveries.removeValue(forKey: host)
+        let pending = deliveries.removeValue(forKey: host) ?? []
+        let delivery = pending.first, others = pending.dropFirst()
         let fleet = fleet, ledger = ledger, progress = progress
+        var sent: (@Sendable (Int) -> Void)?
+        if !pending.isEmpty, let meter {
+            sent = { bytes in meter.advance(by: bytes) }
+        }
         applying[host] = Task {
             try await previous?.value
+            // A script takes one binary (it reads all of stdin): any other rides a script of its own.
+            for other in others {
+                var alone = ApplyScript()
+                alone.receive(other)
+                try await fleet.check(host, "apply", alone.text, stdin: alone.input, timeout: 300, stdinWritten: sent)
+                ledger.record(host) { change in
+                    change.bytesSent += other.payload.count
+                    change.binaries.append(other.binary.fileName)
+                }
+                progress.host(host, "files", other.summary)
+            }
             var script = script
             if let delivery { script.receive(delivery) }
             guard !script.isEmpty else {
@@ -177,7 +220,7 @@ actor HostPreparation {
                 return
             }
             do {
-                try await fleet.check(host, "apply", script.text, stdin: script.input, timeout: 300)
+                try await fleet.check(host, "apply", script.text, stdin: script.input, timeout: 300, stdinWritten: sent)
             } catch let error as DeployError where delivery?.compressed == true && error.message.contains("zstd") {
                 throw DeployError(host: host, step: "apply", error.message + "\n(if zstd calls the data damaged, remove the cached copy \(delivery?.binary.compressedPath ?? "") and run again)")
             }
@@ -196,10 +239,11 @@ actor HostPreparation {
     }
 
     /// etcdctl for operators, off the critical path (members already starting).
-    func shipTools(_ binaries: [ShippedBinary], to hosts: Set<String>) throws {
+    func shipTools(_ binaries: [Shipment]) throws {
         guard tools == nil else { return }
         var jobs: [String: [BinaryDelivery]] = [:]
-        for binary in binaries {
+        for shipment in binaries {
+            let binary = shipment.binary, hosts = shipment.hosts
             let lacking = hosts.filter { host in facts[host].map { !binary.isCurrent(on: $0) } ?? true }
             for (host, delivery) in try BinaryDelivery.plan(binary, for: lacking.sorted(), facts: facts) {
                 jobs[host, default: []].append(delivery)

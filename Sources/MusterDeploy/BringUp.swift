@@ -65,6 +65,14 @@ public struct BringUp: Sendable {
         for cluster in workspace.plan.clusters where cluster.tls {
             certificates[cluster.name] = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory)
         }
+        // v3 discovery through a TLS backend: a client certificate of the backend's CA (or the
+        // inventory's files for an external one) goes to each member with its own.
+        for cluster in workspace.plan.clusters {
+            guard let discovery = cluster.discoveryV3, discovery.clientCertificate else { continue }
+            let backend = discovery.backendCluster.flatMap { certificates[$0] }
+            try certificates[cluster.name]?.addDiscoveryClient(discovery, of: cluster, backend: backend,
+                                                              external: workspace.inventory.cluster(named: cluster.name)?.discoveryOptions?.tls)
+        }
         // What the hosts' markers are compared with, and what this run writes into new ones.
         let (identity, identityIsNew) = try workspace.state.identityOrNew()
         var incarnations: [String: String] = [:], newIncarnations: Set<String> = []
@@ -80,7 +88,7 @@ public struct BringUp: Sendable {
         preflight.identity = identity
         preflight.incarnations = incarnations
         preflight.authorities = certificates.mapValues(\.authorities)
-        let scripts = preflight.scripts(workspace, hosts: hosts.map(\.name), binaryPaths: sources.map(\.1),
+        let scripts = preflight.scripts(workspace, hosts: hosts.map(\.name), binaryPaths: sources.map(\.remote),
                                         extraFiles: certificates.values.flatMap(\.files))
         let memberCount = workspace.plan.clusters.reduce(0) { $0 + $1.members.count }
         progress.note("plan: \(workspace.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
@@ -134,7 +142,7 @@ public struct BringUp: Sendable {
         }
     }
 
-    private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [ShippedBinary],
+    private func bringUp(_ workspace: inout Workspace, operations: ClusterOperations, binaries: [Shipment],
                          certificates: [String: ClusterCertificates], context: BootstrapContext) async throws -> Outcome {
         if dryRun {
             // The steps the run would take, from the same facts and the same certificates (issued
@@ -159,7 +167,20 @@ public struct BringUp: Sendable {
             guard !running.isEmpty else { continue }
             let files = HostFiles.toWrite(for: cluster, in: workspace.plan, extra: certificates[cluster.name]?.files ?? [], facts: facts)
             try await operations.refuseIgnoredChanges(cluster, changed: files, running: running)
-            try await operations.refuseUnsafeUpgrade(cluster, stateDirectory: workspace.state.directory)
+            let record = try workspace.state.clusterRecord(cluster.name)
+            try await operations.refuseUnsafeUpgrade(cluster, stateDirectory: workspace.state.directory) { [workspace] upgrade in
+                let from = upgrade.running.map(\.version)
+                if from.contains(where: { EtcdUpgradeRules.needsSnapshotIndices(from: $0, to: upgrade.target) }) {
+                    upgrade.reached36AtIndex = record?.reached36AtIndex
+                    for member in cluster.members {
+                        upgrade.newestSnapshotIndex[member.name] = facts[member.host]?.members[cluster.name]?.newestSnapshotIndex
+                    }
+                }
+                if from.contains(where: { EtcdUpgradeRules.needsV2StoreCheck(from: $0, to: upgrade.target) }) {
+                    let etcdutl = try await UpgradeTool.etcdutl(workspace, cluster: cluster)
+                    upgrade.v2Store = try await operations.checkV2Stores(cluster, etcdutl: etcdutl)
+                }
+            }
             try await operations.refuseUnsafeMembershipChange(cluster)
             let changing = !files.isEmpty || running.count < cluster.members.count || !cluster.removals.isEmpty
                 || cluster.members.contains { $0.join?.isNew == true } || running.contains(where: operations.runsAnotherBinary)
@@ -168,9 +189,9 @@ public struct BringUp: Sendable {
         let ledger = ChangeLedger()
         let preparation = HostPreparation(fleet: operations.fleet, facts: facts, ledger: ledger, progress: progress)
         // etcd itself is on the critical path; etcdctl ships once the first members are starting.
-        let memberBinary = Array(binaries.prefix(1)), tools = Array(binaries.dropFirst())
+        let tools = binaries.filter { !$0.isMember }
         let memberHosts = Set(workspace.plan.clusters.flatMap { $0.members.map(\.host) })
-        try await preparation.deliver(memberBinary.first, to: memberHosts)
+        try await preparation.deliver(binaries.filter(\.isMember))
         let waves = Self.waves(workspace.plan.clusters)
         // Hosts whose clusters come up in a later wave get the binary now, while the first wave
         // starts, rather than after it.
@@ -191,12 +212,12 @@ public struct BringUp: Sendable {
                 let waveChanged = try await bringUp(wave: clusters, workspace: workspace, operations: operations,
                                                     certificates: certificates, preparation: preparation, ledger: ledger,
                                                     context: context) {
-                    try? await preparation.shipTools(tools, to: memberHosts)
+                    try? await preparation.shipTools(tools)
                 }
                 changed = changed || waveChanged
-                for cluster in clusters { try mode(for: cluster).afterFormed(cluster, in: &workspace) }
+                for cluster in clusters { try await mode(for: cluster).afterFormed(cluster, in: &workspace, context: context) }
             }
-            try await preparation.shipTools(tools, to: memberHosts)
+            try await preparation.shipTools(tools)
             // Verification speaks HTTP to the members; it need not wait for etcdctl on the SSH lanes.
             let reports = try await verifyAll(workspace, operations: operations, ledger: ledger)
             try await preparation.finish()
@@ -351,8 +372,9 @@ public struct BringUp: Sendable {
     /// The first verified run of a cluster records its founding IDs; later runs leave the record.
     private func recordFormations(_ workspace: Workspace, reports: [VerificationReport]) throws {
         for report in reports where report.ok {
-            guard try workspace.state.clusterRecord(report.clusterName) == nil,
-                  let clusterID = report.observedClusterID else { continue }
+            let recordedBefore = try workspace.state.clusterRecord(report.clusterName) != nil
+            defer { try? recordReaching36(report, state: workspace.state, foundedNow: !recordedBefore) }
+            guard !recordedBefore, let clusterID = report.observedClusterID else { continue }
             // In the plan's order: the order of the founders' initial-cluster.
             let planned = workspace.plan.cluster(named: report.clusterName)?.members ?? []
             let founders = planned.compactMap { member -> ClusterRecord.Member? in
@@ -366,33 +388,58 @@ public struct BringUp: Sendable {
         }
     }
 
+    /// The record keeps the index at which the cluster reached 3.6 once a verification shows it
+    /// (`EtcdUpgradeRules.reached36AtIndex`), for the 3.6 -> 3.7 guard.
+    private func recordReaching36(_ report: VerificationReport, state: LocalState, foundedNow: Bool) throws {
+        guard let index = EtcdUpgradeRules.reached36AtIndex(serverVersions: report.endpoints.map(\.version), clusterVersion: report.clusterVersion,
+                                                            raftIndices: report.endpoints.map(\.raftIndex), foundedNow: foundedNow) else { return }
+        _ = try state.records.update(report.clusterName) { record in
+            guard record != nil, record?.reached36AtIndex == nil else { return }
+            record?.reached36AtIndex = index
+        }
+    }
+
     // MARK: binaries
 
-    /// etcd, and etcdctl when the inventory names it, as (local path, remote path).
-    private func binarySources(_ workspace: Workspace) throws -> [(String, String)] {
-        guard let paths = workspace.plan.clusters.first?.members.first?.paths else { return [] }
-        let member = workspace.inventory.member
-        guard FileManager.default.isExecutableFile(atPath: member.binary) else {
-            throw InventoryError.at(member.mark, in: builder.inventoryPath, "member.binary \(member.binary) is missing or not executable on the controller")
+    /// Each cluster's etcd (its own `member:`, else the inventory's), and etcdctl when that names
+    /// it: local path, remote path, the hosts of the clusters that run it. Clusters on one
+    /// version share its remote path (`etcd-VERSION`) and so one binary.
+    private func binarySources(_ workspace: Workspace) throws -> [Shipment.Source] {
+        var sources: [Shipment.Source] = []
+        func add(_ local: String, _ remote: String, _ hosts: [String], isMember: Bool) {
+            if let index = sources.firstIndex(where: { $0.remote == remote }) {
+                sources[index].hosts.formUnion(hosts)
+            } else {
+                sources.append(Shipment.Source(local: local, remote: remote, hosts: Set(hosts), isMember: isMember))
+            }
         }
-        guard let etcdctl = member.etcdctl else { return [(member.binary, paths.binary)] }
-        guard FileManager.default.isExecutableFile(atPath: etcdctl) else {
-            throw InventoryError.at(member.mark, in: builder.inventoryPath, "member.etcdctl \(etcdctl) is missing or not executable on the controller (install etcd-client, or leave member.etcdctl out)")
+        for cluster in workspace.plan.clusters {
+            guard let paths = cluster.members.first?.paths else { continue }
+            let member = workspace.inventory.memberSettings(of: cluster.name)
+            guard FileManager.default.isExecutableFile(atPath: member.binary) else {
+                throw InventoryError.at(member.mark, in: builder.inventoryPath, "member.binary \(member.binary) is missing or not executable on the controller")
+            }
+            add(member.binary, paths.binary, cluster.members.map(\.host), isMember: true)
+            guard let etcdctl = member.etcdctl else { continue }
+            guard FileManager.default.isExecutableFile(atPath: etcdctl) else {
+                throw InventoryError.at(member.mark, in: builder.inventoryPath, "member.etcdctl \(etcdctl) is missing or not executable on the controller (install etcd-client, or leave member.etcdctl out)")
+            }
+            add(etcdctl, paths.etcdctl, cluster.members.map(\.host), isMember: false)
         }
-        return [(member.binary, paths.binary), (etcdctl, paths.etcdctl)]
+        return sources
     }
 
     /// The binaries hashed on a dispatch thread (tens of milliseconds of CPU the cooperative pool
     /// should not block on), with their zstd copies.
-    private static func shippedBinaries(_ sources: [(String, String)]) async throws -> [ShippedBinary] {
-        let hashed = try await offPool { try sources.map { try ShippedBinary(localPath: $0.0, remotePath: $0.1) } }
+    private static func shippedBinaries(_ sources: [Shipment.Source]) async throws -> [Shipment] {
+        let hashed = try await offPool { try sources.map { try ShippedBinary(localPath: $0.local, remotePath: $0.remote) } }
         return await withTaskGroup(of: (Int, String?).self) { group in
             for (index, binary) in hashed.enumerated() {
                 group.addTask { (index, await BinaryCache.compressedCopy(of: binary)) }
             }
             var result = hashed
             for await (index, path) in group { result[index].compressedPath = path }
-            return result
+            return zip(result, sources).map { Shipment(binary: $0, hosts: $1.hosts, isMember: $1.isMember) }
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MusterBasics
 import MusterEtcd
+import MusterInventory
 import MusterPKI
 import MusterPlan
 
@@ -50,6 +51,35 @@ struct ClusterCertificates {
                 RenderedFile(host: member.host, path: paths.serverKey, contents: certificates.server.privateKeyPEM, mode: 0o600, owner: "etcd:etcd"),
                 RenderedFile(host: member.host, path: paths.peerCert, contents: certificates.peer.certificatePEM, mode: 0o644),
                 RenderedFile(host: member.host, path: paths.peerKey, contents: certificates.peer.privateKeyPEM, mode: 0o600, owner: "etcd:etcd"),
+            ]
+        }
+    }
+
+    /// The files a v3 discovery member presents to a TLS backend: for an inventory backend, a
+    /// client certificate its CA issues (kept in the backend's state with its own, once its
+    /// hosts have their files); for an external one, the inventory's `tls:` files as they are.
+    mutating func addDiscoveryClient(_ discovery: DiscoveryV3Plan, of cluster: ClusterPlan, backend: ClusterCertificates?,
+                                     external: DiscoveryTLSFiles?) throws {
+        let ca: String, cert: String, key: String
+        if let backend {
+            let client = try backend.pki.discoveryClientCertificate(for: cluster.name, pending: backend.pending)
+            (ca, cert, key) = (backend.pki.authority.certificatePEM, client.certificatePEM, client.privateKeyPEM)
+        } else if let external {
+            func read(_ path: String, _ what: String) throws -> String {
+                do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw MusterError(.input, cluster: cluster.name, "cluster '\(cluster.name)': discovery tls \(what) \(path) cannot be read on the controller: \(error.localizedDescription)")
+                }
+            }
+            (ca, cert, key) = (try read(external.ca, "ca"), try read(external.cert, "cert"), try read(external.key, "key"))
+        } else {
+            return  // the backend is not in this run (the cluster formed): its members have the files
+        }
+        for member in cluster.members {
+            let paths = member.paths
+            files += [
+                RenderedFile(host: member.host, path: paths.discoveryCACert, contents: ca, mode: 0o644),
+                RenderedFile(host: member.host, path: paths.discoveryCert, contents: cert, mode: 0o644),
+                RenderedFile(host: member.host, path: paths.discoveryKey, contents: key, mode: 0o600, owner: "etcd:etcd"),
             ]
         }
     }

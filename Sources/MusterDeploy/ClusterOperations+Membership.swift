@@ -152,8 +152,11 @@ extension ClusterOperations {
                 throw refuse("\(member.host): data dir \(member.paths.data) holds member \(dataOf), which the cluster does not have\(added.map { " (it added \(member.name) as \($0.idHex))" } ?? ""): move that data away first")
             }
         }
-        if let learner = list.first(where: { learner in learner.isLearner && !joining.contains { learner.peerURLs.contains($0.peerURL) } }) {
-            throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) (\(learner.peerURLs.joined(separator: ", "))) is not promoted yet: one learner at a time (promote or remove it with etcdctl first)")
+        // Newcomers join one at a time, each promoted before the next: one learner slot is all a
+        // grow needs, and the line's limit (max-learners from 3.6, else 1) is what etcd enforces.
+        let waiting = list.filter { learner in learner.isLearner && !joining.contains { learner.peerURLs.contains($0.peerURL) } }
+        if waiting.count >= cluster.learnerLimit, let learner = waiting.first {
+            throw refuse("learner \(learner.name.isEmpty ? learner.idHex : learner.name) (\(learner.peerURLs.joined(separator: ", "))) is not promoted yet: etcd \(cluster.memberVersion) takes \(cluster.learnerLimit) learner\(cluster.learnerLimit == 1 ? "" : "s") at a time (promote or remove it with etcdctl first)")
         }
     }
 

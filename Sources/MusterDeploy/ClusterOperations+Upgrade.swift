@@ -1,6 +1,7 @@
 import Foundation
 import MusterBasics
 import MusterEtcd
+import MusterInventory
 import MusterPlan
 
 /// A changed member binary is a version upgrade, never a silent swap: checked before anything is
@@ -15,35 +16,41 @@ extension ClusterOperations {
         return file.hasPrefix("etcd-") ? String(file.dropFirst("etcd-".count)) : nil
     }
 
-    /// Refuses, naming the reason, an upgrade that could break the cluster; nothing is changed.
-    /// `stateDirectory` is where a downgrade's refusal looks for a snapshot restore accepts.
-    func refuseUnsafeUpgrade(_ cluster: ClusterPlan, stateDirectory: String? = nil) async throws {
+    /// Refuses, naming the rule, the member and the way on, an upgrade that could break the
+    /// cluster (`EtcdUpgradeRules.table`); nothing is changed. `stateDirectory` is where a
+    /// downgrade's refusal looks for a snapshot restore accepts; `hostFacts` gathers what the
+    /// rules of this step need from the hosts (v2store checks, snapshot indices), and runs only
+    /// once the version rules passed.
+    func refuseUnsafeUpgrade(_ cluster: ClusterPlan, stateDirectory: String? = nil,
+                             hostFacts: ((inout UpgradeFacts) async throws -> Void)? = nil) async throws {
         let upgrading = runningMembers(cluster).filter(runsAnotherBinary)
-        guard !upgrading.isEmpty else { return }
+        guard !upgrading.isEmpty, let target = EtcdVersion(cluster.memberVersion) else { return }
         let refuse = { (reason: String) in
             DeployError(host: nil, cluster: cluster.name, step: "upgrade", kind: .refused,
                         "cluster '\(cluster.name)': the member binary changes to etcd \(cluster.memberVersion), refused: \(reason); nothing was changed")
         }
-        let target = Self.minor(cluster.memberVersion)
-        for member in upgrading {
-            guard let version = runningVersion(member), let from = Self.minor(version), let to = target else { continue }
-            if to < from {
+        var facts = UpgradeFacts(cluster: cluster.name, target: target,
+                                 running: upgrading.compactMap { member in runningVersion(member).flatMap(EtcdVersion.init).map { (member.name, $0) } })
+        func refuseFirst(_ refusals: [UpgradeRefusal]) throws {
+            guard var first = refusals.first else { return }
+            if first.rule == "no-downgrade" {
                 let restorable = stateDirectory.flatMap {
                     SnapshotCatalog.newestRestorable(cluster: cluster.name, stateDirectory: $0, memberVersion: cluster.memberVersion)
                 }
-                let way = restorable.map { "`muster restore --from \($0)` (the newest snapshot of this cluster that etcd \(cluster.memberVersion) members can restore) brings back the data as it was then" }
-                    ?? "muster has no snapshot of this cluster taken on etcd \(to.major).\(to.minor) or older that etcd \(cluster.memberVersion) members could restore (a snapshot keeps the minor it was taken on)"
-                throw refuse("\(member.name) runs etcd \(version): etcd does not support a downgrade; \(way)")
+                first.wayOn = restorable.map { "`muster restore --from \($0)` (the newest snapshot of this cluster that etcd \(cluster.memberVersion) members can restore) brings back the data as it was then" }
+                    ?? "muster has no snapshot of this cluster taken on etcd \(target.line) or older that etcd \(cluster.memberVersion) members could restore (a snapshot keeps the minor it was taken on)"
             }
-            if to.major != from.major || to.minor > from.minor + 1 {
-                throw refuse("\(member.name) runs etcd \(version): upgrade one minor version at a time")
-            }
+            let others = Set(refusals.map(\.member)).subtracting([first.member]).sorted()
+            throw refuse("\(first)" + (others.isEmpty ? "" : " (likewise \(others.joined(separator: ", ")))"))
         }
+        try refuseFirst(EtcdUpgradeRules.versionRefusals(facts))
         let down = cluster.members.filter { !isRunning($0) }
         guard down.isEmpty else {
             throw refuse("\(down.map(\.name).joined(separator: ", ")) not running: every member must be up and healthy first")
         }
         if let unhealthy = try await firstUnhealthy(cluster.members, of: cluster) { throw refuse("\(unhealthy.name) is not healthy") }
+        try await hostFacts?(&facts)
+        try refuseFirst(EtcdUpgradeRules.refusals(facts))
     }
 
     /// The members to restart with the leader last, and leadership handed to an already
@@ -75,14 +82,15 @@ extension ClusterOperations {
     /// Waits (bounded, 60 s) until every member reports the new server version and the cluster
     /// version has moved to the new minor (the leader raises it a few seconds after the last).
     func waitForClusterVersion(_ cluster: ClusterPlan) async throws {
-        guard let wanted = Self.minor(cluster.memberVersion) else { return }
+        guard let wanted = EtcdVersion(cluster.memberVersion) else { return }
         try await withEndpoints(cluster) { endpoints in
             var last = ""
             let deadline = Deadline(seconds: 60)
             repeat {
                 if let version = try? await endpoints.client(for: cluster.members[0], timeout: 3).version() {
                     last = version.cluster
-                    if let current = Self.minor(version.cluster), current >= wanted {
+                    // `etcdcluster` is MAJOR.MINOR.0: the line is what moves.
+                    if let current = EtcdVersion(version.cluster), (current.major, current.minor) >= (wanted.major, wanted.minor) {
                         progress.note("cluster \(cluster.name): cluster version \(version.cluster)")
                         return
                     }
@@ -91,15 +99,5 @@ extension ClusterOperations {
             throw DeployError(host: nil, cluster: cluster.name, step: "upgrade",
                               "cluster '\(cluster.name)': every member runs etcd \(cluster.memberVersion) but the cluster version is still \(last) after \(deadline.text)")
         }
-    }
-
-    struct MinorVersion: Comparable {
-        var major: Int, minor: Int
-        static func < (a: MinorVersion, b: MinorVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
-    }
-
-    static func minor(_ version: String) -> MinorVersion? {
-        let parts = version.split(separator: ".").prefix(2).compactMap { Int($0) }
-        return parts.count == 2 ? MinorVersion(major: parts[0], minor: parts[1]) : nil
     }
 }

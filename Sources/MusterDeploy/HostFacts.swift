@@ -30,6 +30,9 @@ struct HostFacts: Sendable {
         var supervisorState: String?
         var startedSecondsAgo: Double?
         var filesChangedSecondsAgo: Double?
+        /// The raft index of the member's newest `.snap` file (etcd names them
+        /// `%016x-%016x.snap`, term then index): what the 3.6 -> 3.7 rule asks.
+        var newestSnapshotIndex: UInt64?
 
         var runsOnOlderFiles: Bool {
             guard let startedSecondsAgo, let filesChangedSecondsAgo else { return false }
@@ -108,6 +111,8 @@ struct HostFacts: Sendable {
             let c = Shell.quote(member.cluster)
             let p = member.paths
             lines.append("[ -d \(Shell.quote(p.data + "/member")) ] && echo \(c) data yes")
+            // Names sort by term, then index: the last is the newest.
+            lines.append("n=; for f in \(Shell.quote(p.data + "/member/snap"))/*.snap; do [ -f \"$f\" ] && n=${f##*/}; done; [ -n \"$n\" ] && echo \(c) snap \"$n\"")
             lines.append("{ read -r marker && echo \(c) marker \"$marker\"; while read -r key value; do case $key in incarnation|state) echo \(c) marker-$key \"$value\";; esac; done; } < \(Shell.quote(p.marker))")
             lines.append(Supervisor.runningScript(member))
             lines.append(Supervisor.stateLine(member, prefix: "\(member.cluster) supstate "))
@@ -166,6 +171,9 @@ struct HostFacts: Sendable {
                 case "exe": member.runningExe = words[2]
                 case "via": member.runningVia = Supervisor(rawValue: words[2])
                 case "confsha": member.configSHA = words[2]
+                case "snap":
+                    let parts = words[2].dropLast(".snap".count).split(separator: "-")
+                    if words[2].hasSuffix(".snap"), parts.count == 2 { member.newestSnapshotIndex = UInt64(parts[1], radix: 16) }
                 case "supstate": member.supervisorState = words[2]
                 case "startticks": startTicks[words[0]] = Double(words[2])
                 case "mtime":

@@ -32,6 +32,9 @@ public final class Progress: @unchecked Sendable {
                     step as NSString, message as NSString), Event(at: now, host: host, step: step, message: message, line: ""))
     }
 
+    /// Quiet runs (`--output json`) draw no transfer meter either.
+    public var isQuiet: Bool { quiet }
+
     public func note(_ message: String) {
         let now = Date()
         line(String(format: "%6.2fs  %@", elapsed, message as NSString),
@@ -49,7 +52,7 @@ public final class Progress: @unchecked Sendable {
         observer?(event)
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        FileHandle.standardError.write(Data((TransferMeter.clearLine + text + "\n").utf8))
     }
 }
 

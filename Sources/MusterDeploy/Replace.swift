@@ -77,6 +77,11 @@ public struct Replace: Sendable {
             throw DeployError(host: unhealthy.host, cluster: cluster.name, step: "replace", kind: .refused,
                               "cluster '\(cluster.name)': \(target.name) not replaced: member \(unhealthy.name) is not healthy; nothing was changed")
         }
+        // Removed before its replacement is added on every line; on lines under strict reconfig
+        // check (etcd issue 21640) this order is the only one etcd takes while it is down.
+        if !operations.isRunning(target), (try? EtcdVersionProfile(cluster.memberVersion))?.refusesAddWhileVoterDown == true {
+            progress.note("cluster \(cluster.name): etcd \(cluster.memberVersion) refuses a member add while a voter is down (strict reconfig check, etcd issue 21640): \(target.name) is removed before its replacement is added")
+        }
         // The cluster as planned now: once the member is removed, planned again from the record,
         // where it is one that joins.
         var current = cluster

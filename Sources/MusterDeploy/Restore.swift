@@ -57,7 +57,7 @@ public struct Restore: Sendable {
         let (workspace, cluster) = try await builder.loadSoleCluster()
         defer { workspace.state.unlock() }
         // The file and the tool first: a damaged or too new snapshot touches no host.
-        let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
+        let file = try await localSnapshot(stateDirectory: workspace.state.directory, cluster: cluster.name)  // s3:// downloaded and checked
         let (version, name, stateDirectory) = (cluster.memberVersion, cluster.name, workspace.state.directory)
         let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory) }  // hashes the whole file
         // A file muster saved and recorded must still be that file: a whole snapshot put in its
@@ -216,10 +216,10 @@ struct RestoreTool {
     var shipped: ShippedBinary
 
     static func locate(_ workspace: Workspace, version: String) async throws -> RestoreTool {
-        let member = workspace.inventory.member
+        let member = workspace.inventory.memberSettings(of: workspace.plan.clusters.first?.name ?? "")
         let directory = (member.binary as NSString).deletingLastPathComponent
         guard let minor = MinorVersion(version) else { throw MusterError(.input, "member version \(version) is not MAJOR.MINOR.PATCH") }
-        let usesEtcdutl = minor >= MinorVersion("3.5")!
+        let usesEtcdutl = try EtcdVersionProfile(version).restoreTool == .etcdutl
         let name = usesEtcdutl ? "etcdutl" : "etcdctl"
         let local = usesEtcdutl ? directory + "/etcdutl" : (member.etcdctl ?? directory + "/etcdctl")
         guard FileManager.default.isExecutableFile(atPath: local) else {

@@ -127,6 +127,10 @@ public struct SnapshotSave: Sendable {
     public var outDirectory: String?
     /// How many of muster's snapshots of this cluster to keep in the directory.
     public var keep = 5
+    /// restic's `--keep-*` rules; nil: `keep` as `--keep-last`.
+    public var retention: RetentionPolicy?
+    /// `--out s3://...` (then `outDirectory` is not used).
+    public var objectStore: ObjectStoreTarget?
     public var viaSSH = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
@@ -149,14 +153,16 @@ public struct SnapshotSave: Sendable {
     public func run() async throws -> Outcome {
         let (workspace, cluster) = try await builder.loadSoleCluster()
         defer { workspace.state.unlock() }
-        guard keep >= 1 else { throw MusterError(.usage, "--keep must be at least 1") }
+        guard keep >= 1, retention?.isEmpty != true else { throw MusterError(.usage, "--keep must be at least 1") }
         let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
         if let member, cluster.member(named: member) == nil {
             throw MusterError(.usage, cluster: cluster.name, "cluster '\(cluster.name)' has no member \(member) (members: \(cluster.members.map(\.name).joined(separator: ", ")))")
         }
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            if objectStore == nil {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            }
         } catch {
             throw MusterError(.input, "cannot create the snapshot directory \(directory): \(error.localizedDescription)")
         }
@@ -172,7 +178,11 @@ public struct SnapshotSave: Sendable {
         }
         let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
         do {
-            let outcome = try await save(cluster, workspace: workspace, endpoints: endpoints, directory: directory)
+            let outcome = if let objectStore {
+                try await saveToObjectStore(cluster, workspace: workspace, endpoints: endpoints, target: objectStore)
+            } else {
+                try await save(cluster, workspace: workspace, endpoints: endpoints, directory: directory)
+            }
             await endpoints.close()
             await fleet?.close()
             return outcome
@@ -246,7 +256,7 @@ public struct SnapshotSave: Sendable {
         let entries = SnapshotCatalog.list(cluster: cluster, directory: directory, record: record).filter { entry in
             record == nil ? entry.takenAt <= soon : entry.recorded != nil
         }
-        let doomed = entries.dropLast(keep).filter { $0.path != saved }
+        let doomed = (retention ?? RetentionPolicy(last: keep)).apply(entries) { $0.takenAt }.removed.filter { $0.path != saved }
         var pruned: [String] = []
         for entry in doomed {
             guard unlink(entry.path) == 0 else {

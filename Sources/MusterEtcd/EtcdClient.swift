@@ -34,7 +34,7 @@ struct HTTPAnswer: Sendable {
 
 /// Minimal HTTP over `HTTPTransport` (SwiftNIO), shared by the v3 gateway client and the v2
 /// discovery helpers. (Foundation's URLSession cannot present a client certificate on Linux.)
-struct HTTP: Sendable {
+package struct HTTP: Sendable {
     var timeout: TimeInterval
     let tls: EtcdTLS?
     /// The shared transport for `tls`, or why it could not be made (unreadable certificate files):
@@ -123,7 +123,7 @@ struct HTTP: Sendable {
     }
 
     /// Short, stable wording for the usual failures ("connection refused", "timed out", ...).
-    static func describe(_ error: any Error) -> String {
+    package static func describe(_ error: any Error) -> String {
         if let transport = error as? HTTPTransportError {
             switch transport {
             case .deadlineExceeded, .connectTimeout, .readTimeout: return "timed out"

@@ -91,6 +91,11 @@ public enum SnapshotFile {
     }
 }
 
+/// Where `EtcdClient.saveSnapshot(into:)` puts a snapshot's bytes, in order, as they arrive.
+public protocol SnapshotSink {
+    func write(_ data: Data) async throws
+}
+
 /// What `EtcdClient.saveSnapshot` wrote.
 public struct SnapshotDownload: Sendable {
     /// Bytes written: the database and its 32-byte digest.
@@ -114,7 +119,9 @@ extension EtcdClient {
         }
         var closed = false
         do {
-            let download = try await stream(url: url, into: descriptor, path: path, within: seconds)
+            let download = try await stream(url: url, within: seconds) { chunk in
+                try await offPool { try EtcdClient.write(chunk, to: descriptor, path: path) }
+            }
             try await offPool {
                 guard fsync(descriptor) == 0 else { throw SnapshotError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
             }
@@ -128,7 +135,14 @@ extension EtcdClient {
         }
     }
 
-    private func stream(url: String, into descriptor: Int32, path: String, within seconds: TimeInterval) async throws -> SnapshotDownload {
+    /// Streams the snapshot into `sink` as it arrives (the database, then its digest), under the
+    /// same checks as `saveSnapshot(to:)`: the digest is checked before it is passed on, so a
+    /// sink that sees the stream end without an error has every byte and a matching digest.
+    public func saveSnapshot(into sink: any SnapshotSink, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
+        try await stream(url: baseURL + "/v3/maintenance/snapshot", within: seconds) { try await sink.write($0) }
+    }
+
+    private func stream(url: String, within seconds: TimeInterval, write: (Data) async throws -> Void) async throws -> SnapshotDownload {
         let context = try http.tlsContext(for: url)
         let request = HTTPTransport.Request(method: .POST, url: url, headers: [("Content-Type", "application/json")],
                                             body: ByteBuffer(string: "{}"))
@@ -172,7 +186,7 @@ extension EtcdClient {
                     }
                     guard !batch.isEmpty else { return }
                     let chunk = batch
-                    try await offPool { try EtcdClient.write(chunk, to: descriptor, path: path) }
+                    try await write(chunk)
                     written += Int64(chunk.count)
                 }
                 // One chunk at a time: the connection reads on only as chunks are taken.

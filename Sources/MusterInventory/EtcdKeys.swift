@@ -18,7 +18,7 @@ enum EtcdKeys {
 
     static let known: Set<String> = [
         "wal-dir", "snapshot-count", "heartbeat-interval", "election-timeout",
-        "initial-election-tick-advance", "quota-backend-bytes", "backend-batch-limit",
+        "initial-election-tick-advance", "quota-backend-bytes", "backend-batch-limit", "backend-bbolt-freelist-type",
         "backend-batch-interval", "max-txn-ops", "max-request-bytes", "max-snapshots", "max-wals",
         "cors", "strict-reconfig-check", "enable-v2", "enable-pprof", "debug", "logger",
         "log-outputs", "log-level", "log-package-levels", "auto-compaction-mode",

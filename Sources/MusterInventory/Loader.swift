@@ -70,7 +70,7 @@ struct InventoryDecoder {
         top.rejectUnknownKeys(["ssh", "member", "hosts", "dns", "clusters", "paths"])
         let defaults = top.mapping("ssh", context: "ssh").map { ssh(from: $0, base: SSHSettings()) }
             ?? SSHSettings()
-        let member = top.mapping("member", context: "member").map(member) ?? MemberSettings(mark: root.mark)
+        let member = top.mapping("member", context: "member").map { self.member($0) } ?? MemberSettings(mark: root.mark)
         var hosts: [Host] = []
         if let reader = top.mapping("hosts", context: "hosts") {
             for entry in reader.keysInOrder {
@@ -120,8 +120,10 @@ struct InventoryDecoder {
         return settings
     }
 
-    private func member(_ reader: MappingReader) -> MemberSettings {
-        reader.rejectUnknownKeys(["binary", "etcdctl", "version", "supervisor"])
+    /// The inventory's `member:`, or with `cluster` a cluster's own (which has no supervisor: a
+    /// host has one supervisor whatever runs on it).
+    private func member(_ reader: MappingReader, cluster: String? = nil) -> MemberSettings {
+        reader.rejectUnknownKeys(cluster == nil ? ["binary", "etcdctl", "version", "supervisor"] : ["binary", "etcdctl", "version"])
         var settings = MemberSettings(mark: reader.node.mark)
         if let choice = supervisorChoice(reader) { settings.supervisor = choice }
         if let binary = reader.string("binary") { settings.binary = binary }
@@ -219,8 +221,11 @@ struct InventoryDecoder {
         }
         guard let reader = MappingReader(node, context: "cluster '\(name)'", sink: sink) else { return nil }
         reader.rejectUnknownKeys(["members", "client_port", "peer_port", "token", "tls", "client_listen",
-                                  "etcd", "bootstrap"])
+                                  "etcd", "bootstrap", "member"])
         var cluster = Cluster(name: name, members: [], token: name, mark: keyMark, bootstrapMark: keyMark)
+        if let member = reader.mapping("member", context: "member of cluster '\(name)'") {
+            cluster.member = self.member(member, cluster: name)
+        }
         if let members = reader.stringList("members") {
             cluster.members = members.map(\.0)
             var seen = Set<String>()
@@ -256,19 +261,21 @@ struct InventoryDecoder {
             }
         }
         if let etcd = reader.mapping("etcd", context: "etcd options of cluster '\(name)'") {
-            cluster.etcdOptions = etcdOptions(etcd)
+            (cluster.etcdOptions, cluster.etcdOptionMarks) = etcdOptions(etcd)
         }
         if let bootstrapNode = reader["bootstrap"] {
             cluster.bootstrapMark = bootstrapNode.mark
-            if let bootstrap = bootstrap(bootstrapNode, cluster: name, defaultDNSDomain: defaultDNSDomain) {
+            if let bootstrap = bootstrap(bootstrapNode, cluster: name, defaultDNSDomain: defaultDNSDomain,
+                                         discoveryOptions: &cluster.discoveryOptions) {
                 cluster.bootstrap = bootstrap
             }
         }
         return cluster
     }
 
-    private func etcdOptions(_ reader: MappingReader) -> [EtcdOption] {
+    private func etcdOptions(_ reader: MappingReader) -> (options: [EtcdOption], marks: [String: Mark]) {
         var options: [EtcdOption] = []
+        var marks: [String: Mark] = [:]
         for entry in reader.keysInOrder {
             if EtcdKeys.managedByMuster.contains(entry.name) {
                 sink.error(entry.key.mark, "etcd key '\(entry.name)' is set by muster from the inventory; remove it")
@@ -278,8 +285,8 @@ struct InventoryDecoder {
                 sink.error(entry.key.mark, "etcd key '\(entry.name)' is unsafe: \(danger); muster sets it only with --allow-unsafe-etcd-keys")
                 continue
             }
-            guard EtcdKeys.known.contains(entry.name) else {
-                let hint = closest(to: entry.name, in: EtcdKeys.known).map { "; did you mean '\($0)'?" } ?? ""
+            guard EtcdKeyTable.everyLine.contains(entry.name) else {
+                let hint = closest(to: entry.name, in: EtcdKeyTable.everyLine).map { "; did you mean '\($0)'?" } ?? ""
                 sink.error(entry.key.mark, "'\(entry.name)' is not an etcd configuration key\(hint)")
                 continue
             }
@@ -290,11 +297,13 @@ struct InventoryDecoder {
             // Free text otherwise: conf.yml gets it through YAMLEmitter, quoted as YAML needs.
             if reader.rejectControlCharacters(text, at: entry.value.mark, what: "etcd key '\(entry.name)'") { continue }
             options.append(EtcdOption(key: entry.name, value: ScalarType.infer(text, style: style, tag: entry.value.tag)))
+            marks[entry.name] = entry.key.mark
         }
-        return options
+        return (options, marks)
     }
 
-    private func bootstrap(_ node: Node, cluster: String, defaultDNSDomain: String?) -> Bootstrap? {
+    private func bootstrap(_ node: Node, cluster: String, defaultDNSDomain: String?,
+                           discoveryOptions: inout DiscoveryOptions?) -> Bootstrap? {
         if let text = node.scalarText {
             if text == "static" { return .staticCluster }
             sink.error(node.mark, "bootstrap of cluster '\(cluster)' must be 'static', { discovery: ... } or { dns: ... }, found '\(text)'")
@@ -311,27 +320,66 @@ struct InventoryDecoder {
             return .staticCluster
         case "discovery":
             guard let discovery = MappingReader(mode.value, context: "discovery of cluster '\(cluster)'", sink: sink) else { return nil }
-            discovery.rejectUnknownKeys(["cluster", "url", "service", "size", "proxy"])
+            discovery.rejectUnknownKeys(["cluster", "url", "service", "endpoints", "size", "proxy", "protocol", "tls"])
             // Keys set to null (`url: ~`) name nothing, as before.
-            let named = ["cluster", "url", "service"].filter { discovery[$0].map { !$0.isNull } ?? false }
+            let named = ["cluster", "url", "service", "endpoints"].filter { discovery[$0].map { !$0.isNull } ?? false }
             guard named.count == 1 else {
-                sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service'")
+                sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs exactly one of 'cluster', 'url', 'service', 'endpoints'")
                 return nil
             }
-            // A value refused by the reader (a list, a control character) is reported already.
-            guard let text = discovery.string(named[0]) else { return nil }
-            let source: DiscoverySource = switch named[0] {
-            case "cluster": .cluster(text)
-            case "url": .url(text)
-            default: .service(text)
+            var options = DiscoveryOptions(protocolMark: mode.value.mark)
+            if let text = discovery.string("protocol") {
+                if let chosen = DiscoveryProtocol(rawValue: text) {
+                    options.forcedProtocol = chosen
+                    options.protocolMark = discovery.mark("protocol")
+                } else {
+                    sink.error(discovery.mark("protocol"), "discovery protocol '\(text)' of cluster '\(cluster)' must be v2 or v3")
+                }
+            }
+            let source: DiscoverySource
+            if named[0] == "endpoints" {
+                // A value refused by the reader (a list item of the wrong kind) is reported already.
+                guard let urls = discovery.stringList("endpoints") else { return nil }
+                if urls.isEmpty { sink.error(discovery.mark("endpoints"), "discovery endpoints of cluster '\(cluster)' list no URL") }
+                for (url, mark) in urls where !Names.isHTTPURL(url) {
+                    sink.error(mark, "discovery endpoint '\(url)' must be an http:// or https:// URL without spaces or quotes")
+                }
+                source = .endpoints(urls.map(\.0))
+            } else {
+                // A value refused by the reader (a list, a control character) is reported already.
+                guard let text = discovery.string(named[0]) else { return nil }
+                source = switch named[0] {
+                case "cluster": .cluster(text)
+                case "url": .url(text)
+                default: .service(text)
+                }
             }
             switch source {
             case .url(let url), .service(let url):
                 if !Names.isHTTPURL(url) {
                     sink.error(discovery.mark(named[0]), "discovery URL '\(url)' must be an http:// or https:// URL without spaces or quotes")
                 }
-            case .cluster: break
+            case .cluster, .endpoints: break
             }
+            if let tls = discovery.mapping("tls", context: "discovery tls of cluster '\(cluster)'") {
+                tls.rejectUnknownKeys(["ca", "cert", "key"])
+                if case .endpoints = source {
+                    let files = ["ca", "cert", "key"].map { key -> String? in
+                        guard let path = tls.string(key) else {
+                            if tls[key] == nil { sink.error(tls.node.mark, "discovery tls of cluster '\(cluster)' needs '\(key)'") }
+                            return nil
+                        }
+                        if !path.hasPrefix("/") { sink.error(tls.mark(key), "discovery tls \(key) '\(path)' must be an absolute path on the controller") }
+                        return path
+                    }
+                    if let ca = files[0], let cert = files[1], let key = files[2] {
+                        options.tls = DiscoveryTLSFiles(ca: ca, cert: cert, key: key, mark: tls.node.mark)
+                    }
+                } else {
+                    sink.error(discovery.mark("tls"), "discovery tls of cluster '\(cluster)' is for an 'endpoints' backend: an inventory cluster's backend uses the certificates muster issues from its CA")
+                }
+            }
+            discoveryOptions = options
             guard let size = discovery.int("size") else {
                 if discovery["size"] == nil {
                     sink.error(mode.value.mark, "discovery of cluster '\(cluster)' needs a 'size'")

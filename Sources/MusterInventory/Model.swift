@@ -67,6 +67,33 @@ public enum DiscoverySource: Sendable, Equatable {
     case url(String)
     /// A discovery.etcd.io-style service asked `GET /new?size=N`.
     case service(String)
+    /// An etcd outside the inventory, by its client URLs: v3 discovery's backend.
+    case endpoints([String])
+}
+
+/// What `bootstrap: { discovery: ... }` says besides its backend and size.
+public struct DiscoveryOptions: Sendable, Equatable {
+    /// `protocol:`, when the inventory forces one.
+    public var forcedProtocol: DiscoveryProtocol?
+    /// Where a refusal of the protocol points: `protocol:`, else the discovery mapping.
+    public var protocolMark: Mark
+    /// `tls:` of an `endpoints:` backend: files on the controller, shipped to every member.
+    public var tls: DiscoveryTLSFiles?
+
+    public init(forcedProtocol: DiscoveryProtocol? = nil, protocolMark: Mark, tls: DiscoveryTLSFiles? = nil) {
+        self.forcedProtocol = forcedProtocol
+        self.protocolMark = protocolMark
+        self.tls = tls
+    }
+}
+
+/// The CA that signed an external v3 discovery backend's server certificate, and the client
+/// certificate and key its members present to it (paths on the controller).
+public struct DiscoveryTLSFiles: Sendable, Equatable {
+    public var ca: String
+    public var cert: String
+    public var key: String
+    public var mark: Mark
 }
 
 public enum Bootstrap: Sendable, Equatable {
@@ -106,7 +133,13 @@ public struct Cluster: Sendable {
     public var tls = true
     public var clientListen = ClientListen.address
     public var etcdOptions: [EtcdOption] = []
+    /// Where each of `etcdOptions` is set, for refusals that need the member version.
+    public var etcdOptionMarks: [String: Mark] = [:]
+    /// `clusters.NAME.member`: this cluster's own binary and version, over the inventory's.
+    public var member: MemberSettings?
     public var bootstrap = Bootstrap.staticCluster
+    /// Set with `bootstrap: { discovery: ... }`.
+    public var discoveryOptions: DiscoveryOptions? = nil
     public var mark: Mark
     public var bootstrapMark: Mark
 }
@@ -141,6 +174,11 @@ public struct Inventory: Sendable {
     }
 
     public func host(named name: String) -> Host? { hostIndex[name].map { hosts[$0] } }
+
+    /// The member binary `cluster` runs: its own `member:`, else the inventory's.
+    public func memberSettings(of cluster: String) -> MemberSettings {
+        self.cluster(named: cluster)?.member ?? member
+    }
     public func cluster(named name: String) -> Cluster? { clusterIndex[name].map { clusters[$0] } }
 
     /// The supervisor asked for on `host`: its own setting, else `member.supervisor`.
@@ -163,13 +201,5 @@ public struct Inventory: Sendable {
         }
         clusters.forEach { place($0, depth: 0) }
         return ordered
-    }
-
-    /// Names of clusters that serve as another's discovery backend (they need v2 enabled).
-    public var discoveryBackends: Set<String> {
-        Set(clusters.compactMap {
-            if case .discovery(.cluster(let backend), _, _) = $0.bootstrap { return backend }
-            return nil
-        })
     }
 }

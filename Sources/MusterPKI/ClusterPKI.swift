@@ -142,10 +142,49 @@ public struct ClusterPKI: Sendable {
         return (files.certPath, files.keyPath, caPath)
     }
 
+    /// A client certificate this CA issues to another cluster's members, which reach this
+    /// cluster as their v3 discovery backend (`STATE/pki/THIS/discovery-client-CLUSTER.*`).
+    public func discoveryClientCertificate(for cluster: String, pending: PendingCertificates?) throws -> CertificateFiles {
+        try ClusterPKI.checkFileName(cluster, what: "cluster")
+        return try ensure(kind: .client, base: "discovery-client-\(cluster)", commonName: "muster discovery client for \(cluster)",
+                          dnsNames: [], ipAddresses: [], pending: pending).0
+    }
+
     /// The client certificate's files and what was done about them.
     public func clientCertificateFiles() throws -> (CertificateFiles, CertificateOutcome) {
         try ensure(kind: .client, base: "client", commonName: ClusterPKI.clientCommonName,
                    dnsNames: [], ipAddresses: [], pending: pendingAuthorities, authority: true)
+    }
+
+    /// A client certificate for another program (Prometheus, kube-apiserver, Patroni): common name
+    /// NAME, clientAuth only, signed by the client CA, kept as `client-NAME.crt` and `.key` beside
+    /// muster's own and renewed like it. Each program gets its own, so that one can be revoked
+    /// (rebuilt) without touching the others or muster's.
+    public func namedClientCertificateFiles(_ name: String) throws -> (CertificateFiles, CertificateOutcome) {
+        try ClusterPKI.checkClientName(name)
+        return try ensure(kind: .client, base: "client-\(name)", commonName: name, dnsNames: [], ipAddresses: [],
+                          pending: pendingAuthorities)
+    }
+
+    /// Where a named client certificate lives, whether or not it was issued yet.
+    public static func namedClientPaths(stateDirectory: String, cluster: String, name: String) -> (certPath: String, keyPath: String) {
+        let base = directory(stateDirectory: stateDirectory, cluster: cluster) + "/client-" + name
+        return (base + ".crt", base + ".key")
+    }
+
+    /// Letters, digits, `.`, `_` and `-`, at most 64, not starting with a dot or dash; not "muster",
+    /// whose certificate is muster's own.
+    public static func checkClientName(_ name: String) throws {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        guard allowed, (1...64).contains(name.utf8.count), !name.hasPrefix("."), !name.hasPrefix("-") else {
+            throw PKIError(path: "", message: "client name \(String(reflecting: name)) must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+        }
+        guard name != clientCommonName else {
+            throw PKIError(path: "", message: "client name \"\(clientCommonName)\" is muster's own certificate: name the program that will use it")
+        }
     }
 
     // MARK: Reuse or issue

@@ -25,6 +25,10 @@ public struct MemberPaths: Sendable, Codable, Equatable {
     public var serverKey: String { pkiDir + "/server.key" }
     public var peerCert: String { pkiDir + "/peer.crt" }
     public var peerKey: String { pkiDir + "/peer.key" }
+    /// v3 discovery with TLS: the backend's CA and the client certificate the member presents to it.
+    public var discoveryCACert: String { pkiDir + "/discovery-ca.crt" }
+    public var discoveryCert: String { pkiDir + "/discovery-client.crt" }
+    public var discoveryKey: String { pkiDir + "/discovery-client.key" }
     /// Written beside the config when muster first starts a member: `CLUSTER NAME ID`.
     public var marker: String { configDir + "/member.id" }
 }
@@ -128,6 +132,42 @@ public struct DiscoveryPlan: Sendable, Codable {
     public var sizeKeyURL: String?
 }
 
+/// etcd's v3 discovery (3.6+ members): each member registers under a token in a backend etcd,
+/// through its v3 API. The layout is etcd's own (server/etcdserver/api/v3discovery/discovery.go,
+/// v3.6.14 and v3.7.1 alike): `/_etcd/registry/TOKEN/_config/size` holds the size in decimal,
+/// written beforehand; each member puts `/_etcd/registry/TOKEN/members/ID` (its ID in lowercase
+/// hex, unpadded) = `NAME=PEERURLS`; the first `size` by create revision form the cluster.
+public struct DiscoveryV3Plan: Sendable, Codable {
+    /// The inventory cluster that serves the registry; `nil` for an `endpoints:` backend.
+    public var backendCluster: String?
+    public var token: String
+    /// The backend's client URLs, as the members dial them (and muster too).
+    public var endpoints: [String]
+    public var size: Int
+    /// The backend speaks TLS (https endpoints).
+    public var tls: Bool
+    /// Members present a client certificate and check the backend's against its CA (files
+    /// muster ships: `MemberPaths.discoveryCert`, ...); without it, the system's roots.
+    public var clientCertificate: Bool
+
+    public init(backendCluster: String?, token: String, endpoints: [String], size: Int, tls: Bool, clientCertificate: Bool) {
+        self.backendCluster = backendCluster
+        self.token = token
+        self.endpoints = endpoints
+        self.size = size
+        self.tls = tls
+        self.clientCertificate = clientCertificate
+    }
+
+    /// etcd's `discoveryPrefix` joined with the token: every key of the token is under it.
+    public var registryPrefix: String { "/_etcd/registry/" + token }
+    public var sizeKey: String { registryPrefix + "/_config/size" }
+    /// etcd reads members with this prefix as is (no trailing slash), so muster does too.
+    public var membersPrefix: String { registryPrefix + "/members" }
+    /// The key a member of this ID registers under.
+    public func memberKey(id: UInt64) -> String { membersPrefix + "/" + String(id, radix: 16) }
+}
+
 /// How a cluster forms, with the data each way needs. Every place that behaves differently per
 /// mode switches over this enum, so the compiler finds them all when a mode is added.
 public enum BootstrapPlan: Sendable {
@@ -135,6 +175,8 @@ public enum BootstrapPlan: Sendable {
     case staticCluster(token: String)
     /// Members find each other through a discovery URL (an etcd's v2 keys or a service).
     case discovery(DiscoveryPlan)
+    /// Members register under a token in a backend etcd's v3 keys (etcd 3.6+).
+    case discoveryV3(DiscoveryV3Plan)
     /// Members find each other by SRV records that muster's dnsmasq serves.
     case dns(DNSPlan, token: String)
 
@@ -143,6 +185,7 @@ public enum BootstrapPlan: Sendable {
         switch self {
         case .staticCluster: return "static"
         case .discovery: return "discovery"
+        case .discoveryV3: return "discovery-v3"
         case .dns: return "dns"
         }
     }
@@ -164,10 +207,19 @@ public struct ClusterPlan: Sendable {
     /// restore under way): its founders' conf.yml names it and their `initial-cluster`, not the
     /// bootstrap mode's keys.
     public var restoreToken: String? = nil
+    /// Another cluster discovers through this one's v2 keys API, whose client presents no
+    /// certificate: the client port then asks for none.
+    public var servesV2Discovery = false
+    /// How many unpromoted learners etcd takes at once (`EtcdVersionProfile.learnerLimit`).
+    public var learnerLimit = 1
 
     public var mode: String { bootstrap.modeName }
     public var discovery: DiscoveryPlan? {
         if case .discovery(let plan) = bootstrap { return plan }
+        return nil
+    }
+    public var discoveryV3: DiscoveryV3Plan? {
+        if case .discoveryV3(let plan) = bootstrap { return plan }
         return nil
     }
     public var dns: DNSPlan? {
@@ -178,7 +230,7 @@ public struct ClusterPlan: Sendable {
     public var initialClusterToken: String? {
         switch bootstrap {
         case .staticCluster(let token), .dns(_, let token): return token
-        case .discovery: return nil
+        case .discovery, .discoveryV3: return nil
         }
     }
     /// Every host the cluster needs: its members' and its DNS server's.

@@ -22,6 +22,10 @@ public enum PlanSummary {
                 if let key = discovery.sizeKeyURL { lines.append("  size key     PUT \(key) value=\(discovery.size)") }
                 if let proxy = discovery.proxy { lines.append("  proxy        \(proxy)") }
             }
+            if let discovery = cluster.discoveryV3 {
+                lines.append("  discovery    v3, token \(discovery.token), through \(discovery.backendCluster.map { "cluster \($0): " } ?? "")\(discovery.endpoints.joined(separator: ","))")
+                lines.append("  size key     \(discovery.sizeKey) = \(discovery.size) (written at `up`; the token's keys are deleted once the cluster formed)")
+            }
             if let dns = cluster.dns {
                 lines.append("  dnsmasq      on \(dns.serverHost) (\(dns.serverAddress)), \(dns.configPath)")
                 for record in dns.serverRecords + dns.clientRecords {
@@ -101,6 +105,7 @@ extension ClusterPlan {
             if let id = clusterID { out.field("cluster_id", EtcdIDs.hex(id)) }
             out.field("depends_on") { out in out.array(dependsOn) { out, name in out.string(name) } }
             if let discovery { out.field("discovery") { out in discovery.writeJSON(into: &out) } }
+            if let discoveryV3 { out.field("discovery_v3") { out in discoveryV3.writeJSON(into: &out) } }
             if let dns { out.field("dns") { out in dns.writeJSON(into: &out) } }
             out.field("enable_v2", enableV2)
             out.field("member_version", memberVersion)
@@ -157,6 +162,20 @@ extension DiscoveryPlan {
             if let sizeKeyURL { out.field("sizeKeyURL", sizeKeyURL) }
             out.field("token", token)
             out.field("url", url)
+        }
+    }
+}
+
+extension DiscoveryV3Plan {
+    func writeJSON(into out: inout PrettyJSON) {
+        out.object { out in
+            if let backendCluster { out.field("backend_cluster", backendCluster) }
+            out.field("client_certificate", clientCertificate)
+            out.field("endpoints") { out in out.array(endpoints) { out, url in out.string(url) } }
+            out.field("size", size)
+            out.field("size_key", sizeKey)
+            out.field("tls", tls)
+            out.field("token", token)
         }
     }
 }

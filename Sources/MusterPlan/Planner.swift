@@ -3,8 +3,11 @@ import MusterInventory
 
 /// Facts gathered before planning, so the planner itself stays pure.
 public struct PlanFacts: Sendable {
-    /// `etcd --version` of the member binary, or `member.version`.
+    /// `etcd --version` of the member binary, or `member.version`: every cluster's unless
+    /// `memberVersions` names its own.
     public var memberVersion: String
+    /// By cluster: the version of its own binary (`clusters.NAME.member`).
+    public var memberVersions: [String: String]
     /// Discovery tokens from muster's local state, by cluster name.
     public var discoveryTokens: [String: DiscoveryToken]
     /// Clusters that formed, as muster's state recorded them, by name.
@@ -19,15 +22,22 @@ public struct PlanFacts: Sendable {
     /// says: `muster restore` takes its IDs and `initial-cluster` from this plan.
     public var restoring: [String: String]
 
-    public init(memberVersion: String, discoveryTokens: [String: DiscoveryToken] = [:],
+    public init(memberVersion: String = "", memberVersions: [String: String] = [:],
+                discoveryTokens: [String: DiscoveryToken] = [:],
                 histories: [String: ClusterHistory] = [:], departed: [String: Set<String>] = [:],
                 restoring: [String: String] = [:]) {
         self.memberVersion = memberVersion
+        self.memberVersions = memberVersions
         self.discoveryTokens = discoveryTokens
         self.histories = histories
         self.departed = departed
         self.restoring = restoring
     }
+}
+
+extension PlanFacts {
+    /// The version `cluster`'s members run.
+    public func version(of cluster: String) -> String { memberVersions[cluster] ?? memberVersion }
 }
 
 /// A formed cluster's membership as recorded: its founding is history, and members that joined
@@ -83,12 +93,19 @@ public struct Planner {
     let inventory: Inventory
     let facts: PlanFacts
     /// Asked once per cluster; computed once.
-    private let discoveryBackends: Set<String>
+    private let v2DiscoveryBackends: Set<String>
 
     public init(inventory: Inventory, facts: PlanFacts) {
         self.inventory = inventory
         self.facts = facts
-        discoveryBackends = inventory.discoveryBackends
+        // Only a v2 backend needs its v2 keys API on and a client port without certificates.
+        v2DiscoveryBackends = Set(inventory.clusters.compactMap { cluster in
+            guard case .discovery(.cluster(let backend), _, _) = cluster.bootstrap,
+                  case .success(.v2) = DiscoveryProtocol.choose(memberVersion: facts.version(of: cluster.name),
+                                                                forced: cluster.discoveryOptions?.forcedProtocol)
+            else { return nil }
+            return backend
+        })
     }
 
     public func plan(only clusterName: String? = nil) throws -> [ClusterPlan] {
@@ -114,18 +131,21 @@ public struct Planner {
 
     private func plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> ClusterPlan {
         let scheme = cluster.tls ? "https" : "http"
-        let isBackend = discoveryBackends.contains(cluster.name)
+        let isBackend = v2DiscoveryBackends.contains(cluster.name)
         var dnsDomain: String?
         if case .dns(let domain, _) = cluster.bootstrap { dnsDomain = domain }
 
-        let discovery = try discoveryPlan(cluster, backends: backends)
+        let protocolChoice = try discoveryProtocol(cluster)
+        let discovery = protocolChoice == .v2 ? try discoveryPlan(cluster, backends: backends) : nil
+        let discoveryV3 = protocolChoice == .v3 ? try discoveryV3Plan(cluster, backends: backends) : nil
         // A restore under way founds the cluster again: no history, the restore's token.
         let restoring = facts.restoring[cluster.name]
         let history = restoring == nil ? facts.histories[cluster.name] : nil
         let restoreToken = restoring ?? history?.restoreToken
         let modeToken: String? = switch cluster.bootstrap {
         case .staticCluster, .dns: cluster.token
-        case .discovery: discovery.flatMap { $0.isPlaceholder ? nil : $0.url }
+        // v3 discovery founds under the bare token (etcd's PeerURLsMapAndToken), v2 under the URL.
+        case .discovery: discoveryV3?.token ?? discovery.flatMap { $0.isPlaceholder ? nil : $0.url }
         }
         let idToken = restoring ?? modeToken
 
@@ -190,7 +210,7 @@ public struct Planner {
         let bootstrap: BootstrapPlan
         switch cluster.bootstrap {
         case .staticCluster: bootstrap = .staticCluster(token: cluster.token)
-        case .discovery: bootstrap = .discovery(discovery!)
+        case .discovery: bootstrap = discoveryV3.map(BootstrapPlan.discoveryV3) ?? .discovery(discovery!)
         case .dns:
             guard let dns = dnsPlan(cluster, members: members) else {
                 throw PlanError(description: "cluster '\(cluster.name)' bootstraps by DNS but the inventory has no dns server")
@@ -199,13 +219,49 @@ public struct Planner {
         }
         return ClusterPlan(
             name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
-            memberVersion: facts.memberVersion,
-            enableV2: isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) },
+            memberVersion: facts.version(of: cluster.name),
+            // A 3.6+ member serves no v2 API (enable-v2 is refused in its keys).
+            enableV2: (try? EtcdVersionProfile(facts.version(of: cluster.name)).servesV2API) != false
+                && (isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) }),
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
-            dependsOn: discovery?.backendCluster.map { [$0] } ?? [],
+            dependsOn: (discovery?.backendCluster ?? discoveryV3?.backendCluster).map { [$0] } ?? [],
             removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [],
-            restoreToken: restoreToken)
+            restoreToken: restoreToken, servesV2Discovery: isBackend,
+            learnerLimit: (try? EtcdVersionProfile(facts.version(of: cluster.name)).learnerLimit(options: cluster.etcdOptions)) ?? 1)
+    }
+
+    /// The protocol of a discovery cluster (`nil` for the other modes). The inventory check has
+    /// refused what its members cannot speak already.
+    private func discoveryProtocol(_ cluster: Cluster) throws -> DiscoveryProtocol? {
+        guard case .discovery = cluster.bootstrap else { return nil }
+        switch DiscoveryProtocol.choose(memberVersion: facts.version(of: cluster.name), forced: cluster.discoveryOptions?.forcedProtocol) {
+        case .success(let chosen): return chosen
+        case .failure(let refusal):
+            throw PlanError(description: "cluster '\(cluster.name)': \(refusal.reason); \(refusal.wayOn)")
+        }
+    }
+
+    private func discoveryV3Plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> DiscoveryV3Plan? {
+        guard case .discovery(let source, let size, _) = cluster.bootstrap else { return nil }
+        guard let token = facts.discoveryTokens[cluster.name]?.token else {
+            throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
+        }
+        switch source {
+        case .cluster(let backendName):
+            guard let backend = backends[backendName], !backend.members.isEmpty else {
+                throw PlanError(description: "discovery backend '\(backendName)' of cluster '\(cluster.name)' has no members")
+            }
+            // Members dial every member of the backend, by the URL it advertises to clients.
+            return DiscoveryV3Plan(backendCluster: backendName, token: token, endpoints: backend.members.map { $0.clientURLs[0] },
+                                   size: size, tls: backend.tls, clientCertificate: backend.tls)
+        case .endpoints(let urls):
+            return DiscoveryV3Plan(backendCluster: nil, token: token, endpoints: urls.map(URLParts.trimmingSlashes), size: size,
+                                   tls: urls.contains { $0.hasPrefix("https://") },
+                                   clientCertificate: cluster.discoveryOptions?.tls != nil)
+        case .url, .service:
+            throw PlanError(description: "cluster '\(cluster.name)': v3 discovery needs an inventory cluster or endpoints as its backend")
+        }
     }
 
     /// Recorded members the inventory's `members:` no longer lists.
@@ -284,6 +340,8 @@ public struct Planner {
             return DiscoveryPlan(backend: .url, backendCluster: nil, token: token, url: base,
                                  isPlaceholder: false, size: size, proxy: proxy, serviceURL: nil,
                                  sizeKeyURL: base + "/_config/size")
+        case .endpoints:
+            throw PlanError(description: "cluster '\(cluster.name)': 'endpoints' is a v3 discovery backend")
         case .service(let service):
             if let answered = stored?.serviceURL {
                 return DiscoveryPlan(backend: .service, backendCluster: nil,
@@ -320,7 +378,7 @@ public struct Planner {
     }
 
     private func paths(for cluster: Cluster) -> MemberPaths {
-        let p = inventory.paths, name = cluster.name, version = facts.memberVersion
+        let p = inventory.paths, name = cluster.name, version = facts.version(of: cluster.name)
         let configDir = "\(p.config)/\(name)"
         return MemberPaths(
             binary: "\(p.install)/etcd-\(version)", etcdctl: "\(p.install)/etcdctl-\(version)",

@@ -5,13 +5,10 @@ import MusterYAML
 public struct Renderer: Sendable {
     let templates: TemplateSet
     let inventory: Inventory
-    /// Asked once per TLS member; computed once.
-    private let discoveryBackends: Set<String>
 
     public init(templates: TemplateSet, inventory: Inventory) {
         self.templates = templates
         self.inventory = inventory
-        discoveryBackends = inventory.discoveryBackends
     }
 
     /// All files for `clusters`, each YAML one parsed back with libyaml before it is returned.
@@ -94,6 +91,15 @@ public struct Renderer: Sendable {
         case .discovery(let discovery):
             context["discovery"] = .text(discovery.url)
             if let proxy = discovery.proxy { context["discoveryProxy"] = .text(proxy) }
+        case .discoveryV3(let discovery):
+            context["discoveryToken"] = .text(discovery.token)
+            context["discoveryEndpoints"] = .list(discovery.endpoints.map { ["url": .text($0)] })
+            context["discoverySecure"] = .flag(discovery.tls)
+            if discovery.clientCertificate {
+                context["discoveryCert"] = .text(member.paths.discoveryCert)
+                context["discoveryKey"] = .text(member.paths.discoveryKey)
+                context["discoveryCACert"] = .text(member.paths.discoveryCACert)
+            }
         }
         if cluster.tls {
             let paths = member.paths
@@ -107,14 +113,17 @@ public struct Renderer: Sendable {
             // etcd's v2 discovery client presents no client certificate to a backend.
             context["clientCertAuth"] = .text(isBackend(cluster) ? "false" : "true")
         }
-        context["options"] = .list(source.etcdOptions.filter { !($0.key == "enable-v2" && cluster.enableV2) }.map { option in
+        // Keys as the members' line reads them (renamed, feature gates); a line muster does not
+        // know was refused before planning.
+        let options = (try? EtcdVersionProfile(cluster.memberVersion).rendered(source.etcdOptions)) ?? source.etcdOptions
+        context["options"] = .list(options.filter { !($0.key == "enable-v2" && cluster.enableV2) }.map { option in
             ["key": .text(option.key), "value": .text(yamlValue(option.value))]
         })
         return context
     }
 
     private func isBackend(_ cluster: ClusterPlan) -> Bool {
-        discoveryBackends.contains(cluster.name)
+        cluster.servesV2Discovery
     }
 
     private func yamlValue(_ value: ScalarType) -> String {

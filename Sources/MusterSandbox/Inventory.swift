@@ -1,5 +1,6 @@
 import Foundation
 import MusterBasics
+import MusterInventory
 
 extension Sandbox {
     /// The inventory YAML for `state`'s hosts. Every value is a plain name, number or address,
@@ -73,11 +74,9 @@ extension Sandbox {
         return nil
     }
 
-    /// Whether etcd `version` bootstraps from plain-http SRV records (3.5 and later).
+    /// Whether etcd `version` bootstraps from plain-http SRV records (its line's profile).
     static func plainDNSWorks(_ version: String) -> Bool {
-        let parts = version.split(separator: ".").map { Int($0) ?? 0 }
-        guard parts.count >= 2 else { return false }
-        return (parts[0], parts[1]) >= (3, 5)
+        (try? EtcdVersionProfile(version)).map { !$0.dnsSRVNeedsTLS } ?? false
     }
 
     /// Writes the inventory for `state` to `path` and returns the absolute path written.

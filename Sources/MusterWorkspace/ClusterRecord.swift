@@ -61,6 +61,10 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
     /// dir left by an earlier cluster of the same name (whose IDs, derived from the names, are
     /// the same) is told from this one's. Absent from records written before muster made one.
     public var incarnation: String?
+    /// The raft index by which muster saw every member run etcd 3.6 (0: founded on 3.6). A
+    /// snapshot a member wrote past it was written under 3.6, which the 3.6 -> 3.7 guard asks.
+    /// Absent until muster saw the cluster on 3.6.
+    public var reached36AtIndex: UInt64?
 
     public init(cluster: String, clusterID: String, formedAt: Date, founders: [Member], incarnation: String? = nil) {
         self.cluster = cluster

@@ -20,14 +20,15 @@ public enum ClusterScope: Sendable, Equatable {
     }
 }
 
-/// Everything a run reads from the disk, read once: the inventory, the member binary's version,
+/// Everything a run reads from the disk, read once: the inventory, the member binaries' versions,
 /// the templates, the state directory (locked when the run changes hosts) and the discovery
 /// tokens. The plan is a pure function of these (`replanned`), so a run that learns a new token
 /// plans again from memory and never lets go of its lock.
 public struct Workspace: Sendable {
     public let inventoryPath: String
     public let inventory: Inventory
-    public let memberVersion: String
+    /// By cluster: the version of the binary its members run (`etcd --version`, or `member.version`).
+    public let memberVersions: [String: String]
     public let templates: TemplateSet
     public let state: LocalState
     public let scope: ClusterScope
@@ -42,11 +43,11 @@ public struct Workspace: Sendable {
     /// Whether `plan.files` holds the rendered files (`render` writes them as it renders them).
     public let rendersFiles: Bool
 
-    init(inventoryPath: String, inventory: Inventory, memberVersion: String, templates: TemplateSet,
+    init(inventoryPath: String, inventory: Inventory, memberVersions: [String: String], templates: TemplateSet,
          state: LocalState, scope: ClusterScope, tokens: [String: DiscoveryToken], rendersFiles: Bool = true) throws {
         self.inventoryPath = inventoryPath
         self.inventory = inventory
-        self.memberVersion = memberVersion
+        self.memberVersions = memberVersions
         self.templates = templates
         self.state = state
         self.scope = scope
@@ -113,7 +114,7 @@ public struct Workspace: Sendable {
                                         "discovery size \(size) of cluster '\(cluster.name)' is smaller than its \(cluster.members.count) members: the extra members could never join while it forms (once formed, members join through learners)")
             }
         }
-        let facts = PlanFacts(memberVersion: workspace.memberVersion, discoveryTokens: workspace.tokens, histories: histories,
+        let facts = PlanFacts(memberVersions: workspace.memberVersions, discoveryTokens: workspace.tokens, histories: histories,
                               departed: workspace.departed, restoring: workspace.restoring)
         let all = try Planner(inventory: workspace.inventory, facts: facts).plan()
         let clusters: [ClusterPlan]
@@ -162,27 +163,19 @@ public struct PlanBuilder: Sendable {
     /// `renderingFiles: false` plans without rendering (`plan.files` empty).
     public func build(lock: Bool = false, renderingFiles: Bool = true) throws -> Workspace {
         let inventory = try loadInventory()
-        let version = try inventory.member.version ?? explained(inventory) { try MemberBinary.versionBlocking(of: inventory.member.binary) }
-        return try assemble(inventory, version: version, lock: lock, renderingFiles: renderingFiles)
+        let versions = try MemberVersions.ask(inventory, inventoryPath: inventoryPath) { try MemberBinary.versionBlocking(of: $0) }
+        return try assemble(inventory, versions: versions, lock: lock, renderingFiles: renderingFiles)
     }
 
-    /// Loads for a run: `etcd --version` waits off the cooperative pool. `readOnly` (`--dry-run`)
+    /// Loads for a run: `etcd --version` waits off the cooperative pool, once per distinct
+    /// binary. `readOnly` (`--dry-run`)
     /// writes nothing into the state directory, not even the lock or a new token, and does not
     /// create it: a dry run must leave no trace for the next run to trust. `renderingFiles: false`
     /// plans without rendering: `render` renders and writes each file itself.
     public func load(lock: Bool, readOnly: Bool = false, renderingFiles: Bool = true) async throws -> Workspace {
         let inventory = try loadInventory()
-        let version: String
-        if let pinned = inventory.member.version {
-            version = pinned
-        } else {
-            do {
-                version = try await MemberBinary.version(of: inventory.member.binary)
-            } catch let error as MemberBinary.VersionError {
-                throw InventoryError.at(inventory.member.mark, in: inventoryPath, error.description)
-            }
-        }
-        return try assemble(inventory, version: version, lock: lock && !readOnly, readOnly: readOnly, renderingFiles: renderingFiles)
+        let versions = try await MemberVersions.ask(inventory, inventoryPath: inventoryPath) { try await MemberBinary.version(of: $0) }
+        return try assemble(inventory, versions: versions, lock: lock && !readOnly, readOnly: readOnly, renderingFiles: renderingFiles)
     }
 
     private func loadInventory() throws -> Inventory {
@@ -195,18 +188,9 @@ public struct PlanBuilder: Sendable {
         return inventory
     }
 
-    private func explained(_ inventory: Inventory, _ body: () throws -> String) throws -> String {
-        do { return try body() } catch let error as MemberBinary.VersionError {
-            throw InventoryError.at(inventory.member.mark, in: inventoryPath, error.description)
-        }
-    }
-
-    private func assemble(_ inventory: Inventory, version: String, lock: Bool, readOnly: Bool = false,
+    private func assemble(_ inventory: Inventory, versions: [String: String], lock: Bool, readOnly: Bool = false,
                           renderingFiles: Bool = true) throws -> Workspace {
-        guard MemberBinary.isValid(version) else {
-            throw InventoryError.at(inventory.member.mark, in: inventoryPath, "member version '\(version)' is not MAJOR.MINOR.PATCH")
-        }
-        try inventory.check(memberVersion: version)
+        try inventory.check(memberVersions: versions)
         // Before the state dir: a run refused for its templates leaves no state behind.
         let templates = try TemplateLoader.load(directory: try TemplateLoader.locate(override: templatesDirectory))
         let stateDirectory = self.stateDirectory ?? LocalState.defaultDirectory(forInventory: inventoryPath)
@@ -221,7 +205,7 @@ public struct PlanBuilder: Sendable {
         }
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all
         func workspace(_ tokens: [String: DiscoveryToken], rendering: Bool) throws -> Workspace {
-            try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersion: version,
+            try Workspace(inventoryPath: inventoryPath, inventory: inventory, memberVersions: versions,
                           templates: templates, state: state, scope: scope, tokens: tokens, rendersFiles: rendering)
         }
         // Planned whole before anything is written: a refused inventory leaves no state dir.

@@ -7,8 +7,8 @@ struct Muster: AsyncParsableCommand {
         commandName: "muster",
         abstract: "Bring etcd clusters up on hosts over SSH, render their configs, verify them.",
         version: "muster 0.2.0\ntested with etcd 3.4.23, 3.5.16",
-        subcommands: [Render.self, Up.self, Verify.self, Down.self, Env.self, ReplaceCommand.self,
-                      SnapshotCommand.self, RestoreCommand.self, DefragCommand.self, ImportCommand.self, SandboxCommand.self,
+        subcommands: [InitCommand.self, Render.self, Up.self, Verify.self, Down.self, Env.self, ClientCertCommand.self, ReplaceCommand.self,
+                      SnapshotCommand.self, RestoreCommand.self, StateCommand.self, DefragCommand.self, ImportCommand.self, SandboxCommand.self,
                       DiscoveryCommand.self])
 }
 
@@ -26,6 +26,8 @@ enum Main {
         // Runs that change hosts stop at a step boundary on Ctrl-C; other commands keep the
         // default (or their own, like `discovery serve`).
         if command is Up || command is Down || command is ReplaceCommand || command is RestoreCommand || command is DefragCommand { Interruption.install() }
+        // A save to S3 stops at its next part and aborts the multipart upload (no partial object).
+        if let save = command as? SnapshotSaveCommand, save.out?.lowercased().hasPrefix("s3://") == true { Interruption.install() }
         do {
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()

@@ -6,7 +6,8 @@ struct InventoryOptions: ParsableArguments {
     @Argument(help: "The inventory file (YAML).")
     var inventory: String
 
-    @Option(help: "Only this cluster (see each command for whether its discovery backend comes along).")
+    @Option(help: "Only this cluster (see each command for whether its discovery backend comes along).",
+            completion: InventoryCompletion.clusters)
     var cluster: String?
 
     @Option(help: "Muster's state directory for this inventory (default: .muster/NAME beside it).")

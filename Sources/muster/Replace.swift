@@ -11,7 +11,8 @@ struct ReplaceCommand: AsyncParsableCommand {
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
-    @Option(help: ArgumentHelp("The member to replace (its inventory host name).", valueName: "host"))
+    @Option(help: ArgumentHelp("The member to replace (its inventory host name).", valueName: "host"),
+            completion: InventoryCompletion.members)
     var member: String
 
     @Flag(help: "Delete the member's old data dir instead of moving it aside.")

@@ -5,10 +5,10 @@ import Testing
 /// (`COLUMNS` pinned). `scripts/update-goldens.sh` rewrites them after a deliberate change.
 @Suite struct HelpGoldenTests {
     static let commands: [[String]] = [
-        [], ["render"], ["up"], ["verify"], ["down"], ["env"], ["replace"],
-        ["snapshot", "save"], ["snapshot", "list"], ["restore"], ["defrag"],
+        [], ["init"], ["render"], ["up"], ["verify"], ["down"], ["env"], ["client-cert"], ["replace"],
+        ["snapshot", "save"], ["snapshot", "list"], ["snapshot", "prune"], ["snapshot", "check"], ["snapshot", "schedule"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
-        ["discovery", "serve"], ["import"], ["import", "ansible"],
+        ["discovery", "serve"], ["import"], ["import", "ansible"], ["state", "export"], ["state", "import"],
     ]
     static let goldenDirectory = MusterBinary.packageRoot.appendingPathComponent("Tests/MusterCLITests/Golden/help")
 

@@ -159,7 +159,6 @@ private func inventoryWith(_ top: String) -> String { top + hostA + flowCluster(
     static let cases: [RuleCase] = [
         RuleCase("dns server is a host", hostA + "dns: { server: b, domain: example.test }\n" + flowCluster(), at: 3, 16, "dns server 'b' is not a host of this inventory"),
         RuleCase("discovery size at most 99", hostA + blockCluster(bootstrap: "{ discovery: { url: http://10.0.0.9:2379, size: 100 } }"), at: 7, 16, "discovery size 100 must be between 1 and 99"),
-        RuleCase("discovery backend without TLS", discoveryFrom("seed"), at: 7, 16, "discovery cluster 'seed' has TLS on"),
         RuleCase("discovery backend is another cluster", discoveryFrom("main"), at: 7, 16, "cluster 'main' cannot be its own discovery backend"),
         RuleCase("discovery backend exists", discoveryFrom("nope"), at: 7, 16, "discovery cluster 'nope' is not a cluster of this inventory"),
         RuleCase("fqdn under the DNS domain",

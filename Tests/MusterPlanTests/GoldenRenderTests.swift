@@ -113,3 +113,79 @@ func renderSeed(_ name: String, tokens: [String: DiscoveryToken]? = nil) throws 
         #expect(clusters[0].clusterID != EtcdIDs.clusterID(memberIDs: Array(ids.dropLast())))
     }
 }
+
+/// Render goldens for members of lines CI has no binary of (etcd 3.6 and 3.7): each inventory
+/// under Golden/inventories pins `member.version` (per cluster where they differ), is checked
+/// against its lines' key tables as `render` checks it, and renders like Golden/NAME.
+@Suite struct VersionGoldenRenderTests {
+    static let fixedTokens: [String: [String: DiscoveryToken]] = [
+        "v36-discovery": ["main": DiscoveryToken(token: "5f1c0a52-3d0e-4c1b-9a59-36a0c6d1e7b2")],
+    ]
+
+    func render(_ name: String) throws -> [RenderedFile] {
+        let inventory = try InventoryLoader.load(path: goldenRoot.appendingPathComponent("inventories/\(name).yml").path)
+        let versions = Dictionary(uniqueKeysWithValues: inventory.clusters.map { ($0.name, inventory.memberSettings(of: $0.name).version ?? "") })
+        try inventory.check(memberVersions: versions)
+        let facts = PlanFacts(memberVersions: versions, discoveryTokens: Self.fixedTokens[name] ?? [:])
+        let clusters = try Planner(inventory: inventory, facts: facts).plan()
+        let templates = try TemplateLoader.load(directory: repositoryRoot.appendingPathComponent("templates").path)
+        return try Renderer(templates: templates, inventory: inventory).files(for: clusters)
+    }
+
+    /// Set MUSTER_UPDATE_GOLDEN=1 to rewrite the golden trees after a deliberate change.
+    @Test(arguments: ["v36-static", "v36-dns", "v36-discovery", "v37-static", "v37-dns"])
+    func rendersLikeGolden(_ name: String) throws {
+        let files = try render(name)
+        let directory = goldenRoot.appendingPathComponent(name)
+        if ProcessInfo.processInfo.environment["MUSTER_UPDATE_GOLDEN"] == "1" {
+            try? FileManager.default.removeItem(at: directory)
+            for file in files {
+                let url = directory.appendingPathComponent(file.host + file.path)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try Data(file.contents.utf8).write(to: url)
+            }
+        }
+        let expected = FileManager.default.enumerator(atPath: directory.path)?.compactMap { $0 as? String }.filter {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).path, isDirectory: &isDirectory) && !isDirectory.boolValue
+        } ?? []
+        #expect(Set(files.map { $0.host + $0.path }) == Set(expected), "the rendered tree has other files than \(directory.path)")
+        for file in files {
+            let golden = try String(contentsOf: directory.appendingPathComponent(file.host + file.path), encoding: .utf8)
+            #expect(file.contents == golden, "\(file.host)\(file.path) differs from golden")
+        }
+    }
+
+    @Test func membersRunTheirClustersVersion() throws {
+        let files = try render("v36-discovery")
+        let units = files.filter { $0.path.hasSuffix(".service") || $0.path.hasSuffix("start-member.sh") }
+        #expect(units.contains { $0.path.contains("/disco") && $0.contents.contains("etcd-3.5.16") })
+        #expect(units.contains { $0.path.contains("/main") && $0.contents.contains("etcd-3.6.14") })
+        #expect(!units.contains { $0.path.contains("/main") && $0.contents.contains("etcd-3.5.16") })
+    }
+
+    @Test func renamedKeysAndFeatureGatesOn36() throws {
+        let conf = try #require(try render("v36-static").first { $0.host == "etcd1" && $0.path.hasSuffix("main/conf.yml") })
+        #expect(conf.contents.contains("feature-gates: InitialCorruptCheck=true"))
+        #expect(conf.contents.contains("compaction-batch-limit: 500"))
+        #expect(conf.contents.contains("max-learners: 2"))
+        #expect(!conf.contents.contains("experimental-"), "\(conf.contents)")
+    }
+}
+
+/// The learner limit a membership change is held to comes from the members' line.
+@Suite struct LearnerLimitPlanTests {
+    func limit(version: String, etcd: String) throws -> Int {
+        let text = "hosts:\n  a: { address: 10.0.0.1 }\nclusters:\n  main: { members: [a]\(etcd.isEmpty ? "" : ", etcd: { \(etcd) }") }\n"
+        let inventory = try InventoryLoader.parse(text, file: "inv.yml")
+        try inventory.check(memberVersion: version)
+        return try Planner(inventory: inventory, facts: PlanFacts(memberVersion: version)).plan()[0].learnerLimit
+    }
+
+    @Test func maxLearnersCountsFrom36() throws {
+        #expect(try limit(version: "3.6.14", etcd: "max-learners: 3") == 3)
+        #expect(try limit(version: "3.6.14", etcd: "") == 1)
+        #expect(try limit(version: "3.7.1", etcd: "max-learners: 2") == 2)
+        #expect(try limit(version: "3.5.30", etcd: "") == 1)
+    }
+}

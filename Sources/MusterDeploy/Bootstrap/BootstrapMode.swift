@@ -20,7 +20,7 @@ protocol BootstrapMode: Sendable {
     func beforeStart(_ cluster: ClusterPlan, in workspace: Workspace, context: BootstrapContext,
                      operations: ClusterOperations) async throws
     /// Once the cluster answered healthy: its founding is history.
-    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace) throws
+    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace, context: BootstrapContext) async throws
     /// `down`: what the mode set up besides the members.
     func tearDown(_ cluster: ClusterPlan, in workspace: Workspace, wipe: Bool, operations: ClusterOperations) async throws
 }
@@ -39,7 +39,7 @@ extension BootstrapMode {
                  operations: ClusterOperations) async throws -> Workspace { workspace }
     func beforeStart(_ cluster: ClusterPlan, in workspace: Workspace, context: BootstrapContext,
                      operations: ClusterOperations) async throws {}
-    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace) throws {}
+    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace, context: BootstrapContext) async throws {}
     func tearDown(_ cluster: ClusterPlan, in workspace: Workspace, wipe: Bool, operations: ClusterOperations) async throws {}
 }
 
@@ -47,6 +47,7 @@ func mode(for cluster: ClusterPlan) -> any BootstrapMode {
     switch cluster.bootstrap {
     case .staticCluster: return StaticBootstrap()
     case .discovery(let discovery): return DiscoveryBootstrap(discovery: discovery)
+    case .discoveryV3(let discovery): return DiscoveryV3Bootstrap(discovery: discovery)
     case .dns(let dns, _): return DNSBootstrap(dns: dns)
     }
 }

@@ -30,7 +30,7 @@ struct DiscoveryBootstrap: BootstrapMode {
         else { return workspace }
         if workspace.tokens[cluster.name]?.formed == true {
             throw DeployError(host: nil, cluster: cluster.name, step: "discovery", kind: .refused,
-                              "cluster '\(cluster.name)': discovery token \(discovery.token) at \(discovery.url) is spent: the cluster formed under it (\(workspace.state.directory)/discovery-tokens.json), but no member has data any more; `muster restore --from SNAPSHOT` brings the data back, `muster down --wipe` lets the next `up` found the cluster anew with a fresh token")
+                              "cluster '\(cluster.name)': discovery token \(discovery.token) at \(discovery.url) is spent: the cluster formed under it (\(workspace.state.directory)/discovery-tokens.json), but no member has data any more; `muster restore --from SNAPSHOT` brings the data back, `muster down --wipe-data` lets the next `up` found the cluster anew with a fresh token")
         }
         try await guardAddress(of: discovery.url, cluster: cluster, context: context)
         let registered: [DiscoveredMember]
@@ -76,7 +76,7 @@ struct DiscoveryBootstrap: BootstrapMode {
         context.progress.note("cluster \(cluster.name): discovery size \(discovery.size) registered at \(sizeKey)")
     }
 
-    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace) throws {
+    func afterFormed(_ cluster: ClusterPlan, in workspace: inout Workspace, context: BootstrapContext) async throws {
         try workspace.markFormed(cluster.name)
     }
 
