@@ -185,7 +185,8 @@ import MusterTestSupport
 extension PrometheusRenderTests {
     /// A real Prometheus on the controller (loopback only) scrapes a TLS etcd 3.5.16 sandbox
     /// cluster through the rendered config, with a client certificate for `prometheus` issued in
-    /// the state: every member's target answers `up == 1` in Prometheus' own HTTP API.
+    /// the state by `muster client-cert`: every member's target answers `up == 1` in Prometheus'
+    /// own HTTP API.
     @Test func realPrometheusScrapesEveryMember() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
@@ -194,11 +195,8 @@ extension PrometheusRenderTests {
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let state = try builder.build().state.directory
-            let pki = ClusterPKI.directory(stateDirectory: state, cluster: "main")
-            let issued = try ClusterPKI(stateDirectory: state, cluster: "main").authority
-                .issue(kind: .client, commonName: "prometheus", dnsNames: [], ipAddresses: [])
-            try Data(issued.certificatePEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.crt"))
-            try Data(issued.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: pki + "/client-prometheus.key"))
+            let issued = try MusterCLI.run(["client-cert", builder.inventoryPath, "--cluster", "main", "--name", "prometheus"])
+            try #require(issued.succeeded, "\(issued.stdoutText)\(issued.stderrText)")
 
             let directory = try TemporaryDirectory.create(prefix: "muster-prometheus-live")
             defer { try? FileManager.default.removeItem(atPath: directory) }
