@@ -29,10 +29,10 @@ import MusterTestSupport
 
         """
 
-    /// Renders the inventory above; returns the tree and the state directory.
-    private func render() throws -> (tree: String, state: String) {
+    /// Renders the inventory above (or `inventory`); returns the tree and the state directory.
+    private func render(_ inventory: String = PrometheusRenderTests.inventory) throws -> (tree: String, state: String) {
         let directory = try TemporaryDirectory.create(prefix: "muster-prometheus")
-        try Data(PrometheusRenderTests.inventory.utf8).write(to: URL(fileURLWithPath: directory + "/inventory.yml"))
+        try Data(inventory.utf8).write(to: URL(fileURLWithPath: directory + "/inventory.yml"))
         let run = try MusterCLI.run(["render", directory + "/inventory.yml", "--out", directory + "/tree", "--state", directory + "/state"])
         try #require(run.succeeded, "\(run.stderrText)")
         return (directory + "/tree", directory + "/state")
@@ -66,6 +66,21 @@ import MusterTestSupport
 
         let rules = try promtool(["check", "rules", tree + "/prometheus/etcd-alerts.yml"])
         #expect(rules.succeeded && rules.stdoutText.contains("SUCCESS: 12 rules found"), "\(rules.stdoutText)\(rules.stderrText)")
+    }
+
+    /// Members that serve clients on their own loopback only are no targets (every one would be
+    /// 127.0.0.1 of the controller): a comment names each, and the config still loads.
+    @Test func loopbackOnlyMembersAreNoTargets() throws {
+        let (tree, _) = try render(PrometheusRenderTests.inventory.replacingOccurrences(
+            of: "    tls: true\n", with: "    tls: false\n    client_listen: loopback\n"))
+        defer { try? FileManager.default.removeItem(atPath: (tree as NSString).deletingLastPathComponent) }
+        let scrape = tree + "/prometheus/etcd-scrape.yml"
+        let text = try String(contentsOfFile: scrape, encoding: .utf8)
+        #expect(!text.contains("127.0.0.1") && text.contains("- targets: []"), "\(text)")
+        #expect(text.contains("# etcd1 serves clients on its loopback only: not scraped"), "\(text)")
+        #expect(text.contains("\"10.0.0.2:3379\""), "\(text)")
+        let config = try promtool(["check", "config", scrape])
+        #expect(config.succeeded, "\(config.stdoutText)\(config.stderrText)")
     }
 
     /// One instance's histogram: `perMinute` observations a minute, all in the bucket ending at
