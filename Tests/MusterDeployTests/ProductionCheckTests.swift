@@ -45,6 +45,10 @@ import MusterWorkspace
             for name in ["db-quota", "db-fragmentation", "proposals-failed", "leader-changes"] {
                 #expect(healthy.check(named: name)?.ok == true, "\(healthy.table())")
             }
+            // Through SSH tunnels too: the handshake and /metrics reach each member on its loopback.
+            let tunnelled = try await verify(builder, viaSSH: true)
+            #expect(tunnelled.check(named: "cert-expiry")?.ok == true && tunnelled.check(named: "db-quota")?.ok == true,
+                    "\(tunnelled.table())")
 
             // host1 presents a certificate with 20 days left: a warning naming it, exit code 0
             // unless strict. (The state's copy still has years: only the handshake sees it.)
