@@ -50,6 +50,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ], exclude: ["VERIFY_JSON.md"]),
         // S3-compatible object storage (SigV4, multipart uploads) over MusterEtcd's HTTP/1.1
         // client (`HTTPTransport`, package access): snapshots off the controller.

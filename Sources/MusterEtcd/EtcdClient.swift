@@ -353,6 +353,16 @@ public struct EtcdClient: Sendable {
         return try EtcdClient.decode(answer, url: url)
     }
 
+    /// `GET /metrics`: the member's Prometheus metrics as text.
+    public func metrics() async throws(EtcdClientError) -> String {
+        let url = baseURL + "/metrics"
+        let answer = try await http.send("GET", url)
+        guard answer.status == 200 else {
+            throw EtcdClientError(kind: .http, url: url, httpStatus: answer.status, message: EtcdClient.gatewayMessage(answer))
+        }
+        return answer.text
+    }
+
     // MARK: Keys
 
     @discardableResult
