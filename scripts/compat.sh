@@ -17,6 +17,12 @@ repo=$(pwd)
 
 usage() { echo "usage: scripts/compat.sh ETCD_DIR... (each holding etcd, etcdctl and, from 3.5, etcdutl)" >&2; exit 2; }
 [ $# -ge 1 ] || usage
+case $1 in -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
+all_rows="static dns discovery discovery_backend35 grow replace snapshot upgrade upgrade_chain"
+rows=(${COMPAT_ROWS:-$all_rows})
+for row in "${rows[@]}"; do
+    [[ " $all_rows " = *" $row "* ]] || { echo "compat: COMPAT_ROWS: no scenario '$row' (there are: $all_rows)" >&2; exit 2; }
+done
 
 # --- the directories, checked before anything is built or started -----------------------------
 dirs=() versions=()
@@ -96,7 +102,7 @@ ssh_host() {
         -o ConnectTimeout=10 "root@$address" "$@"
 }
 # etcdctl with muster's client certificate (`muster env`, kept in WORKDIR/env by refresh_env).
-refresh_env() { "$muster" env "$inv" --state "$state" --cluster main >"$WORKDIR/env" 2>>"$log"; }
+refresh_env() { timeout 60 "$muster" env "$inv" --state "$state" --cluster main >"$WORKDIR/env" 2>>"$log"; }
 ctl() { echo "+ etcdctl $*" >>"$log"; ( . "$WORKDIR/env"; timeout 30 "$CTL" --command-timeout=10s "$@" ) 2>>"$log"; }
 # Same, through one endpoint (etcdctl refuses --endpoints beside ETCDCTL_ENDPOINTS).
 ctl_at() {
@@ -317,7 +323,6 @@ scenario_upgrade_chain() {
 }
 
 # --- the run -----------------------------------------------------------------------------------
-rows=(${COMPAT_ROWS:-static dns discovery discovery_backend35 grow replace snapshot upgrade upgrade_chain})
 declare -A title=(
     [static]="1. static, TLS, verified"
     [dns]="2. DNS SRV, TLS"
