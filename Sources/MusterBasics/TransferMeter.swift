@@ -35,11 +35,24 @@ public final class TransferMeter: Sendable {
         draw(force: true)
     }
 
+    /// Whether `forTerminal` draws: standard output and standard error both terminals.
+    public static var forTerminalDraws: Bool { isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1 }
+
     /// A meter on standard error when a person watches, else one that draws nothing.
     public static func forTerminal(label: String, total: Int64?, machineOutput: Bool) -> TransferMeter {
         let watched = !machineOutput && isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1
         let toStandardError: Sink = { frame in FileHandle.standardError.write(Data(frame.utf8)) }
         return TransferMeter(label: label, total: total, sink: watched ? toStandardError : nil)
+    }
+
+    /// Whether frames go anywhere: a caller that must work to learn the bytes done (a file's
+    /// size) need not when nobody watches.
+    public var isDrawing: Bool { sink != nil }
+
+    /// The bytes done so far, as a whole (a file that grows as a stream is written to it).
+    public func update(done bytes: Int64) {
+        state.withLock { $0.done = max($0.done, bytes) }
+        draw(force: false)
     }
 
     public func advance(by bytes: Int) {

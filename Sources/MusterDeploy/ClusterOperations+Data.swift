@@ -64,12 +64,17 @@ extension ClusterOperations {
                 throw DeployError(host: nil, step: step, "cannot read \(localPath): \(error)")
             }
         }
+        // One meter over every host's copy: a multi-GB snapshot to several hosts takes minutes.
+        let size = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
+        let meter = TransferMeter.forTerminal(label: "\((localPath as NSString).lastPathComponent) to \(hosts.count) host\(hosts.count == 1 ? "" : "s")",
+                                              total: Int64(size * hosts.count), machineOutput: progress.isQuiet)
+        defer { meter.finish() }
         return try await withThrowingTaskGroup(of: Int.self) { group in
             for host in hosts {
                 let target = remotePath(host)
                 group.addTask {
                     let result = try await fleet.session(host).upload(from: localPath, to: target, mode: 0o600, privileged: true,
-                                                                      sha256: digest)
+                                                                      sha256: digest, written: { meter.advance(by: $0) })
                     progress.host(host, step, result.skipped ? "\(target) already there" : "\(target) (\(result.bytesSent / 1024) KiB)")
                     return result.bytesSent
                 }

@@ -17,6 +17,8 @@ extension ClusterOperations {
         progress.host(source.host, "snapshot", "\(cluster.name): streaming from \(source.name)")
         let download: SnapshotDownload
         do {
+            let meter = await FileMeter.snapshot(cluster, endpoints: endpoints, source: source, growing: partial, progress: progress)
+            defer { meter.stop() }
             download = try await endpoints.client(for: source, timeout: 10).saveSnapshot(to: partial)
         } catch {
             throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
@@ -123,5 +125,37 @@ extension ClusterOperations {
                               "\(member.name) is not healthy (\(health?.reason ?? "no answer on /health")): a snapshot comes from a healthy voter")
         }
         return member
+    }
+}
+
+/// A meter fed by a file's size, and the task that reads it.
+struct FileMeter {
+    var meter: TransferMeter
+    var watcher: Task<Void, Never>?
+
+    /// Bytes, rate and time left of a snapshot streaming into `file`, where a person watches: the
+    /// total is the source's database size (what etcd streams, less its 32-byte digest), the
+    /// bytes done the file's size, read ten times a second.
+    static func snapshot(_ cluster: ClusterPlan, endpoints: Endpoints, source: MemberPlan, growing file: String,
+                         progress: Progress) async -> FileMeter {
+        guard !progress.isQuiet, TransferMeter.forTerminalDraws else {
+            return FileMeter(meter: TransferMeter(label: "", total: nil, sink: nil), watcher: nil)
+        }
+        let size = try? await endpoints.client(for: source, timeout: 5).status().dbSize
+        let meter = TransferMeter.forTerminal(label: "snapshot \(cluster.name) from \(source.name)", total: size.map { $0 + 32 },
+                                              machineOutput: false)
+        let watcher = Task.detached {
+            while !Task.isCancelled {
+                var facts = stat()
+                if stat(file, &facts) == 0 { meter.update(done: Int64(facts.st_size)) }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        return FileMeter(meter: meter, watcher: watcher)
+    }
+
+    func stop() {
+        watcher?.cancel()
+        if watcher != nil { meter.finish() }
     }
 }

@@ -225,6 +225,9 @@ extension SnapshotSave {
         let facts: SnapshotFileFacts
         do {
             do {
+                // The local copy grows as the upload goes: its size is the meter's bytes.
+                let meter = await FileMeter.snapshot(cluster, endpoints: endpoints, source: source, growing: partial, progress: progress)
+                defer { meter.stop() }
                 download = try await endpoints.client(for: source, timeout: 10).saveSnapshot(into: upload)
             } catch {
                 throw upload.failure ?? error

@@ -86,8 +86,10 @@ public final class SSHSession: Sendable {
     /// Uploads a local file atomically; skipped when the remote file has the same SHA-256.
     /// `sha256` is the file's digest when the caller knows it already (a snapshot sent to every
     /// host is hashed once, not once per host); else it is computed here, off the cooperative pool.
+    /// `written`: told each time bytes went out (a transfer's meter).
     public func upload(from localPath: String, to remotePath: String, mode: Int, owner: String? = nil,
-                       privileged: Bool = false, sha256: String? = nil) async throws -> UploadResult {
+                       privileged: Bool = false, sha256: String? = nil,
+                       written: (@Sendable (Int) -> Void)? = nil) async throws -> UploadResult {
         let hash: String
         do {
             if let sha256 { hash = sha256 } else { hash = try await offPool { try Digest.sha256Hex(fileAt: localPath) } }
@@ -96,7 +98,7 @@ public final class SSHSession: Sendable {
                            message: "cannot read \(localPath): \(error)")
         }
         return try await upload(.file(localPath), hash: hash, to: remotePath, mode: mode,
-                                owner: owner, privileged: privileged)
+                                owner: owner, privileged: privileged, written: written)
     }
 
     /// Uploads bytes atomically; skipped when the remote file has the same SHA-256.
@@ -107,7 +109,7 @@ public final class SSHSession: Sendable {
     }
 
     private func upload(_ source: UploadSource, hash: String, to remotePath: String, mode: Int,
-                        owner: String?, privileged: Bool) async throws -> UploadResult {
+                        owner: String?, privileged: Bool, written: (@Sendable (Int) -> Void)? = nil) async throws -> UploadResult {
         let step = "upload \(remotePath)"
         func failure(_ message: String) -> SSHError {
             SSHError(host: target.name, step: step, kind: .upload, message: message)
@@ -139,7 +141,7 @@ public final class SSHSession: Sendable {
         }
         let seconds = target.commandTimeout
         let sent = try await onLane { state in
-            try state.sftpWrite(source, to: sftpPath, timeout: seconds, step: step)
+            try state.sftpWrite(source, to: sftpPath, timeout: seconds, step: step, written: written)
         }
         let temp = Shell.quote(finalTemp)
         var script = ""
@@ -365,7 +367,8 @@ final class LaneState: @unchecked Sendable {
     }
 
     /// Writes `source` to `path` over SFTP, pipelined, then fsyncs and closes. Returns bytes sent.
-    func sftpWrite(_ source: UploadSource, to path: String, timeout: Double, step: String) throws -> Int {
+    func sftpWrite(_ source: UploadSource, to path: String, timeout: Double, step: String,
+                   written: (@Sendable (Int) -> Void)? = nil) throws -> Int {
         let session = try live(step)
         let deadline = Deadline(seconds: timeout)
         let what = "after \(Connector.format(timeout)) s uploading to \(path)"
@@ -414,6 +417,7 @@ final class LaneState: @unchecked Sendable {
             if rc < 0 { throw fail("cannot write \(path)") }
             start += rc
             sent += rc
+            written?(rc)
         }
         if try session.retry(step, deadline, what: what, { Int(libssh2_sftp_fsync(raw)) }) != 0 {
             throw fail("cannot fsync \(path)")
