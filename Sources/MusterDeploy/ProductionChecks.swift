@@ -2,6 +2,7 @@ import Foundation
 import MusterEtcd
 import MusterPKI
 import MusterPlan
+import MusterWorkspace
 
 /// The checks of `muster verify` beyond "formed and serving": will the cluster stay up
 /// (certificates' days left, and what each member's metrics say).
@@ -27,7 +28,35 @@ struct ProductionChecks {
 
     /// `peerNames`: member names by hex ID, to name the peers of `peer-round-trip`.
     func checks(_ sampled: Sampled, peerNames: [String: String]) -> [VerificationReport.Check] {
-        [sampled.expiry] + MetricChecks(members: sampled.metrics, peerNames: peerNames).all()
+        [sampled.expiry, snapshotAge()] + MetricChecks(members: sampled.metrics, peerNames: peerNames).all()
+    }
+
+    /// `snapshot-age`: with a schedule recorded (`muster snapshot schedule`), the newest recorded
+    /// snapshot must be younger than twice its interval; a schedule whose runs fail or stopped is
+    /// otherwise silent until the day a restore needs them.
+    func snapshotAge(now: Date = Date()) -> VerificationReport.Check {
+        let record = try? LocalState(directory: stateDirectory, create: false).clusterRecord(cluster.name)
+        guard let schedule = record?.snapshotSchedule else {
+            return .init(name: "snapshot-age", ok: true, severity: .warn, detail: "no snapshot schedule recorded (muster snapshot schedule)")
+        }
+        let limit = TimeInterval(2 * schedule.everySeconds)
+        let newest = record?.snapshots.max { $0.takenAt < $1.takenAt }
+        let since = newest?.takenAt ?? schedule.since
+        let age = now.timeIntervalSince(since)
+        let what = newest.map { "the newest snapshot (\($0.file)) is \(Self.duration(age)) old" } ?? "no snapshot since the schedule was set \(Self.duration(age)) ago"
+        guard age > limit else {
+            return .init(name: "snapshot-age", ok: true, severity: .warn, detail: "\(what); the schedule takes one every \(Self.duration(TimeInterval(schedule.everySeconds)))")
+        }
+        return .init(name: "snapshot-age", ok: false, severity: .warn,
+                     detail: "\(what), over twice the schedule's \(Self.duration(TimeInterval(schedule.everySeconds))): see `systemctl status \(schedule.unit).service` and `journalctl -u \(schedule.unit).service`")
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        let whole = Int(seconds.rounded())
+        if whole < 120 { return "\(whole) s" }
+        if whole < 7200 { return "\(whole / 60) min" }
+        if whole < 2 * 86400 { return "\(whole / 3600) h" }
+        return "\(whole / 86400) days"
     }
 
     /// The cluster's certificates in the state, and the one each member presents on its client

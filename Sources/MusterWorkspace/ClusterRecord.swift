@@ -65,6 +65,20 @@ public struct ClusterRecord: Sendable, Codable, Equatable {
     /// snapshot a member wrote past it was written under 3.6, which the 3.6 -> 3.7 guard asks.
     /// Absent until muster saw the cluster on 3.6.
     public var reached36AtIndex: UInt64?
+    /// What `muster snapshot schedule` set up for this cluster, so that `verify` can tell when
+    /// its snapshots stopped coming. Absent until a schedule is written.
+    public var snapshotSchedule: SnapshotSchedule?
+
+    public struct SnapshotSchedule: Codable, Sendable, Equatable {
+        public var everySeconds: Int
+        public var out: String
+        /// The systemd unit (`NAME.service` runs it, `NAME.timer` starts it).
+        public var unit: String
+        public var since: Date
+        public init(everySeconds: Int, out: String, unit: String, since: Date) {
+            (self.everySeconds, self.out, self.unit, self.since) = (everySeconds, out, unit, since)
+        }
+    }
 
     public init(cluster: String, clusterID: String, formedAt: Date, founders: [Member], incarnation: String? = nil) {
         self.cluster = cluster

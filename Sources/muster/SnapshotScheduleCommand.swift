@@ -71,6 +71,19 @@ struct SnapshotScheduleCommand: AsyncParsableCommand {
                 return
             }
             try write(units)
+            try record(units, cluster: clusterName, inventory: inventoryPath, interval: interval)
+        }
+    }
+
+    /// The record keeps the schedule: `verify` names a cluster whose newest snapshot is older
+    /// than twice the interval.
+    private func record(_ units: ScheduleUnits, cluster: String, inventory: String, interval: ScheduleUnits.Interval) throws {
+        let directory = state ?? LocalState.defaultDirectory(forInventory: inventory)
+        let schedule = ClusterRecord.SnapshotSchedule(everySeconds: interval.seconds, out: out, unit: units.name, since: Date())
+        let recorded = FileManager.default.fileExists(atPath: directory)
+            ? try LocalState(directory: directory, create: false).records.update(cluster) { $0?.snapshotSchedule = schedule } : nil
+        if recorded == nil {
+            Swift.print("note: cluster \(cluster) has no record in \(directory) yet (muster records a cluster at its first verified `up`): verify cannot watch this schedule until you run this again after it")
         }
     }
 

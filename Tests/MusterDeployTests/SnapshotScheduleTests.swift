@@ -54,6 +54,27 @@ import MusterSandbox
             #expect(files.contains("muster-state-inventory.age"), "\(files)")
             let listing = try LocalProcess.run(["/bin/sh", "-c", "age -d -i \(key) \(backups)/muster-state-inventory.age | tar -tf -"], timeout: 30)
             #expect(listing.stdoutText.contains("./pki/main/ca.key\n"), "\(listing.stdoutText)\(listing.stderrText)")
+            // verify watches the schedule from the record: fresh now; stale once every recorded
+            // snapshot and the schedule itself date from two days ago (as if the timer had stopped).
+            let fresh = try MusterCLI.run(["verify", inventory, "--output", "json", "--sample", "100ms"])
+            #expect(fresh.status == 0 && fresh.stdoutText.contains("snapshot-age") && fresh.stdoutText.contains("the schedule takes one every 6 h"), "\(fresh.stdoutText)")
+            #expect(!fresh.stdoutText.contains("over twice the schedule"), "\(fresh.stdoutText)")
+            let recordPath = try builder.build().state.directory + "/clusters/main.json"
+            let aged = try LocalProcess.run(["/usr/bin/python3", "-c", """
+                import json, sys
+                path = sys.argv[1]
+                record = json.load(open(path))
+                record['snapshotSchedule']['since'] = '2000-01-01T00:00:00Z'
+                for snapshot in record['snapshots']:
+                    snapshot['takenAt'] = '2000-01-01T00:00:00Z'
+                json.dump(record, open(path, 'w'))
+                """, recordPath], timeout: 30)
+            #expect(aged.status == 0, "\(aged.stderrText)")
+            let stale = try MusterCLI.run(["verify", inventory, "--sample", "100ms"])
+            #expect(stale.status == 0 && stale.stdoutText.contains("WARN") && stale.stdoutText.contains("over twice the schedule's 6 h")
+                    && stale.stdoutText.contains("systemctl status \(name).service"), "a warning, exit 0: \(stale.stdoutText)")
+            let strict = try MusterCLI.run(["verify", inventory, "--sample", "100ms", "--strict"])
+            #expect(strict.status == 1, "--strict counts it: \(strict.stdoutText)")
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
