@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        // etcd's gRPC Maintenance.Snapshot stream (HTTP/2): the gateway's JSON costs etcd twice the time.
+        .package(url: "https://github.com/apple/swift-nio-http2", exact: "1.46.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
@@ -50,6 +52,8 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ], exclude: ["VERIFY_JSON.md"]),
         // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
         .target(name: "MusterPKI", dependencies: ["CLibCrypto", "MusterBasics"]),
@@ -71,6 +75,8 @@ let package = Package(
             "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery", "MusterAge",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // bench/snapshot.sh's client: EtcdClient's snapshot over gRPC or the gateway, timed.
+        .executableTarget(name: "muster-snapshot-bench", dependencies: ["MusterEtcd"], path: "bench/SnapshotBench"),
         // Harness code several test targets share (free ports, child processes, temporary
         // directories, a loopback etcd). Used only by tests; no product depends on it.
         .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
@@ -87,6 +93,7 @@ let package = Package(
             "MusterBasics", "MusterEtcd", "MusterPKI", "MusterTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterBasics", "MusterSandbox", "MusterSSH"]),
         .testTarget(name: "MusterDeployTests", dependencies: [
