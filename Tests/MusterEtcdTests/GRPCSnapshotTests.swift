@@ -23,13 +23,14 @@ struct GRPCSnapshotTests {
     private final class Member: @unchecked Sendable {
         let directory: TemporaryDirectory
         let etcd: LoopbackEtcd
-        let tls: EtcdTLS
+        /// nil: plain http (etcd serves gRPC there as cleartext HTTP/2).
+        let tls: EtcdTLS?
         var etcdctl: [String] {
-            [GRPCSnapshotTests.etcdctl, "--endpoints=\(etcd.clientURL)", "--dial-timeout=3s", "--command-timeout=20s",
-             "--cacert", tls.caPath, "--cert", tls.certPath, "--key", tls.keyPath]
+            [GRPCSnapshotTests.etcdctl, "--endpoints=\(etcd.clientURL)", "--dial-timeout=3s", "--command-timeout=20s"]
+                + (tls.map { ["--cacert", $0.caPath, "--cert", $0.certPath, "--key", $0.keyPath] } ?? [])
         }
 
-        init() async throws {
+        init(tls useTLS: Bool = true) async throws {
             for path in [GRPCSnapshotTests.etcd, GRPCSnapshotTests.etcdutl, GRPCSnapshotTests.etcdctl] {
                 try LoopbackEtcd.requireBinary(path, install: "scripts/setup.sh fetches etcd 3.5 and etcdctl")
             }
@@ -37,10 +38,10 @@ struct GRPCSnapshotTests {
             let pki = try ClusterPKI(stateDirectory: directory.path, cluster: "snap")
             let member = try pki.memberCertificates(member: "m1", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
             let client = try pki.clientCertificate()
-            tls = EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
+            tls = useTLS ? EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath) : nil
             etcd = try LoopbackEtcd(
                 binary: GRPCSnapshotTests.etcd, name: "m1", root: directory.path,
-                tls: EtcdMemberTLS(caPath: member.caPath, certPath: member.server.certPath, keyPath: member.server.keyPath,
+                tls: !useTLS ? nil : EtcdMemberTLS(caPath: member.caPath, certPath: member.server.certPath, keyPath: member.server.keyPath,
                                    peerCertPath: member.peer.certPath, peerKeyPath: member.peer.keyPath,
                                    peerCAPath: pki.peerAuthority.certificatePath),
                 enableV2: false)
@@ -94,6 +95,16 @@ struct GRPCSnapshotTests {
         // etcd's own restore takes it, digest checked (no --skip-hash-check).
         let restored = try LocalProcess.run([Self.etcdutl, "snapshot", "restore", path, "--data-dir", member.directory.path + "/restored"], timeout: 60)
         #expect(restored.succeeded, "\(restored.stderrText)")
+    }
+
+    /// An http member: the same call over cleartext HTTP/2 (prior knowledge, as etcdctl dials it).
+    @Test func aPlainHTTPMemberAnswersOverCleartextHTTP2() async throws {
+        let member = try await Member(tls: false)
+        #expect(member.etcd.clientURL.hasPrefix("http://"))
+        let path = member.directory.path + "/plain.db"
+        let download = try await EtcdClient(baseURL: member.etcd.clientURL, timeout: 5).saveSnapshotOverGRPC(to: path, within: 60)
+        let facts = try SnapshotFile.inspect(path)
+        #expect(facts.size > 3 << 20 && facts.hashMatches && download.databaseSHA256 == facts.databaseSHA256)
     }
 
     /// The connection cut part way through the database (TLS and all: a plain TCP relay that
