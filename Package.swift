@@ -4,7 +4,7 @@ import PackageDescription
 // Layers import only downward (ARCHITECTURE.md):
 //   MusterBasics -> MusterYAML -> MusterInventory -> MusterPlan (pure) -> MusterWorkspace (disk, lock)
 //   MusterInventory -> MusterImport (pure: Ansible inventory text to muster inventory text)
-//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery; MusterPKI (CLibCrypto, MusterBasics' atomic file writes)
+//   MusterBasics -> MusterSSH, MusterEtcd, MusterSandbox; MusterEtcd -> MusterDiscovery, MusterObjectStore (its HTTP client); MusterPKI (CLibCrypto, MusterBasics' atomic file writes)
 //   CLibSSH2, CLibYAML, CLibCrypto: Debian's libssh2, libyaml and OpenSSL 3 libcrypto (no build cost)
 //   MusterDeploy (workspace + ssh + etcd + pki) -> muster (thin CLI)
 // Each target's dependencies are exactly what its files import.
@@ -52,9 +52,18 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ], exclude: ["VERIFY_JSON.md"]),
+        // S3-compatible object storage (SigV4, multipart uploads) over MusterEtcd's HTTP/1.1
+        // client (`HTTPTransport`, package access): snapshots off the controller.
+        .target(name: "MusterObjectStore", dependencies: [
+            "MusterBasics", "MusterEtcd",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Cluster CA and member/client certificates, on libcrypto's X.509 API (no openssl process).
         .target(name: "MusterPKI", dependencies: ["CLibCrypto", "MusterBasics"]),
         // `muster discovery serve`: a discovery.etcd.io-compatible service backed by etcd, its
@@ -69,11 +78,13 @@ let package = Package(
         .target(name: "MusterSandbox", dependencies: ["MusterBasics", "MusterInventory"]),
         .target(name: "MusterDeploy", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
+            "MusterObjectStore",
         ]),
         .executableTarget(name: "muster", dependencies: [
             "MusterBasics", "MusterYAML", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterImport",
-            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery", "MusterAge",
+            "MusterEtcd", "MusterDeploy", "MusterSandbox", "MusterPKI", "MusterDiscovery", "MusterAge", "MusterObjectStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // bench/snapshot.sh's client: EtcdClient's snapshot over gRPC or the gateway, timed.
         .executableTarget(name: "muster-snapshot-bench", dependencies: ["MusterEtcd"], path: "bench/SnapshotBench"),
@@ -100,6 +111,7 @@ let package = Package(
             "MusterBasics", "MusterInventory", "MusterPlan", "MusterWorkspace", "MusterSSH", "MusterEtcd", "MusterPKI",
             "MusterDeploy", "MusterSandbox", "MusterTestSupport",
         ]),
+        .testTarget(name: "MusterObjectStoreTests", dependencies: ["MusterObjectStore", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterPKITests", dependencies: ["MusterPKI", "MusterBasics", "MusterTestSupport"]),
         .testTarget(name: "MusterDiscoveryTests", dependencies: [
             "MusterDiscovery", "MusterEtcd", "MusterTestSupport",

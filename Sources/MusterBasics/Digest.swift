@@ -34,15 +34,24 @@ public enum Digest {
 
     /// HMAC-SHA1: how OpenSSH hashes host names in known_hosts (`|1|salt|hash`).
     public static func hmacSHA1(key: Data, message: Data) -> Data {
+        hmac(EVP_sha1(), length: 20, key: key, message: message)
+    }
+
+    /// HMAC-SHA256: AWS Signature Version 4's signing key and signature.
+    public static func hmacSHA256(key: Data, message: Data) -> Data {
+        hmac(EVP_sha256(), length: 32, key: key, message: message)
+    }
+
+    private static func hmac(_ md: OpaquePointer?, length expected: UInt32, key: Data, message: Data) -> Data {
         var code = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let done = key.withUnsafeBytes { key in
             message.withUnsafeBytes { message in
-                HMAC(EVP_sha1(), key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                HMAC(md, key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self),
                      message.count, &code, &length)
             }
         }
-        precondition(done != nil && length == 20, "libcrypto's HMAC-SHA1 failed")
+        precondition(done != nil && length == expected, "libcrypto's HMAC failed")
         return Data(code.prefix(Int(length)))
     }
 
@@ -80,6 +89,18 @@ public final class SHA256Hasher {
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         precondition(EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1, "libcrypto's SHA-256 failed")
+    }
+
+    /// The digest of what it was fed so far, and it goes on: one pass gives a snapshot's
+    /// database digest (here, before the 32 bytes that end the file) and then the file's.
+    public func digestSoFar() -> [UInt8] {
+        guard let copy = EVP_MD_CTX_new() else { fatalError("libcrypto could not copy a SHA-256 digest") }
+        defer { EVP_MD_CTX_free(copy) }
+        precondition(EVP_MD_CTX_copy_ex(copy, context) == 1, "libcrypto could not copy a SHA-256 digest")
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        precondition(EVP_DigestFinal_ex(copy, &digest, &length) == 1 && length == 32, "libcrypto's SHA-256 failed")
+        return digest
     }
 
     /// The 32-byte digest; the hasher is spent after this.

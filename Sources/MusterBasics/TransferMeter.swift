@@ -43,8 +43,11 @@ public final class TransferMeter: Sendable {
     }
 
     public func advance(by bytes: Int) {
-        state.withLock { $0.done += Int64(bytes) }
-        draw(force: false)
+        let done = state.withLock { state -> Int64 in
+            state.done += Int64(bytes)
+            return state.done
+        }
+        if let total, done >= total { finish() } else { draw(force: false) }
     }
 
     /// The last frame, kept on the screen as the transfer's summary.
@@ -75,6 +78,8 @@ public final class TransferMeter: Sendable {
     public static func frame(label: String, done: Int64, total: Int64?, elapsed: Duration, finished: Bool) -> String {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let rate = seconds > 0.05 ? Double(done) / seconds : nil
+        // Bytes beside the payload (keys riding the same stdin) never show as more than all.
+        let done = total.map { min(done, $0) } ?? done
         var text = label + "  " + mebibytes(done)
         if let total { text += " / " + mebibytes(total) }
         if let rate { text += String(format: "  %.1f MiB/s", rate / 1_048_576) }
@@ -86,6 +91,9 @@ public final class TransferMeter: Sendable {
         }
         return text
     }
+
+    /// Where a frame may stand half-drawn, a line printed meanwhile starts by clearing it.
+    public static let clearLine = isatty(STDERR_FILENO) == 1 ? "\r\u{1B}[K" : ""
 
     static func mebibytes(_ bytes: Int64) -> String {
         String(format: "%.1f MiB", Double(bytes) / 1_048_576)

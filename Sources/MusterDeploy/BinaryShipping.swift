@@ -157,6 +157,8 @@ actor HostPreparation {
     private var deliveries: [String: [BinaryDelivery]] = [:]
     private var applying: [String: Task<Void, Error>] = [:]
     private var tools: Task<Void, Error>?
+    /// Bytes, rate and time left of every binary going out (drawn only on a terminal).
+    private var meter: TransferMeter?
 
     init(fleet: Fleet, facts: [String: HostFacts], ledger: ChangeLedger, progress: Progress) {
         self.fleet = fleet
@@ -179,6 +181,12 @@ actor HostPreparation {
                 deliveries[host, default: []].append(delivery)
             }
         }
+        let hosts = deliveries.filter { !$0.value.isEmpty }
+        let bytes = hosts.values.joined().reduce(0) { $0 + $1.payload.count }
+        if bytes > 0 {
+            meter = TransferMeter.forTerminal(label: "binaries to \(hosts.count) host\(hosts.count == 1 ? "" : "s")",
+                                              total: Int64(bytes), machineOutput: progress.isQuiet)
+        }
     }
 
     /// Runs `script` on `host` (with the member binary, the first time); a host in several
@@ -188,13 +196,17 @@ actor HostPreparation {
         let pending = deliveries.removeValue(forKey: host) ?? []
         let delivery = pending.first, others = pending.dropFirst()
         let fleet = fleet, ledger = ledger, progress = progress
+        var sent: (@Sendable (Int) -> Void)?
+        if !pending.isEmpty, let meter {
+            sent = { bytes in meter.advance(by: bytes) }
+        }
         applying[host] = Task {
             try await previous?.value
             // A script takes one binary (it reads all of stdin): any other rides a script of its own.
             for other in others {
                 var alone = ApplyScript()
                 alone.receive(other)
-                try await fleet.check(host, "apply", alone.text, stdin: alone.input, timeout: 300)
+                try await fleet.check(host, "apply", alone.text, stdin: alone.input, timeout: 300, stdinWritten: sent)
                 ledger.record(host) { change in
                     change.bytesSent += other.payload.count
                     change.binaries.append(other.binary.fileName)
@@ -208,7 +220,7 @@ actor HostPreparation {
                 return
             }
             do {
-                try await fleet.check(host, "apply", script.text, stdin: script.input, timeout: 300)
+                try await fleet.check(host, "apply", script.text, stdin: script.input, timeout: 300, stdinWritten: sent)
             } catch let error as DeployError where delivery?.compressed == true && error.message.contains("zstd") {
                 throw DeployError(host: host, step: "apply", error.message + "\n(if zstd calls the data damaged, remove the cached copy \(delivery?.binary.compressedPath ?? "") and run again)")
             }

@@ -332,7 +332,7 @@ public struct BringUp: Sendable {
             try certificates?.commit()
         }()
         let steps = UpSteps.plan(cluster, conditions: operations.conditions(cluster, files: files), backup: backup)
-        let executor = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, builder: builder, operations: operations,
+        let executor = UpStepRun(cluster: cluster, steps: steps, workspace: workspace, operations: operations,
                             preparation: preparation, ledger: ledger, context: context, started: started,
                             wipeRemovedData: wipeRemovedData)
         try await StepRunner(command: "up", progress: progress).run(steps, executor.run)
@@ -382,9 +382,12 @@ public struct BringUp: Sendable {
                 return ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(row.id), peerURLs: row.peerURLs)
             }
             guard founders.count == report.members.count else { continue }
-            try workspace.state.save(ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID),
-                                                   formedAt: Date(), founders: founders,
-                                                   incarnation: try workspace.state.incarnation(of: report.clusterName)))
+            let state = workspace.state
+            try state.records.update(report.clusterName) { record in
+                guard record == nil else { return }
+                record = ClusterRecord(cluster: report.clusterName, clusterID: EtcdIDs.hex(clusterID), formedAt: Date(),
+                                       founders: founders, incarnation: try state.incarnation(of: report.clusterName))
+            }
         }
     }
 

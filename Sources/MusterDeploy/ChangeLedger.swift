@@ -1,7 +1,8 @@
 import Foundation
+import Synchronization
 
 /// What a run changed on each host, for `up --output json` and the closing line.
-public final class ChangeLedger: @unchecked Sendable {
+public final class ChangeLedger: Sendable {
     public struct HostChanges: Sendable, Codable, Equatable {
         public var host: String
         public var filesWritten = 0
@@ -12,28 +13,31 @@ public final class ChangeLedger: @unchecked Sendable {
         public var stopped: [String] = []
     }
 
-    private let lock = NSLock()
-    private var byHost: [String: HostChanges] = [:]
+    private struct Entries {
+        var byHost: [String: HostChanges] = [:]
+        /// Snapshots taken before changes, in order.
+        var backups: [String] = []
+    }
+    private let entries = Mutex(Entries())
 
     public init() {}
 
     func record(_ host: String, _ change: (inout HostChanges) -> Void) {
-        lock.lock(); defer { lock.unlock() }
-        var entry = byHost[host] ?? HostChanges(host: host)
-        change(&entry)
-        byHost[host] = entry
+        entries.withLock { entries in
+            var entry = entries.byHost[host] ?? HostChanges(host: host)
+            change(&entry)
+            entries.byHost[host] = entry
+        }
     }
 
     public var hosts: [HostChanges] {
-        lock.lock(); defer { lock.unlock() }
-        return byHost.keys.sorted().compactMap { byHost[$0] }
+        entries.withLock { entries in entries.byHost.keys.sorted().compactMap { entries.byHost[$0] } }
     }
 
     public var totalBytes: Int { hosts.reduce(0) { $0 + $1.bytesSent } }
 
-    private var backupPaths: [String] = []
     /// Snapshots taken before changes, in order.
-    public var backups: [String] { lock.lock(); defer { lock.unlock() }; return backupPaths }
+    public var backups: [String] { entries.withLock { $0.backups } }
 
-    func addBackup(_ path: String) { lock.lock(); backupPaths.append(path); lock.unlock() }
+    func addBackup(_ path: String) { entries.withLock { $0.backups.append(path) } }
 }

@@ -4,18 +4,34 @@ import MusterPlan
 import MusterWorkspace
 
 extension ClusterOperations {
-    /// Connects to `cluster`'s hosts, gathers their facts and runs `body` over the operations
-    /// value; the connections close however `body` ends. For commands that change or maintain
-    /// one formed cluster (`defrag`) and need no files of the plan on the hosts.
+    /// Connects to `cluster`'s hosts, gathers their facts (each host's as soon as it is
+    /// connected) and runs `body` over the operations value; the connections close however `body`
+    /// ends. For commands that change or maintain one formed cluster (`replace`, `restore`,
+    /// `defrag`, `snapshot save`) and write no whole plan to the hosts. `files`: paths whose hash
+    /// the facts should hold, by host (what is there already is not sent again). `connecting:
+    /// false`: no host is contacted (members answer on their own addresses), the operations
+    /// have no sessions and no facts.
     static func session<T: Sendable>(_ cluster: ClusterPlan, workspace: Workspace, options: RunOptions, progress: Progress,
+                                     connecting: Bool = true, files: (String) -> [String] = { _ in [] },
                                      _ body: (ClusterOperations) async throws -> T) async throws -> T {
-        let hosts = workspace.inventory.hosts.filter { cluster.hosts.contains($0.name) }
-        try workspace.checkIdentityFiles(of: hosts)
         let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-        let fleet = try await Fleet.connect(hosts, options: options, progress: progress)
+        let clientTLS = tls.map { [cluster.name: $0] } ?? [:]
+        guard connecting else {
+            return try await body(ClusterOperations(fleet: .none(), facts: [:], progress: progress, options: options, tls: clientTLS))
+        }
+        // The members' hosts: not a DNS server's or a departing member's, which none of these
+        // commands needs (and which may be gone).
+        let memberHosts = Set(cluster.members.map(\.host))
+        let hosts = workspace.inventory.hosts.filter { memberHosts.contains($0.name) }
+        try workspace.checkIdentityFiles(of: hosts)
+        var scripts: [String: String] = [:]
+        for host in hosts {
+            scripts[host.name] = HostFacts.script(for: cluster.members.filter { $0.host == host.name }, files: files(host.name), directories: [])
+        }
+        let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress, thenRun: (step: "facts", script: scripts))
         do {
-            let operations = try await gather(cluster, inventory: workspace.inventory, fleet: fleet, progress: progress, options: options,
-                                              tls: tls.map { [cluster.name: $0] } ?? [:])
+            let operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory),
+                                               progress: progress, options: options, tls: clientTLS)
             let value = try await body(operations)
             await fleet.close()
             return value

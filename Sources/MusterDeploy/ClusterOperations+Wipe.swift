@@ -24,14 +24,29 @@ extension ClusterOperations {
     /// (conf.yml, certificates, start script, marker), unit, log dir, pidfile, and the installed
     /// binaries when no other cluster's conf.yml is left on the host.
     func wipe(_ name: String, of cluster: String, paths: MemberPaths, on host: String, purge: Bool) async throws {
+        let output = try await fleet.check(host, purge ? "purge" : "wipe", Self.wipeScript(paths: paths, purge: purge), timeout: 120)
+        let said = output.split(separator: "\n").joined(separator: "; ")
+        progress.host(host, purge ? "purge" : "wipe", "\(cluster): \(name): " + (said.isEmpty ? "nothing left to remove" : said))
+    }
+
+    /// A member of the cluster stopped (and disabled) and wiped in one command on its host.
+    func stopAndWipe(_ member: MemberPlan, purge: Bool) async throws {
+        let script = stopScript(member, wipe: true, disable: true) + "\n" + Self.wipeScript(paths: member.paths, purge: purge)
+        let output = try await fleet.check(member.host, purge ? "purge" : "wipe", script, timeout: 120)
+        let said = output.split(separator: "\n").joined(separator: "; ")
+        progress.host(member.host, purge ? "purge" : "wipe", "\(member.cluster): \(member.name): stopped; " + said)
+    }
+
+    /// What `wipe` runs on the host.
+    static func wipeScript(paths: MemberPaths, purge: Bool) -> String {
         let installDirectory = (paths.binary as NSString).deletingLastPathComponent
         let configRoot = (paths.configDir as NSString).deletingLastPathComponent
         var words = [Shell.quote(paths.data), Shell.quote(paths.marker), Shell.quote(paths.serverKey), Shell.quote(paths.peerKey)]
-            + Self.copiesOfData(paths.data)
+            + copiesOfData(paths.data)
         if purge {
             words += [Shell.quote(paths.configDir), Shell.quote(paths.logDir), Shell.quote(paths.pidfile), Shell.quote(paths.unit)]
         }
-        var script = Self.removeEach(words)
+        var script = removeEach(words)
         if purge {
             let install = Shell.quote(installDirectory)
             script += """
@@ -40,14 +55,12 @@ extension ClusterOperations {
             others=""
             for c in \(Shell.quote(configRoot))/*/conf.yml; do [ -e "$c" ] && others="$others $(basename "$(dirname "$c")")"; done
             if [ -z "$others" ]; then
-                \(Self.removeEach(["\(install)/etcd-*", "\(install)/etcdctl-*", "\(install)/etcdutl-*"]))
+                \(removeEach(["\(install)/etcd-*", "\(install)/etcdctl-*", "\(install)/etcdutl-*"]))
             else
                 echo "binaries kept in \(installDirectory): other clusters here:$others"
             fi
             """
         }
-        let output = try await fleet.check(host, purge ? "purge" : "wipe", script, timeout: 120)
-        let said = output.split(separator: "\n").joined(separator: "; ")
-        progress.host(host, purge ? "purge" : "wipe", "\(cluster): \(name): " + (said.isEmpty ? "nothing left to remove" : said))
+        return script
     }
 }

@@ -76,6 +76,15 @@ struct ClusterOperations: Sendable {
     /// `--wipe-data`). Returns what the host said.
     @discardableResult
     func stop(_ member: MemberPlan, wipe: Bool, disable: Bool = false, deletingKeys: Bool = false) async throws -> String {
+        let output = try await fleet.check(member.host, "stop", stopScript(member, wipe: wipe, disable: disable, deletingKeys: deletingKeys),
+                                           timeout: 60)
+        let said = output.split(separator: "\n").joined(separator: "; ")
+        progress.host(member.host, "stop", "\(member.cluster): \(said)")
+        return output
+    }
+
+    /// What `stop` runs on the member's host.
+    func stopScript(_ member: MemberPlan, wipe: Bool, disable: Bool = false, deletingKeys: Bool = false) -> String {
         // Stopped by whoever runs it; a unit left behind by a move away from systemd is disabled,
         // or it would start a second etcd at the next boot.
         let current = currentSupervisor(of: member)
@@ -88,23 +97,18 @@ struct ClusterOperations: Sendable {
         if deletingKeys {
             script += "\nrm -f -- \(Shell.quote(member.paths.serverKey)) \(Shell.quote(member.paths.peerKey))"
         }
-        let output = try await fleet.check(member.host, "stop", script, timeout: 60)
-        let said = output.split(separator: "\n").joined(separator: "; ")
-        progress.host(member.host, "stop", "\(member.cluster): \(said)")
-        return output
+        return script
     }
 
-    /// Restarts running members one at a time, each healthy again before the next, so the
-    /// cluster never loses more than one voter to muster. (The boundary before each is its
-    /// step's, `up.rolling-restart`.)
-    func rollingRestart(_ members: [MemberPlan], cluster: ClusterPlan, reason: String) async throws {
-        for member in members {
-            progress.host(member.host, "restart", "\(cluster.name): stopping \(member.name) (\(reason))")
-            try await stop(member, wipe: false)
-            let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))
-            progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (\(reason))")
-            try await waitHealthy(ClusterPlan(copying: cluster, members: [member]))
-        }
+    /// Restarts one running member and waits until it is healthy again: called one member at a
+    /// time, so the cluster never loses more than one voter to muster. (The boundary before each
+    /// is its step's, `up.rolling-restart`.)
+    func restart(_ member: MemberPlan, cluster: ClusterPlan, reason: String) async throws {
+        progress.host(member.host, "restart", "\(cluster.name): stopping \(member.name) (\(reason))")
+        try await stop(member, wipe: false)
+        let output = try await fleet.check(member.host, "restart", supervisor(on: member.host).startCommand(member))
+        progress.host(member.host, "restart", "\(cluster.name): \(output.trimmingCharacters(in: .whitespacesAndNewlines)) (\(reason))")
+        try await waitHealthy(ClusterPlan(copying: cluster, members: [member]))
     }
 
     // MARK: health
@@ -118,8 +122,9 @@ struct ClusterOperations: Sendable {
 
     /// The members' client URLs (through tunnels where they serve loopback only), closed on
     /// every path.
-    func withEndpoints<T>(_ cluster: ClusterPlan, _ body: (Endpoints) async throws -> T) async throws -> T {
-        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: false, tls: tls[cluster.name])
+    /// `viaSSH`: every member through a tunnel.
+    func withEndpoints<T>(_ cluster: ClusterPlan, viaSSH: Bool = false, _ body: (Endpoints) async throws -> T) async throws -> T {
+        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls[cluster.name])
         do {
             let value = try await body(endpoints)
             await endpoints.close()

@@ -11,6 +11,9 @@ public struct Defrag: Sendable {
     public var builder: PlanBuilder
     public var options: RunOptions
     public var progress: Progress
+    /// Connect, refuse as the run would, list the steps in the order the run takes (the leader
+    /// last, as it leads now); change nothing.
+    public var dryRun = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -33,10 +36,13 @@ public struct Defrag: Sendable {
         public var alarms: [String]
     }
 
-    public func run() async throws -> Outcome {
-        let (workspace, cluster) = try await builder.loadSoleCluster()
+    /// The outcome; nil for a dry run.
+    public func run() async throws -> Outcome? {
+        let (workspace, cluster) = try await builder.loadSoleCluster(readOnly: dryRun)
         defer { workspace.state.unlock() }
-        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress) { operations in
+        var options = options
+        options.recordHostKeys = !dryRun
+        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress) { operations -> Outcome? in
             let refuse = { (reason: String) in
                 DeployError(host: nil, cluster: cluster.name, step: "defrag", kind: .refused,
                             "cluster '\(cluster.name)': defrag refused: \(reason); nothing was changed")
@@ -49,11 +55,19 @@ public struct Defrag: Sendable {
                 throw refuse("\(unhealthy.name) is not healthy")
             }
             let (order, _) = await operations.leaderLast(cluster.members, cluster: cluster)
+            let steps = DefragSteps.plan(cluster, order: order)
+            let runner = StepRunner(command: "defrag", progress: progress)
+            if dryRun {
+                runner.list(steps)
+                return nil
+            }
             var rows: [Row] = []
-            for member in order {
+            try await runner.run(steps) { step in
+                guard case .defragment(let member) = step.action else {
+                    throw DeployError(host: nil, cluster: cluster.name, step: step.name, "defrag has no step \(step.name)")
+                }
                 let sizes = try await operations.defragment(member, cluster: cluster)
                 rows.append(Row(member: member.name, host: member.host, bytesBefore: sizes.before, bytesAfter: sizes.after))
-                try checkpoint("defrag.between-members")
             }
             let alarms = await operations.activeAlarms(cluster)
             if !alarms.isEmpty {

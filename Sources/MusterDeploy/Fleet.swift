@@ -31,6 +31,9 @@ public final class Fleet: Sendable {
 
     private init(sessions: [String: SSHSession]) { open = Mutex(sessions) }
 
+    /// No host connected: for a command whose members answer on their own addresses.
+    static func none() -> Fleet { Fleet(sessions: [:]) }
+
     public var sessions: [String: SSHSession] { open.withLock { $0 } }
 
     public static func target(for host: MusterInventory.Host, options: RunOptions) -> SSHTarget {
@@ -126,8 +129,9 @@ public final class Fleet: Sendable {
     /// Runs a privileged shell command; throws with stderr when it exits non-zero.
     @discardableResult
     public func check(_ host: String, _ step: String, _ command: String, stdin: Data? = nil,
-                      timeout: Double? = nil) async throws -> String {
-        let result = try await session(host).run(command, stdin: stdin, timeout: timeout, privileged: true)
+                      timeout: Double? = nil, stdinWritten: (@Sendable (Int) -> Void)? = nil) async throws -> String {
+        let result = try await session(host).run(command, stdin: stdin, timeout: timeout, privileged: true,
+                                                  stdinWritten: stdinWritten)
         return try Self.checked(result, host: host, step: step)
     }
 

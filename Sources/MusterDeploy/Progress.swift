@@ -1,10 +1,12 @@
 import Foundation
 import MusterBasics
+import Synchronization
 
 /// Per-host progress lines while long steps run. Plain lines, one per event, so the output reads
 /// the same on a terminal, in a log file and in CI.
-public final class Progress: @unchecked Sendable {
-    private let lock = NSLock()
+public final class Progress: Sendable {
+    /// One line at a time on stderr: lines of parallel steps never interleave.
+    private let output = Mutex(())
     /// Lines say the time since the run began, on the monotonic clock.
     private let started = ContinuousClock.now
     private let quiet: Bool
@@ -32,6 +34,9 @@ public final class Progress: @unchecked Sendable {
                     step as NSString, message as NSString), Event(at: now, host: host, step: step, message: message, line: ""))
     }
 
+    /// Quiet runs (`--output json`) draw no transfer meter either.
+    public var isQuiet: Bool { quiet }
+
     public func note(_ message: String) {
         let now = Date()
         line(String(format: "%6.2fs  %@", elapsed, message as NSString),
@@ -48,8 +53,7 @@ public final class Progress: @unchecked Sendable {
         event.line = text
         observer?(event)
         guard !quiet else { return }
-        lock.lock(); defer { lock.unlock() }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        output.withLock { _ in FileHandle.standardError.write(Data((TransferMeter.clearLine + text + "\n").utf8)) }
     }
 }
 

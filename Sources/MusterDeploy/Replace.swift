@@ -30,7 +30,7 @@ public struct Replace: Sendable {
     public func run() async throws -> VerificationReport? {
         var builder = builder
         builder.includeBackendOfUnformedCluster = false
-        var workspace = try await builder.load(lock: true, readOnly: dryRun)
+        let workspace = try await builder.load(lock: true, readOnly: dryRun)
         defer { workspace.state.unlock() }
         guard let cluster = workspace.plan.clusters.first, let target = cluster.member(named: member) else {
             throw MusterError(.usage, "cluster '\(builder.cluster ?? "")' of \(builder.inventoryPath) has no member \(member)")
@@ -47,30 +47,23 @@ public struct Replace: Sendable {
             runner.list(steps)
             return nil
         }
-        let hosts = workspace.inventory.hosts.filter { cluster.hosts.contains($0.name) }
-        try workspace.checkIdentityFiles(of: hosts)
         var certificates: ClusterCertificates?
         if cluster.tls {
             certificates = try ClusterCertificates(cluster: cluster, stateDirectory: workspace.state.directory,
                                                    reissuing: [target.name])
             try certificates?.commitAuthorities()
         }
-        let fleet = try await Fleet.connect(hosts, options: options, progress: progress)
-        do {
-            let report = try await replace(target, steps: steps, runner: runner, cluster: cluster, workspace: &workspace,
-                                           fleet: fleet, certificates: certificates)
-            await fleet.close()
-            return report
-        } catch {
-            await fleet.close()
-            throw error
+        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress) { operations in
+            try await replace(target, steps: steps, runner: runner, cluster: cluster, workspace: workspace,
+                              operations: operations, certificates: certificates)
         }
     }
 
-    private func replace(_ target: MemberPlan, steps: [Step], runner: StepRunner, cluster: ClusterPlan, workspace: inout Workspace,
-                         fleet: Fleet, certificates: ClusterCertificates?) async throws -> VerificationReport {
-        let tls = certificates.map { [cluster.name: $0.tls] } ?? [:]
-        var operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet, progress: progress, options: options, tls: tls)
+    private func replace(_ target: MemberPlan, steps: [Step], runner: StepRunner, cluster: ClusterPlan, workspace: Workspace,
+                         operations: ClusterOperations, certificates: ClusterCertificates?) async throws -> VerificationReport {
+        let tls = operations.tls
+        let fleet = operations.fleet
+        var operations = operations
         // Every other voter healthy first: with one of them down, removing this member would
         // leave the cluster one failure from losing quorum.
         if let unhealthy = try await operations.firstUnhealthy(cluster.members.filter { $0.name != target.name }, of: cluster) {
@@ -97,7 +90,7 @@ public struct Replace: Sendable {
         try await runner.run(steps) { step in
             switch step.action {
             case .backup(let voters):
-                _ = try await operations.backup(current, voters: voters, workspace: state, builder: builder)
+                _ = try await operations.backup(current, voters: voters, state: state.state)
             case .remove(let removal):
                 try await operations.remove(removal, cluster: current, wipe: false)
                 try StepRecords.removed(removal, from: cluster.name, in: state.state)
@@ -126,12 +119,11 @@ public struct Replace: Sendable {
                 try StepRecords.joined(joined, in: state.state)
             case .waitHealthy:
                 try await operations.waitHealthy(current)
-            case .readdress, .start, .restart, .upgrade:
+            case .readdress, .start, .restart, .upgrade, .ship, .stop, .restoreData, .writeConfigs, .defragment, .save:
                 throw DeployError(host: target.host, cluster: cluster.name, step: step.name, "replace has no step \(step.name)")
             }
         }
-        workspace = state
-        return try await operations.verify(current, expectation: try workspace.expectation(for: current))
+        return try await operations.verify(current, expectation: try state.expectation(for: current))
     }
 }
 

@@ -27,6 +27,8 @@ public struct Restore: Sendable {
     public var progress: Progress
     public var snapshot: String
     public var force = false
+    /// List the steps; change nothing.
+    public var dryRun = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress, snapshot: String) {
         self.builder = builder
@@ -53,11 +55,13 @@ public struct Restore: Sendable {
         public var bytesSent: Int
     }
 
-    public func run() async throws -> Outcome {
-        let (workspace, cluster) = try await builder.loadSoleCluster()
+    /// The outcome of the restore; nil for a dry run, which lists the steps (`RestoreSteps`)
+    /// after the file's checks and changes nothing on any host or in the state.
+    public func run() async throws -> Outcome? {
+        let (workspace, cluster) = try await builder.loadSoleCluster(readOnly: dryRun)
         defer { workspace.state.unlock() }
         // The file and the tool first: a damaged or too new snapshot touches no host.
-        let file = URL(fileURLWithPath: snapshot).standardizedFileURL.path
+        let file = try await localSnapshot(stateDirectory: workspace.state.directory, cluster: cluster.name)  // s3:// downloaded and checked
         let (version, name, stateDirectory) = (cluster.memberVersion, cluster.name, workspace.state.directory)
         let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory) }  // hashes the whole file
         // A file muster saved and recorded must still be that file: a whole snapshot put in its
@@ -67,40 +71,56 @@ public struct Restore: Sendable {
             throw MusterError(.refused, cluster: cluster.name, step: "snapshot", "\(file) is not the snapshot muster saved under that name (recorded: revision \(recorded.revision), sha256 \(recorded.sha256); the file's sha256 is \(facts.fileSHA256)): it was replaced or altered since; nothing was changed on any host")
         }
         progress.note("snapshot \(file): revision \(facts.revision), \(facts.size) bytes, sha256 \(facts.fileSHA256), etcd cluster version \(facts.clusterVersion ?? "unknown")")
-        let tool = try await RestoreTool.locate(workspace, version: cluster.memberVersion)
+        let tool = try await RestoreTool.locate(workspace, cluster: cluster.name, version: cluster.memberVersion, compressing: !dryRun)
+
+        // A restore founds the cluster again: the planner says its IDs and initial-cluster, and
+        // renders the conf.yml every later `up` will render from the record this run writes.
+        let stamp = SnapshotCatalog.stamp(Date())
+        let run = String(LocalState.newToken().prefix(8))
+        let token = "\(cluster.name)-restored-\(stamp)-\(run)"
+        // The run's random part in the aside too: a restore cut and run again within the same
+        // second must not find its own first aside in the way.
+        let founding = Founding(token: token, asideSuffix: ".muster-before-restore-\(stamp)-\(run)",
+                                workspace: try workspace.replanned(restoring: cluster.name, token: token))
+        guard let restored = founding.workspace.plan.cluster(named: cluster.name), restored.clusterID != nil,
+              restored.members.allSatisfy({ $0.memberID != nil && $0.initialCluster != nil }) else {
+            throw DeployError(host: nil, cluster: cluster.name, step: "restore", "the plan of the restored cluster '\(cluster.name)' has no IDs")
+        }
+        let steps = RestoreSteps.plan(cluster, restored: restored, snapshot: file, revision: facts.revision, tool: tool.shipped.fileName)
+        let runner = StepRunner(command: "restore", progress: progress)
+        if dryRun {
+            runner.list(steps)
+            return nil
+        }
 
         // The markers (restore's and start's) name this state and the cluster's incarnation, as
         // `up` writes them.
         let marker = try MarkerIdentity.current(of: cluster.name, in: workspace.state, makingIncarnation: true)
-        let hosts = cluster.members.map(\.host).uniqued().compactMap(workspace.inventory.host(named:))
-        try workspace.checkIdentityFiles(of: hosts)
         let digest = facts.fileSHA256
         let remoteSnapshot: @Sendable (MemberPlan) -> String = { member in "\(member.paths.data).muster-restore-\(digest.prefix(16)).db" }
-        var scripts: [String: String] = [:]
-        for host in hosts {
-            let members = cluster.members.filter { $0.host == host.name }
-            scripts[host.name] = HostFacts.script(for: members, files: [tool.shipped.remotePath] + members.map(remoteSnapshot), directories: [])
-        }
-        let (fleet, outputs) = try await Fleet.connect(hosts, options: options, progress: progress,
-                                                       thenRun: (step: "facts", script: scripts))
-        let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-        var operations = ClusterOperations(fleet: fleet, facts: HostFacts.gathered(outputs, inventory: workspace.inventory), progress: progress,
-                                           options: options, tls: tls.map { [cluster.name: $0] } ?? [:])
-        operations.markerIdentities[cluster.name] = marker
-        do {
-            let outcome = try await restore(cluster, file: file, facts: facts, tool: tool, remoteSnapshot: remoteSnapshot,
-                                            workspace: workspace, operations: operations)
-            await fleet.close()
-            return outcome
-        } catch {
-            await fleet.close()
-            throw error
+        // The facts say whether the tool and the snapshot are there already.
+        let shipped = { (host: String) in [tool.shipped.remotePath] + cluster.members.filter { $0.host == host }.map(remoteSnapshot) }
+        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
+                                                   files: shipped) { operations in
+            var operations = operations
+            operations.markerIdentities[cluster.name] = marker
+            return try await restore(cluster, as: restored, founding: founding, steps: steps, runner: runner, file: file, facts: facts,
+                                     tool: tool, remoteSnapshot: remoteSnapshot, workspace: workspace, operations: operations)
         }
     }
 
-    private func restore(_ cluster: ClusterPlan, file: String, facts: SnapshotFileFacts, tool: RestoreTool,
-                         remoteSnapshot: @escaping @Sendable (MemberPlan) -> String, workspace: Workspace,
-                         operations: ClusterOperations) async throws -> Outcome {
+    /// What one run founds the cluster again with.
+    private struct Founding {
+        var token: String
+        /// Appended to each member's data dir for the old one moved aside.
+        var asideSuffix: String
+        /// The workspace planned as the restore founds the cluster.
+        var workspace: Workspace
+    }
+
+    private func restore(_ cluster: ClusterPlan, as restored: ClusterPlan, founding: Founding, steps: [Step], runner: StepRunner,
+                         file: String, facts: SnapshotFileFacts, tool: RestoreTool, remoteSnapshot: @escaping @Sendable (MemberPlan) -> String,
+                         workspace: Workspace, operations: ClusterOperations) async throws -> Outcome {
         if !force {
             let healthy = try await operations.healthyMembers(cluster)
             if !healthy.isEmpty {
@@ -108,44 +128,36 @@ public struct Restore: Sendable {
                                   "cluster '\(cluster.name)' is running (\(healthy.map(\.name).joined(separator: ", ")) healthy): a restore replaces all its keys with the snapshot's (revision \(facts.revision)) and gives it new IDs; nothing was changed. Pass --force to restore over it")
             }
         }
-        // Everything the restore needs goes to the hosts while the cluster still runs.
-        let memberHosts = cluster.members.map(\.host).uniqued()
-        var bytes = try await operations.ship(tool.shipped, to: memberHosts, step: "tool")
-        bytes += try await operations.place(file, sha256: facts.fileSHA256, at: { host in remoteSnapshot(cluster.members.first { $0.host == host }!) },
-                                            on: memberHosts, step: "upload")
-
-        for member in cluster.members { try await operations.stop(member, wipe: false) }
-        try checkpoint("restore.after-stop")
-
-        let stamp = SnapshotCatalog.stamp(Date())
-        let run = String(LocalState.newToken().prefix(8))
-        let token = "\(cluster.name)-restored-\(stamp)-\(run)"
-        // The run's random part too: a restore cut and run again within the same second must not
-        // find its own first aside in the way.
-        let asideSuffix = ".muster-before-restore-\(stamp)-\(run)"
-        // A restore founds the cluster again: the planner says its IDs and initial-cluster, and
-        // renders the conf.yml every later `up` will render from the record this run writes.
-        let founding = try workspace.replanned(restoring: cluster.name, token: token)
-        guard let restored = founding.plan.cluster(named: cluster.name), let clusterID = restored.clusterID,
-              let initialCluster = restored.members.first?.initialCluster,
-              restored.members.allSatisfy({ $0.memberID != nil }) else {
-            throw DeployError(host: nil, cluster: cluster.name, step: "restore", "the plan of the restored cluster '\(cluster.name)' has no IDs")
-        }
+        let clusterID = restored.clusterID!
         let marker = operations.markerIdentities[cluster.name]
-        progress.note("cluster \(cluster.name): restoring revision \(facts.revision) as cluster \(EtcdIDs.hex(clusterID)) (token \(token))")
+        progress.note("cluster \(cluster.name): restoring revision \(facts.revision) as cluster \(EtcdIDs.hex(clusterID)) (token \(founding.token))")
+        var bytes = 0
         var members: [Outcome.Member] = []
-        for (index, member) in restored.members.enumerated() {
-            let aside = try await operations.restoreData(member, .init(
-                snapshot: remoteSnapshot(member), sha256: facts.fileSHA256, tool: tool.shipped.remotePath,
-                initialCluster: initialCluster, token: token, marker: member.markerLines(marker), asideSuffix: asideSuffix))
-            members.append(.init(name: member.name, host: member.host, id: member.memberID!, movedAside: aside))
-            if index == 0 { try checkpoint("restore.after-first-member") }
+        try await runner.run(steps) { step in
+            switch step.action {
+            case .ship(_, _, let hosts):
+                // Everything the restore needs goes to the hosts while the cluster still runs.
+                bytes += try await operations.ship(tool.shipped, to: hosts, step: "tool")
+                bytes += try await operations.place(file, sha256: facts.fileSHA256, at: { host in remoteSnapshot(cluster.members.first { $0.host == host }!) },
+                                                    on: hosts, step: "upload")
+            case .stop(let member):
+                try await operations.stop(member, wipe: false)
+            case .restoreData(let member, _):
+                let aside = try await operations.restoreData(member, .init(
+                    snapshot: remoteSnapshot(member), sha256: facts.fileSHA256, tool: tool.shipped.remotePath,
+                    initialCluster: member.initialCluster!, token: founding.token, marker: member.markerLines(marker),
+                    asideSuffix: founding.asideSuffix))
+                members.append(.init(name: member.name, host: member.host, id: member.memberID!, movedAside: aside))
+            case .writeConfigs(let written):
+                try await operations.writeConfigs(of: ClusterPlan(copying: restored, members: written), from: founding.workspace.plan)
+            case .start(let member):
+                try await operations.start(member)
+            case .waitHealthy:
+                try await operations.waitHealthy(restored)
+            case .backup, .readdress, .remove, .join, .restart, .upgrade, .moveDataAside, .writeFiles, .defragment, .save:
+                throw DeployError(host: nil, cluster: cluster.name, step: step.name, "restore has no step \(step.name)")
+            }
         }
-        try await operations.writeConfigs(of: restored, from: founding.plan)
-        try checkpoint("restore.before-start")
-
-        for member in restored.members { try await operations.start(member) }
-        try await operations.waitHealthy(restored)
         let report = try await operations.verify(restored, expectation: restored.expectation)
         guard report.ok else {
             throw DeployError(host: nil, cluster: cluster.name, step: "verify", kind: .check,
@@ -157,19 +169,21 @@ public struct Restore: Sendable {
         let founders = restored.members.map {
             ClusterRecord.Member(name: $0.name, id: EtcdIDs.hex($0.memberID!), peerURLs: [$0.peerURL])
         }
-        let previous = try workspace.state.clusterRecord(cluster.name)
-        var record = ClusterRecord(cluster: cluster.name, clusterID: EtcdIDs.hex(clusterID),
-                                   formedAt: previous?.formedAt ?? Date(), founders: founders)
-        // A founder's earlier incarnations (a replaced member) are not: their data was its data dir.
-        let founderNames = Set(founders.map(\.name))
-        record.removed = ((previous?.removed ?? []) + (previous?.members ?? [])).filter { !founderNames.contains($0.name) }
-        record.restoreToken = token
-        record.incarnation = operations.markerIdentities[cluster.name]?.incarnation
-        record.snapshots = previous?.snapshots ?? []
-        try workspace.state.save(record)
+        try workspace.state.records.update(cluster.name) { record in
+            let previous = record
+            var founded = ClusterRecord(cluster: cluster.name, clusterID: EtcdIDs.hex(clusterID),
+                                        formedAt: previous?.formedAt ?? Date(), founders: founders)
+            // A founder's earlier incarnations (a replaced member) are not: their data was its data dir.
+            let founderNames = Set(founders.map(\.name))
+            founded.removed = ((previous?.removed ?? []) + (previous?.members ?? [])).filter { !founderNames.contains($0.name) }
+            founded.restoreToken = founding.token
+            founded.incarnation = marker?.incarnation
+            founded.snapshots = previous?.snapshots ?? []
+            record = founded
+        }
         for member in cluster.members { await operations.removeFile(remoteSnapshot(member), on: member.host) }
-        progress.note("cluster \(cluster.name): restored from \(file) at revision \(facts.revision); old data dirs kept beside the new ones (\(asideSuffix))")
-        return Outcome(cluster: cluster.name, file: file, revision: facts.revision, token: token, clusterID: clusterID,
+        progress.note("cluster \(cluster.name): restored from \(file) at revision \(facts.revision); old data dirs kept beside the new ones (\(founding.asideSuffix))")
+        return Outcome(cluster: cluster.name, file: file, revision: facts.revision, token: founding.token, clusterID: clusterID,
                        members: members, report: report, bytesSent: bytes)
     }
 
@@ -215,8 +229,9 @@ struct MinorVersion: Comparable {
 struct RestoreTool {
     var shipped: ShippedBinary
 
-    static func locate(_ workspace: Workspace, version: String) async throws -> RestoreTool {
-        let member = workspace.inventory.memberSettings(of: workspace.plan.clusters.first?.name ?? "")
+    /// `compressing`: its zstd copy made (or found) for shipping; a dry run ships nothing.
+    static func locate(_ workspace: Workspace, cluster: String, version: String, compressing: Bool = true) async throws -> RestoreTool {
+        let member = workspace.inventory.memberSettings(of: cluster)
         let directory = (member.binary as NSString).deletingLastPathComponent
         guard let minor = MinorVersion(version) else { throw MusterError(.input, "member version \(version) is not MAJOR.MINOR.PATCH") }
         let usesEtcdutl = try EtcdVersionProfile(version).restoreTool == .etcdutl
@@ -232,7 +247,7 @@ struct RestoreTool {
         }
         let remote = (workspace.plan.clusters.first?.members.first?.paths.etcdctl as NSString?)?.deletingLastPathComponent ?? workspace.inventory.paths.install
         var shipped = try ShippedBinary(localPath: local, remotePath: "\(remote)/\(name)-\(toolVersion)")
-        shipped.compressedPath = await BinaryCache.compressedCopy(of: shipped)
+        if compressing { shipped.compressedPath = await BinaryCache.compressedCopy(of: shipped) }
         return RestoreTool(shipped: shipped)
     }
 }

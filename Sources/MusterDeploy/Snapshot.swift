@@ -88,10 +88,11 @@ extension PlanBuilder {
     /// The workspace of a command that works on one formed cluster (snapshot, restore, defrag):
     /// loaded with the state lock held, which the caller releases (`workspace.state.unlock()`),
     /// and its cluster (`soleCluster`). A backend of an unformed cluster is not part of it.
-    func loadSoleCluster() async throws -> (Workspace, ClusterPlan) {
+    /// `readOnly` (`--dry-run`): without the lock, nothing saved.
+    func loadSoleCluster(readOnly: Bool = false) async throws -> (Workspace, ClusterPlan) {
         var builder = self
         builder.includeBackendOfUnformedCluster = false
-        let workspace = try await builder.load(lock: true)
+        let workspace = try await builder.load(lock: true, readOnly: readOnly)
         do {
             return (workspace, try workspace.soleCluster())
         } catch {
@@ -127,7 +128,13 @@ public struct SnapshotSave: Sendable {
     public var outDirectory: String?
     /// How many of muster's snapshots of this cluster to keep in the directory.
     public var keep = 5
+    /// restic's `--keep-*` rules; nil: `keep` as `--keep-last`.
+    public var retention: RetentionPolicy?
+    /// `--out s3://...` (then `outDirectory` is not used).
+    public var objectStore: ObjectStoreTarget?
     public var viaSSH = false
+    /// Choose the source as the run would and list the step; write nothing.
+    public var dryRun = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -146,153 +153,57 @@ public struct SnapshotSave: Sendable {
         public var seconds: Double
     }
 
-    public func run() async throws -> Outcome {
-        let (workspace, cluster) = try await builder.loadSoleCluster()
+    /// The outcome; nil for a dry run.
+    public func run() async throws -> Outcome? {
+        let (workspace, cluster) = try await builder.loadSoleCluster(readOnly: dryRun)
         defer { workspace.state.unlock() }
-        guard keep >= 1 else { throw MusterError(.usage, "--keep must be at least 1") }
+        guard keep >= 1, retention?.isEmpty != true else { throw MusterError(.usage, "--keep must be at least 1") }
         let directory = SnapshotCatalog.directory(stateDirectory: workspace.state.directory, out: outDirectory)
         if let member, cluster.member(named: member) == nil {
             throw MusterError(.usage, cluster: cluster.name, "cluster '\(cluster.name)' has no member \(member) (members: \(cluster.members.map(\.name).joined(separator: ", ")))")
         }
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw MusterError(.input, "cannot create the snapshot directory \(directory): \(error.localizedDescription)")
-        }
-        let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-        let needsSSH = viaSSH || cluster.members.contains { $0.endpoint.contains("://127.0.0.1:") }
-        var fleet: Fleet?
-        if needsSSH {
-            let hosts = cluster.members.map(\.host).uniqued().compactMap(workspace.inventory.host(named:))
-            try workspace.checkIdentityFiles(of: hosts)
-            fleet = try await Fleet.connect(hosts, options: options, progress: progress)
-        } else {
-            try options.addressGuard(cluster.members.map(\.address))
-        }
-        let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
-        do {
-            let outcome = try await save(cluster, workspace: workspace, endpoints: endpoints, directory: directory)
-            await endpoints.close()
-            await fleet?.close()
-            return outcome
-        } catch {
-            await endpoints.close()
-            await fleet?.close()
-            throw error
-        }
-    }
-
-    /// Streams, checks, names, records and prunes one snapshot; used by `snapshot save` and by the
-    /// backup `up` takes before it restarts or reconfigures a running cluster.
-    func save(_ cluster: ClusterPlan, workspace: Workspace, endpoints: Endpoints, directory: String) async throws -> Outcome {
-        let source = try await Self.source(cluster, endpoints: endpoints, wanted: member)
-        let takenAt = Date()
-        let partial = "\(directory)/.\(cluster.name)-snapshot.\(getpid()).partial"
-        unlink(partial)
-        progress.host(source.host, "snapshot", "\(cluster.name): streaming from \(source.name)")
-        let download: SnapshotDownload
-        do {
-            download = try await endpoints.client(for: source, timeout: 10).saveSnapshot(to: partial)
-        } catch {
-            throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
-        }
-        let facts: SnapshotFileFacts
-        do {
-            facts = try await offPool { try SnapshotFile.inspect(partial) }
-            guard facts.hashMatches else {
-                throw SnapshotError("\(partial): the database's sha256 does not match the digest at its end")
-            }
-        } catch {
-            unlink(partial)
-            throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
-        }
-        // link + unlink: never replaces a file of the same name. Two snapshots of one revision
-        // within a second (a re-run right after a cut one) take the next free second's name.
-        var stamp = takenAt, path = "", linked = false, reason = ""
-        for _ in 0..<10 {
-            path = directory + "/" + SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: stamp)
-            if link(partial, path) == 0 { linked = true; break }
-            reason = String(cString: strerror(errno))
-            guard errno == EEXIST else { break }
-            stamp = stamp.addingTimeInterval(1)
-        }
-        guard linked else {
-            unlink(partial)
-            throw DeployError(host: nil, cluster: cluster.name, step: "snapshot", "cannot name the snapshot \(path): \(reason)")
-        }
-        unlink(partial)
-        let rate = String(format: "%.2f s, %.1f MiB/s", download.seconds, Double(download.bytes) / 1_048_576 / max(download.seconds, 0.001))
-        progress.host(source.host, "snapshot", "\(cluster.name): \(download.bytes) bytes at revision \(facts.revision) (\(rate))")
-        var record = try workspace.state.clusterRecord(cluster.name)
-        let entry = ClusterRecord.Snapshot(file: path, revision: facts.revision, sha256: facts.fileSHA256,
-                                           size: Int(facts.size), takenAt: stamp, clusterID: record?.clusterID,
-                                           incarnation: record?.incarnation)
-        record?.snapshots.append(entry)
-        let pruned = try prune(cluster: cluster.name, directory: directory, record: &record, saved: path)
-        if let record { try workspace.state.save(record) } else {
-            progress.note("cluster \(cluster.name) has no record yet (muster records a cluster at its first verified `up`): the snapshot is not recorded")
-        }
-        return Outcome(cluster: cluster.name, member: source.name, snapshot: entry, clusterVersion: facts.clusterVersion,
-                       recorded: record != nil, pruned: pruned, seconds: download.seconds)
-    }
-
-    /// Removes all but the newest `keep` of muster's files for `cluster` (and their records),
-    /// never `saved`, the one just taken. A name alone proves nothing (anyone who can write the
-    /// directory can plant `CLUSTER-1-29990101T000000Z.db` to push real snapshots out): with a
-    /// record, only recorded snapshots are pruned; without one, no name dated in the future counts.
-    private func prune(cluster: String, directory: String, record: inout ClusterRecord?, saved: String) throws -> [String] {
-        let soon = Date().addingTimeInterval(300)
-        let entries = SnapshotCatalog.list(cluster: cluster, directory: directory, record: record).filter { entry in
-            record == nil ? entry.takenAt <= soon : entry.recorded != nil
-        }
-        let doomed = entries.dropLast(keep).filter { $0.path != saved }
-        var pruned: [String] = []
-        for entry in doomed {
-            guard unlink(entry.path) == 0 else {
-                progress.note("cannot remove old snapshot \(entry.path): \(String(cString: strerror(errno)))")
-                continue
-            }
-            pruned.append(entry.path)
-            progress.note("pruned \(entry.path)")
-        }
-        record?.snapshots.removeAll { pruned.contains($0.file) }
-        return pruned
-    }
-
-    /// The member to stream from: `wanted`, or the leader; either must be a healthy voter.
-    static func source(_ cluster: ClusterPlan, endpoints: Endpoints, wanted: String?) async throws -> MemberPlan {
-        var statuses: [(MemberPlan, EndpointStatus)] = []
-        var problems: [String] = []
-        for member in cluster.members where wanted == nil || member.name == wanted {
+        if !dryRun && objectStore == nil {
             do {
-                statuses.append((member, try await endpoints.client(for: member).status()))
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
             } catch {
-                problems.append("\(member.name): \(error)")
+                throw MusterError(.input, "cannot create the snapshot directory \(directory): \(error.localizedDescription)")
             }
         }
-        let chosen: (MemberPlan, EndpointStatus)?
-        if wanted != nil {
-            chosen = statuses.first
-        } else {
-            let leader = statuses.first { $0.1.leader != 0 }?.1.leader
-            chosen = statuses.first { $0.1.header.memberID == leader }
-            if chosen == nil { problems.append("no member answering names a leader that answers") }
+        // Members that serve loopback only are reached through SSH tunnels: then the hosts are
+        // connected (and their facts gathered) as every command connects them.
+        let needsSSH = viaSSH || cluster.members.contains { $0.endpoint.contains("://127.0.0.1:") }
+        if !needsSSH { try options.addressGuard(cluster.members.map(\.address)) }
+        let (wanted, keep, viaSSH, dryRun, progress) = (member, keep, viaSSH, dryRun, progress)
+        let (retention, objectStore) = (self.retention ?? RetentionPolicy(last: keep), self.objectStore)
+        var options = options
+        options.recordHostKeys = !dryRun
+        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
+                                                   connecting: needsSSH) { operations -> Outcome? in
+            try await operations.withEndpoints(cluster, viaSSH: viaSSH) { endpoints -> Outcome? in
+                let source = try await ClusterOperations.snapshotSource(cluster, endpoints: endpoints, wanted: wanted)
+                let steps = SnapshotSteps.plan(cluster, source: source, directory: directory, keep: keep)
+                let runner = StepRunner(command: "snapshot", progress: progress)
+                if dryRun {
+                    runner.list(steps)
+                    return nil
+                }
+                var outcome: Outcome?
+                try await runner.run(steps) { step in
+                    guard case .save(let source, let directory, let keep) = step.action else {
+                        throw DeployError(host: nil, cluster: cluster.name, step: step.name, "snapshot save has no step \(step.name)")
+                    }
+                    if let objectStore {
+                        outcome = try await saveToObjectStore(cluster, workspace: workspace, endpoints: endpoints, from: source,
+                                                              target: objectStore, retention: retention)
+                    } else {
+                        outcome = try await operations.takeSnapshot(cluster, endpoints: endpoints, from: source, into: directory,
+                                                                    retention: retention, state: workspace.state)
+                    }
+                }
+                return outcome
+            }
         }
-        guard let (member, status) = chosen else {
-            throw DeployError(host: nil, cluster: cluster.name, step: "snapshot",
-                              "no healthy voter of cluster '\(cluster.name)' to take a snapshot from: " + problems.joined(separator: "; "))
-        }
-        guard !status.isLearner else {
-            throw DeployError(host: member.host, cluster: cluster.name, step: "snapshot", kind: .refused,
-                              "\(member.name) is a learner (etcd 3.4 learners refuse the snapshot stream): name a voter with --member")
-        }
-        let health = try? await endpoints.client(for: member).health()
-        guard health?.healthy == true else {
-            throw DeployError(host: member.host, cluster: cluster.name, step: "snapshot",
-                              "\(member.name) is not healthy (\(health?.reason ?? "no answer on /health")): a snapshot comes from a healthy voter")
-        }
-        return member
     }
 }
 

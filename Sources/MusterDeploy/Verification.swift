@@ -9,7 +9,9 @@ import MusterWorkspace
 public enum Verification {
     /// Verifies each cluster of the workspace's plan; `fleet` is needed only for tunnels
     /// (`viaSSH` or loopback clients).
-    public static func run(workspace: Workspace, options: RunOptions, viaSSH: Bool,
+    /// `sample`: how long the metric checks watch each member (two reads of `/metrics` that far
+    /// apart).
+    public static func run(workspace: Workspace, options: RunOptions, viaSSH: Bool, sample: Duration = .seconds(2),
                            progress: Progress) async throws -> [VerificationReport] {
         let plan = workspace.plan
         let needsSSH = viaSSH || plan.clusters.contains { $0.members.contains { $0.endpoint.contains("://127.0.0.1:") } }
@@ -25,14 +27,26 @@ public enum Verification {
         do {
             for cluster in plan.clusters {
                 let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-                var report = try await verify(cluster, expectation: try workspace.expectation(for: cluster),
-                                              fleet: fleet, viaSSH: viaSSH, tls: tls)
+                let expectation = try workspace.expectation(for: cluster)
+                let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
+                // The metric window opens before the verifier's own write and read, so that a
+                // quiet cluster still shows a few fsyncs and commits in it.
+                let production = ProductionChecks(
+                    cluster: cluster, clients: expectation.members.map { ($0, endpoints.client(for: $0)) },
+                    stateDirectory: workspace.state.directory, sample: sample)
+                async let sampled = production.sample()
+                var report = await Verifier(expectation: expectation, memberClient: { endpoints.client(for: $0) }).run()
+                let peerNames = Dictionary(report.members.map { (EtcdIDs.hex($0.id), $0.name) }, uniquingKeysWith: { a, _ in a })
+                report.checks += await production.checks(sampled, peerNames: peerNames)
+                await endpoints.close()
                 if let fleet {
                     let operations = try await ClusterOperations.gather(cluster, inventory: workspace.inventory, fleet: fleet,
                                                                         progress: progress, options: options, tls: [:])
                     // The facts carry each supervisor's state: no second round trip for it.
                     report.supervisors = operations.supervisorStatesFromPreflight(cluster)
                     report.checks.append(configCurrent(cluster, facts: operations.facts))
+                    let hosts = Array(Set(cluster.members.map(\.host))).sorted()
+                    report.checks.append(ClockSkew.check(await ClockSkew.measure(hosts, fleet: fleet)))
                 }
                 reports.append(report)
             }

@@ -34,7 +34,7 @@ struct HTTPAnswer: Sendable {
 
 /// Minimal HTTP over `HTTPTransport` (SwiftNIO), shared by the v3 gateway client and the v2
 /// discovery helpers. (Foundation's URLSession cannot present a client certificate on Linux.)
-struct HTTP: Sendable {
+package struct HTTP: Sendable {
     var timeout: TimeInterval
     let tls: EtcdTLS?
     /// The shared transport for `tls`, or why it could not be made (unreadable certificate files):
@@ -123,7 +123,7 @@ struct HTTP: Sendable {
     }
 
     /// Short, stable wording for the usual failures ("connection refused", "timed out", ...).
-    static func describe(_ error: any Error) -> String {
+    package static func describe(_ error: any Error) -> String {
         if let transport = error as? HTTPTransportError {
             switch transport {
             case .deadlineExceeded, .connectTimeout, .readTimeout: return "timed out"
@@ -351,6 +351,16 @@ public struct EtcdClient: Sendable {
         let url = baseURL + "/version"
         let answer = try await http.send("GET", url)
         return try EtcdClient.decode(answer, url: url)
+    }
+
+    /// `GET /metrics`: the member's Prometheus metrics as text.
+    public func metrics() async throws(EtcdClientError) -> String {
+        let url = baseURL + "/metrics"
+        let answer = try await http.send("GET", url)
+        guard answer.status == 200 else {
+            throw EtcdClientError(kind: .http, url: url, httpStatus: answer.status, message: EtcdClient.gatewayMessage(answer))
+        }
+        return answer.text
     }
 
     // MARK: Keys

@@ -24,11 +24,12 @@ enum GRPCSnapshotStream {
     /// Database bytes gathered before one write to the file.
     static let writeBatch = 1 << 20
 
-    /// Streams the snapshot from `baseURL` into `descriptor`, checking it as `SnapshotStreamAccount`
-    /// says and its digest against the bytes written. `deadline` bounds the whole transfer,
-    /// `readTimeout` any silence while muster waits for data.
-    static func save(baseURL: String, tls: EtcdTLS?, into descriptor: Int32, path: String,
-                     deadline: NIODeadline, connectTimeout: TimeAmount, readTimeout: TimeAmount) async throws -> SnapshotDownload {
+    /// Streams the snapshot from `baseURL` to `write`, chunk by chunk as it arrives, checking it as
+    /// `SnapshotStreamAccount` says and its digest against the bytes before it (before the digest
+    /// is passed on). `deadline` bounds the whole transfer, `readTimeout` any silence while muster
+    /// waits for data.
+    static func save(baseURL: String, tls: EtcdTLS?, deadline: NIODeadline, connectTimeout: TimeAmount,
+                     readTimeout: TimeAmount, write: (Data) async throws -> Void) async throws -> SnapshotDownload {
         let url = baseURL + Self.path
         guard let target = HTTPTransport.Target(url) else {
             throw EtcdClientError(kind: .badURL, url: url, message: "not an http(s) URL")
@@ -76,7 +77,7 @@ enum GRPCSnapshotStream {
                     // An empty SnapshotRequest: no compression flag, length 0.
                     try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer(bytes: [0, 0, 0, 0, 0])), endStream: true)))
                 } catch { throw guardian.explain(error) }
-                var receiver = GRPCSnapshotReceiver(url: url, descriptor: descriptor, path: path)
+                var receiver = GRPCSnapshotReceiver(url: url)
                 var iterator = inbound.makeAsyncIterator()
                 while true {
                     guardian.asking(true)
@@ -90,7 +91,7 @@ enum GRPCSnapshotStream {
                         try receiver.headers(frame.headers, endStream: frame.endStream)
                     case .data(let frame):
                         guard case .byteBuffer(var bytes) = frame.data else { continue }
-                        try await receiver.data(&bytes)
+                        try await receiver.data(&bytes, write: write)
                     case .rstStream(let code):
                         throw SnapshotError("\(url): etcd reset the snapshot stream (\(code))")
                     default:
@@ -99,9 +100,8 @@ enum GRPCSnapshotStream {
                     if receiver.ended { break }
                 }
                 if let failure = guardian.failure { throw failure }
-                try await receiver.finish()
-                return SnapshotDownload(bytes: receiver.written, databaseSHA256: receiver.digest ?? "",
-                                        seconds: (clock.now - started).seconds)
+                let digests = try await receiver.finish(write: write)
+                return SnapshotDownload(bytes: receiver.written, digests: digests, seconds: (clock.now - started).seconds)
             }
         } catch let error as EtcdClientError {
             throw error
@@ -154,12 +154,9 @@ enum GRPCSnapshotStream {
 }
 
 /// What one call receives: the response's headers and trailers, and its messages, hashed and
-/// checked as they come and written in batches off the cooperative pool (a slow disk must not
-/// hold one of its threads).
+/// checked as they come and handed on in batches of about `writeBatch` bytes.
 struct GRPCSnapshotReceiver {
     let url: String
-    let descriptor: Int32
-    let path: String
     private var messages = GRPCMessageReader()
     private var account = SnapshotStreamAccount()
     private let hasher = SHA256Hasher()
@@ -167,13 +164,9 @@ struct GRPCSnapshotReceiver {
     private var sawHeaders = false
     private(set) var ended = false
     private(set) var written: Int64 = 0
-    private(set) var digest: String?
+    private(set) var databaseDigest: String?
 
-    init(url: String, descriptor: Int32, path: String) {
-        self.url = url
-        self.descriptor = descriptor
-        self.path = path
-    }
+    init(url: String) { self.url = url }
 
     /// The response's headers, or its trailers (which end the call).
     mutating func headers(_ headers: HPACKHeaders, endStream: Bool) throws {
@@ -199,7 +192,7 @@ struct GRPCSnapshotReceiver {
         }
     }
 
-    mutating func data(_ bytes: inout ByteBuffer) async throws {
+    mutating func data(_ bytes: inout ByteBuffer, write: (Data) async throws -> Void) async throws {
         guard sawHeaders, !ended else { throw SnapshotError("\(url): the snapshot stream sent data outside its response") }
         var parts: [(SnapshotStreamAccount.Part, ByteBuffer)] = []
         do {
@@ -217,38 +210,37 @@ struct GRPCSnapshotReceiver {
                 var blob = blob
                 batch.writeBuffer(&blob)
             case .digest:
-                let computed = Digest.hex(hasher.finalize())
+                let computed = Digest.hex(hasher.digestSoFar())
                 let sent = Digest.hex(Array(blob.readableBytesView))
                 guard sent == computed else {
                     throw SnapshotError("\(url): the snapshot's digest \(sent) does not match its \(written + Int64(batch.readableBytes)) bytes (sha256 \(computed)): damaged in transit")
                 }
-                digest = sent
+                databaseDigest = sent
+                // The file's digest goes on through the 32 bytes that end it.
+                blob.withUnsafeReadableBytes { hasher.update($0) }
                 var blob = blob
                 batch.writeBuffer(&blob)
             }
         }
-        if batch.readableBytes >= GRPCSnapshotStream.writeBatch { try await flush() }
+        if batch.readableBytes >= GRPCSnapshotStream.writeBatch { try await flush(write) }
     }
 
-    mutating func finish() async throws {
+    /// The call ended: everything must be in. Hands on the rest; the file's and database's digests.
+    mutating func finish(write: (Data) async throws -> Void) async throws -> SnapshotDigests {
         guard sawHeaders else { throw SnapshotError("\(url): the snapshot call ended without an answer") }
         guard ended else { throw SnapshotError("\(url): the snapshot stream ended without its gRPC status (cut)") }
         guard !messages.holdsPartialMessage else { throw SnapshotError("\(url): the snapshot stream ended inside a message") }
         do { try account.finish() } catch let error as SnapshotError {
             throw SnapshotError("\(url): \(error.description)")
         }
-        try await flush()
+        try await flush(write)
+        return SnapshotDigests(file: Digest.hex(hasher.finalize()), database: databaseDigest ?? "")
     }
 
-    private mutating func flush() async throws {
+    private mutating func flush(_ write: (Data) async throws -> Void) async throws {
         guard batch.readableBytes > 0 else { return }
-        let chunk = batch, descriptor = descriptor, path = path
-        try await offPool {
-            if let code = chunk.withUnsafeReadableBytes({ AtomicFile.writeAll(descriptor, $0) }) {
-                throw SnapshotError("cannot write \(path): \(String(cString: strerror(code)))")
-            }
-        }
-        written += Int64(chunk.readableBytes)
+        try await write(Data(batch.readableBytesView))
+        written += Int64(batch.readableBytes)
         batch.clear()
     }
 }

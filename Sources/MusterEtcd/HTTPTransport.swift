@@ -10,7 +10,7 @@ import Glibc
 
 /// Why an exchange ended without a whole answer, when the cause is the exchange's own bounds
 /// (NIO's and NIOSSL's errors are passed on as they are: `HTTP.describe` words both).
-enum HTTPTransportError: Error, Sendable, Equatable {
+package enum HTTPTransportError: Error, Sendable, Equatable {
     /// The request's deadline passed (before the answer's head, or before its last byte when
     /// the deadline covers the body).
     case deadlineExceeded
@@ -42,30 +42,44 @@ enum HTTPTransportError: Error, Sendable, Equatable {
 /// to its last byte with `deadlineCoversBody`); `readTimeout` for any silence on the wire once
 /// connected (a stalled body). Cancelling the calling task closes the connection, also while it
 /// is still being made.
-enum HTTPTransport {
-    struct Request: Sendable {
-        var method: HTTPMethod
-        var url: String
-        var headers: [(name: String, value: String)] = []
-        var body: ByteBuffer?
+package enum HTTPTransport {
+    package struct Request: Sendable {
+        package var method: HTTPMethod
+        package var url: String
+        package var headers: [(name: String, value: String)] = []
+        package var body: ByteBuffer?
+
+        package init(method: HTTPMethod, url: String, headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil) {
+            self.method = method
+            self.url = url
+            self.headers = headers
+            self.body = body
+        }
     }
 
-    struct Limits: Sendable {
-        var connectTimeout: TimeAmount
-        var deadline: NIODeadline?
-        var deadlineCoversBody: Bool
-        var readTimeout: TimeAmount?
+    package struct Limits: Sendable {
+        package var connectTimeout: TimeAmount
+        package var deadline: NIODeadline?
+        package var deadlineCoversBody: Bool
+        package var readTimeout: TimeAmount?
+
+        package init(connectTimeout: TimeAmount, deadline: NIODeadline?, deadlineCoversBody: Bool, readTimeout: TimeAmount?) {
+            self.connectTimeout = connectTimeout
+            self.deadline = deadline
+            self.deadlineCoversBody = deadlineCoversBody
+            self.readTimeout = readTimeout
+        }
     }
 
     /// Where a URL points: scheme, host (brackets of an IPv6 literal removed), port, and the
     /// request target (`/path?query`, escaping kept as written).
-    struct Target: Sendable, Equatable {
-        var isTLS: Bool
-        var host: String
-        var port: Int
-        var requestTarget: String
+    package struct Target: Sendable, Equatable {
+        package var isTLS: Bool
+        package var host: String
+        package var port: Int
+        package var requestTarget: String
 
-        init?(_ urlString: String) {
+        package init?(_ urlString: String) {
             guard let components = URLComponents(string: urlString),
                   let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
                   var host = components.host, !host.isEmpty else { return nil }
@@ -80,7 +94,7 @@ enum HTTPTransport {
         }
 
         /// The `Host` header: an IPv6 literal in brackets, the port unless the scheme's default.
-        var hostHeader: String {
+        package var hostHeader: String {
             let name = host.contains(":") ? "[\(host)]" : host
             return port == (isTLS ? 443 : 80) ? name : "\(name):\(port)"
         }
@@ -95,13 +109,13 @@ enum HTTPTransport {
 
     /// One answer's body, read chunk by chunk as the server sends it (the channel reads on only
     /// as chunks are taken: a slow reader slows the server down instead of filling memory).
-    struct Body {
+    package struct Body {
         fileprivate var iterator: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
         fileprivate var ended = false
         fileprivate let exchange: ExchangeState
 
         /// The next chunk, or nil once the whole body is in.
-        mutating func next() async throws -> ByteBuffer? {
+        package mutating func next() async throws -> ByteBuffer? {
             while !ended {
                 let part: HTTPClientResponsePart?
                 do { part = try await iterator.next() } catch { throw exchange.explain(error) }
@@ -116,7 +130,7 @@ enum HTTPTransport {
         }
 
         /// The whole body; more than `limit` bytes is `answerTooLarge`.
-        mutating func collect(upTo limit: Int) async throws -> ByteBuffer {
+        package mutating func collect(upTo limit: Int) async throws -> ByteBuffer {
             var all = ByteBuffer()
             while var chunk = try await next() {
                 guard all.readableBytes + chunk.readableBytes <= limit else {
@@ -132,7 +146,7 @@ enum HTTPTransport {
     /// `handle`; the connection is closed when `handle` returns or throws. Errors: an
     /// `HTTPTransportError`, or NIO's (a refused connect: `NIOConnectionError`) and NIOSSL's
     /// (handshake, hostname) as they came.
-    static func exchange<Result: Sendable>(
+    package static func exchange<Result: Sendable>(
         _ request: Request, tls: NIOSSLContext?, limits: Limits,
         _ handle: (HTTPResponseHead, inout Body) async throws -> Result
     ) async throws -> Result {

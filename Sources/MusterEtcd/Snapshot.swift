@@ -40,10 +40,12 @@ public struct SnapshotError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum SnapshotFile {
-    /// Reads `path`: its digests (streamed in 1 MiB chunks), then revision and cluster version
-    /// from the bbolt pages. Throws when the file is no snapshot at all; a digest that does not
-    /// match is reported in the result (`hashMatches`), for the caller to refuse.
-    public static func inspect(_ path: String) throws -> SnapshotFileFacts {
+    /// Reads `path`: its digests (streamed in 1 MiB chunks, hashed once), then revision and
+    /// cluster version from the bbolt pages. Throws when the file is no snapshot at all; a digest
+    /// that does not match is reported in the result (`hashMatches`), for the caller to refuse.
+    /// `digests`: the file's and its database's, known already (the stream that wrote it hashed
+    /// it): only its last 32 bytes and its pages are read.
+    public static func inspect(_ path: String, digests: SnapshotDigests? = nil) throws -> SnapshotFileFacts {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw SnapshotError("cannot read \(path): \(String(cString: strerror(errno)))")
         }
@@ -51,19 +53,36 @@ public enum SnapshotFile {
         let size = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         let hasDigest = size % 512 == 32
         let databaseLength = hasDigest ? size - 32 : size
-        let whole = SHA256Hasher(), database = SHA256Hasher()
-        var offset: Int64 = 0
         var tail = Data()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            whole.update(chunk)
-            let inDatabase = max(0, min(Int64(chunk.count), databaseLength - offset))
-            if inDatabase > 0 { database.update(chunk.prefix(Int(inDatabase))) }
-            if inDatabase < Int64(chunk.count) { tail.append(chunk.suffix(from: chunk.startIndex + Int(inDatabase))) }
-            offset += Int64(chunk.count)
+        let known: SnapshotDigests
+        if let digests {
+            if hasDigest {
+                try handle.seek(toOffset: UInt64(databaseLength))
+                tail = try handle.read(upToCount: 32) ?? Data()
+            }
+            known = digests
+        } else {
+            // One hasher: the database's digest taken on the way, before the 32 bytes at the end.
+            let hasher = SHA256Hasher()
+            var databaseDigest: [UInt8]?
+            var offset: Int64 = 0
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                let inDatabase = max(0, min(Int64(chunk.count), databaseLength - offset))
+                if inDatabase > 0 { hasher.update(chunk.prefix(Int(inDatabase))) }
+                if inDatabase < Int64(chunk.count) {
+                    if databaseDigest == nil { databaseDigest = hasher.digestSoFar() }
+                    let rest = chunk.suffix(from: chunk.startIndex + Int(inDatabase))
+                    hasher.update(rest)
+                    tail.append(rest)
+                }
+                offset += Int64(chunk.count)
+            }
+            guard offset == size else { throw SnapshotError("\(path) changed while it was read") }
+            let database = databaseDigest ?? hasher.digestSoFar()
+            known = SnapshotDigests(file: Digest.hex(hasher.finalize()), database: Digest.hex(database))
         }
-        guard offset == size else { throw SnapshotError("\(path) changed while it was read") }
         let embedded = hasDigest && tail.count == 32 ? Digest.hex(tail) : nil
-        let databaseDigest = Digest.hex(database.finalize())
+        let databaseDigest = known.database
         let bolt: BoltFile
         do { bolt = try BoltFile(path: path) } catch {
             if let embedded, embedded != databaseDigest {
@@ -86,16 +105,30 @@ public enum SnapshotFile {
         }
         let version = (try? bolt.value(bucket: "cluster", key: "clusterVersion")).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
         return SnapshotFileFacts(
-            path: path, size: size, fileSHA256: Digest.hex(whole.finalize()),
+            path: path, size: size, fileSHA256: known.file,
             embeddedSHA256: embedded, databaseSHA256: databaseDigest, revision: revision, clusterVersion: version)
     }
+}
+
+/// The SHA-256 of a snapshot file and of its database (the file without its last 32 bytes).
+public struct SnapshotDigests: Sendable, Equatable {
+    public var file: String
+    public var database: String
+    public init(file: String, database: String) { (self.file, self.database) = (file, database) }
+}
+
+/// Where `EtcdClient.saveSnapshot(into:)` puts a snapshot's bytes, in order, as they arrive.
+public protocol SnapshotSink {
+    func write(_ data: Data) async throws
 }
 
 /// What `EtcdClient.saveSnapshot` wrote.
 public struct SnapshotDownload: Sendable {
     /// Bytes written: the database and its 32-byte digest.
     public var bytes: Int64
-    public var databaseSHA256: String
+    /// Of the bytes written, hashed as they came (`SnapshotFile.inspect(_:digests:)` takes them).
+    public var digests: SnapshotDigests
+    public var databaseSHA256: String { digests.database }
     public var seconds: Double
 }
 
@@ -104,41 +137,61 @@ extension EtcdClient {
     /// database blob by blob and then the digest etcd sends after it, which must be the SHA-256 of
     /// the bytes before it. Memory stays bounded whatever the size. The file is fsynced; on any
     /// failure it is removed. `seconds` bounds the whole transfer, the transport's read timeout
-    /// a stall. Which wire carries it is this one line.
+    /// a stall. Which wire carries it is this one line (and the same in `saveSnapshot(into:)`).
     public func saveSnapshot(to path: String, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
         try await saveSnapshotOverGRPC(to: path, within: seconds)
+    }
+
+    /// Streams the snapshot into `sink` as it arrives (the database, then its digest), under the
+    /// same checks as `saveSnapshot(to:)`: the digest is checked before it is passed on, so a
+    /// sink that sees the stream end without an error has every byte and a matching digest.
+    public func saveSnapshot(into sink: any SnapshotSink, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
+        try await saveSnapshotOverGRPC(into: sink, within: seconds)
     }
 
     /// `saveSnapshot` over etcd's gRPC `Maintenance.Snapshot` call, as etcdctl reads it
     /// (`GRPCSnapshotStream`): the same file, checks and bounds, at etcdctl's speed.
     public func saveSnapshotOverGRPC(to path: String, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
+        try await writeSnapshot(to: path) { write in try await grpcStream(within: seconds, write: write) }
+    }
+
+    public func saveSnapshotOverGRPC(into sink: any SnapshotSink, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
+        try await grpcStream(within: seconds) { try await sink.write($0) }
+    }
+
+    private func grpcStream(within seconds: TimeInterval, write: (Data) async throws -> Void) async throws -> SnapshotDownload {
         let deadline = NIODeadline.now() + .milliseconds(Int64(max(seconds, 0.001) * 1000))
-        return try await writeSnapshot(to: path) { descriptor in
-            try await GRPCSnapshotStream.save(baseURL: baseURL, tls: http.tls, into: descriptor, path: path, deadline: deadline,
-                                              connectTimeout: HTTP.connectTimeout, readTimeout: HTTP.readTimeout)
-        }
+        return try await GRPCSnapshotStream.save(baseURL: baseURL, tls: http.tls, deadline: deadline,
+                                                 connectTimeout: HTTP.connectTimeout, readTimeout: HTTP.readTimeout, write: write)
     }
 
     /// `saveSnapshot` through the JSON gateway (`POST /v3/maintenance/snapshot`, newline-delimited
     /// `{"result":{"blob":BASE64,"remaining_bytes":N}}`, at most one line held): etcd's side of
-    /// it runs at about half etcdctl's throughput (measured: docs/benchmarks.md).
+    /// it runs at about a third of etcdctl's throughput (measured: docs/benchmarks.md).
     public func saveSnapshotThroughGateway(to path: String, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
-        let url = baseURL + "/v3/maintenance/snapshot"
-        return try await writeSnapshot(to: path) { descriptor in
-            try await stream(url: url, into: descriptor, path: path, within: seconds)
+        try await writeSnapshot(to: path) { write in
+            try await stream(url: baseURL + "/v3/maintenance/snapshot", within: seconds, write: write)
         }
     }
 
-    /// A new file at `path` (mode 0600; it must not exist) filled by `fill`, fsynced; removed on
-    /// any failure.
-    private func writeSnapshot(to path: String, _ fill: (Int32) async throws -> SnapshotDownload) async throws -> SnapshotDownload {
+    public func saveSnapshotThroughGateway(into sink: any SnapshotSink, within seconds: TimeInterval = 3600) async throws -> SnapshotDownload {
+        try await stream(url: baseURL + "/v3/maintenance/snapshot", within: seconds) { try await sink.write($0) }
+    }
+
+    /// A new file at `path` (mode 0600; it must not exist) filled by `fill` through the writer it
+    /// is given (each chunk written off the cooperative pool: a slow disk must not hold one of its
+    /// threads), fsynced; removed on any failure.
+    private func writeSnapshot(to path: String,
+                               _ fill: ((Data) async throws -> Void) async throws -> SnapshotDownload) async throws -> SnapshotDownload {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw SnapshotError("cannot create \(path): \(String(cString: strerror(errno)))")
         }
         var closed = false
         do {
-            let download = try await fill(descriptor)
+            let download = try await fill { chunk in
+                try await offPool { try EtcdClient.write(chunk, to: descriptor, path: path) }
+            }
             try await offPool {
                 guard fsync(descriptor) == 0 else { throw SnapshotError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
             }
@@ -152,7 +205,7 @@ extension EtcdClient {
         }
     }
 
-    private func stream(url: String, into descriptor: Int32, path: String, within seconds: TimeInterval) async throws -> SnapshotDownload {
+    private func stream(url: String, within seconds: TimeInterval, write: (Data) async throws -> Void) async throws -> SnapshotDownload {
         let context = try http.tlsContext(for: url)
         let request = HTTPTransport.Request(method: .POST, url: url, headers: [("Content-Type", "application/json")],
                                             body: ByteBuffer(string: "{}"))
@@ -176,6 +229,7 @@ extension EtcdClient {
                 streaming = true
                 var parser = SnapshotStreamParser(url: url)
                 let hasher = SHA256Hasher()
+                var databaseDigest = ""
                 var written: Int64 = 0
                 // Hashed and checked here, written off the cooperative pool (a slow disk must not
                 // hold one of its threads), one write per chunk of the answer.
@@ -187,16 +241,19 @@ extension EtcdClient {
                             hasher.update(blob)
                             batch.append(blob)
                         case .digest(let blob):
-                            let computed = Digest.hex(hasher.finalize())
+                            let computed = Digest.hex(hasher.digestSoFar())
                             guard Digest.hex(blob) == computed else {
                                 throw SnapshotError("\(url): the snapshot's digest \(Digest.hex(blob)) does not match its \(written + Int64(batch.count)) bytes (sha256 \(computed)): damaged in transit")
                             }
+                            // The file's digest goes on through the 32 bytes that end it.
+                            hasher.update(blob)
+                            databaseDigest = computed
                             batch.append(blob)
                         }
                     }
                     guard !batch.isEmpty else { return }
                     let chunk = batch
-                    try await offPool { try EtcdClient.write(chunk, to: descriptor, path: path) }
+                    try await write(chunk)
                     written += Int64(chunk.count)
                 }
                 // One chunk at a time: the connection reads on only as chunks are taken.
@@ -206,7 +263,7 @@ extension EtcdClient {
                 }
                 // A last line without its newline still counts (and its digest is still checked).
                 try await take(try parser.finish())
-                return SnapshotDownload(bytes: written, databaseSHA256: parser.digest.map { Digest.hex($0) } ?? "",
+                return SnapshotDownload(bytes: written, digests: SnapshotDigests(file: Digest.hex(hasher.finalize()), database: databaseDigest),
                                         seconds: (clock.now - started).seconds)
             }
         } catch let error as EtcdClientError {

@@ -43,13 +43,27 @@ public struct VerificationReport: Sendable, Equatable {
         public var error: String?
     }
 
+    /// What a check that did not pass means: `fail` makes the run fail (exit 1), `warn` only
+    /// says so (unless `--strict`). A passing check carries the most its failure could be.
+    public enum Severity: String, Sendable, Equatable {
+        case fail, warn
+    }
+
     public struct Check: Sendable, Equatable {
         public var name: String
         public var ok: Bool
+        public var severity: Severity
         public var detail: String
-        public init(name: String, ok: Bool, detail: String) {
-            self.name = name; self.ok = ok; self.detail = detail
+        public init(name: String, ok: Bool, severity: Severity = .fail, detail: String) {
+            self.name = name; self.ok = ok; self.severity = severity; self.detail = detail
         }
+
+        /// Did not pass at severity `fail`.
+        public var failed: Bool { !ok && severity == .fail }
+        /// Did not pass at severity `warn`.
+        public var warned: Bool { !ok && severity == .warn }
+        /// `PASS`, `WARN` or `FAIL`, as the table prints it.
+        public var verdict: String { ok ? "PASS" : severity == .warn ? "WARN" : "FAIL" }
     }
 
     /// Who keeps each member running on its host, as the host said (empty when verify did not
@@ -88,11 +102,17 @@ public struct VerificationReport: Sendable, Equatable {
         self.expectedClusterID = expectedClusterID
     }
 
-    public var ok: Bool { !checks.isEmpty && checks.allSatisfy(\.ok) }
-    public var failedChecks: [Check] { checks.filter { !$0.ok } }
-    /// Failed checks first, each group in evaluation order.
-    public var orderedChecks: [Check] { checks.filter { !$0.ok } + checks.filter(\.ok) }
-    /// 0 when every check passes, 1 when any fails.
+    /// `verify --strict`: a warning counts as a failure.
+    public var strict = false
+
+    /// No check failed (with `strict`, none warned either).
+    public var ok: Bool { !checks.isEmpty && checks.allSatisfy { strict ? $0.ok : !$0.failed } }
+    /// Checks that count against the run: failures, and with `strict` warnings too.
+    public var failedChecks: [Check] { checks.filter { strict ? !$0.ok : $0.failed } }
+    public var warnedChecks: [Check] { checks.filter(\.warned) }
+    /// Failures first, then warnings, then passes, each group in evaluation order.
+    public var orderedChecks: [Check] { checks.filter(\.failed) + checks.filter(\.warned) + checks.filter(\.ok) }
+    /// 0 when no check fails (with `strict`: none warns either), else 1.
     public var exitCode: Int32 { ok ? 0 : 1 }
 
     public func check(named name: String) -> Check? { checks.first { $0.name == name } }
@@ -139,11 +159,12 @@ public struct VerificationReport: Sendable, Equatable {
         }
         out += "\nchecks:\n"
         for check in orderedChecks {
-            out += "\(check.ok ? "PASS" : "FAIL")  \(check.name): \(check.detail)\n"
+            out += "\(check.verdict)  \(check.name): \(check.detail)\n"
         }
-        let failed = failedChecks.count
-        out += failed == 0 ? "\nall \(checks.count) checks passed\n"
-                           : "\n\(failed) of \(checks.count) checks failed\n"
+        let failed = checks.filter(\.failed).count, warned = warnedChecks.count
+        let warnings = warned == 0 ? "" : ", \(warned) warned" + (strict ? " (--strict: warnings count)" : "")
+        out += failed == 0 && warned == 0 ? "\nall \(checks.count) checks passed\n"
+                                          : "\n\(failed) of \(checks.count) checks failed\(warnings)\n"
         return out
     }
 
@@ -185,7 +206,8 @@ public struct VerificationReport: Sendable, Equatable {
                 ])
             }),
             "checks": .array(orderedChecks.map { check in
-                .object(["name": .string(check.name), "ok": .bool(check.ok), "detail": .string(check.detail)])
+                .object(["name": .string(check.name), "ok": .bool(check.ok), "severity": .string(check.severity.rawValue),
+                         "detail": .string(check.detail)])
             }),
         ])
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A certificate and key on the controller, as files and as their PEM text.
 public struct CertificateFiles: Sendable, Equatable {
@@ -284,46 +285,51 @@ extension SANs {
 
 /// Certificates issued but not yet written to the state directory: the authorities (CAs and
 /// the client certificate muster speaks with), and member certificates.
-public final class PendingCertificates: @unchecked Sendable {
-    private let lock = NSLock()
-    private var authorities: [(text: String, path: String, mode: mode_t)] = []
-    private var files: [(text: String, path: String, mode: mode_t)] = []
+public final class PendingCertificates: Sendable {
+    private struct Pending {
+        var authorities: [(text: String, path: String, mode: mode_t)] = []
+        var files: [(text: String, path: String, mode: mode_t)] = []
+        /// Made (0700) before the first file is written.
+        var directories: [String] = []
+    }
+    private let pending = Mutex(Pending())
+
     /// Made (0700) before the first file is written.
     var directories: [String] {
-        get { lock.lock(); defer { lock.unlock() }; return storedDirectories }
-        set { lock.lock(); storedDirectories = newValue; lock.unlock() }
+        get { pending.withLock { $0.directories } }
+        set { pending.withLock { $0.directories = newValue } }
     }
-    private var storedDirectories: [String] = []
 
     public init() {}
 
     func add(key: String, at keyPath: String, certificate: String, at certPath: String, authority: Bool = false) {
-        lock.lock(); defer { lock.unlock() }
         let pair: [(text: String, path: String, mode: mode_t)] = [(key, keyPath, 0o600), (certificate, certPath, 0o644)]
-        if authority { authorities += pair } else { files += pair }
+        pending.withLock { pending in
+            if authority { pending.authorities += pair } else { pending.files += pair }
+        }
     }
 
-    public var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return files.isEmpty && authorities.isEmpty }
+    public var isEmpty: Bool { pending.withLock { $0.files.isEmpty && $0.authorities.isEmpty } }
 
     /// Writes the CAs and the client certificate (key before certificate), then forgets them:
     /// once preflight has passed, before anything signed by them leaves the controller.
     public func commitAuthorities() throws {
-        lock.lock(); defer { lock.unlock() }
-        try writeAuthorities()
+        try pending.withLock { pending throws in try Self.writeAuthorities(&pending) }
     }
 
     /// Writes everything still pending (key before certificate), then forgets it.
     public func commit() throws {
-        lock.lock(); defer { lock.unlock() }
-        try writeAuthorities()
-        for file in files { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
-        files = []
+        try pending.withLock { pending throws in
+            try Self.writeAuthorities(&pending)
+            for file in pending.files { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
+            pending.files = []
+        }
     }
 
-    private func writeAuthorities() throws {
-        guard !authorities.isEmpty || !files.isEmpty else { return }
-        for directory in storedDirectories { try PKIFiles.makeDirectory(directory) }
-        for file in authorities { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
-        authorities = []
+    private static func writeAuthorities(_ pending: inout Pending) throws {
+        guard !pending.authorities.isEmpty || !pending.files.isEmpty else { return }
+        for directory in pending.directories { try PKIFiles.makeDirectory(directory) }
+        for file in pending.authorities { try PKIFiles.write(file.text, to: file.path, mode: file.mode) }
+        pending.authorities = []
     }
 }

@@ -49,11 +49,12 @@ public final class SSHSession: Sendable {
     /// (see `check`), only on transport problems, timeouts and sudo wanting a password.
     ///
     /// - Parameter privileged: when the user is not root, run as `sudo -n sh -c COMMAND`.
+    /// - Parameter stdinWritten: told each time bytes of `stdin` went out (a transfer's meter).
     public func run(_ command: String, stdin: Data? = nil, timeout: Double? = nil,
-                    privileged: Bool = false) async throws -> CommandResult {
+                    privileged: Bool = false, stdinWritten: (@Sendable (Int) -> Void)? = nil) async throws -> CommandResult {
         let line = wrap(command, privileged: privileged)
         let seconds = timeout ?? target.commandTimeout
-        let result = try await onLane { state in try state.exec(line, stdin: stdin, timeout: seconds) }
+        let result = try await onLane { state in try state.exec(line, stdin: stdin, timeout: seconds, stdinWritten: stdinWritten) }
         if privileged && target.user != "root" && result.exitStatus != 0,
            result.stderrText.contains("a password is required") {
             throw SSHError(host: target.name, step: "sudo", kind: .sudoNeedsPassword, message: """
@@ -240,7 +241,7 @@ final class LaneState: @unchecked Sendable {
 
     // MARK: Exec
 
-    func exec(_ command: String, stdin: Data?, timeout: Double) throws -> CommandResult {
+    func exec(_ command: String, stdin: Data?, timeout: Double, stdinWritten: (@Sendable (Int) -> Void)? = nil) throws -> CommandResult {
         let step = "run"
         let session = try live(step)
         let deadline = Deadline(seconds: timeout)
@@ -280,7 +281,7 @@ final class LaneState: @unchecked Sendable {
                         raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self) + inputOffset,
                         input.count - inputOffset))
                 }
-                if rc > 0 { inputOffset += rc; progress = true }
+                if rc > 0 { inputOffset += rc; progress = true; stdinWritten?(rc) }
                 else if rc < 0 && rc != eagain {
                     // The command stopped reading (it failed, or exited early): its exit status
                     // and stderr say why, so collect them instead of failing on the write.

@@ -167,11 +167,6 @@ extension LocalState {
         try records.read(cluster)
     }
 
-    /// Replaces `record.cluster`'s record (`records.update` changes it in place).
-    public func save(_ record: ClusterRecord) throws {
-        try records.update(record.cluster) { $0 = record }
-    }
-
     public func removeClusterRecord(_ cluster: String) {
         _ = try? records.update(cluster) { $0 = nil }
         removeIncarnation(of: cluster)

@@ -34,7 +34,9 @@ public enum RenderedTree {
     /// `plan.json` is streamed to its file; `files` is its list, for a caller that prints it
     /// again (`PlanSummary.json(plan, files:)`). On an error the manifest still lists every file
     /// this run wrote, so the next render can remove them.
+    /// `extras`: files of the controller's own (`prometheus/...`), at paths relative to `directory`.
     public static func write(rendering plan: Plan, with renderer: Renderer, to directory: String, summary: String,
+                             extras: [(path: String, contents: String)] = [],
                              lanes: Int = defaultLanes) throws -> (written: [String], files: [FileEntry]) {
         let previous = try prepare(directory)
         let clusters = plan.clusters
@@ -56,8 +58,14 @@ public enum RenderedTree {
             }
         }
         let entries = work.entries.flatMap { $0 }
-        let written = entries.map { "\($0.host)\($0.path)" }
+        var written = entries.map { "\($0.host)\($0.path)" }
         var made = Set<String>()
+        if work.firstError == nil {
+            for extra in extras {
+                try writeFile(extra.contents, at: "\(directory)/\(extra.path)", mode: 0o644, madeDirectories: &made)
+                written.append(extra.path)
+            }
+        }
         if let (_, error) = work.firstError {
             try? writeManifest(Array(Set(previous).union(written)).sorted(), in: directory, made: &made)
             throw error

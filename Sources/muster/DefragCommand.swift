@@ -4,7 +4,7 @@ import MusterBasics
 import MusterDeploy
 import MusterEtcd
 
-/// `muster defrag INVENTORY --cluster C`.
+/// `muster defrag INVENTORY --cluster C [--dry-run]`.
 struct DefragCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "defrag",
@@ -14,13 +14,22 @@ struct DefragCommand: AsyncParsableCommand {
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
+    @Flag(help: "Print the steps in the order they would run; change nothing.")
+    var dryRun = false
+
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
 
+    func validate() throws {
+        if dryRun, output == .json { throw ValidationError("--dry-run prints its steps as text: it takes no --output json") }
+    }
+
     func run() async throws {
         try await reportingErrors(json: output == .json) {
-            let outcome = try await Defrag(builder: options.builder(), options: remote.runOptions,
-                                           progress: Progress(quiet: output == .json)).run()
+            // Progress on stderr in either format, as `up` and `restore` say theirs.
+            var defrag = Defrag(builder: options.builder(), options: remote.runOptions, progress: Progress())
+            defrag.dryRun = dryRun
+            guard let outcome = try await defrag.run() else { return }
             switch output {
             case .table:
                 for row in outcome.members {

@@ -26,6 +26,8 @@ enum Main {
         // Runs that change hosts stop at a step boundary on Ctrl-C; other commands keep the
         // default (or their own, like `discovery serve`).
         if command is Up || command is Down || command is ReplaceCommand || command is RestoreCommand || command is DefragCommand { Interruption.install() }
+        // A save to S3 stops at its next part and aborts the multipart upload (no partial object).
+        if let save = command as? SnapshotSaveCommand, save.out?.lowercased().hasPrefix("s3://") == true { Interruption.install() }
         do {
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()

@@ -24,7 +24,7 @@ struct Render: AsyncParsableCommand {
             let directory = out ?? "rendered/\(name)"
             let summary = PlanSummary.text(workspace.plan)
             let (written, files) = try RenderedTree.write(rendering: workspace.plan, with: workspace.renderer, to: directory,
-                                                         summary: summary)
+                                                         summary: summary, extras: prometheusFiles(workspace))
             switch output {
             case .json:
                 PlanSummary.json(workspace.plan, files: files) { FileHandle.standardOutput.write(Data($0)) }
@@ -36,5 +36,15 @@ struct Render: AsyncParsableCommand {
                 written.forEach { print("  \($0)") }
             }
         }
+    }
+
+    /// The scrape config names the state's certificate files by absolute path: Prometheus reads
+    /// them wherever it runs from.
+    func prometheusFiles(_ workspace: Workspace) -> [(path: String, contents: String)] {
+        var state = workspace.state.directory
+        if !state.hasPrefix("/") { state = FileManager.default.currentDirectoryPath + "/" + state }
+        let clusters = workspace.plan.clusters
+        return [(PrometheusFiles.scrapePath, PrometheusFiles.scrapeConfig(clusters) { "\(state)/pki/\($0)" }),
+                (PrometheusFiles.alertsPath, PrometheusFiles.alertRules(clusters))]
     }
 }

@@ -4,7 +4,7 @@ import MusterBasics
 import MusterDeploy
 import MusterEtcd
 
-/// `muster restore INVENTORY --cluster C --from FILE [--force]`.
+/// `muster restore INVENTORY --cluster C --from FILE [--force] [--dry-run]`.
 struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
@@ -20,14 +20,22 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Restore even over a cluster that answers healthy (its current keys are replaced).")
     var force = false
 
+    @Flag(help: "Check the file, print the steps; change nothing.")
+    var dryRun = false
+
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
+
+    func validate() throws {
+        if dryRun, output == .json { throw ValidationError("--dry-run prints its steps as text: it takes no --output json") }
+    }
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
             var restore = Restore(builder: options.builder(), options: remote.runOptions, progress: Progress(), snapshot: from)
             restore.force = force
-            let outcome = try await restore.run()
+            restore.dryRun = dryRun
+            guard let outcome = try await restore.run() else { return }
             switch output {
             case .table:
                 print("\(outcome.cluster): restored from \(outcome.file) at revision \(outcome.revision) as cluster \(EtcdIDs.hex(outcome.clusterID)) (token \(outcome.token))")

@@ -10,14 +10,15 @@ struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "Take a cluster's snapshot onto the controller, or list the ones muster took.",
-        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self, SnapshotScheduleCommand.self])
+        subcommands: [SnapshotSaveCommand.self, SnapshotListCommand.self, SnapshotPruneCommand.self, SnapshotCheckCommand.self,
+                      SnapshotScheduleCommand.self])
 }
 
 struct SnapshotSaveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "save",
         abstract: "Stream a consistent snapshot from a healthy voter (the leader unless --member) to a file on the controller.",
-        discussion: "The file is CLUSTER-REVISION-YYYYMMDDTHHMMSSZ.db (mode 0600) in the state dir's snapshots/ unless --out; etcd's sha256 at its end is checked and the revision read from the file. --cluster may be left out when the inventory has one cluster.")
+        discussion: "The file is CLUSTER-REVISION-YYYYMMDDTHHMMSSZ.db (mode 0600) in the state dir's snapshots/ unless --out; etcd's sha256 at its end is checked and the revision read from the file. --cluster may be left out when the inventory has one cluster. --out s3://BUCKET[/PREFIX] streams it into a multipart upload completed only once etcd's sha256 checked out (credentials, region and endpoint as the AWS CLI reads them: docs/backups.md). Retention (--keep or --keep-*) then applies to this state's snapshots of the cluster there.")
 
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
@@ -25,11 +26,14 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @Option(help: "Take it from this member (its host's name) instead of the leader.", completion: InventoryCompletion.members)
     var member: String?
 
-    @Option(help: "Directory for the snapshot (default: STATE/snapshots).")
+    @Option(help: "Directory for the snapshot (default: STATE/snapshots), or s3://BUCKET[/PREFIX].")
     var out: String?
 
-    @Option(help: "Keep this many of muster's snapshots of the cluster in that directory; older ones are removed.")
-    var keep = 5
+    @Option(help: "Keep this many of muster's snapshots of the cluster there (as --keep-last); older ones are removed. Default: 5 when no --keep-* rule is given.")
+    var keep: Int?
+
+    @OptionGroup var retention: RetentionOptions
+    @OptionGroup var encryption: EncryptionOptions
 
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
@@ -37,8 +41,15 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
     @Flag(help: "Reach client ports through an SSH tunnel per host.")
     var viaSSH = false
 
+    @Flag(help: "Print the step (the member it would stream from); write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Then restore it on the controller and serve it (as `snapshot check`); exit 1 if that fails.")
+    var check = false
+
     func validate() throws {
-        guard keep >= 1 else { throw ValidationError("--keep must be at least 1") }
+        if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
+        if dryRun, output == .json { throw ValidationError("--dry-run prints its steps as text: it takes no --output json") }
     }
 
     func run() async throws {
@@ -46,17 +57,33 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
             var save = SnapshotSave(builder: options.builder(), options: remote.runOptions, progress: Progress(quiet: output == .json))
             save.member = member
             save.outDirectory = out
-            save.keep = keep
+            save.keep = keep ?? 5
+            save.retention = retention.given ? retention.policy(keep: keep) : nil
+            save.objectStore = try ObjectStoreTarget.parse(out, encryption: encryption.encryption)
+            if save.objectStore == nil, encryption.sse != nil { throw ValidationError("--sse applies to --out s3://... only") }
             save.viaSSH = viaSSH
-            let outcome = try await save.run()
+            save.dryRun = dryRun
+            guard let outcome = try await save.run() else { return }
             switch output {
             case .table:
                 let s = outcome.snapshot
                 print("\(outcome.cluster): revision \(s.revision), \(s.size) bytes, sha256 \(s.sha256), \(s.file) (from \(outcome.member))")
                 for path in outcome.pruned { print("\(outcome.cluster): pruned \(path)") }
             case .json:
-                print(SnapshotDocument.save(outcome).serialized(), terminator: "")
+                if !check { print(SnapshotDocument.save(outcome).serialized(), terminator: "") }
             }
+            guard check else { return }
+            let drill = try await SnapshotCheck(builder: options.builder(), progress: Progress(quiet: output == .json),
+                                                snapshot: outcome.snapshot.file).run()
+            switch output {
+            case .table: SnapshotCheckCommand.printTable(drill)
+            case .json:
+                guard case .object(var document) = SnapshotDocument.save(outcome) else { break }
+                document["check"] = SnapshotCheckCommand.document(drill)
+                document["ok"] = .bool(drill.ok)
+                print(JSONValue.object(document).serialized(), terminator: "")
+            }
+            if !drill.ok { throw ExitCode(1) }
         }
     }
 }
@@ -68,7 +95,7 @@ struct SnapshotListCommand: AsyncParsableCommand {
 
     @OptionGroup var options: InventoryOptions
 
-    @Option(help: "Directory to list (default: STATE/snapshots).")
+    @Option(help: "Directory to list (default: STATE/snapshots), or s3://BUCKET[/PREFIX].")
     var out: String?
 
     @Option(help: "Result format: table or json.")
@@ -76,6 +103,11 @@ struct SnapshotListCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
+            if let target = try ObjectStoreTarget.parse(out) {
+                let listing = try await ObjectStoreListing.run(builder: options.builder(), target: target)
+                ObjectStoreListingOutput.print(listing, json: output == .json)
+                return
+            }
             // Off the cooperative pool: it may ask `etcd --version` and wait for it.
             let (builder, out) = (options.builder(), out)
             let listing = try await offPool { try SnapshotListing.run(builder: builder, outDirectory: out) }

@@ -54,9 +54,6 @@ struct SnapshotScheduleCommand: AsyncParsableCommand {
             if withState && recipients.isEmpty {
                 throw MusterError(.usage, "--with-state: name the age recipients of the export with --recipient")
             }
-            if withState && out.hasPrefix("s3://") {
-                throw MusterError(.usage, "--with-state writes the export beside local snapshots only: give --out a directory")
-            }
             let inventoryPath = URL(fileURLWithPath: inventory).standardizedFileURL.path
             let loaded = try InventoryLoader.load(path: inventoryPath)
             guard let clusterName = cluster ?? (loaded.clusters.count == 1 ? loaded.clusters.first?.name : nil),
@@ -88,8 +85,9 @@ struct SnapshotScheduleCommand: AsyncParsableCommand {
         }
         var commands = [save]
         if withState {
-            var export = [muster, "state", "export", inventory, "--out",
-                          absolute(out) + "/muster-state-" + URL(fileURLWithPath: inventory).deletingPathExtension().lastPathComponent + ".age"]
+            let name = "muster-state-" + URL(fileURLWithPath: inventory).deletingPathExtension().lastPathComponent + ".age"
+            let beside = out.hasPrefix("s3://") ? (out.hasSuffix("/") ? out : out + "/") + name : absolute(out) + "/" + name
+            var export = [muster, "state", "export", inventory, "--out", beside]
             if let state { export += ["--state", absolute(state)] }
             for recipient in recipients { export += ["--recipient", recipient] }
             commands.append(export)

@@ -2,7 +2,10 @@ import ArgumentParser
 import Foundation
 import MusterAge
 import MusterBasics
+import MusterDeploy
+import MusterObjectStore
 import MusterWorkspace
+import NIOCore
 
 /// `muster state export|import`: the state dir (CA keys, records, tokens) as one archive
 /// encrypted to age recipients, so that losing the controller does not lose the clusters.
@@ -32,8 +35,10 @@ struct StateExportCommand: AsyncParsableCommand {
 
     @OptionGroup var location: StateLocation
 
-    @Option(help: "The file to write (mode 0600, replaced atomically).")
+    @Option(help: "The file to write (mode 0600, replaced atomically), or s3://BUCKET/KEY (credentials as the AWS CLI reads them).")
     var out: String
+
+    @OptionGroup var encryption: EncryptionOptions
 
     @Option(name: .customLong("recipient"), help: "An age recipient (age1..., from age-keygen); repeat for several. Each can open the file alone.")
     var recipients: [String] = []
@@ -55,7 +60,17 @@ struct StateExportCommand: AsyncParsableCommand {
             let archive = try StateArchive.archive(stateDirectory: directory)
             let sealed: Data
             do { sealed = try AgeFile.encrypt(archive, to: parsed) } catch { throw MusterError(.host, "\(error)") }
-            do { try AtomicFile.write(sealed, to: out, mode: 0o600) } catch { throw MusterError(.host, "cannot write \(out): \(error)") }
+            if let target = try ObjectStoreTarget.parse(out, encryption: encryption.encryption) {
+                guard !target.location.key.isEmpty, !target.location.key.hasSuffix("/") else {
+                    throw MusterError(.usage, "--out \(out): name the object (s3://BUCKET/KEY), not a prefix")
+                }
+                do {
+                    try await target.client.putObject(target.location, body: sealed, metadata: ["muster-kind": "state-export"],
+                                                      encryption: target.encryption)
+                } catch let error as ObjectStoreError { throw error.musterError(step: "state export") }
+            } else {
+                do { try AtomicFile.write(sealed, to: out, mode: 0o600) } catch { throw MusterError(.host, "cannot write \(out): \(error)") }
+            }
             print("wrote \(out): the state dir \(directory) (\(archive.count) bytes archived), for \(parsed.count) recipient\(parsed.count == 1 ? "" : "s")")
         }
     }
@@ -69,7 +84,7 @@ struct StateImportCommand: AsyncParsableCommand {
 
     @OptionGroup var location: StateLocation
 
-    @Option(help: "The exported file (age format).")
+    @Option(help: "The exported file (age format), or s3://BUCKET/KEY.")
     var from: String
 
     @Option(help: "An age identity file (AGE-SECRET-KEY-1..., as age-keygen writes it).")
@@ -88,9 +103,7 @@ struct StateImportCommand: AsyncParsableCommand {
             } catch {
                 throw MusterError(.usage, "--identity: cannot read \(identity): \(error.localizedDescription)")
             }
-            guard let sealed = FileManager.default.contents(atPath: from) else {
-                throw MusterError(.usage, "--from: cannot read \(from)")
-            }
+            let sealed = try await read(from)
             let archive: Data
             do { archive = try AgeFile.decrypt(sealed, with: identities) } catch { throw MusterError(.input, "\(from): \(error)") }
             let directory = location.directory
@@ -100,5 +113,24 @@ struct StateImportCommand: AsyncParsableCommand {
             if let movedAside { print("moved the state dir that was there to \(movedAside)") }
             print("imported \(from) into \(directory)")
         }
+    }
+
+    /// The export's bytes, from a file or an object; at most what an export can hold.
+    private func read(_ source: String) async throws -> Data {
+        let limit = 512 << 20
+        guard let target = try ObjectStoreTarget.parse(source) else {
+            guard let data = FileManager.default.contents(atPath: source) else { throw MusterError(.usage, "--from: cannot read \(source)") }
+            return data
+        }
+        var data = Data()
+        do {
+            _ = try await target.client.getObject(target.location) { buffer in
+                guard data.count + buffer.readableBytes <= limit else {
+                    throw MusterError(.input, "\(source) is over \(limit >> 20) MiB: not a state export")
+                }
+                data.append(contentsOf: buffer.readableBytesView)
+            }
+        } catch let error as ObjectStoreError { throw error.musterError(step: "state import") }
+        return data
     }
 }

@@ -86,7 +86,7 @@ struct Down: AsyncParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check running clusters against the plan: members, IDs, leader, health, a write and read.",
+        abstract: "Check running clusters against the plan: members, IDs, leader, health, a write and read; certificates and metrics.",
         discussion: "With --cluster NAME, only NAME: a formed cluster no longer needs its discovery backend.")
 
     @OptionGroup var options: InventoryOptions
@@ -98,13 +98,20 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Reach client ports through an SSH tunnel per host.")
     var viaSSH = false
 
+    @Flag(help: "Count warnings as failures (exit 1 when any check warns).")
+    var strict = false
+
+    @Option(help: ArgumentHelp("How long the metric checks watch each member: /metrics read twice this far apart (100ms to 10m, e.g. 2s, 500ms, 1m).", valueName: "DURATION"))
+    var sample: SampleDuration = SampleDuration(.seconds(2))
+
     func run() async throws {
         try await reportingErrors(json: output == .json) {
             var builder = options.builder()
             builder.includeBackendOfUnformedCluster = false
             let workspace = try await builder.load(lock: false)
-            let reports = try await Verification.run(workspace: workspace, options: remote.runOptions, viaSSH: viaSSH,
-                                                     progress: Progress(quiet: output == .json))
+            var reports = try await Verification.run(workspace: workspace, options: remote.runOptions, viaSSH: viaSSH,
+                                                     sample: sample.duration, progress: Progress(quiet: output == .json))
+            for index in reports.indices { reports[index].strict = strict }
             switch output {
             case .table:
                 for report in reports { print(report.table()) }
@@ -116,6 +123,27 @@ struct Verify: AsyncParsableCommand {
             }
             if reports.contains(where: { !$0.ok }) { throw ExitCode(1) }
         }
+    }
+}
+
+/// `--sample`: a number with `ms`, `s` or `m` (at least 100 ms, at most 10 minutes).
+struct SampleDuration: ExpressibleByArgument {
+    var duration: Duration
+
+    init(_ duration: Duration) { self.duration = duration }
+
+    var defaultValueDescription: String {
+        let (seconds, attoseconds) = duration.components
+        return attoseconds == 0 ? "\(seconds)s" : "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
+    }
+
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+        guard let (suffix, scale) = units.first(where: { argument.hasSuffix($0.0) && Double(argument.dropLast($0.0.count)) != nil }),
+              let number = Double(argument.dropLast(suffix.count)), number.isFinite else { return nil }
+        let milliseconds = number * scale * 1000
+        guard (100...600_000).contains(milliseconds) else { return nil }
+        duration = .milliseconds(Int64(milliseconds.rounded()))
     }
 }
 

@@ -55,6 +55,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory + "/state"), "a refused inventory left a state dir")
     }
 
+    /// A dry run prints its steps as text: asked for JSON, it is a usage error (exit 2) before
+    /// anything is read, for `restore`, `defrag` and `snapshot save` alike.
+    @Test(arguments: [["restore", "INVENTORY", "--from", "/nonexistent.db"], ["defrag", "INVENTORY"], ["snapshot", "save", "INVENTORY"]])
+    func aDryRunAskedForJSONExits2(_ command: [String]) throws {
+        let (path, directory) = try inventory(oneCluster)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = try MusterBinary().run(command.map { $0 == "INVENTORY" ? path : $0 } + ["--dry-run", "--output", "json", "--state", directory + "/state"])
+        #expect(run.status == 2, "\(run)")
+        #expect(run.stderrText.contains("--dry-run prints its steps as text"), "\(run)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/state"))
+    }
+
     /// A `--from` file whose bbolt pages name a page near 2^63 (its digest damaged too, as a
     /// damaged file's is): refused as damaged with exit 1, before any host; muster does not crash.
     @Test func restoreFromASnapshotWithADamagedPageIdExits1AsDamaged() throws {

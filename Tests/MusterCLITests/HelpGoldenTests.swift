@@ -6,7 +6,7 @@ import Testing
 @Suite struct HelpGoldenTests {
     static let commands: [[String]] = [
         [], ["init"], ["render"], ["up"], ["verify"], ["down"], ["env"], ["client-cert"], ["replace"],
-        ["snapshot", "save"], ["snapshot", "list"], ["snapshot", "schedule"], ["restore"], ["defrag"],
+        ["snapshot", "save"], ["snapshot", "list"], ["snapshot", "prune"], ["snapshot", "check"], ["snapshot", "schedule"], ["restore"], ["defrag"],
         ["sandbox", "up"], ["sandbox", "down"], ["sandbox", "status"], ["sandbox", "inventory"],
         ["discovery", "serve"], ["import"], ["import", "ansible"], ["state", "export"], ["state", "import"],
     ]

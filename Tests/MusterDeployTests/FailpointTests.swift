@@ -43,7 +43,7 @@ import MusterSandbox
                                                     viaSSH: true, progress: Progress(quiet: true))
             let check = behind.first?.check(named: "config-current")
             #expect(check?.ok == false && check?.detail.contains("runs on the old ones") == true, "\(String(describing: check))")
-            #expect(behind.first?.checks.filter { !$0.ok }.map(\.name) == ["config-current"], "\(behind.map { $0.table() })")
+            #expect(behind.first?.checks.filter(\.failed).map(\.name) == ["config-current"], "\(behind.map { $0.table() })")
             let finished = try await DeploySandbox.up(builder)
             #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
             #expect(finished.hosts.flatMap(\.restarted).count == 2, "the two members not yet restarted are, the first is not again: \(finished.hosts)")

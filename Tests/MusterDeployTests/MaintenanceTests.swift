@@ -10,7 +10,8 @@ import MusterTestSupport
 
 /// `muster defrag` and alarms on a TLS cluster of the deploy sandbox: defragmentation one member
 /// at a time with the leader last, `verify` naming a raised alarm, `up` refusing to change a
-/// cluster under one with nothing changed, and going on once it is disarmed.
+/// cluster under one with nothing changed, and going on once it is disarmed; `down --wipe-data`
+/// stopping and wiping each member in one command.
 @Suite struct MaintenanceTests {
     private static let hosts = ["host1", "host2", "host3"]
 
@@ -35,8 +36,16 @@ import MusterTestSupport
             var leaderBefore = ""
             for (index, client) in clients.enumerated() where try await client.status().isLeader { leaderBefore = Self.hosts[index] }
 
+            // The dry run lists the steps the run then reports, line for line (and defragments
+            // nothing: the run below still finds every database over 10 MB).
+            let dryRun = try MusterCLI.run(["defrag", builder.inventoryPath, "--dry-run"])
+            #expect(dryRun.succeeded && dryRun.stdoutText.isEmpty, "\(dryRun.stderrText)")
+            let planned = MembershipTests.Lines.steps(in: dryRun.stderrText.components(separatedBy: "\n"))
+            #expect(planned.count == 3 && planned.last?.hasPrefix("cluster main, step defragment: defragment \(leaderBefore) ") == true, "\(planned)")
             let defrag = try MusterCLI.run(["defrag", builder.inventoryPath, "--output", "json"])
             #expect(defrag.succeeded, "\(defrag.stderrText)")
+            let said = MembershipTests.Lines.steps(in: defrag.stderrText.components(separatedBy: "\n"))
+            #expect(planned == said, "dry run: \(planned)\nrun: \(said)")
             let document = try #require(try JSONSerialization.jsonObject(with: defrag.stdout) as? [String: Any])
             let rows = try #require(((document["clusters"] as? [[String: Any]])?.first?["members"]) as? [[String: Any]])
             #expect(rows.compactMap { $0["name"] as? String }.sorted() == Self.hosts)
@@ -67,7 +76,19 @@ import MusterTestSupport
             let changed = try await DeploySandbox.up(builder)
             #expect(changed.reports.allSatisfy { $0.ok }, "\(changed.reports.map { $0.table() })")
             #expect(changed.hosts.flatMap(\.restarted).count == 3)
-            try await DeploySandbox.down(builder, wipe: true)
+
+            // down --wipe-data: each member stopped and wiped by one command on its host (one
+            // line each, no separate stop), its data gone.
+            let events = MembershipTests.Lines()
+            var tearDown = TearDown(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { event in
+                if !event.host.isEmpty { events.add("\(event.host) \(event.step): \(event.message)") }
+            }))
+            tearDown.wipeData = true
+            try await tearDown.run()
+            let commands = events.all.filter { $0.contains(" stop: ") || $0.contains(" wipe: ") }
+            #expect(commands.count == 3 && commands.allSatisfy { $0.contains(" wipe: main: ") && $0.contains("stopped; ") && $0.contains("data wiped") },
+                    "\(events.all)")
+            for host in Self.hosts { #expect(try DeploySandbox.exec(host, "ls -d /var/lib/etcd/main 2>/dev/null | wc -l") == "0") }
         }
     }
 }

@@ -139,7 +139,7 @@ import MusterSandbox
             let oldID = try etcdctl(["host1"], ["member", "list"]).stdoutText.split(separator: "\n")
                 .first { $0.contains(", host3,") }.map { String($0.split(separator: ",")[0]) }
             // host3 loses its data: its member stopped, the data dir emptied by hand.
-            _ = try DeploySandbox.exec("host3", "kill $(cat /run/etcd/main.pid); sleep 1; rm -rf /var/lib/etcd/main/member")
+            _ = try DeploySandbox.exec("host3", "p=$(cat /run/etcd/main.pid); kill $p; i=0; while kill -0 $p 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; rm -rf /var/lib/etcd/main/member")
 
             let planned = Lines(), said = Lines()
             var dryRun = Replace(builder: { var b = builder; b.cluster = "main"; return b }(), member: "host3",

@@ -43,7 +43,7 @@ import MusterSandbox
     private func restore(_ builder: PlanBuilder, from file: String) async throws -> Restore.Outcome {
         var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(), snapshot: file)
         restore.force = true
-        let restored = try await restore.run()
+        let restored = try #require(try await restore.run())
         #expect(restored.report.ok, "\(restored.report.table())")
         return restored
     }
@@ -63,7 +63,7 @@ import MusterSandbox
             try setMembers("host1, host2, host3", in: builder)
             let grown = try await DeploySandbox.up(builder)
             #expect(grown.reports.allSatisfy { $0.ok }, "\(grown.reports.map { $0.table() })")
-            let saved = try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run()
+            let saved = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run())
             _ = try await client.put("/restore/after", "not in the snapshot")
 
             // After the grow; a Ctrl-C once every member stopped ends the run at the next step.

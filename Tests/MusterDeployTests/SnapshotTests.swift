@@ -110,7 +110,7 @@ import MusterTestSupport
             let lastRevision = try await writeKeys(keyCount, client: client)
 
             // save: name, mode, digests, revision (from the file, as etcdctl reads it too)
-            let saved = try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run()
+            let saved = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run())
             let file = saved.snapshot.file
             let name = (file as NSString).lastPathComponent
             #expect(name.wholeMatch(of: /main-\d+-\d{8}T\d{6}Z\.db/) != nil, "\(name)")
@@ -130,7 +130,7 @@ import MusterTestSupport
             // throughput: muster's stream and `etcdctl snapshot save` from the controller, same cluster, same run
             let clock = ContinuousClock()
             let started = clock.now
-            let again = try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true)).run()
+            let again = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true)).run())
             let musterSeconds = (clock.now - started).seconds
             let scratch = try TemporaryDirectory(prefix: "muster-snapshot")
             let etcdctlFile = scratch.path + "/etcdctl.db"
@@ -160,7 +160,7 @@ import MusterTestSupport
             }
             var keepTwo = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             keepTwo.keep = 2
-            let third = try await keepTwo.run()
+            let third = try #require(try await keepTwo.run())
             #expect(third.pruned == [file])
             #expect(FileManager.default.fileExists(atPath: third.snapshot.file) && FileManager.default.fileExists(atPath: again.snapshot.file))
             #expect(FileManager.default.fileExists(atPath: "\(directory)/main-notes.db") && FileManager.default.fileExists(atPath: "\(directory)/other-5-20260101T000000Z.db"))
@@ -197,7 +197,7 @@ import MusterTestSupport
             _ = try await client.put("/swap", "a later revision")
             var elsewhere = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             elsewhere.outDirectory = scratch.path
-            let later = try await elsewhere.run()
+            let later = try #require(try await elsewhere.run())
             #expect(later.snapshot.sha256 != again.snapshot.sha256)
             let original = try Data(contentsOf: URL(fileURLWithPath: again.snapshot.file))
             try Data(contentsOf: URL(fileURLWithPath: later.snapshot.file)).write(to: URL(fileURLWithPath: again.snapshot.file))
@@ -226,7 +226,7 @@ import MusterTestSupport
             try await DeploySandbox.down(builder, wipe: false)
             for host in Self.hosts { _ = try DeploySandbox.exec(host, "rm -rf /var/lib/etcd/main") }
             forced.snapshot = third.snapshot.file
-            let restored = try await forced.run()
+            let restored = try #require(try await forced.run())
             #expect(restored.report.ok, "\(restored.report.table())")
             #expect(restored.members.allSatisfy { $0.movedAside == nil }, "nothing to move aside after the wipe")
             #expect(restored.revision == third.snapshot.revision)
@@ -267,7 +267,8 @@ import MusterTestSupport
         }
     }
 
-    /// etcd 3.5.16 restores with etcdutl; its snapshot is refused by a 3.4 inventory.
+    /// etcd 3.5.16 restores with etcdutl, its dry run listing exactly the steps the run then
+    /// reports; its snapshot is refused by a 3.4 inventory.
     @Test func restoreOnEtcd35WithEtcdutlAndRefusalOnAnOlderMinor() async throws {
         let binary = DeploySandbox.etcd35
         guard FileManager.default.isExecutableFile(atPath: binary),
@@ -281,9 +282,17 @@ import MusterTestSupport
             #expect(first.reports.allSatisfy { $0.ok }, "\(first.reports.map { $0.table() })")
             let client = EtcdClient(baseURL: "http://\(try DeploySandbox.host("host2").address):2379", timeout: 10)
             _ = try await writeKeys(50, client: client)
-            var save = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress())
+            // snapshot save's dry run names the source and the step the run then reports.
+            let plannedSave = MembershipTests.Lines(), saidSave = MembershipTests.Lines()
+            var dryRunSave = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { plannedSave.add($0.line) }))
+            dryRunSave.member = "host3"
+            dryRunSave.dryRun = true
+            #expect(try await dryRunSave.run() == nil)
+            var save = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { saidSave.add($0.line) }))
             save.member = "host3"
-            let saved = try await save.run()
+            let saved = try #require(try await save.run())
+            #expect(plannedSave.steps.count == 1 && plannedSave.steps == saidSave.steps && plannedSave.steps[0].contains("from host3 on host3"),
+                    "dry run: \(plannedSave.steps)\nrun: \(saidSave.steps)")
             #expect(saved.member == "host3" && saved.clusterVersion == "3.5.0")
             _ = try await client.put("/written-after-the-snapshot", "gone after the restore")
 
@@ -298,11 +307,26 @@ import MusterTestSupport
                 #expect(error.kind == .refused && error.message.contains("newer"), "\(error)")
             }
 
+            // The dry run lists the steps the run then takes, line for line, and changes nothing.
+            let planned = MembershipTests.Lines(), said = MembershipTests.Lines()
+            let before = try pids()
+            var dryRun = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { planned.add($0.line) }),
+                                 snapshot: saved.snapshot.file)
+            dryRun.dryRun = true
+            #expect(try await dryRun.run() == nil)
+            #expect(try pids() == before, "the dry run stopped a member")
+            #expect(try await client.get("/written-after-the-snapshot").kvs.count == 1, "the dry run restored")
+
             // over the running cluster with --force: old data moved aside, the snapshot's keys back
-            var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(), snapshot: saved.snapshot.file)
+            var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { said.add($0.line) }),
+                                  snapshot: saved.snapshot.file)
             restore.force = true
-            let restored = try await restore.run()
+            let restored = try #require(try await restore.run())
             #expect(restored.report.ok, "\(restored.report.table())")
+            #expect(planned.steps.map { $0.components(separatedBy: ":")[0].replacingOccurrences(of: "cluster main, step ", with: "") }
+                        == ["ship", "stop", "stop", "stop", "restore-data", "restore-data", "restore-data", "write-configs",
+                            "start", "start", "start", "health-wait"], "\(planned.all)")
+            #expect(planned.steps == said.steps, "dry run: \(planned.steps)\nrun: \(said.steps)")
             #expect(restored.members.allSatisfy { $0.movedAside?.contains(".muster-before-restore-") == true })
             #expect(try DeploySandbox.exec("host1", "ls /opt/muster/bin") .contains("etcdutl-3.5.16"))
             try await checkKeys(50, client: client)

@@ -5,7 +5,7 @@ import MusterPlan
 import MusterWorkspace
 @testable import MusterDeploy
 
-/// `up`'s and `replace`'s steps as values, planned without any host from a recorded cluster and
+/// `up`'s, `replace`'s and `restore`'s steps as values, planned without any host from a recorded cluster and
 /// the members' conditions: the order that keeps a quorum, and what each step carries.
 @Suite struct StepPlanTests {
     private static let addresses = ["etcd1": "10.9.0.1", "etcd2": "10.9.0.2", "etcd3": "10.9.0.3", "etcd4": "10.9.0.4"]
@@ -20,7 +20,7 @@ import MusterWorkspace
         let founders = ["etcd1", "etcd2", "etcd3"].enumerated().map { index, name in
             ClusterRecord.Member(name: name, id: String(format: "%016x", 0x1000 + index), peerURLs: ["http://\(Self.addresses[name]!):2380"])
         }
-        try state.save(ClusterRecord(cluster: "main", clusterID: "abcd", formedAt: Date(), founders: founders))
+        try state.records.update("main") { $0 = ClusterRecord(cluster: "main", clusterID: "abcd", formedAt: Date(), founders: founders) }
         let builder = PlanBuilder(inventoryPath: root + "/inventory.yml", stateDirectory: root + "/state",
                                   templatesDirectory: repositoryRoot + "/templates")
         return (try builder.build(), root)
@@ -40,7 +40,10 @@ import MusterWorkspace
             switch step.action {
             case .backup(let voters): members = voters.map(\.name)
             case .readdress(let member), .start(let member), .join(let member), .restart(let member, _),
-                 .moveDataAside(let member, _), .writeFiles(let member): members = [member.name]
+                 .moveDataAside(let member, _), .writeFiles(let member), .stop(let member), .restoreData(let member, _),
+                 .defragment(let member), .save(let member, _, _): members = [member.name]
+            case .writeConfigs(let list): members = list.map(\.name)
+            case .ship(_, _, let hosts): members = hosts
             case .remove(let removal): members = [removal.name]
             case .upgrade(let list, _): members = list.map(\.name)
             case .waitHealthy: members = []
@@ -114,5 +117,34 @@ import MusterWorkspace
         #expect(steps[2].line.contains("move aside the data dir"), "\(steps[2].line)")
         let wiping = ReplaceSteps.plan(target, removal: removal, in: cluster, backup: false, wipeData: true)
         #expect(outline(wiping).first == "remove etcd3" && wiping[1].line.contains("delete the data dir"), "\(wiping.map(\.line))")
+    }
+
+    @Test func aRestoreShipsStopsRestoresEachMemberWritesItsConfigsAndStarts() throws {
+        let (workspace, root) = try workspace(members: "etcd1, etcd2, etcd3")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cluster = try #require(workspace.plan.clusters.first)
+        let restored = try #require(try workspace.replanned(restoring: "main", token: "main-restored-1").plan.clusters.first)
+        let steps = RestoreSteps.plan(cluster, restored: restored, snapshot: "/s/main-7.db", revision: 7, tool: "etcdutl-3.5.16")
+        #expect(outline(steps) == ["ship etcd1 etcd2 etcd3", "stop etcd1", "stop etcd2", "stop etcd3",
+                                   "restore-data etcd1", "restore-data etcd2", "restore-data etcd3", "write-configs etcd1 etcd2 etcd3",
+                                   "start etcd1", "start etcd2", "start etcd3", "health-wait"])
+        // The boundaries earlier runs were cut at, each once and where it was.
+        #expect(steps.map(\.after) == [[], [], [], ["restore.after-stop"], ["restore.after-first-member"], [], [],
+                                        ["restore.before-start"], [], [], [], []])
+        // The members restored and started are the restore's founders (its IDs), not the record's.
+        guard case .restoreData(let first, 7) = steps[4].action else { Issue.record("\(steps[4])"); return }
+        #expect(first.memberID == restored.members[0].memberID && first.memberID != cluster.members[0].memberID)
+        #expect(first.initialCluster == restored.members[0].initialCluster)
+        #expect(steps[0].line == "cluster main, step ship: send etcdutl-3.5.16 and the snapshot /s/main-7.db to etcd1, etcd2, etcd3 where they lack them, while the cluster still runs")
+    }
+
+    @Test func aDefragIsOneStepPerMemberInTheOrderGivenEachEndingAtTheBoundaryBetweenMembers() throws {
+        let (workspace, root) = try workspace(members: "etcd1, etcd2, etcd3")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cluster = try #require(workspace.plan.clusters.first)
+        let order = [cluster.members[1], cluster.members[2], cluster.members[0]]
+        let steps = DefragSteps.plan(cluster, order: order)
+        #expect(outline(steps) == ["defragment etcd2", "defragment etcd3", "defragment etcd1"])
+        #expect(steps.allSatisfy { $0.after == ["defrag.between-members"] })
     }
 }

@@ -31,8 +31,13 @@ import Testing
                                 extra: ["--discovery", discovery, "--discovery-fallback", "exit"] + extra)
             }
             members = [try member(0), try member(1)]
-            // The third comes after more than one long-poll bound has passed.
-            try await Task.sleep(for: .milliseconds(2500))
+            // The third comes after more than one long-poll bound has passed: three empty answers
+            // (two members, so at least one of them waited through a second bound). Bounded: 20 s.
+            let deadline = ContinuousClock.now + .seconds(20)
+            while service.logText.components(separatedBy: "long poll: nothing within").count - 1 < 3 {
+                guard ContinuousClock.now < deadline else { throw HarnessError(description: "no three empty long-poll answers within 20 s:\n\(service.logText)") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             members.append(try member(2))
             for member in members { try await member.waitHealthy(timeout: 60) }
 

@@ -281,7 +281,9 @@ import Testing
                 return statuses
             }
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // Asked while the flood is answered: once its first answer is logged.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !fixture.service.logText.contains("-> 400"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         let health = try await HTTPProbe.send("GET", fixture.service.url + "/health", timeout: 3)
         #expect(health.status == 200)
         let statuses = await flood.value

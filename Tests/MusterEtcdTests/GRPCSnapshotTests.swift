@@ -151,7 +151,7 @@ struct GRPCSnapshotTests {
     }
 
     /// Feeds `database` and `digest` as etcd's SnapshotResponse messages, cut into DATA frames of
-    /// `frames` bytes, to the receiver writing into a temporary file; returns the file.
+    /// `frames` bytes, to the receiver; returns what it handed on.
     private func receive(_ database: Data, _ digest: Data?, frames: Int, trailers: Bool = true) async throws -> Data {
         var messages = Data()
         func message(_ blob: Data, remaining: Int) {
@@ -171,22 +171,20 @@ struct GRPCSnapshotTests {
         }
         if let digest { message(digest, remaining: 0) }
 
-        let directory = try TemporaryDirectory(prefix: "muster-grpc-receive")
-        let path = directory.path + "/out.db"
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        defer { close(descriptor) }
-        var receiver = GRPCSnapshotReceiver(url: "test", descriptor: descriptor, path: path)
+        var received = Data()
+        var receiver = GRPCSnapshotReceiver(url: "test")
         try receiver.headers([":status": "200", "content-type": "application/grpc"], endStream: false)
         var sent = messages.startIndex
         while sent < messages.endIndex {
             let end = min(sent + frames, messages.endIndex)
             var frame = ByteBuffer(bytes: messages[sent..<end])
-            try await receiver.data(&frame)
+            try await receiver.data(&frame) { received.append($0) }
             sent = end
         }
         if trailers { try receiver.headers(["grpc-status": "0"], endStream: true) }
-        try await receiver.finish()
-        return try Data(contentsOf: URL(fileURLWithPath: path))
+        let digests = try await receiver.finish { received.append($0) }
+        #expect(digests == SnapshotDigests(file: Digest.hex(Digest.sha256([UInt8](received))), database: Digest.hex(Digest.sha256([UInt8](database)))))
+        return received
     }
 
     private func varint(_ value: UInt64) -> [UInt8] {

@@ -169,6 +169,8 @@ import MusterTestSupport
         let saved = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(saved == Data(database + Digest.sha256(database)), "\(saved.count) bytes")
         #expect(download.bytes == Int64(saved.count))
+        // Hashed once, as it streamed: the file's digest and the database's.
+        #expect(download.digests == SnapshotDigests(file: Digest.sha256Hex(saved), database: Digest.hex(Digest.sha256(database))))
     }
 
     /// A connect that hangs (its SYN dropped) ends when the task asking is cancelled, not at its

@@ -24,7 +24,7 @@ import MusterPlan
         }
         var record = ClusterRecord(cluster: "main", clusterID: "abcd", formedAt: Date(), founders: founders)
         edit(&record)
-        try state.save(record)
+        try state.records.update(record.cluster) { $0 = record }
         return (PlanBuilder(inventoryPath: root + "/inventory.yml", stateDirectory: root + "/state",
                             templatesDirectory: repositoryRoot.appendingPathComponent("templates").path), root)
     }
@@ -106,7 +106,7 @@ import MusterPlan
         record.clusterID = String(restored.clusterID!, radix: 16)
         record.added = []
         record.restoreToken = token
-        try state.save(record)
+        try state.records.update(record.cluster) { $0 = record }
         let after = try builder.build()
         #expect(after.plan.files == restoring.plan.files)
         #expect(after.plan.clusters.first?.members.map(\.memberID) == restored.members.map(\.memberID))

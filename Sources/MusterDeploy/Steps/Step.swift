@@ -6,7 +6,7 @@ import MusterPlan
 /// that progress, `--dry-run` and failpoints say the same thing; idempotent, so that the next run
 /// after a cut does it again and finds done what was done; and carrying the members it acts on.
 ///
-/// A run plans its whole list first (`UpSteps`, `ReplaceSteps`: pure functions of the plan and
+/// A run plans its whole list first (`UpSteps`, `ReplaceSteps`, `RestoreSteps`, `DefragSteps`, `SnapshotSteps`: pure functions of the plan and
 /// the hosts' facts), then `StepRunner` either lists it (`--dry-run`) or runs it, printing each
 /// step's `line` as it starts.
 struct Step: Sendable {
@@ -32,6 +32,20 @@ struct Step: Sendable {
         case moveDataAside(MemberPlan, wipe: Bool)
         /// A member's files (config, unit, certificates) written for it to join.
         case writeFiles(MemberPlan)
+        /// A restore's tool and snapshot sent to these hosts where they lack them (nothing stops yet).
+        case ship(tool: String, snapshot: String, hosts: [String])
+        /// A member stopped, its data kept.
+        case stop(MemberPlan)
+        /// A stopped member's data restored from the snapshot on its own host, the data dir there
+        /// moved aside (never deleted).
+        case restoreData(MemberPlan, revision: Int64)
+        /// These members' conf.yml written as the plan renders them (a restore's founding).
+        case writeConfigs([MemberPlan])
+        /// A member's database rewritten to its size in use, healthy again before the next step.
+        case defragment(MemberPlan)
+        /// A snapshot streamed from this member into `directory`, checked, named, recorded, and
+        /// all but the newest `keep` of the cluster's there pruned.
+        case save(MemberPlan, directory: String, keep: Int)
     }
 
     var cluster: String
@@ -54,6 +68,12 @@ struct Step: Sendable {
         case .upgrade: return "upgrade"
         case .moveDataAside: return "move-data-aside"
         case .writeFiles: return "write-files"
+        case .ship: return "ship"
+        case .stop: return "stop"
+        case .restoreData: return "restore-data"
+        case .writeConfigs: return "write-configs"
+        case .defragment: return "defragment"
+        case .save: return "save"
         }
     }
 
@@ -81,6 +101,18 @@ struct Step: Sendable {
             return "\(wipe ? "delete" : "move aside") the data dir \(member.paths.data) of \(member.name), leaving it empty"
         case .writeFiles(let member):
             return "write \(member.name)'s files for joining on \(member.host)"
+        case .ship(let tool, let snapshot, let hosts):
+            return "send \(tool) and the snapshot \(snapshot) to \(hosts.joined(separator: ", ")) where they lack them, while the cluster still runs"
+        case .stop(let member):
+            return "stop \(member.name) on \(member.host), its data kept"
+        case .restoreData(let member, let revision):
+            return "restore \(member.name)'s data on \(member.host) from the snapshot (revision \(revision)) into \(member.paths.data), the data dir there moved aside"
+        case .writeConfigs(let members):
+            return "write the conf.yml of \(members.map(\.name).joined(separator: ", ")) for the restored founding (its new token, every member in initial-cluster)"
+        case .defragment(let member):
+            return "defragment \(member.name) on \(member.host) (it answers nothing meanwhile), healthy again before the next"
+        case .save(let member, let directory, let keep):
+            return "stream a snapshot from \(member.name) on \(member.host) into \(directory), check it, record it, keep the newest \(keep) there"
         }
     }
 
@@ -91,7 +123,7 @@ struct Step: Sendable {
 /// Lists a run's steps or runs them, with a boundary (failpoint and Ctrl-C) before each step,
 /// named `COMMAND.STEP`, and the step's own `after` boundaries once it is done.
 struct StepRunner: Sendable {
-    /// `up`, `replace`: the first part of every boundary's name.
+    /// `up`, `replace`, `restore`, `defrag`, `snapshot`: the first part of every boundary's name.
     var command: String
     var progress: Progress
 

@@ -10,7 +10,6 @@ import MusterWorkspace
 final class UpStepRun {
     let cluster: ClusterPlan
     let workspace: Workspace
-    let builder: PlanBuilder
     let operations: ClusterOperations
     let preparation: HostPreparation
     let ledger: ChangeLedger
@@ -23,11 +22,10 @@ final class UpStepRun {
     private var modeReady = false
     private var arrived = false
 
-    init(cluster: ClusterPlan, steps: [Step], workspace: Workspace, builder: PlanBuilder, operations: ClusterOperations,
+    init(cluster: ClusterPlan, steps: [Step], workspace: Workspace, operations: ClusterOperations,
          preparation: HostPreparation, ledger: ChangeLedger, context: BootstrapContext, started: Countdown, wipeRemovedData: Bool) {
         self.cluster = cluster
         self.workspace = workspace
-        self.builder = builder
         self.operations = operations
         self.preparation = preparation
         self.ledger = ledger
@@ -64,14 +62,11 @@ final class UpStepRun {
         switch step.action {
         case .backup(let voters):
             for host in restartHosts { try await preparation.ready(host) }
-            ledger.addBackup(try await operations.backup(cluster, voters: voters, workspace: workspace, builder: builder))
+            ledger.addBackup(try await operations.backup(cluster, voters: voters, state: workspace.state))
         case .readdress(let member):
             try await preparation.ready(member.host)
             try await operations.readdress(member, cluster: cluster)
-            if var record = try workspace.state.clusterRecord(cluster.name), let id = member.memberID {
-                record.updatePeerURLs(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL])
-                try workspace.state.save(record)
-            }
+            try StepRecords.readdressed(member, in: workspace.state)
             ledger.record(member.host) { $0.restarted.append(name) }
         case .remove(let removal):
             try await operations.remove(removal, cluster: cluster, wipe: wipeRemovedData)
@@ -95,7 +90,7 @@ final class UpStepRun {
             try await operations.waitHealthy(cluster)
         case .restart(let member, let reason):
             for host in restartHosts { try await preparation.ready(host) }
-            try await operations.rollingRestart([member], cluster: cluster, reason: reason)
+            try await operations.restart(member, cluster: cluster, reason: reason)
             ledger.record(member.host) { $0.restarted.append(name) }
         case .upgrade(let members, let version):
             for host in restartHosts { try await preparation.ready(host) }
@@ -106,7 +101,7 @@ final class UpStepRun {
                 if let leader, member.name == leader.name, let target = order.first(where: { $0.name != leader.name }) {
                     await operations.moveLeadership(from: leader, to: target, cluster: cluster)
                 }
-                try await operations.rollingRestart([member], cluster: cluster, reason: "etcd \(version)")
+                try await operations.restart(member, cluster: cluster, reason: "etcd \(version)")
                 ledger.record(member.host) { $0.restarted.append(name) }
             }
             try await operations.waitForClusterVersion(cluster)
@@ -115,6 +110,8 @@ final class UpStepRun {
         case .writeFiles:
             // `up` writes every host's files before its clusters' steps (one command per host).
             break
+        case .ship, .stop, .restoreData, .writeConfigs, .defragment, .save:
+            throw DeployError(host: nil, cluster: name, step: step.name, "up has no step \(step.name)")
         }
     }
 
@@ -136,17 +133,26 @@ final class UpStepRun {
 enum StepRecords {
     /// By ID: a name can leave, join again and leave again.
     static func removed(_ removal: RemovalPlan, from cluster: String, in state: LocalState) throws {
-        guard var record = try state.clusterRecord(cluster),
-              !record.removed.contains(where: { $0.id == EtcdIDs.hex(removal.id) }) else { return }
-        record.removed.append(ClusterRecord.Member(name: removal.name, id: EtcdIDs.hex(removal.id), peerURLs: [removal.peerURL]))
-        try state.save(record)
+        try state.records.update(cluster) { record in
+            guard record?.removed.contains(where: { $0.id == EtcdIDs.hex(removal.id) }) == false else { return }
+            record?.removed.append(ClusterRecord.Member(name: removal.name, id: EtcdIDs.hex(removal.id), peerURLs: [removal.peerURL]))
+        }
     }
 
     /// A voter now.
     static func joined(_ member: MemberPlan, in state: LocalState) throws {
-        guard var record = try state.clusterRecord(member.cluster), let id = member.memberID else { return }
-        record.added.append(ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL],
-                                                 initialCluster: member.join?.initialCluster))
-        try state.save(record)
+        guard let id = member.memberID else { return }
+        try state.records.update(member.cluster) { record in
+            record?.added.append(ClusterRecord.Member(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL],
+                                                      initialCluster: member.join?.initialCluster))
+        }
+    }
+
+    /// Its peer URLs updated (`member update`).
+    static func readdressed(_ member: MemberPlan, in state: LocalState) throws {
+        guard let id = member.memberID else { return }
+        try state.records.update(member.cluster) { record in
+            record?.updatePeerURLs(name: member.name, id: EtcdIDs.hex(id), peerURLs: [member.peerURL])
+        }
     }
 }
