@@ -106,7 +106,7 @@ rows = [
     ("muster gateway / etcdctl throughput", ratio('gateway', 'etcdctl'), ""),
     ("gRPC file's keys, revision, size = etcdctl's", f"{int(sum(s['same']))} of {trials} trials (etcdutl snapshot status)", ""),
 ]
-text = f"# bench/snapshot.sh, {trials} trials, {platform.node()}\n" + "\n".join(f"{a:<46} {b:<44} {c}" for a, b, c in rows) + "\n"
+text = f"# bench/snapshot.sh, {trials} trials, {platform.node()}\n" + "\n".join(f"{a:<46} {b:<44} {c}".rstrip() for a, b, c in rows) + "\n"
 print(text, end="")
 open(out, "w").write(text)
 PY
