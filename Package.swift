@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        // etcd's gRPC Maintenance.Snapshot stream (HTTP/2): the gateway's JSON costs etcd twice the time.
+        .package(url: "https://github.com/apple/swift-nio-http2", exact: "1.46.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2",
@@ -51,6 +53,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ], exclude: ["VERIFY_JSON.md"]),
         // S3-compatible object storage (SigV4, multipart uploads) over MusterEtcd's HTTP/1.1
         // client (`HTTPTransport`, package access): snapshots off the controller.
@@ -82,6 +86,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // bench/snapshot.sh's client: EtcdClient's snapshot over gRPC or the gateway, timed.
+        .executableTarget(name: "muster-snapshot-bench", dependencies: ["MusterEtcd"], path: "bench/SnapshotBench"),
         // Harness code several test targets share (free ports, child processes, temporary
         // directories, a loopback etcd). Used only by tests; no product depends on it.
         .target(name: "MusterTestSupport", path: "Tests/MusterTestSupport"),
@@ -98,6 +104,7 @@ let package = Package(
             "MusterBasics", "MusterEtcd", "MusterPKI", "MusterTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
         .testTarget(name: "MusterSandboxTests", dependencies: ["MusterBasics", "MusterSandbox", "MusterSSH"]),
         .testTarget(name: "MusterDeployTests", dependencies: [

@@ -152,7 +152,7 @@ import MusterTestSupport
         let server = try TransportTestServer()
         let path = server.directory.path + "/snapshot.db"
         do {
-            _ = try await EtcdClient(baseURL: server.origin + "/endless-line", timeout: 5).saveSnapshot(to: path, within: 60)
+            _ = try await EtcdClient(baseURL: server.origin + "/endless-line", timeout: 5).saveSnapshotThroughGateway(to: path, within: 60)
             Issue.record("a stream without newlines was saved")
         } catch let error as SnapshotError {
             #expect(error.description.contains("a line longer than 1048576 bytes (no newline)"), "\(error)")
@@ -164,7 +164,7 @@ import MusterTestSupport
     @Test func aSnapshotStreamWhoseLastLineHasNoNewlineIsSavedWhole() async throws {
         let server = try TransportTestServer()
         let path = server.directory.path + "/whole.db"
-        let download = try await EtcdClient(baseURL: server.origin + "/no-final-newline", timeout: 5).saveSnapshot(to: path, within: 60)
+        let download = try await EtcdClient(baseURL: server.origin + "/no-final-newline", timeout: 5).saveSnapshotThroughGateway(to: path, within: 60)
         let database = (0..<51200).map { UInt8($0 % 256) }
         let saved = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(saved == Data(database + Digest.sha256(database)), "\(saved.count) bytes")
