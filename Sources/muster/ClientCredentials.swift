@@ -1,5 +1,6 @@
 import Foundation
 import MusterBasics
+import MusterDeploy
 import MusterPKI
 import MusterPlan
 import MusterWorkspace
@@ -32,5 +33,17 @@ struct ClientCredentials {
     /// The same files as another host will find them after `client-cert --out DIR`.
     func placed(in directory: String, name: String) -> ClientCredentials {
         ClientCredentials(caPath: directory + "/ca.crt", certPath: directory + "/\(name).crt", keyPath: directory + "/\(name).key")
+    }
+}
+
+extension InventoryOptions {
+    /// The workspace of a command that contacts no host and works on one cluster (`env`,
+    /// `client-cert`): `--cluster`, or the inventory's only one; a backend of an unformed
+    /// cluster is not part of it.
+    func soleClusterWithoutHosts() async throws -> (Workspace, ClusterPlan) {
+        var builder = builder()
+        builder.includeBackendOfUnformedCluster = false
+        let workspace = try await builder.load(lock: false)
+        return (workspace, try workspace.soleCluster())
     }
 }

@@ -40,12 +40,7 @@ struct Env: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            var builder = options.builder()
-            builder.includeBackendOfUnformedCluster = false
-            let result = try await builder.load(lock: false)
-            guard let cluster = options.cluster.flatMap(result.plan.cluster(named:)) ?? (result.plan.clusters.count == 1 ? result.plan.clusters.first : nil) else {
-                throw MusterError(.usage, "\(options.inventory) has \(result.plan.clusters.count) clusters (\(result.plan.clusters.map(\.name).joined(separator: ", "))): name one with --cluster NAME")
-            }
+            let (result, cluster) = try await options.soleClusterWithoutHosts()
             let clientName = name ?? program.defaultClientName
             if certDir != nil && clientName == nil {
                 throw MusterError(.usage, "--cert-dir names where a named client certificate lies: add --name NAME")

@@ -130,8 +130,8 @@ enum DeploySandbox {
 
     /// The static 3-member inventory with TLS on, brought up and verified; with the directory of
     /// its PKI in the state dir (`ca.crt`, `client.crt`, `client.key`).
-    static func formedTLSCluster() async throws -> (builder: PlanBuilder, pki: String) {
-        let builder = try inventory(.static) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
+    static func formedTLSCluster(binary: String = "/usr/bin/etcd") async throws -> (builder: PlanBuilder, pki: String) {
+        let builder = try inventory(.static, binary: binary) { $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n") }
         let formed = try await up(builder)
         #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
         return (builder, try builder.build().state.directory + "/pki/main")

@@ -48,12 +48,8 @@ import MusterTestSupport
             guard FileManager.default.isExecutableFile(atPath: tool) else { return }
         }
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
+            let builder = try await DeploySandbox.formedTLSCluster(binary: DeploySandbox.etcd35).builder
             let inventory = builder.inventoryPath
-            let formed = try await DeploySandbox.up(builder)
-            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let host1 = try DeploySandbox.host("host1")
 
             // A directory the postgres user can reach: its parents must let it through.

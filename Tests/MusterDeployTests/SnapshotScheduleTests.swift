@@ -9,12 +9,8 @@ import MusterSandbox
 @Suite struct SnapshotScheduleTests {
     @Test func theScheduledCommandSavesASnapshotAndExportsTheState() async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
+            let builder = try await DeploySandbox.formedTLSCluster(binary: DeploySandbox.etcd35).builder
             let inventory = builder.inventoryPath
-            let formed = try await DeploySandbox.up(builder)
-            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let work = (inventory as NSString).deletingLastPathComponent
             let key = work + "/operator.key"
             #expect(try LocalProcess.run(["/usr/bin/age-keygen", "-o", key], timeout: 30).status == 0)

@@ -23,12 +23,8 @@ import MusterSandbox
             guard FileManager.default.isExecutableFile(atPath: tool) else { return }
         }
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35) {
-                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
-            }
+            let builder = try await DeploySandbox.formedTLSCluster(binary: DeploySandbox.etcd35).builder
             let inventory = builder.inventoryPath
-            let formed = try await DeploySandbox.up(builder)
-            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let state = try builder.build().state.directory
             let work = (inventory as NSString).deletingLastPathComponent
             #expect(try MusterCLI.run(["snapshot", "save", inventory]).status == 0)
