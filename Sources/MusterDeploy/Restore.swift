@@ -29,6 +29,10 @@ public struct Restore: Sendable {
     public var force = false
     /// List the steps; change nothing.
     public var dryRun = false
+    /// `snapshot` is a member's raw `member/snap/db` (`restore --from-member`), not a snapshot as
+    /// etcd streams it: it carries no sha256 at its end, so the restore tool runs with
+    /// `--skip-hash-check` (etcd's disaster-recovery guide).
+    public var rawDatabase = false
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress, snapshot: String) {
         self.builder = builder
@@ -63,7 +67,8 @@ public struct Restore: Sendable {
         // The file and the tool first: a damaged or too new snapshot touches no host.
         let file = try await localSnapshot(stateDirectory: workspace.state.directory, cluster: cluster.name)  // s3:// downloaded and checked
         let (version, name, stateDirectory) = (cluster.memberVersion, cluster.name, workspace.state.directory)
-        let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory) }  // hashes the whole file
+        let raw = rawDatabase
+        let facts = try await offPool { try Self.check(file, memberVersion: version, cluster: name, stateDirectory: stateDirectory, raw: raw) }  // hashes the whole file
         // A file muster saved and recorded must still be that file: a whole snapshot put in its
         // place (another cluster's, an older one) would pass etcd's own digest.
         if let recorded = try workspace.state.clusterRecord(cluster.name)?.snapshots.first(where: { $0.file == file }),
@@ -146,7 +151,7 @@ public struct Restore: Sendable {
                 let aside = try await operations.restoreData(member, .init(
                     snapshot: remoteSnapshot(member), sha256: facts.fileSHA256, tool: tool.shipped.remotePath,
                     initialCluster: member.initialCluster!, token: founding.token, marker: member.markerLines(marker),
-                    asideSuffix: founding.asideSuffix))
+                    asideSuffix: founding.asideSuffix, skipHashCheck: rawDatabase))
                 members.append(.init(name: member.name, host: member.host, id: member.memberID!, movedAside: aside))
             case .writeConfigs(let written):
                 try await operations.writeConfigs(of: ClusterPlan(copying: restored, members: written), from: founding.workspace.plan)
@@ -189,7 +194,7 @@ public struct Restore: Sendable {
 
     /// The snapshot must be whole (etcd's digest at its end matches) and of a minor no newer than
     /// the members': etcd does not downgrade a data dir.
-    static func check(_ file: String, memberVersion: String, cluster: String, stateDirectory: String? = nil) throws -> SnapshotFileFacts {
+    static func check(_ file: String, memberVersion: String, cluster: String, stateDirectory: String? = nil, raw: Bool = false) throws -> SnapshotFileFacts {
         guard FileManager.default.fileExists(atPath: file) else {
             throw MusterError(.input, cluster: cluster, step: "snapshot", "snapshot \(file) does not exist")
         }
@@ -197,10 +202,10 @@ public struct Restore: Sendable {
         do { facts = try SnapshotFile.inspect(file) } catch {
             throw MusterError(.refused, cluster: cluster, step: "snapshot", "\(error); nothing was changed on any host")
         }
-        guard facts.embeddedSHA256 != nil else {
+        guard raw || facts.embeddedSHA256 != nil else {
             throw MusterError(.refused, cluster: cluster, step: "snapshot", "\(file) carries no sha256 at its end (\(facts.size) bytes): not a snapshot as etcd streams it, or cut short; nothing was changed on any host")
         }
-        guard facts.hashMatches else {
+        guard raw || facts.hashMatches else {
             throw MusterError(.refused, cluster: cluster, step: "snapshot", "\(file) is damaged: its database hashes to \(facts.databaseSHA256), the sha256 at its end says \(facts.embeddedSHA256 ?? ""); nothing was changed on any host")
         }
         if let version = facts.clusterVersion, let file = MinorVersion(version), let members = MinorVersion(memberVersion), file > members {

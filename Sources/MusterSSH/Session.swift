@@ -101,6 +101,35 @@ public final class SSHSession: Sendable {
                                 owner: owner, privileged: privileged, written: written)
     }
 
+    /// Copies a remote file (read as root when `privileged`) into a new local file (mode 0600,
+    /// it must not exist), streamed as it comes and fsynced; a failure removes it. Returns the
+    /// bytes copied.
+    public func download(_ remotePath: String, to localPath: String, privileged: Bool = false, timeout: Double = 3600) async throws -> Int64 {
+        let descriptor = open(localPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw SSHError(host: target.name, step: "download \(remotePath)", kind: .upload, message: "cannot create \(localPath): \(String(cString: strerror(errno)))")
+        }
+        do {
+            let line = wrap("cat -- \(Shell.quote(remotePath))", privileged: privileged)
+            let result = try await onLane { state in try state.exec(line, stdin: nil, timeout: timeout, stdoutTo: descriptor) }
+            guard result.exitStatus == 0 else {
+                throw SSHError(host: target.name, step: "download \(remotePath)", kind: .upload,
+                               message: "cannot read \(remotePath): \(result.stderrText.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            guard fsync(descriptor) == 0 else {
+                throw SSHError(host: target.name, step: "download \(remotePath)", kind: .upload, message: "cannot fsync \(localPath)")
+            }
+            var facts = stat()
+            fstat(descriptor, &facts)
+            Glibc.close(descriptor)
+            return Int64(facts.st_size)
+        } catch {
+            Glibc.close(descriptor)
+            unlink(localPath)
+            throw error
+        }
+    }
+
     /// Uploads bytes atomically; skipped when the remote file has the same SHA-256.
     public func upload(data: Data, to remotePath: String, mode: Int, owner: String? = nil,
                        privileged: Bool = false) async throws -> UploadResult {
@@ -243,7 +272,8 @@ final class LaneState: @unchecked Sendable {
 
     // MARK: Exec
 
-    func exec(_ command: String, stdin: Data?, timeout: Double, stdinWritten: (@Sendable (Int) -> Void)? = nil) throws -> CommandResult {
+    func exec(_ command: String, stdin: Data?, timeout: Double, stdinWritten: (@Sendable (Int) -> Void)? = nil,
+              stdoutTo descriptor: Int32? = nil) throws -> CommandResult {
         let step = "run"
         let session = try live(step)
         let deadline = Deadline(seconds: timeout)
@@ -308,6 +338,14 @@ final class LaneState: @unchecked Sendable {
                     if n > 0 {
                         // A host cannot make muster hold more than the caps: stdout past its cap
                         // fails the command, stderr past its cap is counted and dropped.
+                        if stream == 0, let descriptor {
+                            // A file's bytes (`download`): written as they come, never held.
+                            if let code = AtomicFile.writeAll(descriptor, UnsafeRawBufferPointer(start: buffer, count: n)) {
+                                throw session.error(step, .exec, "cannot write what the command printed: \(String(cString: strerror(code)))")
+                            }
+                            progress = true
+                            continue
+                        }
                         if stream == 0 && stdout.count + n > CommandResult.maxStdoutBytes {
                             throw session.error(step, .exec, "the command printed more than \(CommandResult.maxStdoutBytes >> 20) MiB on stdout, muster's cap (command: \(command.prefix(200)))")
                         }

@@ -14,8 +14,12 @@ struct RestoreCommand: AsyncParsableCommand {
     @OptionGroup var options: InventoryOptions
     @OptionGroup var remote: RemoteOptions
 
-    @Option(help: "The snapshot file (as `muster snapshot save` or `etcdctl snapshot save` writes it).")
-    var from: String
+    @Option(help: "The snapshot file (as `muster snapshot save` or `etcdctl snapshot save` writes it), or s3://BUCKET/KEY.")
+    var from: String?
+
+    @Option(help: ArgumentHelp("Rebuild a cluster that lost quorum from this surviving member's database (its host's name): stopped, copied to the controller, restored on every member.", valueName: "host"),
+            completion: InventoryCompletion.members)
+    var fromMember: String?
 
     @Flag(help: "Restore even over a cluster that answers healthy (its current keys are replaced).")
     var force = false
@@ -28,14 +32,24 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func validate() throws {
         if dryRun, output == .json { throw ValidationError("--dry-run prints its steps as text: it takes no --output json") }
+        guard (from == nil) != (fromMember == nil) else { throw ValidationError("name one of --from FILE and --from-member HOST") }
+        if fromMember != nil, dryRun { throw ValidationError("--from-member stops the member to copy its database: it has no --dry-run") }
     }
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
-            var restore = Restore(builder: options.builder(), options: remote.runOptions, progress: Progress(), snapshot: from)
-            restore.force = force
-            restore.dryRun = dryRun
-            guard let outcome = try await restore.run() else { return }
+            let result: Restore.Outcome?
+            if let fromMember {
+                var recovery = MemberRecovery(builder: options.builder(), options: remote.runOptions, progress: Progress(), survivor: fromMember)
+                recovery.force = force
+                result = try await recovery.run()
+            } else {
+                var restore = Restore(builder: options.builder(), options: remote.runOptions, progress: Progress(), snapshot: from ?? "")
+                restore.force = force
+                restore.dryRun = dryRun
+                result = try await restore.run()
+            }
+            guard let outcome = result else { return }
             switch output {
             case .table:
                 print("\(outcome.cluster): restored from \(outcome.file) at revision \(outcome.revision) as cluster \(EtcdIDs.hex(outcome.clusterID)) (token \(outcome.token))")
