@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "MusterBasics", dependencies: ["CLibCrypto"]),
         .target(name: "MusterYAML", dependencies: ["CLibYAML"]),
         // The age file format (age-encryption.org/v1, X25519 recipients) on libcrypto: state exports.
-        .target(name: "MusterAge", dependencies: ["CLibCrypto"]),
+        .target(name: "MusterAge", dependencies: ["CLibCrypto", "MusterBasics"]),
         .target(name: "MusterInventory", dependencies: ["MusterBasics", "MusterYAML"]),
         // Pure: inventory values to plan and rendered files; no disk, no process, no network.
         .target(name: "MusterPlan", dependencies: ["MusterBasics", "MusterYAML", "MusterInventory"]),

@@ -1,4 +1,5 @@
 import Foundation
+import MusterBasics
 
 /// The age file format, version 1 (age-encryption.org/v1), for X25519 recipients: what the `age`
 /// command writes and reads. A random file key is wrapped for each recipient; the payload is
@@ -22,7 +23,7 @@ public enum AgeFile {
                 header += "-> X25519 " + base64(share) + "\n" + wrapped(base64(body)) + "\n"
             }
             header += "---"
-            let mac = Primitives.hmacSHA256(key: try Primitives.hkdf(key: fileKey, salt: [], info: "header"), message: Array(header.utf8))
+            let mac = [UInt8](Digest.hmacSHA256(key: Data(try Primitives.hkdf(key: fileKey, salt: [], info: "header")), message: Data(header.utf8)))
             var output = Data((header + " " + base64(mac) + "\n").utf8)
             let nonce = try Primitives.random(16)
             output.append(contentsOf: nonce)
@@ -94,7 +95,7 @@ public enum AgeFile {
         }
         guard let fileKey else { throw AgeError("no identity given opens it: it was encrypted to other recipients") }
         guard let mac = unbase64(macLine), let headerKey = try? Primitives.hkdf(key: fileKey, salt: [], info: "header"),
-              Primitives.hmacSHA256(key: headerKey, message: Array(bytes[..<headerEnd])) == mac else {
+              [UInt8](Digest.hmacSHA256(key: Data(headerKey), message: Data(bytes[..<headerEnd]))) == mac else {
             throw AgeError("its header was changed (the MAC does not match)")
         }
         guard bytes.count - position >= 16 + 16 else { throw AgeError("its payload is cut short") }

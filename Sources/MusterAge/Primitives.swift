@@ -1,7 +1,7 @@
 import CLibCrypto
 
-/// The primitives age is made of, on OpenSSL 3's libcrypto: X25519, HKDF-SHA-256, HMAC-SHA-256
-/// and ChaCha20-Poly1305 (RFC 7539, 12-byte nonce, 16-byte tag).
+/// The primitives age is made of, on OpenSSL 3's libcrypto: X25519, HKDF-SHA-256 and
+/// ChaCha20-Poly1305 (RFC 7539, 12-byte nonce, 16-byte tag); HMAC-SHA-256 is `Digest.hmacSHA256`.
 enum Primitives {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -69,14 +69,6 @@ enum Primitives {
             throw Failure(description: "HKDF-SHA-256 failed")
         }
         return output
-    }
-
-    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var code = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 32
-        precondition(HMAC(EVP_sha256(), key, Int32(key.count), message, message.count, &code, &length) != nil && length == 32,
-                     "libcrypto's HMAC-SHA-256 failed")
-        return code
     }
 
     // MARK: ChaCha20-Poly1305

@@ -40,7 +40,7 @@ public final class TransferMeter: Sendable {
 
     /// A meter on standard error when a person watches, else one that draws nothing.
     public static func forTerminal(label: String, total: Int64?, machineOutput: Bool) -> TransferMeter {
-        let watched = !machineOutput && isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1
+        let watched = !machineOutput && forTerminalDraws
         let toStandardError: Sink = { frame in FileHandle.standardError.write(Data(frame.utf8)) }
         return TransferMeter(label: label, total: total, sink: watched ? toStandardError : nil)
     }

@@ -9,8 +9,13 @@ extension Workspace {
     /// What verification asserts about `cluster`: the IDs the state recorded when it formed (and
     /// for members added since), else the IDs the planner predicts.
     public func expectation(for cluster: ClusterPlan) throws -> ClusterExpectation {
+        expectation(for: cluster, record: try state.clusterRecord(cluster.name))
+    }
+
+    /// The same from a record the caller read already.
+    func expectation(for cluster: ClusterPlan, record: ClusterRecord?) -> ClusterExpectation {
         var expectation = cluster.expectation
-        guard let record = try state.clusterRecord(cluster.name) else { return expectation }
+        guard let record else { return expectation }
         if let id = UInt64(record.clusterID, radix: 16) { expectation.clusterID = id }
         let recorded = Dictionary(record.members.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         expectation.members = expectation.members.map { member in

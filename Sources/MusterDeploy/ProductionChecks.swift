@@ -11,6 +11,8 @@ struct ProductionChecks {
     /// Each member and the client that reaches it (directly or through its tunnel).
     let clients: [(ExpectedMember, EtcdClient)]
     let stateDirectory: String
+    /// The cluster record as verification read it (the snapshot schedule and snapshots).
+    let record: ClusterRecord?
     let sample: Duration
 
     /// What the checks judge: each member's metrics read twice `sample` apart, and the
@@ -35,7 +37,6 @@ struct ProductionChecks {
     /// snapshot must be younger than twice its interval; a schedule whose runs fail or stopped is
     /// otherwise silent until the day a restore needs them.
     func snapshotAge(now: Date = Date()) -> VerificationReport.Check {
-        let record = try? LocalState(directory: stateDirectory, create: false).clusterRecord(cluster.name)
         guard let schedule = record?.snapshotSchedule else {
             return .init(name: "snapshot-age", ok: true, severity: .warn, detail: "no snapshot schedule recorded (muster snapshot schedule)")
         }

@@ -27,13 +27,14 @@ public enum Verification {
         do {
             for cluster in plan.clusters {
                 let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
-                let expectation = try workspace.expectation(for: cluster)
+                let record = try workspace.state.clusterRecord(cluster.name)
+                let expectation = workspace.expectation(for: cluster, record: record)
                 let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
                 // The metric window opens before the verifier's own write and read, so that a
                 // quiet cluster still shows a few fsyncs and commits in it.
                 let production = ProductionChecks(
                     cluster: cluster, clients: expectation.members.map { ($0, endpoints.client(for: $0)) },
-                    stateDirectory: workspace.state.directory, sample: sample)
+                    stateDirectory: workspace.state.directory, record: record, sample: sample)
                 async let sampled = production.sample()
                 var report = await Verifier(expectation: expectation, memberClient: { endpoints.client(for: $0) }).run()
                 let peerNames = Dictionary(report.members.map { (EtcdIDs.hex($0.id), $0.name) }, uniquingKeysWith: { a, _ in a })

@@ -250,72 +250,50 @@ struct GRPCSnapshotReceiver {
 /// reader held back by a slow disk is not a silent member). The first reason wins; either closes
 /// the connection.
 private final class StreamGuardian: Sendable {
-    private struct State {
-        var channel: (any Channel)?
-        var failure: HTTPTransportError?
-        var earlierError: (any Error)?
+    /// The first reason the stream ends and the connection's first error: `HTTPTransport`'s own.
+    private let exchange = ExchangeState()
+    private struct Timing {
         var askingSince: NIODeadline?
         var timer: RepeatedTask?
+        var channel: (any Channel)?
     }
-    private let state = NIOLockedValueBox(State())
+    private let timing = NIOLockedValueBox(Timing())
 
-    var failure: HTTPTransportError? { state.withLockedValue { $0.failure } }
+    var failure: HTTPTransportError? { exchange.failure }
 
     func attach(_ channel: any Channel) {
-        let failed = state.withLockedValue { state -> Bool in
-            state.channel = channel
-            return state.failure != nil
-        }
-        if failed { channel.close(promise: nil) }
+        timing.withLockedValue { $0.channel = channel }
+        exchange.attach(channel)
     }
 
     func start(deadline: NIODeadline, readTimeout: TimeAmount) {
-        guard let channel = state.withLockedValue({ $0.channel }) else { return }
+        guard let channel = timing.withLockedValue({ $0.channel }) else { return }
         let timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { [self] _ in
             let now = NIODeadline.now()
             if now >= deadline { fail(.deadlineExceeded); return }
-            let since = state.withLockedValue { $0.askingSince }
+            let since = timing.withLockedValue { $0.askingSince }
             if let since, now - since >= readTimeout { fail(.readTimeout) }
         }
-        state.withLockedValue { $0.timer = timer }
+        timing.withLockedValue { $0.timer = timer }
     }
 
     func asking(_ asking: Bool) {
-        state.withLockedValue { $0.askingSince = asking ? .now() : nil }
+        timing.withLockedValue { $0.askingSince = asking ? .now() : nil }
     }
 
-    func fail(_ reason: HTTPTransportError) {
-        let channel = state.withLockedValue { state -> (any Channel)? in
-            if state.failure == nil { state.failure = reason }
-            return state.channel
-        }
-        channel?.close(promise: nil)
-    }
+    func fail(_ reason: HTTPTransportError) { exchange.fail(reason) }
 
-    func saw(_ error: any Error) {
-        state.withLockedValue { state in
-            if state.earlierError == nil { state.earlierError = error }
-        }
-    }
+    func saw(_ error: any Error) { exchange.saw(error) }
 
     func close() {
-        let (channel, timer) = state.withLockedValue { ($0.channel, $0.timer) }
+        let (channel, timer) = timing.withLockedValue { ($0.channel, $0.timer) }
         timer?.cancel()
         channel?.close(promise: nil)
     }
 
     /// What to throw for a read or write that failed: the bound that ran out, else the
     /// connection's first error (a TLS failure), else the error itself.
-    func explain(_ error: any Error) -> any Error {
-        let (failure, earlier) = state.withLockedValue { ($0.failure, $0.earlierError) }
-        if let failure { return failure }
-        if let earlier { return earlier }
-        if let channel = error as? ChannelError,
-           [.ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed, .inputClosed].contains(channel) {
-            return HTTPTransportError.connectionClosed
-        }
-        return error
-    }
+    func explain(_ error: any Error) -> any Error { exchange.explain(error) }
 }
 
 /// Remembers the connection's first error (a TLS handshake's is more telling than the closed

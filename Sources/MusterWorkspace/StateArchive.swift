@@ -6,7 +6,7 @@ import MusterBasics
 /// backups, and would make every export as large as the keyspace) and not the lock.
 public enum StateArchive {
     /// At most this much state: far above any state dir (a few KiB a cluster), far below memory.
-    static let limit = 256 << 20
+    public static let limit = 256 << 20
 
     public static func archive(stateDirectory: String) throws -> Data {
         guard FileManager.default.fileExists(atPath: stateDirectory + "/identity") || FileManager.default.fileExists(atPath: stateDirectory + "/pki") else {
@@ -36,8 +36,8 @@ public enum StateArchive {
 
     /// Extracts into a fresh directory beside `stateDirectory`, then puts it in its place. A state
     /// dir that holds anything is refused unless `replacing`; then it is moved aside (never
-    /// deleted) and its new name returned.
-    public static func restore(_ archive: Data, into stateDirectory: String, replacing: Bool) throws -> String? {
+    /// deleted) to `stateDirectory + asideSuffix` and that name returned.
+    public static func restore(_ archive: Data, into stateDirectory: String, replacing: Bool, asideSuffix: String) throws -> String? {
         let manager = FileManager.default
         let existing = (try? manager.contentsOfDirectory(atPath: stateDirectory)) ?? []
         if !existing.filter({ $0 != "lock" }).isEmpty && !replacing {
@@ -58,7 +58,7 @@ public enum StateArchive {
                 if existing.filter({ $0 != "lock" }).isEmpty {
                     try manager.removeItem(atPath: stateDirectory)
                 } else {
-                    let aside = stateDirectory + ".muster-replaced-" + Self.timestamp()
+                    let aside = stateDirectory + asideSuffix
                     try manager.moveItem(atPath: stateDirectory, toPath: aside)
                     movedAside = aside
                 }
@@ -69,13 +69,5 @@ public enum StateArchive {
             try? manager.removeItem(atPath: staging)
             throw error
         }
-    }
-
-    static func timestamp() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: Date())
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MusterBasics
 import MusterInventory
 
 /// Shell completion of `--cluster` and `--member` from the inventory named on the same command
@@ -17,8 +18,7 @@ enum InventoryCompletion {
         let named = zip(words, words.dropFirst()).first { $0.0 == "--cluster" }?.1
             ?? words.first { $0.hasPrefix("--cluster=") }.map { String($0.dropFirst("--cluster=".count)) }
         let clusters = inventory.clusters.filter { named == nil || $0.name == named }
-        var seen = Set<String>()
-        return clusters.flatMap(\.members).filter { seen.insert($0).inserted && $0.hasPrefix(prefix) }
+        return clusters.flatMap(\.members).uniqued().filter { $0.hasPrefix(prefix) }
     }
 
     private static func inventory(in words: [String]) -> Inventory? {

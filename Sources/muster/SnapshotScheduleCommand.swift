@@ -135,6 +135,6 @@ struct SnapshotScheduleCommand: AsyncParsableCommand {
     }
 
     static func executable() -> String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        TemplateLoader.runningExecutable() ?? CommandLine.arguments[0]
     }
 }

@@ -109,25 +109,29 @@ struct StateImportCommand: AsyncParsableCommand {
             let directory = location.directory
             let parent = (directory as NSString).deletingLastPathComponent
             if FileManager.default.fileExists(atPath: parent) { try StateDirectoryCheck.check(parent) }
-            let movedAside = try StateArchive.restore(archive, into: directory, replacing: force)
+            let movedAside = try StateArchive.restore(archive, into: directory, replacing: force,
+                                                      asideSuffix: ".muster-replaced-" + SnapshotCatalog.stamp(Date()))
             if let movedAside { print("moved the state dir that was there to \(movedAside)") }
             print("imported \(from) into \(directory)")
         }
     }
 
-    /// The export's bytes, from a file or an object; at most what an export can hold.
+    /// The export's bytes, from a file or an object; at most what an export can hold: the
+    /// archive's limit and age's 16-byte tag per 64 KiB chunk and its short header.
     private func read(_ source: String) async throws -> Data {
-        let limit = 512 << 20
+        let limit = StateArchive.limit + StateArchive.limit / 4096 + 4096
+        let tooLarge = MusterError(.input, "\(source) is over \(limit >> 20) MiB: not a state export")
         guard let target = try ObjectStoreTarget.parse(source) else {
-            guard let data = FileManager.default.contents(atPath: source) else { throw MusterError(.usage, "--from: cannot read \(source)") }
+            guard let handle = FileHandle(forReadingAtPath: source) else { throw MusterError(.usage, "--from: cannot read \(source)") }
+            defer { try? handle.close() }
+            let data = (try? handle.read(upToCount: limit + 1)) ?? Data()
+            guard data.count <= limit else { throw tooLarge }
             return data
         }
         var data = Data()
         do {
             _ = try await target.client.getObject(target.location) { buffer in
-                guard data.count + buffer.readableBytes <= limit else {
-                    throw MusterError(.input, "\(source) is over \(limit >> 20) MiB: not a state export")
-                }
+                guard data.count + buffer.readableBytes <= limit else { throw tooLarge }
                 data.append(contentsOf: buffer.readableBytesView)
             }
         } catch let error as ObjectStoreError { throw error.musterError(step: "state import") }
