@@ -29,13 +29,20 @@ import MusterSandbox
             for host in ["host2", "host3"] {
                 _ = try DeploySandbox.exec(host, "kill -9 $(cat /run/etcd/main.pid); rm -rf /var/lib/etcd/main")
             }
+            // Cut once the first member's data was restored (the survivor's own moved aside): the
+            // next run goes on from the copy the first one kept.
+            let cut = try MusterCLI.run(["restore", inventory, "--from-member", "host1"], failpoint: "restore.after-first-member", timeout: 300)
+            #expect(cut.status != 0, "the failpoint stops the run: \(cut.stderrText)")
             let recovered = try MusterCLI.run(["restore", inventory, "--from-member", "host1"], timeout: 300)
             #expect(recovered.status == 0, "\(recovered.stdoutText)\(recovered.stderrText)")
             let state = try builder.build().state.directory
+            // Each run keeps the copy it made (the cut one's too): never deleted, owner-only.
             let copies = try FileManager.default.contentsOfDirectory(atPath: state + "/snapshots/recovered")
-            #expect(copies.count == 1 && copies[0].hasPrefix("main-from-host1-"), "\(copies)")
-            let mode = try FileManager.default.attributesOfItem(atPath: state + "/snapshots/recovered/" + copies[0])[.posixPermissions] as? Int
-            #expect(mode == 0o600)
+            #expect(!copies.isEmpty && copies.allSatisfy { $0.hasPrefix("main-from-host1-") }, "\(copies)")
+            for copy in copies {
+                let mode = try FileManager.default.attributesOfItem(atPath: state + "/snapshots/recovered/" + copy)[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(copy)")
+            }
 
             // Every key the survivor had, through each member alone.
             for host in ["host1", "host2", "host3"] {
