@@ -10,8 +10,9 @@ import MusterBasics
 ///
 /// Nothing is installed on the host: bash (Essential on Debian, 5.0 or later for
 /// `EPOCHREALTIME`) times coreutils' `dd` writing one block with `oflag=dsync` (O_DSYNC: each
-/// write returns once durable, as write plus fdatasync) into a file laid out first, as etcd
-/// preallocates its WAL files. Each write's time is less the median time of the same `dd`
+/// write returns once durable, as write plus fdatasync) into a file preallocated first, as etcd
+/// preallocates its WAL files (fallocate, the allocation made durable before the first write;
+/// zeros written where the filesystem cannot). Each write's time is less the median time of the same `dd`
 /// without O_DSYNC, so that starting `dd` is not counted as the disk's.
 enum DiskLatency {
     /// The block size etcd's documentation has fio write for its disk test (`--bs=2300`), the
@@ -66,7 +67,8 @@ enum DiskLatency {
           if [ -n "${measured[$dev]:-}" ]; then printf '%s\n' "${measured[$dev]}"; continue; fi
           f=$(mktemp -p "$d" .muster-disk-check.XXXXXX) || { f=; echo "diskerr cannot create a file in $d"; continue; }
           out="diskon $d"
-          if dd if=/dev/zero of="$f" bs="$size" count="$count" conv=fsync status=none; then
+          if { fallocate -l $((size * count)) -- "$f" && dd if=/dev/null of="$f" conv=notrunc,fsync status=none; } ||
+             dd if=/dev/zero of="$f" bs="$size" count="$count" conv=fsync status=none; then
             base= lat=
             for ((i = 0; i < 9; i++)); do
               t0=${EPOCHREALTIME/[.,]/}
@@ -132,10 +134,11 @@ enum DiskLatency {
                 lines.append("WARN: fdatasync not measured for \(data): \(measurement.error ?? "no write made")")
                 continue
             }
-            let figures = "fdatasync p50 \(milliseconds(p50)), p99 \(milliseconds(p99)) (\(measurement.samples.count) writes of \(writeBytes) bytes in \(measurement.directory), for \(data))"
+            let writes = measurement.samples.count == 1 ? "1 write" : "\(measurement.samples.count) writes"
+            let figures = "fdatasync p50 \(milliseconds(p50)), p99 \(milliseconds(p99)) (\(writes) of \(writeBytes) bytes in \(measurement.directory), for \(data))"
             if p99 > threshold.fail! {
                 lines.append("FAILED: " + figures)
-                problems.append("\(host): the disk of \(data) is too slow for etcd: fdatasync p99 \(milliseconds(p99)) (p50 \(milliseconds(p50)), \(measurement.samples.count) writes of \(writeBytes) bytes in \(measurement.directory)), over \(milliseconds(threshold.fail!)); etcd wants under \(milliseconds(threshold.warn!)) (its FAQ) and misses heartbeats on such a disk. Put the data dir on a faster disk, or start anyway with `muster up --skip-disk-check`")
+                problems.append("\(host): the disk of \(data) is too slow for etcd: fdatasync p99 \(milliseconds(p99)) (p50 \(milliseconds(p50)), \(writes) of \(writeBytes) bytes in \(measurement.directory)), over \(milliseconds(threshold.fail!)); etcd wants under \(milliseconds(threshold.warn!)) (its FAQ) and misses heartbeats on such a disk. Put the data dir on a faster disk, or start anyway with `muster up --skip-disk-check`")
             } else if p99 > threshold.warn! {
                 lines.append("WARN: " + figures + ", over the \(milliseconds(threshold.warn!)) etcd's FAQ asks for")
             } else {
