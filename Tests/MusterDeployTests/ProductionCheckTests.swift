@@ -114,6 +114,10 @@ import MusterWorkspace
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let healthy = try await verify(builder)
             #expect(healthy.check(named: "db-quota")?.ok == true, "\(healthy.table())")
+            // disk-free judges the hosts' free space against the inventory's quota, not etcd's default.
+            let hosts = try await verify(builder, viaSSH: true)
+            let space = try #require(hosts.check(named: "disk-free"), "\(hosts.table())")
+            #expect(space.ok && space.detail.contains("quota-backend-bytes 8.4 MB"), "\(space.detail)")
             let client = EtcdClient(baseURL: try builder.build().plan.clusters[0].members[0].endpoint, timeout: 10)
             let value = String(repeating: "x", count: 48 * 1024)
 
