@@ -53,9 +53,11 @@ struct SandboxDisk {
         try Data("\(device) \(iops)\n".utf8).write(to: URL(fileURLWithPath: "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device"))
     }
 
+    /// Unmounted lazily and detached: a member a failed scenario left running there keeps both
+    /// until the next scenario's wipe stops it (a busy loop device is freed when released).
     func remove() {
         try? throttle(writesPerSecond: 0)
-        _ = try? DeploySandbox.exec(host, "umount \(Shell.quote(mountPoint)); rm -f \(Shell.quote(node))")
+        _ = try? DeploySandbox.exec(host, "umount -l \(Shell.quote(mountPoint)); rm -f \(Shell.quote(node))")
         _ = try? LocalProcess.run(["/usr/sbin/losetup", "-d", loop])
         try? FileManager.default.removeItem(atPath: image)
     }
