@@ -12,11 +12,12 @@ import MusterBasics
 /// `EPOCHREALTIME`) times coreutils' `dd` writing one block with `oflag=dsync` (O_DSYNC: each
 /// write returns once durable, as write plus fdatasync) into a file preallocated first, as etcd
 /// preallocates its WAL files (fallocate, the allocation made durable before the first write;
-/// zeros written where the filesystem cannot). Each write's time is less the median time of the same `dd`
-/// without O_DSYNC, so that starting `dd` is not counted as the disk's.
+/// zeros written where the filesystem cannot). Each write's time is less the median time of the
+/// same `dd` without O_DSYNC, so that starting `dd` is not counted as the disk's.
 enum DiskLatency {
-    /// The block size etcd's documentation has fio write for its disk test (`--bs=2300`), the
-    /// size of a typical WAL entry.
+    /// The block size of the fio test commonly run for etcd (`fio --rw=write --ioengine=sync
+    /// --fdatasync=1 --bs=2300`, from IBM's "Using fio to tell whether your storage is fast
+    /// enough for etcd"): about the size of a WAL entry.
     static let writeBytes = 2300
     static let writes = 200
     /// The measurement stops after this long on a host's filesystem, however few writes it made
