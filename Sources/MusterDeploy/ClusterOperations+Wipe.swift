@@ -42,7 +42,7 @@ extension ClusterOperations {
         let installDirectory = (paths.binary as NSString).deletingLastPathComponent
         let configRoot = (paths.configDir as NSString).deletingLastPathComponent
         var words = [Shell.quote(paths.data), Shell.quote(paths.marker), Shell.quote(paths.serverKey), Shell.quote(paths.peerKey)]
-            + copiesOfData(paths.data)
+            + copiesOfData(paths.data) + [RestoreStaging.leftovers(paths)]
         if purge {
             words += [Shell.quote(paths.configDir), Shell.quote(paths.logDir), Shell.quote(paths.pidfile), Shell.quote(paths.unit)]
         }

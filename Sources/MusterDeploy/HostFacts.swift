@@ -55,7 +55,8 @@ struct HostFacts: Sendable {
     var existingDirectories: Set<String> = []
     /// Free kilobytes where each path muster writes would live (its nearest existing parent).
     var freeKilobytesAt: [String: Int] = [:]
-    /// Mode (octal) and owner of each existing parent of the etcd user's directories.
+    /// Mode (octal) and owner of each existing parent of the etcd user's directories and of the
+    /// paths root writes (`rootWrites`).
     var directoryAccess: [String: (mode: Int, owner: String)] = [:]
 
     /// One shell script that prints `key value` lines; every path in it is quoted.
@@ -64,7 +65,7 @@ struct HostFacts: Sendable {
     /// for all of them) and the rest of builtins: every process a host starts costs it a few
     /// milliseconds, on every run (measured: 46 processes per host before, 13 now).
     static func script(for members: [MemberPlan], files: [String], directories: [String],
-                       spaces: [String] = [], etcdReaches: [String] = []) -> String {
+                       spaces: [String] = [], etcdReaches: [String] = [], rootWrites: [String] = []) -> String {
         var lines = [
             HostHashing.eachFunction,
             "echo arch $(uname -m)",
@@ -89,7 +90,7 @@ struct HostFacts: Sendable {
         let spaces = spaces.uniqued()
         lines.append("set -- /; for p in \(Shell.join(spaces)); do echo spacefor \"$p\"; while [ ! -e \"$p\" ]; do p=${p%/*}; p=${p:-/}; done; set -- \"$@\" \"$p\"; done; "
             + "df -k --output=avail -- \"$@\" | { read -r _; while read -r a; do echo spaceavail \"$a\"; done; }")
-        let parents = etcdReaches.flatMap { path -> [String] in
+        let parents = (etcdReaches + rootWrites).flatMap { path -> [String] in
             var parents: [String] = [], current = (path as NSString).deletingLastPathComponent
             while current != "/" && !current.isEmpty {
                 parents.append(current)

@@ -44,7 +44,8 @@ struct Preflight {
             // A member to remove is asked whether it runs: one that does not leaves first.
             let leaving = plan.clusters.flatMap { $0.removals.compactMap(\.member).filter { $0.host == host } }
             scripts[host] = HostFacts.script(for: members + leaving, files: files, directories: directories,
-                                             spaces: spaces, etcdReaches: reaches)
+                                             spaces: spaces, etcdReaches: reaches,
+                                             rootWrites: Self.rootWrittenPaths(files: files, members: members))
         }
         return scripts
     }
@@ -67,6 +68,7 @@ struct Preflight {
             if facts.freeKilobytes < 200_000 {
                 problems.append("\(host): only \(facts.freeKilobytes / 1024) MiB free on /")
             }
+            problems += Self.writableParentProblems(host, facts, rootWrites: Self.rootWrittenPaths(on: host, plan: plan))
         }
         for cluster in plan.clusters {
             // A restored cluster's members carry the IDs its record holds, not the planned ones
