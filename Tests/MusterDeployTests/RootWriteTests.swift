@@ -56,9 +56,11 @@ import MusterSandbox
     /// The etcd user owns the data dirs' parent (Debian's layout) and puts links where the restore
     /// uploaded its snapshot and where a replace moves the old data (a name made of the time): root
     /// writes through none of them, and both still do their work.
-    @Test func restoreAndReplaceNeverWriteThroughALinkTheEtcdUserPlants() async throws {
+    /// On etcd 3.4.23 (etcdctl restores) and 3.5.16 (etcdutl).
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func restoreAndReplaceNeverWriteThroughALinkTheEtcdUserPlants(binary: String) async throws {
         try await onSandbox {
-            let builder = try DeploySandbox.inventory(.static)
+            let builder = try DeploySandbox.inventory(.static, binary: binary)
             for host in ["host1", "host2", "host3"] { try debianLayout(host) }
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
