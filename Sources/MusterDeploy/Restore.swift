@@ -107,7 +107,7 @@ public struct Restore: Sendable {
         // The facts say whether the tool and the snapshot are there already.
         let shipped = { (host: String) in [tool.shipped.remotePath] + cluster.members.filter { $0.host == host }.map(remoteSnapshot) }
         return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
-                                                   files: shipped) { operations in
+                                                   writingAsRoot: true, files: shipped) { operations in
             var operations = operations
             operations.markerIdentities[cluster.name] = marker
             return try await restore(cluster, as: restored, founding: founding, steps: steps, runner: runner, file: file, facts: facts,

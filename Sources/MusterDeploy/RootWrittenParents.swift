@@ -12,7 +12,7 @@ extension Preflight {
     static func rootWrittenPaths(files: [String], members: [MemberPlan]) -> [String] {
         (files + members.flatMap { member in
             [member.paths.binary, member.paths.etcdctl, member.paths.runDir, member.paths.caCert, member.paths.marker,
-             RestoreStaging.directory(of: member)]
+             member.paths.startScript, member.paths.unit, RestoreStaging.directory(of: member)]
         }).uniqued()
     }
 

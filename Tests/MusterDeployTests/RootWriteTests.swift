@@ -53,6 +53,36 @@ import MusterSandbox
         }
     }
 
+    /// `replace` and `restore` write conf.yml, keys and the snapshot as root too: the same parent
+    /// is refused there before anything changes, the members left running.
+    @Test func replaceAndRestoreRefuseAWritableParentToo() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let saved = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress()).run())
+            _ = try DeploySandbox.exec("host3", "chmod 0777 /etc/etcd")
+            let pids = try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+            let wanted = "host3: directory /etc/etcd (owner root, mode 777) can be written by every user"
+
+            var message = ""
+            let replace = Replace(builder: { var b = builder; b.cluster = "main"; return b }(), member: "host3",
+                                  options: DeploySandbox.options, progress: Progress())
+            do { _ = try await replace.run() } catch { message = "\(error)" }
+            #expect(message.contains(wanted) && message.contains("nothing was changed on any host"), "\(message)")
+            message = ""
+            var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(), snapshot: saved.snapshot.file)
+            restore.force = true
+            do { _ = try await restore.run() } catch { message = "\(error)" }
+            #expect(message.contains(wanted), "\(message)")
+            #expect(try ["host1", "host2", "host3"].map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") } == pids, "a member was stopped")
+
+            _ = try DeploySandbox.exec("host3", "chmod 0755 /etc/etcd")
+            try await DeploySandbox.down(builder, wipe: true)
+            try? FileManager.default.removeItem(atPath: (saved.snapshot.file as NSString).deletingLastPathComponent)
+        }
+    }
+
     /// The etcd user owns the data dirs' parent (Debian's layout) and puts links where the restore
     /// uploaded its snapshot and where a replace moves the old data (a name made of the time): root
     /// writes through none of them, and both still do their work.
