@@ -34,9 +34,11 @@ public struct LocalProcessError: Error, CustomStringConvertible, Sendable {
 /// blocked SIGTERM would otherwise be inherited). Output is read until the child exits, then
 /// drained for a bounded time: a detached grandchild that kept the pipe cannot hang the caller.
 public enum LocalProcess {
+    /// `inheritingEnvironment: false`: the child gets `environment` alone, nothing of ours (a
+    /// program an inventory names must not see the operator's passphrase or tokens).
     public static func run(
         _ arguments: [String], input: Data? = nil, environment: [String: String]? = nil,
-        timeout: TimeInterval = 60
+        inheritingEnvironment: Bool = true, timeout: TimeInterval = 60
     ) throws -> ProcessResult {
         precondition(!arguments.isEmpty)
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
@@ -68,7 +70,7 @@ public enum LocalProcess {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        var env = ProcessInfo.processInfo.environment
+        var env = inheritingEnvironment ? ProcessInfo.processInfo.environment : [:]
         for (key, value) in environment ?? [:] { env[key] = value }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -156,11 +158,14 @@ public enum LocalProcess {
     /// `run` for async callers: the blocking wait happens on a dispatch thread, never on one of
     /// Swift's cooperative threads (two on a 2-core machine, and everything else needs them).
     public static func runOffPool(
-        _ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval = 60
+        _ arguments: [String], environment: [String: String]? = nil, inheritingEnvironment: Bool = true,
+        timeout: TimeInterval = 60
     ) async throws -> ProcessResult {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try run(arguments, environment: environment, timeout: timeout) })
+                continuation.resume(with: Result {
+                    try run(arguments, environment: environment, inheritingEnvironment: inheritingEnvironment, timeout: timeout)
+                })
             }
         }
     }

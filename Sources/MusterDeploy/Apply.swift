@@ -103,7 +103,7 @@ struct ApplyScript {
         for owner in Set(temporaries.compactMap(\.owner)).sorted() {
             script.append("chown \(Shell.quote(owner)) \(Shell.join(temporaries.filter { $0.owner == owner }.map(\.temporary)))")
         }
-        script += temporaries.map { "mv -f \(Shell.quote($0.temporary)) \(Shell.quote($0.target))" }
+        script += temporaries.map { "mv -fT \(Shell.quote($0.temporary)) \(Shell.quote($0.target))" }
         return script.joined(separator: "\n") + "\n"
     }
 

@@ -85,7 +85,8 @@ extension ClusterOperations {
 
     /// How one member's data is restored from a snapshot already on its host.
     struct DataRestore: Sendable {
-        /// The snapshot on the member's host and its sha256 (checked there before use).
+        /// The snapshot on the member's host (in `RestoreStaging`) and its sha256 (checked there
+        /// before use).
         var snapshot: String
         var sha256: String
         /// The restore tool on the host: `etcdctl` for 3.4, `etcdutl` for 3.5.
@@ -101,38 +102,62 @@ extension ClusterOperations {
         var skipHashCheck = false
     }
 
-    /// Replaces a stopped member's data dir with one restored from `restore.snapshot`: restored
-    /// beside it first (a partial one of a cut run is muster's own and is redone), then the old
-    /// dir moved aside (never deleted), the new one moved in, owned by etcd, and the marker
-    /// rewritten with the new ID. Returns where the old data went, nil when there was none.
+    /// Replaces a stopped member's data dir with one restored from `restore.snapshot` (in the
+    /// root-only `RestoreStaging` directory, checked there, so it cannot change before the tool
+    /// reads it): restored into a new directory only root may enter, made beside the data dir
+    /// under a name nobody can guess and then worked in by relative paths (a link put in its
+    /// place later is never followed), owned by etcd, then the old dir moved aside (never
+    /// deleted, never into a link: `mv -T`) and the new one moved in, and the marker rewritten
+    /// with the new ID. Returns where the old data went, nil when there was none.
     func restoreData(_ member: MemberPlan, _ restore: DataRestore) async throws -> String? {
         let p = member.paths
-        let data = Shell.quote(p.data), work = Shell.quote(p.data + ".muster-restoring")
+        let data = Shell.quote(p.data), staging = Shell.quote(RestoreStaging.directory(of: member))
         let aside = p.data + restore.asideSuffix
+        let parent = (p.data as NSString).deletingLastPathComponent
         let arguments = [
             "snapshot", "restore", restore.snapshot, "--name", member.name, "--initial-cluster", restore.initialCluster,
             "--initial-cluster-token", restore.token, "--initial-advertise-peer-urls", member.peerURL,
-            "--data-dir", p.data + ".muster-restoring",
+            "--data-dir", "restored",
         ] + (restore.skipHashCheck ? ["--skip-hash-check"] : [])
         let script = """
         set -e
+        if [ -L \(staging) ] || [ "$(stat -c '%u %a' -- \(staging))" != "0 700" ]; then echo \(Shell.quote("\(RestoreStaging.directory(of: member)) is not root's alone (0700) any more")) >&2; exit 1; fi
         if ! printf '%s  %s\\n' \(Shell.quote(restore.sha256)) \(Shell.quote(restore.snapshot)) | sha256sum -c --status -; then echo \(Shell.quote("\(restore.snapshot) does not have the snapshot's sha256 \(restore.sha256)")) >&2; exit 1; fi
-        rm -rf \(work)
-        if ! out=$(ETCDCTL_API=3 \(Shell.join([restore.tool] + arguments)) 2>&1); then printf '%s\\n' "$out" | tail -n 15 >&2; rm -rf \(work); exit 1; fi
-        if id -u etcd >/dev/null 2>&1; then chown -R etcd:etcd \(work); fi
-        chmod 0700 \(work)
-        if [ -e \(data) ]; then
-            if [ -e \(Shell.quote(aside)) ]; then echo \(Shell.quote("\(aside) exists already")) >&2; exit 1; fi
-            mv \(data) \(Shell.quote(aside)); echo \(Shell.quote("old data moved aside: \(aside)"))
+        mkdir -p \(Shell.quote(parent))
+        work=$(mktemp -d \(Shell.quote(parent + "/.muster-restoring.XXXXXXXXXX")))
+        trap 'cd /; rm -rf -- "$work"' EXIT
+        cd -P -- "$work"
+        if [ "$(stat -c '%u %a' .)" != "0 700" ] || [ -n "$(ls -A)" ]; then echo "$work was replaced before the restore began" >&2; exit 1; fi
+        if ! out=$(ETCDCTL_API=3 \(Shell.join([restore.tool] + arguments)) 2>&1); then printf '%s\\n' "$out" | tail -n 15 >&2; exit 1; fi
+        if id -u etcd >/dev/null 2>&1; then chown -hR etcd:etcd restored; fi
+        chmod 0700 restored
+        if [ -e \(data) ] || [ -L \(data) ]; then
+            if [ -e \(Shell.quote(aside)) ] || [ -L \(Shell.quote(aside)) ]; then echo \(Shell.quote("\(aside) exists already")) >&2; exit 1; fi
+            mv -T \(data) \(Shell.quote(aside)); echo \(Shell.quote("old data moved aside: \(aside)"))
         fi
-        mv \(work) \(data)
+        mv -T restored \(data)
         mkdir -p \(Shell.quote(p.configDir))
-        printf '%s\\n' \(restore.marker.map(Shell.quote).joined(separator: " ")) > \(Shell.quote(p.marker + ".tmp")) && mv -f \(Shell.quote(p.marker + ".tmp")) \(Shell.quote(p.marker))
+        marker=$(mktemp \(Shell.quote(p.marker + ".XXXXXXXXXX")))
+        printf '%s\\n' \(restore.marker.map(Shell.quote).joined(separator: " ")) > "$marker"
+        chmod 0644 "$marker"
+        mv -fT "$marker" \(Shell.quote(p.marker))
         echo restored
         """
         let output = try await fleet.check(member.host, "restore", script, timeout: 300)
         progress.host(member.host, "restore", "\(member.cluster): " + output.split(separator: "\n").joined(separator: "; "))
         return output.contains("old data moved aside") ? aside : nil
+    }
+
+    private struct HostDirectory: Hashable { var host: String, path: String }
+
+    /// Makes each host's root-only restore staging directory (`RestoreStaging`).
+    func prepareRestoreStaging(_ members: [MemberPlan]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (host, directory) in Set(members.map { HostDirectory(host: $0.host, path: RestoreStaging.directory(of: $0)) }).map({ ($0.host, $0.path) }) {
+                group.addTask { _ = try await fleet.check(host, "staging", RestoreStaging.prepareScript(directory)) }
+            }
+            try await group.waitForAll()
+        }
     }
 
     /// Writes each member's conf.yml as `plan` renders it (a restore's founding), on every

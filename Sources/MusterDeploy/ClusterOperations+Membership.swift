@@ -2,6 +2,7 @@ import Foundation
 import MusterBasics
 import MusterEtcd
 import MusterPlan
+import MusterWorkspace
 
 /// Runtime reconfiguration, one member at a time and always through a learner: a learner does
 /// not vote, so adding one never changes the quorum; it becomes a voter only once etcd says it
@@ -260,7 +261,7 @@ extension ClusterOperations {
 }
 
 extension ClusterOperations {
-    /// A stopped member's data dir moved beside it (`.muster-replaced-TIMESTAMP`; deleted with
+    /// A stopped member's data dir moved beside it (`.muster-replaced-TIMESTAMP-RANDOM`; deleted with
     /// `wipe`), its marker removed, an empty data dir in its place: the member can join again as a
     /// new one. Run again it finds the dir empty and unmarked and leaves it. Returns where the
     /// data went.
@@ -268,14 +269,19 @@ extension ClusterOperations {
     func moveDataAside(_ member: MemberPlan, wipe: Bool) async throws -> String? {
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
         let data = Shell.quote(member.paths.data), marker = Shell.quote(member.paths.marker)
-        let aside = member.paths.data + ".muster-replaced-" + stamp
+        // A name nobody can guess, and `mv -T`: the data dir's parent may be the etcd user's,
+        // and a link there named like the aside would take the data dir wherever it points.
+        let aside = member.paths.data + ".muster-replaced-" + stamp + "-" + LocalState.newToken().prefix(8)
         let move = wipe ? "rm -rf \(data) && echo \(Shell.quote("data wiped: \(member.paths.data)"))"
-            : "mv \(data) \(Shell.quote(aside)) && echo \(Shell.quote("old data moved to \(aside)"))"
+            : "mv -T \(data) \(Shell.quote(aside)) && echo \(Shell.quote("old data moved to \(aside)"))"
+        // The new data dir made, never one found there changed: `install -d` on a link would
+        // chown and chmod whatever it points at.
         let script = """
             set -e
             if { [ -e \(marker) ] && [ -d \(data) ]; } || [ -n "$(ls -A \(data) 2>/dev/null)" ]; then \(move); else echo \(Shell.quote("\(member.paths.data) is empty already")); fi
             rm -f \(marker)
-            install -d -m 0700 -o etcd -g etcd \(data)
+            if [ ! -e \(data) ] && [ ! -L \(data) ]; then mkdir -m 0700 \(data); fi
+            chown -h etcd:etcd \(data)
             """
         let output = try await fleet.check(member.host, "replace", script).trimmingCharacters(in: .whitespacesAndNewlines)
         progress.host(member.host, "replace", "\(member.cluster): \(output)")

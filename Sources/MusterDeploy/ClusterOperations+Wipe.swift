@@ -22,7 +22,7 @@ extension ClusterOperations {
     /// The data a member of `cluster` with `paths` left on `host`, its copies and its private
     /// keys; with `purge`, every other file muster put there for the cluster too: config dir
     /// (conf.yml, certificates, start script, marker), unit, log dir, pidfile, and the installed
-    /// binaries when no other cluster's conf.yml is left on the host.
+    /// binaries and the restore's staging dir when no other cluster's conf.yml is left on the host.
     func wipe(_ name: String, of cluster: String, paths: MemberPaths, on host: String, purge: Bool) async throws {
         let output = try await fleet.check(host, purge ? "purge" : "wipe", Self.wipeScript(paths: paths, purge: purge), timeout: 120)
         let said = output.split(separator: "\n").joined(separator: "; ")
@@ -42,7 +42,7 @@ extension ClusterOperations {
         let installDirectory = (paths.binary as NSString).deletingLastPathComponent
         let configRoot = (paths.configDir as NSString).deletingLastPathComponent
         var words = [Shell.quote(paths.data), Shell.quote(paths.marker), Shell.quote(paths.serverKey), Shell.quote(paths.peerKey)]
-            + copiesOfData(paths.data)
+            + copiesOfData(paths.data) + [RestoreStaging.leftovers(paths)]
         if purge {
             words += [Shell.quote(paths.configDir), Shell.quote(paths.logDir), Shell.quote(paths.pidfile), Shell.quote(paths.unit)]
         }
@@ -55,7 +55,7 @@ extension ClusterOperations {
             others=""
             for c in \(Shell.quote(configRoot))/*/conf.yml; do [ -e "$c" ] && others="$others $(basename "$(dirname "$c")")"; done
             if [ -z "$others" ]; then
-                \(removeEach(["\(install)/etcd-*", "\(install)/etcdctl-*", "\(install)/etcdutl-*"]))
+                \(removeEach(["\(install)/etcd-*", "\(install)/etcdctl-*", "\(install)/etcdutl-*", Shell.quote(RestoreStaging.directory(paths))]))
             else
                 echo "binaries kept in \(installDirectory): other clusters here:$others"
             fi

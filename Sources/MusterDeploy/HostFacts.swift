@@ -55,7 +55,8 @@ struct HostFacts: Sendable {
     var existingDirectories: Set<String> = []
     /// Free kilobytes where each path muster writes would live (its nearest existing parent).
     var freeKilobytesAt: [String: Int] = [:]
-    /// Mode (octal) and owner of each existing parent of the etcd user's directories.
+    /// Mode (octal) and owner of each existing parent of the etcd user's directories and of the
+    /// paths root writes (`rootWrites`).
     var directoryAccess: [String: (mode: Int, owner: String)] = [:]
     /// By data dir: fdatasync latency measured on the filesystem of each data dir that held no
     /// data yet (asked by `measuringDisks`).
@@ -67,7 +68,8 @@ struct HostFacts: Sendable {
     /// for all of them) and the rest of builtins: every process a host starts costs it a few
     /// milliseconds, on every run (measured: 46 processes per host before, 13 now).
     static func script(for members: [MemberPlan], files: [String], directories: [String],
-                       spaces: [String] = [], etcdReaches: [String] = [], measuringDisks: [String] = []) -> String {
+                       spaces: [String] = [], etcdReaches: [String] = [], rootWrites: [String] = [],
+                       measuringDisks: [String] = []) -> String {
         var lines = [
             HostHashing.eachFunction,
             "echo arch $(uname -m)",
@@ -92,7 +94,7 @@ struct HostFacts: Sendable {
         let spaces = spaces.uniqued()
         lines.append("set -- /; for p in \(Shell.join(spaces)); do echo spacefor \"$p\"; while [ ! -e \"$p\" ]; do p=${p%/*}; p=${p:-/}; done; set -- \"$@\" \"$p\"; done; "
             + "df -k --output=avail -- \"$@\" | { read -r _; while read -r a; do echo spaceavail \"$a\"; done; }")
-        let parents = etcdReaches.flatMap { path -> [String] in
+        let parents = (etcdReaches + rootWrites).flatMap { path -> [String] in
             var parents: [String] = [], current = (path as NSString).deletingLastPathComponent
             while current != "/" && !current.isEmpty {
                 parents.append(current)

@@ -48,6 +48,7 @@ struct Preflight {
             let leaving = plan.clusters.flatMap { $0.removals.compactMap(\.member).filter { $0.host == host } }
             scripts[host] = HostFacts.script(for: members + leaving, files: files, directories: directories,
                                              spaces: spaces, etcdReaches: reaches,
+                                             rootWrites: Self.rootWrittenPaths(files: files, members: members),
                                              measuringDisks: checkDisks ? members.map(\.paths.data).uniqued() : [])
         }
         return scripts
@@ -71,6 +72,7 @@ struct Preflight {
             if facts.freeKilobytes < 200_000 {
                 problems.append("\(host): only \(facts.freeKilobytes / 1024) MiB free on /")
             }
+            problems += Self.writableParentProblems(host, facts, rootWrites: Self.rootWrittenPaths(on: host, plan: plan))
             let disk = DiskLatency.judge(host: host, facts.diskLatency)
             for line in disk.lines { progress.host(host, "disk", line) }
             problems += disk.problems

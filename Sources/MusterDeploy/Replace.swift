@@ -53,7 +53,8 @@ public struct Replace: Sendable {
                                                    reissuing: [target.name])
             try certificates?.commitAuthorities()
         }
-        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress) { operations in
+        return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
+                                                   writingAsRoot: true) { operations in
             try await replace(target, steps: steps, runner: runner, cluster: cluster, workspace: workspace,
                               operations: operations, certificates: certificates)
         }

@@ -102,11 +102,12 @@ public struct Restore: Sendable {
         // `up` writes them.
         let marker = try MarkerIdentity.current(of: cluster.name, in: workspace.state, makingIncarnation: true)
         let digest = facts.fileSHA256
-        let remoteSnapshot: @Sendable (MemberPlan) -> String = { member in "\(member.paths.data).muster-restore-\(digest.prefix(16)).db" }
+        // In a directory root alone may enter: the file checked is the file restored.
+        let remoteSnapshot: @Sendable (MemberPlan) -> String = { member in RestoreStaging.snapshot(of: member, sha256: digest) }
         // The facts say whether the tool and the snapshot are there already.
         let shipped = { (host: String) in [tool.shipped.remotePath] + cluster.members.filter { $0.host == host }.map(remoteSnapshot) }
         return try await ClusterOperations.session(cluster, workspace: workspace, options: options, progress: progress,
-                                                   files: shipped) { operations in
+                                                   writingAsRoot: true, files: shipped) { operations in
             var operations = operations
             operations.markerIdentities[cluster.name] = marker
             return try await restore(cluster, as: restored, founding: founding, steps: steps, runner: runner, file: file, facts: facts,
@@ -143,6 +144,7 @@ public struct Restore: Sendable {
             case .ship(_, _, let hosts):
                 // Everything the restore needs goes to the hosts while the cluster still runs.
                 bytes += try await operations.ship(tool.shipped, to: hosts, step: "tool")
+                try await operations.prepareRestoreStaging(cluster.members.filter { hosts.contains($0.host) })
                 bytes += try await operations.place(file, sha256: facts.fileSHA256, at: { host in remoteSnapshot(cluster.members.first { $0.host == host }!) },
                                                     on: hosts, step: "upload")
             case .stop(let member):

@@ -176,7 +176,8 @@ public final class SSHSession: Sendable {
         var script = ""
         if staged { script += "cp \(Shell.quote(sftpPath)) \(temp) && rm -f \(Shell.quote(sftpPath)) && " }
         script += settle.replacingOccurrences(of: "FILE", with: temp)
-        script += " && mv -f \(temp) \(quoted) || { rc=$?; rm -f \(temp); exit $rc; }"
+        // -T: a link at the target is replaced and a directory there is an error, never moved into.
+        script += " && mv -fT \(temp) \(quoted) || { rc=$?; rm -f \(temp); exit $rc; }"
         let placed = try await run(script, privileged: privileged)
         if !placed.succeeded {
             if staged { _ = try? await run("rm -f \(Shell.quote(sftpPath))") }

@@ -7,18 +7,33 @@ public enum MemberBinary {
         public var description: String
     }
 
-    /// Asks `etcd --version` once (`member.version` in the inventory skips this), on a dispatch
-    /// thread: the wait must not hold one of the cooperative pool's threads.
-    public static func version(of path: String) async throws -> String {
+    /// The version read from the binary's bytes (`EtcdBinaryVersion`), never by running it;
+    /// `mayRun` (`up`, which ships and runs the binary anyway): a binary whose bytes do not say
+    /// is asked `--version`, with nothing of muster's environment but a fixed `PATH`. The read and
+    /// the wait happen on a dispatch thread, never on one of the cooperative pool's.
+    public static func version(of path: String, mayRun: Bool = false) async throws -> String {
         try checkExecutable(path)
-        let result = try await LocalProcess.runOffPool([path, "--version"], timeout: 20)
+        if let version = try await offPool({ EtcdBinaryVersion.read(path) }) { return version }
+        guard mayRun else { throw unreadable(path) }
+        let result = try await LocalProcess.runOffPool([path, "--version"], environment: scrubbedEnvironment,
+                                                       inheritingEnvironment: false, timeout: 20)
         return try parse(result.stdoutText, path: path)
     }
 
     /// The same for synchronous callers (tests), which have no pool to protect.
-    public static func versionBlocking(of path: String) throws -> String {
+    public static func versionBlocking(of path: String, mayRun: Bool = false) throws -> String {
         try checkExecutable(path)
-        return try parse(try LocalProcess.run([path, "--version"], timeout: 20).stdoutText, path: path)
+        if let version = EtcdBinaryVersion.read(path) { return version }
+        guard mayRun else { throw unreadable(path) }
+        let result = try LocalProcess.run([path, "--version"], environment: scrubbedEnvironment, inheritingEnvironment: false, timeout: 20)
+        return try parse(result.stdoutText, path: path)
+    }
+
+    /// All a member binary asked `--version` sees of the environment.
+    static let scrubbedEnvironment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
+
+    private static func unreadable(_ path: String) -> VersionError {
+        VersionError(description: "cannot read etcd's version from the bytes of \(path) (it is not an etcd binary muster can read, and muster runs nothing an inventory names to find out); set member.version")
     }
 
     private static func checkExecutable(_ path: String) throws {

@@ -150,6 +150,9 @@ public struct PlanBuilder: Sendable {
     public var includeBackendOfUnformedCluster = true
     /// `--allow-unsafe-etcd-keys`: the inventory may set the keys etcd calls unsafe.
     public var allowUnsafeEtcdKeys = false
+    /// `up` (which runs the binary on hosts anyway) may ask a binary whose bytes do not say its
+    /// version `--version`, in a scrubbed environment; every other command only reads it.
+    public var mayRunMemberBinary = false
 
     public init(inventoryPath: String, stateDirectory: String? = nil, templatesDirectory: String? = nil,
                 cluster: String? = nil) {
@@ -163,18 +166,19 @@ public struct PlanBuilder: Sendable {
     /// `renderingFiles: false` plans without rendering (`plan.files` empty).
     public func build(lock: Bool = false, renderingFiles: Bool = true) throws -> Workspace {
         let inventory = try loadInventory()
-        let versions = try MemberVersions.ask(inventory, inventoryPath: inventoryPath) { try MemberBinary.versionBlocking(of: $0) }
+        let mayRun = mayRunMemberBinary
+        let versions = try MemberVersions.ask(inventory, inventoryPath: inventoryPath) { try MemberBinary.versionBlocking(of: $0, mayRun: mayRun) }
         return try assemble(inventory, versions: versions, lock: lock, renderingFiles: renderingFiles)
     }
 
-    /// Loads for a run: `etcd --version` waits off the cooperative pool, once per distinct
-    /// binary. `readOnly` (`--dry-run`)
+    /// Loads for a run: each distinct binary's version read once, off the cooperative pool. `readOnly` (`--dry-run`)
     /// writes nothing into the state directory, not even the lock or a new token, and does not
     /// create it: a dry run must leave no trace for the next run to trust. `renderingFiles: false`
     /// plans without rendering: `render` renders and writes each file itself.
     public func load(lock: Bool, readOnly: Bool = false, renderingFiles: Bool = true) async throws -> Workspace {
         let inventory = try loadInventory()
-        let versions = try await MemberVersions.ask(inventory, inventoryPath: inventoryPath) { try await MemberBinary.version(of: $0) }
+        let mayRun = mayRunMemberBinary
+        let versions = try await MemberVersions.ask(inventory, inventoryPath: inventoryPath) { try await MemberBinary.version(of: $0, mayRun: mayRun) }
         return try assemble(inventory, versions: versions, lock: lock && !readOnly, readOnly: readOnly, renderingFiles: renderingFiles)
     }
 

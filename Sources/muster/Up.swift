@@ -39,7 +39,9 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors(json: output == .json) {
-            var bringUp = BringUp(builder: options.builder(), options: remote.runOptions, progress: Progress())
+            var builder = options.builder()
+            builder.mayRunMemberBinary = true
+            var bringUp = BringUp(builder: builder, options: remote.runOptions, progress: Progress())
             bringUp.dryRun = dryRun
             bringUp.removeMembers = removeMembers
             bringUp.wipeRemovedData = wipeData

@@ -194,14 +194,13 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/PWNED"))
     }
 
-    /// `member.binary` is a file on the controller, run as an argument vector: a name full of
+    /// `member.binary` is a file on the controller, read (never run by `render`): a name full of
     /// shell words is just a name.
     @Test func theMemberBinaryPathNeverPassesThroughAShell() throws {
         let binary = try MusterBinary()
         let directory = try TemporaryDirectory(prefix: "muster-shellwords")
         let etcd = directory.path + "/$(touch PWNED);`touch PWNED` 'etcd'"
-        try Data("#!/bin/sh\necho 'etcd Version: 3.4.23'\n".utf8).write(to: URL(fileURLWithPath: etcd))
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: etcd)
+        try FileManager.default.createSymbolicLink(atPath: etcd, withDestinationPath: "/usr/bin/etcd")
         let path = directory.path + "/inventory.yml"
         let text = "member: { binary: \(Self.quoted(etcd)) }\nhosts:\n  a: { address: 10.0.0.1 }\n"
             + "clusters:\n  main: { members: [a], tls: false }\n"
