@@ -4,6 +4,8 @@
 # `muster snapshot save --out s3://...` (stream from etcd, multipart upload, checked, copied to its
 # final key), boto3's upload_file of the same snapshot file (timed inside Python, so its start-up
 # is not counted against it), and `muster snapshot check` of the file (the restore drill).
+# Two ratios: muster/boto3 (boto3's upload alone, which starts from a file already saved) and
+# muster/(local save + boto3), the same job both ways: a checked snapshot out of etcd into S3.
 #   bench/s3.sh [TRIALS] [MIB]   (defaults 3 and 200; results also go to bench/results-s3.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ export PATH=/opt/swift/usr/bin:$PATH
 swift build "${release_flags[@]}" 2>&1 | tail -n 1
 muster=$root/.build/release/muster
 
-sandbox=/var/lib/muster/sandbox-bench-s3
+sandbox=${MUSTER_BENCH_SANDBOX:-/var/lib/muster/sandbox-bench-s3}
 work=$(mktemp -d /tmp/muster-bench-s3.XXXXXX)
 moto_pid=
 cleanup() {
@@ -69,14 +71,15 @@ t = time.monotonic(); c.upload_file(sys.argv[1], 'bench', 'boto3/snapshot.db'); 
     MUSTER_SANDBOX_ONLY=1 "$muster" snapshot check "$work/inventory.yml" "$file" >/dev/null 2>&1
     check_s=$(seconds "$start")
     line=$(awk -v b="$bytes" -v m="$muster_s" -v l="$local_s" -v p="$boto3_s" -v c="$check_s" -v t="$trial" 'BEGIN {
-        printf "trial %d: %.1f MiB  muster save to S3 %.2f s (%.1f MiB/s), to a local dir %.2f s  boto3 upload_file %.2f s (%.1f MiB/s)  muster/boto3 %.2f  restore drill %.2f s",
-            t, b / 1048576, m, b / 1048576 / m, l, p, b / 1048576 / p, p / m, c }')
+        printf "trial %d: %.1f MiB  muster save to S3 %.2f s (%.1f MiB/s), to a local dir %.2f s  boto3 upload_file %.2f s (%.1f MiB/s)  muster/boto3 %.2f  muster/(local save + boto3) %.2f  restore drill %.2f s",
+            t, b / 1048576, m, b / 1048576 / m, l, p, b / 1048576 / p, p / m, (l + p) / m, c }')
     echo "$line"
     lines+=("$line")
 done
 {
     echo "snapshots to S3, $trials trials, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
-    echo "(muster's time includes streaming the snapshot from etcd and the server-side copy to its final key)"
+    echo "(muster's time includes streaming the snapshot from etcd and the server-side copy to its final key;"
+    echo " muster/(local save + boto3) compares it with the same job done in two steps: the snapshot saved to a file, then uploaded)"
     printf '%s\n' "${lines[@]}"
 } > "$root/$out"
 echo "written to $out"

@@ -106,28 +106,39 @@ public struct ObjectSnapshot: Sendable {
 
 /// A snapshot stream into a multipart upload as it arrives, every byte also written to a local
 /// file (mode 0600) from which the revision is read once the stream ends (bbolt needs random
-/// access). Parts of `partSize`; the upload is completed only by `finish()`, after the stream
-/// ended with its digest checked; `abort()` otherwise, so no partial object ever exists.
+/// access). Parts of `partSize`, up to `partsInFlight` of them sent side by side while the stream
+/// goes on: memory stays under (partsInFlight + 1) × partSize whatever the snapshot's size. The
+/// upload is completed only by `finish()`, after the stream ended with its digest checked;
+/// `abort()` otherwise (once every part's request has ended), so no partial object ever exists.
 final class SnapshotUpload: SnapshotSink, @unchecked Sendable {
     static let partSize = 8 << 20
+    /// As boto3's `upload_file` (`max_concurrency` 10): enough requests to fill a link whose
+    /// single request is bound by its round trips and the server's per-request work, 80 MiB of
+    /// parts held at most, and one connection each (the transport's way) is ten sockets.
+    static let defaultPartsInFlight = 10
     let client: S3Client
     let location: S3Location
     let uploadID: String
     let localPath: String
+    let partsInFlight: Int
     private let descriptor: Int32
     private var buffer = Data()
     private var parts: [(number: Int, etag: String)] = []
+    private var sent = 0
+    /// Parts on their way, oldest first.
+    private var inFlight: [Task<(number: Int, etag: String), any Error>] = []
     /// The first error a write met (S3's, the disk's, an interruption), as it was.
     private(set) var failure: (any Error)?
     private(set) var bytes: Int64 = 0
 
     static func start(_ client: S3Client, at location: S3Location, metadata: [String: String], encryption: S3Encryption?,
-                      localPath: String) async throws -> SnapshotUpload {
+                      localPath: String, partsInFlight: Int = defaultPartsInFlight) async throws -> SnapshotUpload {
         let descriptor = open(localPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw SnapshotError("cannot create \(localPath): \(String(cString: strerror(errno)))") }
         do {
             let id = try await client.createMultipartUpload(location, metadata: metadata, encryption: encryption)
-            return SnapshotUpload(client: client, location: location, uploadID: id, localPath: localPath, descriptor: descriptor)
+            return SnapshotUpload(client: client, location: location, uploadID: id, localPath: localPath, descriptor: descriptor,
+                                  partsInFlight: max(partsInFlight, 1))
         } catch {
             close(descriptor)
             unlink(localPath)
@@ -135,8 +146,9 @@ final class SnapshotUpload: SnapshotSink, @unchecked Sendable {
         }
     }
 
-    private init(client: S3Client, location: S3Location, uploadID: String, localPath: String, descriptor: Int32) {
+    private init(client: S3Client, location: S3Location, uploadID: String, localPath: String, descriptor: Int32, partsInFlight: Int) {
         (self.client, self.location, self.uploadID, self.localPath, self.descriptor) = (client, location, uploadID, localPath, descriptor)
+        self.partsInFlight = partsInFlight
     }
 
     func write(_ data: Data) async throws {
@@ -162,26 +174,44 @@ final class SnapshotUpload: SnapshotSink, @unchecked Sendable {
         }
     }
 
+    /// Sends `part` beside those on their way, once fewer than `partsInFlight` are: the oldest is
+    /// waited for first (its failure is the write's).
     private func upload(_ part: Data) async throws {
         try checkpoint("snapshot.upload-part")
-        let number = parts.count + 1
-        parts.append((number, try await client.uploadPart(location, uploadID: uploadID, number: number, body: part)))
+        try await collect(keeping: partsInFlight - 1)
+        sent += 1
+        let (client, location, uploadID, number) = (self.client, self.location, self.uploadID, sent)
+        inFlight.append(Task { (number, try await client.uploadPart(location, uploadID: uploadID, number: number, body: part)) })
     }
 
-    /// The last part, then the upload completed: the object exists from here on.
+    /// Waits for the oldest parts until at most `count` are on their way.
+    private func collect(keeping count: Int) async throws {
+        while inFlight.count > count {
+            let oldest = inFlight.removeFirst()
+            parts.append(try await oldest.value)
+        }
+    }
+
+    /// The last part, every part's answer, then the upload completed: the object exists from here on.
     func finish() async throws {
-        if !buffer.isEmpty || parts.isEmpty { try await upload(buffer) }
+        if !buffer.isEmpty || sent == 0 { try await upload(buffer) }
         buffer = Data()
+        try await collect(keeping: 0)
         try checkpoint("snapshot.before-complete")
-        try await client.completeMultipartUpload(location, uploadID: uploadID, parts: parts)
+        try await client.completeMultipartUpload(location, uploadID: uploadID, parts: parts.sorted { $0.number < $1.number })
         close(descriptor)
     }
 
-    /// Aborts the upload (S3 drops its parts) and removes the local copy. Errors here are
-    /// reported as a note: the run fails anyway with the error that caused the abort.
+    /// Aborts the upload (S3 drops its parts) and removes the local copy. The parts still on
+    /// their way are cancelled and waited for first: a part S3 takes after the abort would
+    /// linger as an upload of its own. Errors here are reported as a note: the run fails anyway
+    /// with the error that caused the abort.
     func abort(progress: Progress) async {
         close(descriptor)
         unlink(localPath)
+        for part in inFlight { part.cancel() }
+        for part in inFlight { _ = try? await part.value }
+        inFlight = []
         do { try await client.abortMultipartUpload(location, uploadID: uploadID) } catch {
             progress.note("could not abort the multipart upload \(uploadID) to \(location): \(error) (a bucket lifecycle rule AbortIncompleteMultipartUpload removes it)")
         }
@@ -193,7 +223,8 @@ extension SnapshotSave {
     /// `PREFIX/.muster-partial/` (completed only once etcd's digest checked out), then copies it
     /// to its final key `PREFIX/CLUSTER-REVISION-STAMP.db` with its metadata (the revision and
     /// the sha256 are known only at the end of the stream, and S3 fixes metadata when an upload
-    /// starts) and deletes the partial one. The final key never holds anything but a whole,
+    /// starts; over 5 GiB the copy is a multipart one of ranges, `S3Client.copy`) and deletes the
+    /// partial one. The final key never holds anything but a whole,
     /// checked snapshot with its metadata. Then records it and applies retention in the bucket.
     func saveToObjectStore(_ cluster: ClusterPlan, workspace: Workspace, endpoints: Endpoints, from source: MemberPlan,
                            target: ObjectStoreTarget, retention policy: RetentionPolicy) async throws -> Outcome {
@@ -268,7 +299,7 @@ extension SnapshotSave {
             metadata.databaseSHA256 = facts.databaseSHA256
             metadata.takenAt = SnapshotCatalog.stamp(stamp)
             try checkpoint("snapshot.before-copy")
-            try await client.copyObject(from: staging, to: final, metadata: metadata.headers, encryption: target.encryption)
+            try await client.copy(from: staging, size: Int64(facts.size), to: final, metadata: metadata.headers, encryption: target.encryption)
             try await client.deleteObject(staging)
         } catch {
             throw failed(error)

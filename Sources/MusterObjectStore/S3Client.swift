@@ -154,8 +154,7 @@ public struct S3Client: Sendable {
 
     /// `CopyObject` within S3 (up to 5 GiB), the copy's metadata replaced by `metadata`.
     public func copyObject(from source: S3Location, to destination: S3Location, metadata: [String: String], encryption: S3Encryption? = nil) async throws {
-        let copySource = "/\(source.bucket)/" + SigV4Signer.encode(source.key, keepingSlash: true)
-        let answer = try await send(.PUT, destination, headers: [("x-amz-copy-source", copySource), ("x-amz-metadata-directive", "REPLACE")]
+        let answer = try await send(.PUT, destination, headers: [("x-amz-copy-source", Self.copySource(source)), ("x-amz-metadata-directive", "REPLACE")]
                                     + Self.metadataHeaders(metadata) + (encryption?.headers ?? []))
         let fields = XMLFields(answer)
         if fields.blocks("Error").count > 0, let code = fields.value("Code") {
@@ -163,7 +162,62 @@ public struct S3Client: Sendable {
         }
     }
 
+    /// `UploadPartCopy`: bytes `range` (inclusive) of `source` as part `number` of the upload;
+    /// returns its ETag.
+    public func uploadPartCopy(from source: S3Location, range: ClosedRange<Int64>, to destination: S3Location, uploadID: String,
+                               number: Int) async throws -> String {
+        let answer = try await send(.PUT, destination, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                                    headers: [("x-amz-copy-source", Self.copySource(source)),
+                                              ("x-amz-copy-source-range", "bytes=\(range.lowerBound)-\(range.upperBound)")])
+        let fields = XMLFields(answer)
+        // As with CopyObject, a 200 may carry the error in its body.
+        if fields.blocks("Error").count > 0, let code = fields.value("Code") {
+            throw ObjectStoreError(.s3, "\(destination): UploadPartCopy of part \(number) failed: \(code): \(fields.value("Message") ?? "")", code: code, httpStatus: 200)
+        }
+        guard let etag = fields.value("ETag"), !etag.isEmpty else {
+            throw ObjectStoreError(.answer, "\(destination): UploadPartCopy of part \(number) answered without an ETag")
+        }
+        return etag
+    }
+
+    /// Copies `source` (of `size` bytes) to `destination` with `metadata` in place of its own:
+    /// one `CopyObject` up to `multipartCopyThreshold`, which S3 refuses over 5 GiB; beyond it a
+    /// multipart upload of `UploadPartCopy` ranges, `partsInFlight` at a time, completed only
+    /// once every range is copied and aborted on any failure (Ctrl-C included), so
+    /// `destination` holds the whole copy or nothing new.
+    public func copy(from source: S3Location, size: Int64, to destination: S3Location, metadata: [String: String],
+                     encryption: S3Encryption? = nil, copy: MultipartCopy = MultipartCopy()) async throws {
+        guard size > copy.threshold else {
+            return try await copyObject(from: source, to: destination, metadata: metadata, encryption: encryption)
+        }
+        let ranges = copy.ranges(size: size)
+        let uploadID = try await createMultipartUpload(destination, metadata: metadata, encryption: encryption)
+        do {
+            let parts = try await withThrowingTaskGroup(of: (number: Int, etag: String).self) { group in
+                var parts: [(number: Int, etag: String)] = []
+                for (index, range) in ranges.enumerated() {
+                    if index >= copy.partsInFlight, let done = try await group.next() { parts.append(done) }
+                    try Task.checkCancellation()
+                    group.addTask {
+                        (index + 1, try await uploadPartCopy(from: source, range: range, to: destination, uploadID: uploadID, number: index + 1))
+                    }
+                }
+                for try await done in group { parts.append(done) }
+                return parts.sorted { $0.number < $1.number }
+            }
+            try await completeMultipartUpload(destination, uploadID: uploadID, parts: parts)
+        } catch {
+            // Every range's request has ended here (the group awaited them): none lands after the abort.
+            try? await abortMultipartUpload(destination, uploadID: uploadID)
+            throw error
+        }
+    }
+
     // MARK: requests
+
+    static func copySource(_ source: S3Location) -> String {
+        "/\(source.bucket)/" + SigV4Signer.encode(source.key, keepingSlash: true)
+    }
 
     static func metadataHeaders(_ metadata: [String: String]) -> [(name: String, value: String)] {
         metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }

@@ -23,14 +23,14 @@ import MusterTestSupport
                                     environment: environment, timeout: 300)
     }
 
-    func withClusterAndS3<T: Sendable>(_ body: (PlanBuilder, MotoServer, EtcdClient) async throws -> T) async throws -> T {
+    func withClusterAndS3<T: Sendable>(holdingPartsUntil gate: Int? = nil, _ body: (PlanBuilder, MotoServer, EtcdClient) async throws -> T) async throws -> T {
         try MotoServer.requireVenv()
         return try await onSandbox {
             let builder = try DeploySandbox.inventory(.static, binary: DeploySandbox.etcd35)
             let outcome = try await DeploySandbox.up(builder)
             #expect(outcome.reports.allSatisfy { $0.ok })
             let directory = try TemporaryDirectory(prefix: "muster-s3")
-            let moto = try MotoServer(logDirectory: directory.path)
+            let moto = try MotoServer(logDirectory: directory.path, holdingPartsUntil: gate)
             defer { moto.stop() }
             _ = try moto.python("import boto3; boto3.client('s3').create_bucket(Bucket='\(Self.bucket)')")
             let client = EtcdClient(baseURL: "http://\(try DeploySandbox.host("host1").address):2379", timeout: 20)
@@ -171,6 +171,29 @@ import MusterTestSupport
             #expect(down.stderrText.contains("S3 endpoint http://127.0.0.1:\(port)"), "\(down.stderrText)")
             #expect(down.stderrText.contains("connection refused"), "\(down.stderrText)")
             #expect(!down.stderrText.contains(MotoServer.secretAccessKey))
+        }
+    }
+
+    /// The save as shipped sends its parts side by side: with the server holding each part until
+    /// two are held together, two are (one at a time, the first would wait out the gate's 20 s
+    /// alone); and the object restores byte for byte as boto3 downloads it.
+    @Test func aSaveSendsItsPartsSideBySideOn35() async throws {
+        try await withClusterAndS3(holdingPartsUntil: 2) { builder, moto, client in
+            let inventory = builder.inventoryPath
+            // About 18 MB: two whole 8 MiB parts while the stream runs.
+            let value = String(repeating: "0123456789abcdef", count: 1_200_000 / 16)
+            for i in 0..<15 { _ = try await client.put("/s3/large-\(i)", value) }
+            let save = try cli(["snapshot", "save", inventory, "--out", "s3://\(Self.bucket)/prod", "--output", "json"], moto)
+            #expect(save.status == 0, "\(save.stderrText)")
+            #expect(moto.partsInFlight() >= 2, "\(save.stderrText)")
+            let checked = try moto.python("""
+                import boto3, hashlib
+                c = boto3.client('s3')
+                key = [o['Key'] for o in c.list_objects_v2(Bucket='\(Self.bucket)', Prefix='prod/main-')['Contents']][0]
+                o = c.get_object(Bucket='\(Self.bucket)', Key=key)
+                print(hashlib.sha256(o['Body'].read()).hexdigest() == o['Metadata']['muster-sha256'], o['ContentLength'] > 16 << 20)
+                """).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(checked == "True True")
         }
     }
 

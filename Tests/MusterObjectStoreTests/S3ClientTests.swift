@@ -190,3 +190,61 @@ import Testing
         }
     }
 }
+
+/// `S3Client.copy`: one `CopyObject` up to the threshold, ranges of `UploadPartCopy` above it
+/// (the threshold lowered from S3's 5 GiB to a few MiB here), as boto3 reads the result back.
+@Suite(.serialized) struct S3MultipartCopyTests {
+    static let bucket = "muster-test"
+
+    @Test func aCopyOverTheThresholdGoesInRangesWithItsMetadataAndEveryByte() async throws {
+        try await S3ClientTests.withMoto { moto, _ in
+            _ = try moto.python("import boto3; boto3.client('s3').create_bucket(Bucket='\(Self.bucket)')")
+            let s3 = try S3ClientTests.client(moto)
+            // 12 MiB and 3 bytes: ranges of 5, 5 and 2 MiB + 3 bytes.
+            let body = Data((0..<((12 << 20) + 3)).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) })
+            let staging = S3Location(bucket: Self.bucket, key: "p/.muster-partial/x.db")
+            try await s3.putObject(staging, body: body, metadata: ["muster-cluster": "main"])
+            let ranged = S3Location(bucket: Self.bucket, key: "p/main-9-20261207T000000Z.db")
+            let copy = MultipartCopy(threshold: 1 << 20, partSize: 5 << 20, partsInFlight: 2)
+            #expect(copy.ranges(size: Int64(body.count)).map(\.count) == [5 << 20, 5 << 20, (2 << 20) + 3])
+            try await s3.copy(from: staging, size: Int64(body.count), to: ranged, metadata: ["muster-cluster": "main", "muster-sha256": "abc"],
+                              encryption: .aes256, copy: copy)
+            // Under the threshold: one CopyObject (an ETag without a part count).
+            let whole = S3Location(bucket: Self.bucket, key: "p/main-9-20261207T000001Z.db")
+            try await s3.copy(from: staging, size: Int64(body.count), to: whole, metadata: ["muster-cluster": "main", "muster-sha256": "abc"],
+                              copy: MultipartCopy(threshold: Int64(body.count), partSize: 5 << 20))
+            let boto = try moto.python("""
+                import boto3, hashlib
+                c = boto3.client('s3')
+                for key in ('p/main-9-20261207T000000Z.db', 'p/main-9-20261207T000001Z.db'):
+                    o = c.get_object(Bucket='\(Self.bucket)', Key=key)
+                    print(hashlib.sha256(o['Body'].read()).hexdigest(), o['ETag'].strip('"').partition('-')[2] or 'whole',
+                          o['Metadata'].get('muster-sha256'), o.get('ServerSideEncryption'))
+                print(len(c.list_multipart_uploads(Bucket='\(Self.bucket)').get('Uploads', [])))
+                """).split(separator: "\n").map(String.init)
+            let digest = Digest.sha256Hex(body)
+            #expect(boto == ["\(digest) 3 abc AES256", "\(digest) whole abc None", "0"])
+        }
+    }
+
+    /// A range that fails (here: its source is gone) aborts the multipart copy: no object under
+    /// the destination, no upload left.
+    @Test func aFailedRangeLeavesNoObjectAndNoUpload() async throws {
+        try await S3ClientTests.withMoto { moto, _ in
+            _ = try moto.python("import boto3; boto3.client('s3').create_bucket(Bucket='\(Self.bucket)')")
+            let s3 = try S3ClientTests.client(moto)
+            let missing = S3Location(bucket: Self.bucket, key: "p/.muster-partial/gone.db")
+            let destination = S3Location(bucket: Self.bucket, key: "p/main-9-20261207T000000Z.db")
+            await #expect(throws: ObjectStoreError.self) {
+                try await s3.copy(from: missing, size: 12 << 20, to: destination, metadata: ["muster-cluster": "main"],
+                                  copy: MultipartCopy(threshold: 1 << 20, partSize: 5 << 20, partsInFlight: 2))
+            }
+            let left = try moto.python("""
+                import boto3
+                c = boto3.client('s3')
+                print(len(c.list_multipart_uploads(Bucket='\(Self.bucket)').get('Uploads', [])), c.list_objects_v2(Bucket='\(Self.bucket)')['KeyCount'])
+                """).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(left == "0 0")
+        }
+    }
+}

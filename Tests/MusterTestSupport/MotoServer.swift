@@ -11,6 +11,8 @@ public final class MotoServer: @unchecked Sendable {
     public static var pythonPath: String { venv + "/bin/python" }
     public let port: Int
     public let endpoint: String
+    /// Where a server started `holdingPartsUntil:` writes the most `UploadPart` requests it held together.
+    public let partsInFlightPath: String
     private let process: Process
     /// Fixed test credentials (moto accepts any; `strict` below makes it check them).
     public static let accessKeyID = "AKIAMUSTERTEST000001"
@@ -26,18 +28,52 @@ public final class MotoServer: @unchecked Sendable {
     /// Starts moto. With `authenticatingAfter: N`, moto checks every request's key and
     /// signature against its own IAM after the first N (`INITIAL_NO_AUTH_ACTION_COUNT`): those
     /// create the IAM user and key a test then signs with.
-    public init(logDirectory: String, authenticatingAfter unauthenticated: Int? = nil) throws {
+    ///
+    /// With `holdingPartsUntil: N`, every `UploadPart` request (a PUT with `partNumber` and a
+    /// body, not a copy) is held before moto sees it until N of them are held together, or for
+    /// at most 20 s (then none is held any more); the most ever held together is written to `partsInFlightPath` as each
+    /// request arrives. A client that sends its parts one at a time shows 1 there (after the
+    /// 20 s of its first part); one that keeps K on their way shows K, never more, while N > K.
+    public init(logDirectory: String, authenticatingAfter unauthenticated: Int? = nil, holdingPartsUntil gate: Int? = nil) throws {
         try Self.requireVenv()
         port = try FreePorts.pick(1).first!
         endpoint = "http://127.0.0.1:\(port)"
+        partsInFlightPath = logDirectory + "/parts-in-flight"
         let arguments = ["-c", """
-            import sys
-            from moto.server import ThreadedMotoServer
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+            import sys, threading
+            from moto.moto_server import threaded_moto_server as served
+            gate = int(sys.argv[2])
+            if gate > 0:
+                condition = threading.Condition()
+                held = {"now": 0, "most": 0, "open": False}
+                def counting(app):
+                    def handle(environ, start_response):
+                        query = environ.get("QUERY_STRING", "")
+                        part = environ["REQUEST_METHOD"] == "PUT" and "partNumber=" in query and "HTTP_X_AMZ_COPY_SOURCE" not in environ
+                        if not part:
+                            return app(environ, start_response)
+                        with condition:
+                            held["now"] += 1
+                            held["most"] = max(held["most"], held["now"])
+                            with open(sys.argv[3], "w") as out:
+                                out.write(str(held["most"]))
+                            condition.notify_all()
+                            # Once N were held, or once a part waited its 20 s, the gate stays open.
+                            if not condition.wait_for(lambda: held["open"] or held["most"] >= gate, timeout=20):
+                                held["open"] = True
+                                condition.notify_all()
+                        try:
+                            return app(environ, start_response)
+                        finally:
+                            with condition:
+                                held["now"] -= 1
+                    return handle
+                plain = served.DomainDispatcherApplication
+                served.DomainDispatcherApplication = lambda create: counting(plain(create))
+            server = served.ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
             server.start()
-            import threading
             threading.Event().wait()
-            """, String(port)]
+            """, String(port), String(gate ?? 0), partsInFlightPath]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.pythonPath)
         process.arguments = arguments
@@ -61,6 +97,12 @@ public final class MotoServer: @unchecked Sendable {
             }
             usleep(50_000)
         }
+    }
+
+    /// The most `UploadPart` requests served side by side so far (0 before the first; only
+    /// counted by a server started `holdingPartsUntil:`).
+    public func partsInFlight() -> Int {
+        (try? String(contentsOfFile: partsInFlightPath, encoding: .utf8)).flatMap { Int($0) } ?? 0
     }
 
     /// The environment muster and boto3 read (no profile files: HOME points nowhere useful).
