@@ -174,7 +174,7 @@ public struct SnapshotSave: Sendable {
         // connected (and their facts gathered) as every command connects them.
         let needsSSH = viaSSH || cluster.members.contains { $0.endpoint.contains("://127.0.0.1:") }
         if !needsSSH { try options.addressGuard(cluster.members.map(\.address)) }
-        let (wanted, keep, viaSSH, dryRun, progress) = (member, keep, viaSSH, dryRun, progress)
+        let (wanted, viaSSH, dryRun, progress) = (member, viaSSH, dryRun, progress)
         let (retention, objectStore) = (self.retention ?? RetentionPolicy(last: keep), self.objectStore)
         var options = options
         options.recordHostKeys = !dryRun
@@ -182,7 +182,8 @@ public struct SnapshotSave: Sendable {
                                                    connecting: needsSSH) { operations -> Outcome? in
             try await operations.withEndpoints(cluster, viaSSH: viaSSH) { endpoints -> Outcome? in
                 let source = try await ClusterOperations.snapshotSource(cluster, endpoints: endpoints, wanted: wanted)
-                let steps = SnapshotSteps.plan(cluster, source: source, directory: directory, keep: keep)
+                let steps = SnapshotSteps.plan(cluster, source: source, destination: objectStore?.location.description ?? directory,
+                                               retention: retention)
                 let runner = StepRunner(command: "snapshot", progress: progress)
                 if dryRun {
                     runner.list(steps)
@@ -190,7 +191,7 @@ public struct SnapshotSave: Sendable {
                 }
                 var outcome: Outcome?
                 try await runner.run(steps) { step in
-                    guard case .save(let source, let directory, let keep) = step.action else {
+                    guard case .save(let source, _, _) = step.action else {
                         throw DeployError(host: nil, cluster: cluster.name, step: step.name, "snapshot save has no step \(step.name)")
                     }
                     if let objectStore {

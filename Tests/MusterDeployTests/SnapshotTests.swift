@@ -291,7 +291,8 @@ import MusterTestSupport
             var save = SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(observer: { saidSave.add($0.line) }))
             save.member = "host3"
             let saved = try #require(try await save.run())
-            #expect(plannedSave.steps.count == 1 && plannedSave.steps == saidSave.steps && plannedSave.steps[0].contains("from host3 on host3"),
+            #expect(plannedSave.steps.count == 1 && plannedSave.steps == saidSave.steps && plannedSave.steps[0].contains("from host3 on host3")
+                    && plannedSave.steps[0].contains("keep there what --keep-last 5 keeps"),
                     "dry run: \(plannedSave.steps)\nrun: \(saidSave.steps)")
             #expect(saved.member == "host3" && saved.clusterVersion == "3.5.0")
             _ = try await client.put("/written-after-the-snapshot", "gone after the restore")

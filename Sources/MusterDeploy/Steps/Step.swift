@@ -45,7 +45,7 @@ struct Step: Sendable {
         case defragment(MemberPlan)
         /// A snapshot streamed from this member into `directory`, checked, named, recorded, and
         /// all but the newest `keep` of the cluster's there pruned.
-        case save(MemberPlan, directory: String, keep: Int)
+        case save(MemberPlan, into: String, retention: RetentionPolicy)
     }
 
     var cluster: String
@@ -111,8 +111,8 @@ struct Step: Sendable {
             return "write the conf.yml of \(members.map(\.name).joined(separator: ", ")) for the restored founding (its new token, every member in initial-cluster)"
         case .defragment(let member):
             return "defragment \(member.name) on \(member.host) (it answers nothing meanwhile), healthy again before the next"
-        case .save(let member, let directory, let keep):
-            return "stream a snapshot from \(member.name) on \(member.host) into \(directory), check it, record it, keep the newest \(keep) there"
+        case .save(let member, let destination, let retention):
+            return "stream a snapshot from \(member.name) on \(member.host) into \(destination), check it, record it, keep there what \(retention.flags) keeps"
         }
     }
 
