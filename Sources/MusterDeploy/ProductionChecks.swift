@@ -84,7 +84,9 @@ struct ProductionChecks {
             let member = clients[index].0
             switch answer {
             case .success(let certificate?):
-                seen.append(.init(label: "the certificate \(member.name) presents at \(member.endpoint) (CN \(certificate.commonName))",
+                // Member certificates have no CN (etcd would take it for a user name).
+                let name = certificate.commonName.isEmpty ? "" : " (CN \(certificate.commonName))"
+                seen.append(.init(label: "the certificate \(member.name) presents at \(member.endpoint)\(name)",
                                   notAfter: certificate.notAfter))
             case .success(nil): break
             case .failure(let error):

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import MusterBasics
+import MusterDeploy
+import MusterInventory
+import MusterSandbox
+import MusterWorkspace
+
+/// A member's keys as credentials (issue 28), on real etcd 3.4.23 and 3.5.16 with TLS: a
+/// member's server key is no client credential where etcd lets its gateway present another
+/// certificate (3.5+), the JSON gateway still serves, no member certificate is an etcd user,
+/// and `down --wipe-data` leaves no private key on any host.
+@Suite(.serialized) struct MemberCertificateTests {
+    /// curl from the controller with one client certificate: the HTTP status and body, or nil
+    /// when the TLS handshake (or the request) was refused.
+    private func post(_ url: String, body: String, ca: String, cert: String, key: String) throws -> (status: Int, body: String)? {
+        let result = try LocalProcess.run(["curl", "-sS", "--http1.1", "--max-time", "5", "--cacert", ca, "--cert", cert, "--key", key,
+                                           "-X", "POST", "-d", body, "-w", "\n%{http_code}", url], timeout: 30)
+        guard result.succeeded, let status = result.stdoutText.split(separator: "\n").last.flatMap({ Int($0) }) else { return nil }
+        return (status, result.stdoutText)
+    }
+
+    private func etcdctl(_ endpoint: String, _ arguments: [String], ca: String, cert: String, key: String) throws -> ProcessResult {
+        try LocalProcess.run(["etcdctl", "--endpoints=\(endpoint)", "--dial-timeout=3s", "--command-timeout=5s",
+                              "--cacert=\(ca)", "--cert=\(cert)", "--key=\(key)"] + arguments,
+                             environment: ["ETCDCTL_API": "3"], timeout: 30)
+    }
+
+    private func clientURL(_ host: String) throws -> String { "https://\(try DeploySandbox.host(host).address):2379" }
+
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func aServerKeyIsNoClientCredentialOfAnotherMemberAndTheGatewayServes(binary: String) async throws {
+        try await onSandbox {
+            let (builder, pki) = try await DeploySandbox.formedTLSCluster(binary: binary)
+            let version = try EtcdVersionProfile(try MemberBinary.versionBlocking(of: binary))
+            let ca = "\(pki)/ca.crt"
+            let muster = (cert: "\(pki)/client.crt", key: "\(pki)/client.key")
+            // The JSON gateway (`/v3/kv/*` over HTTPS) answers on every member: a write through
+            // one, read back through each.
+            let put = try post(try clientURL("host1") + "/v3/kv/put", body: #"{"key":"Z2F0ZXdheQ==","value":"c2VydmVz"}"#,
+                               ca: ca, cert: muster.cert, key: muster.key)
+            #expect(put?.status == 200, "\(String(describing: put))")
+            for host in ["host1", "host2", "host3"] {
+                let range = try post(try clientURL(host) + "/v3/kv/range", body: #"{"key":"Z2F0ZXdheQ=="}"#,
+                                     ca: ca, cert: muster.cert, key: muster.key)
+                #expect(range?.status == 200 && range?.body.contains("c2VydmVz") == true, "\(host): \(String(describing: range))")
+            }
+            // host2's server key against host1's client port.
+            let server = try post(try clientURL("host1") + "/v3/kv/range", body: #"{"key":"Z2F0ZXdheQ=="}"#,
+                                  ca: ca, cert: "\(pki)/host2-server.crt", key: "\(pki)/host2-server.key")
+            if version.line != "3.4" {
+                #expect(server == nil, "a member's server certificate was taken as a client one: \(String(describing: server))")
+                // The gateway's certificate is trusted by its own member's port alone.
+                let gateway = (cert: "\(pki)/host2-gateway.crt", key: "\(pki)/host2-gateway.key")
+                let elsewhere = try post(try clientURL("host1") + "/v3/kv/range", body: #"{"key":"Z2F0ZXdheQ=="}"#, ca: ca, cert: gateway.cert, key: gateway.key)
+                #expect(elsewhere == nil, "\(String(describing: elsewhere))")
+                let own = try post(try clientURL("host2") + "/v3/kv/range", body: #"{"key":"Z2F0ZXdheQ=="}"#, ca: ca, cert: gateway.cert, key: gateway.key)
+                #expect(own?.status == 200, "\(String(describing: own))")
+                #expect(try DeploySandbox.exec("host2", "stat -c '%a %U' /etc/etcd/main/pki/gateway.key") == "600 etcd")
+            } else {
+                // etcd 3.4 has no `client-cert-file`: its gateway presents the server certificate,
+                // which must stay a client one (docs/security.md says so).
+                #expect(server?.status == 200, "\(String(describing: server))")
+                #expect(!FileManager.default.fileExists(atPath: "\(pki)/host2-gateway.crt"))
+            }
+            // A re-run changes nothing: the certificates are reused.
+            let again = try await DeploySandbox.up(builder)
+            #expect(again.bytesSent == 0 && !again.changed)
+
+            // `down --wipe-data` deletes every member's private keys (the gateway's too) on its host.
+            try await DeploySandbox.down(builder, wipe: true)
+            for host in ["host1", "host2", "host3"] {
+                #expect(try DeploySandbox.exec(host, "ls /etc/etcd/main/pki/*.key 2>/dev/null; true") == "", "\(host)")
+            }
+        }
+    }
+
+    /// Before, a member's certificates had its name as CN, which etcd takes for the user name of
+    /// a client certificate: an operator's user of that name (here `host2`, as `root` would be on
+    /// a host named root) was that member's key. Now they have none, and etcd refuses the empty
+    /// user name, so the member's client-capable certificate is no user at all.
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func noMemberCertificateIsAUserEvenOneNamedLikeItsHost(binary: String) async throws {
+        try await onSandbox {
+            let (builder, pki) = try await DeploySandbox.formedTLSCluster(binary: binary)
+            let version = try EtcdVersionProfile(try MemberBinary.versionBlocking(of: binary))
+            let ca = "\(pki)/ca.crt", endpoint = try clientURL("host2")
+            func asMuster(_ arguments: [String]) throws -> ProcessResult {
+                try etcdctl(endpoint, arguments, ca: ca, cert: "\(pki)/client.crt", key: "\(pki)/client.key")
+            }
+            for arguments in [["user", "add", "root", "--new-user-password=sandbox-root"], ["user", "grant-role", "root", "root"],
+                              ["user", "add", "host2", "--new-user-password=sandbox-host2"], ["user", "grant-role", "host2", "root"],
+                              ["auth", "enable"]] {
+                let result = try asMuster(arguments)
+                #expect(result.succeeded, "\(arguments): \(result.stderrText)")
+            }
+            // host2's certificate that its own client port takes as a client one: the server
+            // certificate on 3.4, the gateway's on 3.5.
+            let base = version.line == "3.4" ? "host2-server" : "host2-gateway"
+            let asMember = try etcdctl(endpoint, ["put", "/member-as-user", "yes"], ca: ca, cert: "\(pki)/\(base).crt", key: "\(pki)/\(base).key")
+            #expect(!asMember.succeeded, "host2's certificate acted as user host2: \(asMember.stdoutText)")
+            #expect(asMember.stderrText.contains("user name is empty") || asMember.stderrText.contains("permission denied"),
+                    "\(asMember.stderrText)")
+            // The user itself works (the refusal above is the certificate's, not a broken setup).
+            let asUser = try asMuster(["--user=host2:sandbox-host2", "put", "/user-host2", "yes"])
+            #expect(asUser.succeeded, "\(asUser.stderrText)")
+            #expect(try asMuster(["--user=root:sandbox-root", "auth", "disable"]).succeeded)
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+}
