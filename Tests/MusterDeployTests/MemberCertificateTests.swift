@@ -108,4 +108,27 @@ import MusterWorkspace
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
+
+    /// A 3.5 cluster whose hosts hold no gateway certificate (made by a muster before it): a
+    /// restore writes a conf.yml that names one, so it pushes the certificates with it, and the
+    /// members start (etcd refuses to start on a `client-cert-file` it cannot read).
+    @Test func aRestoreBringsTheCertificatesItsConfigNames() async throws {
+        try await onSandbox {
+            let (builder, pki) = try await DeploySandbox.formedTLSCluster(binary: DeploySandbox.etcd35)
+            let saved = try #require(try await SnapshotSave(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true)).run())
+            for host in ["host1", "host2", "host3"] {
+                _ = try DeploySandbox.exec(host, "rm -f /etc/etcd/main/pki/gateway.crt /etc/etcd/main/pki/gateway.key /etc/etcd/main/pki/client-port-trust.crt")
+                for suffix in ["crt", "key"] { try FileManager.default.removeItem(atPath: "\(pki)/\(host)-gateway.\(suffix)") }
+            }
+            var restore = Restore(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true), snapshot: saved.snapshot.file)
+            restore.force = true
+            let restored = try #require(try await restore.run())
+            #expect(restored.report.ok, "\(restored.report.table())")
+            for host in ["host1", "host2", "host3"] {
+                #expect(try DeploySandbox.exec(host, "stat -c '%a %U' /etc/etcd/main/pki/gateway.key") == "600 etcd", "\(host)")
+                #expect(FileManager.default.fileExists(atPath: "\(pki)/\(host)-gateway.key"), "\(host): kept in the state")
+            }
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
 }
