@@ -3,6 +3,7 @@ import Testing
 import MusterBasics
 import MusterDeploy
 import MusterInventory
+import MusterPKI
 import MusterSandbox
 import MusterWorkspace
 
@@ -128,6 +129,51 @@ import MusterWorkspace
                 #expect(try DeploySandbox.exec(host, "stat -c '%a %U' /etc/etcd/main/pki/gateway.key") == "600 etcd", "\(host)")
                 #expect(FileManager.default.fileExists(atPath: "\(pki)/\(host)-gateway.key"), "\(host): kept in the state")
             }
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// A cluster whose members serve certificates of the former form (the member's name as CN,
+    /// put in place while they run: etcd reads its certificate files at each handshake) is moved
+    /// by the next `up`: renewed, each member restarted once, the cluster whole and its keys kept.
+    @Test func certificatesOfTheFormerFormAreRolledOutByTheNextUp() async throws {
+        try await onSandbox {
+            let (builder, pki) = try await DeploySandbox.formedTLSCluster()
+            let authorities = try ClusterPKI(stateDirectory: try builder.build().state.directory, cluster: "main")
+            let hosts = ["host1", "host2", "host3"]
+            for host in hosts {
+                let root = "/proc/\(try DeploySandbox.host(host).sshdPid)/root/etc/etcd/main/pki"
+                let sans = try DeploySandbox.exec(host, "openssl x509 -in /etc/etcd/main/pki/server.crt -noout -ext subjectAltName | tail -n 1")
+                    .split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let dns = sans.filter { $0.hasPrefix("DNS:") }.map { String($0.dropFirst(4)) }
+                let ips = sans.filter { $0.hasPrefix("IP Address:") }.map { String($0.dropFirst(11)) }
+                for (kind, authority, base) in [(CertificateKind.serverDialingItself, authorities.authority, "server"), (.peer, authorities.peerAuthority, "peer")] {
+                    let former = try authority.issue(kind: kind, commonName: host, dnsNames: dns, ipAddresses: ips)
+                    for (text, state, onHost) in [(former.privateKeyPEM, "\(pki)/\(host)-\(base).key", "\(root)/\(base).key"),
+                                                  (former.certificatePEM, "\(pki)/\(host)-\(base).crt", "\(root)/\(base).crt")] {
+                        try Data(text.utf8).write(to: URL(fileURLWithPath: state))
+                        try Data(text.utf8).write(to: URL(fileURLWithPath: onHost))
+                    }
+                }
+            }
+            let endpoint = try clientURL("host1")
+            let muster = (ca: "\(pki)/ca.crt", cert: "\(pki)/client.crt", key: "\(pki)/client.key")
+            #expect(try etcdctl(endpoint, ["put", "/before-the-move", "kept"], ca: muster.ca, cert: muster.cert, key: muster.key).succeeded)
+            let served = try DeploySandbox.exec("host2", "openssl s_client -connect $(hostname -I | cut -d' ' -f1):2379 -CAfile /etc/etcd/main/pki/ca.crt </dev/null 2>/dev/null | openssl x509 -noout -subject -nameopt RFC2253")
+            #expect(served.contains("CN=host2"), "host2 serves the former certificate: \(served)")
+            let running = try hosts.map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+
+            let moved = try await DeploySandbox.up(builder)
+            #expect(moved.changed && moved.reports.allSatisfy { $0.ok }, "\(moved.reports.map { $0.table() })")
+            let after = try hosts.map { try DeploySandbox.exec($0, "cat /run/etcd/main.pid") }
+            #expect(zip(running, after).allSatisfy { $0 != $1 }, "each member restarted with its new certificates")
+            for host in hosts {
+                #expect(!(try DeploySandbox.exec(host, "openssl x509 -in /etc/etcd/main/pki/server.crt -noout -subject -nameopt RFC2253")).contains("CN="), "\(host)")
+            }
+            let kept = try etcdctl(endpoint, ["get", "/before-the-move", "--print-value-only"], ca: muster.ca, cert: muster.cert, key: muster.key)
+            #expect(kept.stdoutText == "kept\n", "\(kept.stderrText)")
+            let again = try await DeploySandbox.up(builder)
+            #expect(again.bytesSent == 0 && !again.changed)
             try await DeploySandbox.down(builder, wipe: true)
         }
     }
