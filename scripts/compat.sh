@@ -149,7 +149,7 @@ healthy() {
 }
 # The voters etcd lists (learners are not counted), one "NAME" a line.
 voters() { ctl member list | awk -F', ' '$2 == "started" && $6 != "true" { print $3 }' | sort; }
-bring_up() { m up "$inv" --state "$state" || { fail "muster up failed"; return 1; }; m verify "$inv" --state "$state" || { fail "muster verify failed"; return 1; }; refresh_env; }
+bring_up() { m up "$inv" --state "$state" --skip-disk-check || { fail "muster up failed"; return 1; }; m verify "$inv" --state "$state" || { fail "muster verify failed"; return 1; }; refresh_env; }
 
 # --- the scenarios: each sets `reason` on failure or n/a, and returns 0 pass, 1 fail, 2 n/a --------
 scenario_static() {
@@ -295,7 +295,7 @@ upgrade_through() {
     for step in "${steps[@]:1}"; do
         DIR=${dirs[$step]} CTL=${ctls[$step]}
         make_inventory static "$inv" "$(static_clusters "host1, host2, host3")" || { stop_writer; fail "sandbox inventory failed"; return 1; }
-        m up "$inv" --state "$state" || { stop_writer; fail "muster up onto ${versions[$step]} failed"; return 1; }
+        m up "$inv" --state "$state" --skip-disk-check || { stop_writer; fail "muster up onto ${versions[$step]} failed"; return 1; }
     done
     stop_writer
     local during=$(( $(wc -l <"$acks") - before ))

@@ -50,4 +50,23 @@ public enum MetricThresholds {
         source: "mixin etcdMemberCommunicationSlow (p99 above 0.15 s)")
 
     public static let all = [walFsync, backendCommit, quota, fragmentation, leaderChanges, proposalsFailed, peerRoundTrip]
+
+    // Host checks: measured over muster's SSH sessions, not read from etcd's metrics.
+
+    /// Preflight of a member's first start: the p99, in seconds, of single 2300-byte writes each
+    /// made durable (O_DSYNC) on its data dir's filesystem.
+    public static let diskPreflight = MetricThreshold(
+        check: "disk-fdatasync", metric: "fdatasync of 2300-byte writes (etcd's WAL entries), measured by up's preflight", warn: 0.010, fail: 0.100,
+        source: "warn: etcd FAQ/hardware guide, WAL fsync p99 under 10 ms; refuse: 100 ms, ten times that, where etcd's heartbeats (100 ms) are missed on every slow write")
+    /// Seconds between a host's clock and the controller's.
+    public static let clockSkew = MetricThreshold(
+        check: "clock-skew", metric: "host clock minus the controller's (date +%s.%N over SSH)", warn: 0.5, fail: 1.0,
+        source: "fail: etcd's peer prober logs clock drift above 1 s (rafthttp probing); warn: half of that")
+    /// Free space on a member's data dir's filesystem over the cluster's quota-backend-bytes:
+    /// warns under 1 (the database could not grow to its quota there).
+    public static let diskFree = MetricThreshold(
+        check: "disk-free", metric: "free bytes on the data dir's filesystem (df) over quota-backend-bytes", warn: 1.0, fail: nil,
+        source: "etcd's quota-backend-bytes (default 2 GiB): the database may grow to it, and a full disk stops etcd where NOSPACE would have warned first")
+
+    public static let hostChecks = [diskPreflight, clockSkew, diskFree]
 }

@@ -25,6 +25,9 @@ public struct BringUp: Sendable {
     /// A snapshot before any restart or membership change of a running cluster (`--no-backup`
     /// turns it off).
     public var backup = true
+    /// fdatasync measured on each new member's data dir's filesystem in preflight, a disk too slow
+    /// for etcd refused (`--skip-disk-check` turns it off).
+    public var checkDisks = true
 
     public init(builder: PlanBuilder, options: RunOptions, progress: Progress) {
         self.builder = builder
@@ -88,6 +91,7 @@ public struct BringUp: Sendable {
         preflight.identity = identity
         preflight.incarnations = incarnations
         preflight.authorities = certificates.mapValues(\.authorities)
+        preflight.checkDisks = checkDisks
         let scripts = preflight.scripts(workspace, hosts: hosts.map(\.name), binaryPaths: sources.map(\.remote),
                                         extraFiles: certificates.values.flatMap(\.files))
         let memberCount = workspace.plan.clusters.reduce(0) { $0 + $1.members.count }
@@ -108,6 +112,10 @@ public struct BringUp: Sendable {
             throw error
         }
         do {
+            // Warned, never refused: etcd runs with skewed clocks, but its leases and its peers'
+            // "clock drift" logs do not (the same check and lines as verify's).
+            let skew = ClockSkew.check(await ClockSkew.measure(fleet.sessions.keys.sorted(), fleet: fleet))
+            if !skew.ok { progress.note("WARN \(skew.name): \(skew.detail)") }
             let facts = try preflight.judge(workspace, outputs: outputs)
             if !dryRun {
                 // Kept before anything they name reaches a host.

@@ -103,6 +103,17 @@ struct ClusterCertificates {
     /// The client certificate for a TLS cluster, `nil` for plain http (verify, snapshots,
     /// sessions). A state dir without the cluster's CA never brought it up: refused, rather than
     /// a CA made there that no member trusts (and that a later `up` would take for the cluster's).
+    /// What reads the certificate a member presents on its peer port: the peer CA as the only
+    /// trust root (the cluster CA for a PKI older than it), muster's client certificate offered.
+    /// The peer port takes only peer certificates, and says so after the handshake (TLS 1.3),
+    /// once the member's certificate is in hand.
+    static func peerProbeTLS(for cluster: ClusterPlan, stateDirectory: String) throws -> EtcdTLS? {
+        guard let client = try clientTLS(for: cluster, stateDirectory: stateDirectory) else { return nil }
+        let peerCA = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster.name) + "/peer-ca.crt"
+        guard FileManager.default.fileExists(atPath: peerCA) else { return client }
+        return EtcdTLS(caPath: peerCA, certPath: client.certPath, keyPath: client.keyPath)
+    }
+
     static func clientTLS(for cluster: ClusterPlan, stateDirectory: String) throws -> EtcdTLS? {
         guard cluster.tls else { return nil }
         let pkiDirectory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster.name)

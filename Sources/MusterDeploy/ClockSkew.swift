@@ -1,14 +1,14 @@
 import Foundation
+import MusterBasics
 import MusterEtcd
 
 /// `clock-skew`: each host's clock against the controller's, read over the SSH session muster
 /// already holds. etcd leans on its members agreeing about time (leases, and its peer prober
 /// logs "clock drift" above 1 s), so a host that disagrees by a second fails.
 enum ClockSkew {
-    /// Beyond this many seconds apart: a warning.
-    static let warnSeconds = 0.5
-    /// Beyond this: a failure (etcd's own prober warns about peers' clock drift above 1 s).
-    static let failSeconds = 1.0
+    /// Beyond these many seconds apart: a warning, a failure (`MetricThresholds.clockSkew`).
+    static let warnSeconds = MetricThresholds.clockSkew.warn!
+    static let failSeconds = MetricThresholds.clockSkew.fail!
 
     struct Reading: Sendable {
         var host: String

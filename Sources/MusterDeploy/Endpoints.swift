@@ -9,19 +9,23 @@ import Synchronization
 final class Endpoints: Sendable {
     /// By member name: loopback-only members all share the endpoint `http://127.0.0.1:PORT`.
     private let mapped: [String: String]
+    /// By member name: its peer URL through a tunnel (`peers` with `viaSSH`).
+    private let mappedPeers: [String: String]
     /// Closed once, by whoever closes first.
     private let tunnels: Mutex<[SSHTunnel]>
     private let tls: EtcdTLS?
 
-    private init(mapped: [String: String], tunnels: [SSHTunnel], tls: EtcdTLS?) {
+    private init(mapped: [String: String], mappedPeers: [String: String] = [:], tunnels: [SSHTunnel], tls: EtcdTLS?) {
         self.mapped = mapped
+        self.mappedPeers = mappedPeers
         self.tunnels = Mutex(tunnels)
         self.tls = tls
     }
 
-    /// Opens one tunnel per member that needs it; `viaSSH` tunnels every member.
-    static func open(for cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool, tls: EtcdTLS?) async throws -> Endpoints {
-        var mapped: [String: String] = [:], tunnels: [SSHTunnel] = []
+    /// Opens one tunnel per member that needs it; `viaSSH` tunnels every member (and, with
+    /// `peers`, every member's peer port too).
+    static func open(for cluster: ClusterPlan, fleet: Fleet?, viaSSH: Bool, tls: EtcdTLS?, peers: Bool = false) async throws -> Endpoints {
+        var mapped: [String: String] = [:], mappedPeers: [String: String] = [:], tunnels: [SSHTunnel] = []
         guard let fleet else { return Endpoints(mapped: mapped, tunnels: tunnels, tls: tls) }
         do {
             for member in cluster.members {
@@ -31,15 +35,24 @@ final class Endpoints: Sendable {
                 let tunnel = try await fleet.session(member.host).openTunnel(toHost: "127.0.0.1", port: port)
                 tunnels.append(tunnel)
                 mapped[member.name] = "\(url.scheme ?? "http")://127.0.0.1:\(tunnel.localPort)"
+                guard viaSSH && peers, let peer = URLComponents(string: member.peerURL), let peerHost = peer.host, let peerPort = peer.port else { continue }
+                let peerTunnel = try await fleet.session(member.host).openTunnel(toHost: peerHost, port: peerPort)
+                tunnels.append(peerTunnel)
+                mappedPeers[member.name] = "\(peer.scheme ?? "http")://127.0.0.1:\(peerTunnel.localPort)"
             }
         } catch {
             for tunnel in tunnels { await tunnel.close() }
             throw error
         }
-        return Endpoints(mapped: mapped, tunnels: tunnels, tls: tls)
+        return Endpoints(mapped: mapped, mappedPeers: mappedPeers, tunnels: tunnels, tls: tls)
     }
 
     func url(for member: String, endpoint: String) -> String { mapped[member] ?? endpoint }
+
+    /// A client of `member`'s peer URL (directly or through its tunnel), for its TLS handshake.
+    func peerClient(for member: MemberPlan, tls: EtcdTLS?, timeout: TimeInterval = 5) -> EtcdClient {
+        EtcdClient(baseURL: mappedPeers[member.name] ?? member.peerURL, timeout: timeout, tls: tls)
+    }
 
     func client(for member: MemberPlan, timeout: TimeInterval = 5) -> EtcdClient {
         EtcdClient(baseURL: url(for: member.name, endpoint: member.endpoint), timeout: timeout, tls: tls)

@@ -57,6 +57,9 @@ struct HostFacts: Sendable {
     var freeKilobytesAt: [String: Int] = [:]
     /// Mode (octal) and owner of each existing parent of the etcd user's directories.
     var directoryAccess: [String: (mode: Int, owner: String)] = [:]
+    /// By data dir: fdatasync latency measured on the filesystem of each data dir that held no
+    /// data yet (asked by `measuringDisks`).
+    var diskLatency: [String: DiskLatency.Measurement] = [:]
 
     /// One shell script that prints `key value` lines; every path in it is quoted.
     ///
@@ -64,7 +67,7 @@ struct HostFacts: Sendable {
     /// for all of them) and the rest of builtins: every process a host starts costs it a few
     /// milliseconds, on every run (measured: 46 processes per host before, 13 now).
     static func script(for members: [MemberPlan], files: [String], directories: [String],
-                       spaces: [String] = [], etcdReaches: [String] = []) -> String {
+                       spaces: [String] = [], etcdReaches: [String] = [], measuringDisks: [String] = []) -> String {
         var lines = [
             HostHashing.eachFunction,
             "echo arch $(uname -m)",
@@ -121,6 +124,7 @@ struct HostFacts: Sendable {
             // runs on older files.
             lines.append("[ -f \(Shell.quote(p.config)) ] && stat -c \(Shell.quote("\(member.cluster) mtime %.2Y")) -- \(Shell.quote(p.config)) \(Shell.quote(p.pkiDir))/*")
         }
+        if !measuringDisks.isEmpty { lines.append(DiskLatency.script(dataDirectories: measuringDisks)) }
         return lines.map { "{ \($0); } 2>/dev/null" }.joined(separator: "\n") + "\ntrue\n"
     }
 
@@ -131,7 +135,9 @@ struct HostFacts: Sendable {
         var spaceFor: [String] = [], spaceAvail: [Int?] = []
         var clocks: [String: Double] = [:]
         var startTicks: [String: Double] = [:], newestFileTime: [String: Double] = [:]
+        var disks = DiskLatency.Reader()
         for line in output.split(separator: "\n") {
+            if line.hasPrefix("disk"), disks.read(line) { continue }
             let words = line.split(separator: " ", maxSplits: 2).map(String.init)
             guard words.count >= 2 else { continue }
             switch words[0] {
@@ -183,6 +189,7 @@ struct HostFacts: Sendable {
                 facts.members[words[0]] = member
             }
         }
+        facts.diskLatency = disks.measurements
         for (path, sum) in sums { if let mode = modes[path] { facts.files[path] = (sum, mode) } }
         // df's first row is /; the others follow the paths in order. Rows missing (a df that
         // failed on one) leave every path without a figure rather than with another's.

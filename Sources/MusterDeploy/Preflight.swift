@@ -19,6 +19,9 @@ struct Preflight {
     var incarnations: [String: String] = [:]
     /// By TLS cluster: what the CA files beside each member must hold.
     var authorities: [String: Authorities] = [:]
+    /// Measure fdatasync on the filesystem of each member's data dir before its first start
+    /// (`up --skip-disk-check` turns it off).
+    var checkDisks = true
 
     /// A TLS cluster's CAs as this state holds them (or as this run just made them).
     struct Authorities: Sendable {
@@ -44,7 +47,8 @@ struct Preflight {
             // A member to remove is asked whether it runs: one that does not leaves first.
             let leaving = plan.clusters.flatMap { $0.removals.compactMap(\.member).filter { $0.host == host } }
             scripts[host] = HostFacts.script(for: members + leaving, files: files, directories: directories,
-                                             spaces: spaces, etcdReaches: reaches)
+                                             spaces: spaces, etcdReaches: reaches,
+                                             measuringDisks: checkDisks ? members.map(\.paths.data).uniqued() : [])
         }
         return scripts
     }
@@ -67,6 +71,9 @@ struct Preflight {
             if facts.freeKilobytes < 200_000 {
                 problems.append("\(host): only \(facts.freeKilobytes / 1024) MiB free on /")
             }
+            let disk = DiskLatency.judge(host: host, facts.diskLatency)
+            for line in disk.lines { progress.host(host, "disk", line) }
+            problems += disk.problems
         }
         for cluster in plan.clusters {
             // A restored cluster's members carry the IDs its record holds, not the planned ones
@@ -107,6 +114,8 @@ struct Preflight {
                 guard let facts = gathered[member.host] else { continue }
                 problems += Self.spaceProblems(member, facts) + Self.accessProblems(member, facts)
             }
+            let space = DiskSpace.check(cluster, quota: DiskSpace.quotaBytes(of: cluster.name, inventory: built.inventory), facts: gathered)
+            if !space.ok { progress.note("WARN cluster \(cluster.name): \(space.name): \(space.detail)") }
             if let dns = cluster.dns, gathered[dns.serverHost]?.hasDnsmasq != true {
                 problems.append("\(dns.serverHost): dnsmasq is not installed (needed to serve DNS SRV for cluster '\(cluster.name)')")
             }

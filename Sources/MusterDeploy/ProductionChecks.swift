@@ -10,6 +10,8 @@ struct ProductionChecks {
     let cluster: ClusterPlan
     /// Each member and the client that reaches it (directly or through its tunnel).
     let clients: [(ExpectedMember, EtcdClient)]
+    /// Each member and a client of its peer URL (TLS clusters: only its handshake is used).
+    var peerClients: [(MemberPlan, EtcdClient)] = []
     let stateDirectory: String
     /// The cluster record as verification read it (the snapshot schedule and snapshots).
     let record: ClusterRecord?
@@ -60,37 +62,39 @@ struct ProductionChecks {
         return "\(whole / 86400) days"
     }
 
-    /// The cluster's certificates in the state, and the one each member presents on its client
-    /// URL (a TLS cluster only).
+    /// The cluster's certificates in the state, and the ones each member presents on its client
+    /// URL and on its peer URL (a TLS cluster only).
     func certificateExpiry() async -> VerificationReport.Check {
         guard cluster.tls else { return CertificateExpiry.check([], unreadable: []) }
         let directory = ClusterPKI.directory(stateDirectory: stateDirectory, cluster: cluster.name)
         var (seen, unreadable) = CertificateExpiry.held(inDirectory: directory, labelPrefix: "pki/\(cluster.name)/")
+        let targets = clients.map { (name: $0.0.name, port: "at \($0.0.endpoint)", client: $0.1) }
+            + peerClients.map { (name: $0.0.name, port: "at its peer URL \($0.0.peerURL)", client: $0.1) }
         let presented = await withTaskGroup(of: (Int, Result<PresentedCertificate?, EtcdClientError>).self) { group in
-            for (index, (_, client)) in clients.enumerated() {
+            for (index, target) in targets.enumerated() {
                 group.addTask {
                     do throws(EtcdClientError) {
-                        return (index, .success(try await client.presentedCertificate()))
+                        return (index, .success(try await target.client.presentedCertificate()))
                     } catch {
                         return (index, .failure(error))
                     }
                 }
             }
-            var answers = [Result<PresentedCertificate?, EtcdClientError>?](repeating: nil, count: clients.count)
+            var answers = [Result<PresentedCertificate?, EtcdClientError>?](repeating: nil, count: targets.count)
             for await (index, answer) in group { answers[index] = answer }
             return answers.compactMap { $0 }
         }
         for (index, answer) in presented.enumerated() {
-            let member = clients[index].0
+            let target = targets[index]
             switch answer {
             case .success(let certificate?):
                 // Member certificates have no CN (etcd would take it for a user name).
                 let name = certificate.commonName.isEmpty ? "" : " (CN \(certificate.commonName))"
-                seen.append(.init(label: "the certificate \(member.name) presents at \(member.endpoint)\(name)",
+                seen.append(.init(label: "the certificate \(target.name) presents \(target.port)\(name)",
                                   notAfter: certificate.notAfter))
             case .success(nil): break
             case .failure(let error):
-                unreadable.append("the certificate \(member.name) presents: \(error.message)")
+                unreadable.append("the certificate \(target.name) presents \(target.port): \(error.message)")
             }
         }
         return CertificateExpiry.check(seen, unreadable: unreadable)

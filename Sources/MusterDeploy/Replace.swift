@@ -134,7 +134,8 @@ extension ClusterOperations {
         // Every host at once: one round trip in all.
         let outputs = try await withThrowingTaskGroup(of: (String, String).self) { group in
             for host in cluster.hosts {
-                let script = HostFacts.script(for: cluster.members.filter { $0.host == host }, files: [], directories: [])
+                let members = cluster.members.filter { $0.host == host }
+                let script = HostFacts.script(for: members, files: [], directories: [], spaces: members.map(\.paths.data))
                 group.addTask { (host, try await fleet.check(host, "facts", script, timeout: 30)) }
             }
             var outputs: [String: String] = [:]

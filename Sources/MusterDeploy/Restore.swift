@@ -213,24 +213,13 @@ public struct Restore: Sendable {
         guard raw || facts.hashMatches else {
             throw MusterError(.refused, cluster: cluster, step: "snapshot", "\(file) is damaged: its database hashes to \(facts.databaseSHA256), the sha256 at its end says \(facts.embeddedSHA256 ?? ""); nothing was changed on any host")
         }
-        if let version = facts.clusterVersion, let file = MinorVersion(version), let members = MinorVersion(memberVersion), file > members {
+        if let version = facts.clusterVersion, let written = EtcdVersion(version),
+           let members = try? EtcdVersionProfile(memberVersion), !members.runsDataWritten(by: written) {
             let acceptable = stateDirectory.flatMap { SnapshotCatalog.newestRestorable(cluster: cluster, stateDirectory: $0, memberVersion: memberVersion) }
             throw MusterError(.refused, cluster: cluster, step: "snapshot", "the snapshot comes from an etcd \(version) cluster, newer than the members' \(memberVersion): etcd cannot run a data dir of a newer minor; nothing was changed on any host" + (acceptable.map { ". The newest snapshot of '\(cluster)' they can restore: \($0)" } ?? ""))
         }
         return facts
     }
-}
-
-/// `MAJOR.MINOR` of a version string.
-struct MinorVersion: Comparable {
-    var major: Int, minor: Int
-    init?(_ text: String) {
-        let parts = text.split(separator: ".").prefix(2).map { Int($0) }
-        guard parts.count == 2, let major = parts[0], let minor = parts[1] else { return nil }
-        self.major = major
-        self.minor = minor
-    }
-    static func < (a: Self, b: Self) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
 }
 
 /// The controller's restore tool of the members' minor, as it is shipped to hosts: etcdctl
@@ -243,8 +232,8 @@ struct RestoreTool {
     static func locate(_ workspace: Workspace, cluster: String, version: String, compressing: Bool = true) async throws -> RestoreTool {
         let member = workspace.inventory.memberSettings(of: cluster)
         let directory = (member.binary as NSString).deletingLastPathComponent
-        guard let minor = MinorVersion(version) else { throw MusterError(.input, "member version \(version) is not MAJOR.MINOR.PATCH") }
-        let usesEtcdutl = try EtcdVersionProfile(version).restoreTool == .etcdutl
+        let profile = try EtcdVersionProfile(version)
+        let usesEtcdutl = profile.restoreTool == .etcdutl
         let name = usesEtcdutl ? "etcdutl" : "etcdctl"
         let local = usesEtcdutl ? directory + "/etcdutl" : (member.etcdctl ?? directory + "/etcdctl")
         guard FileManager.default.isExecutableFile(atPath: local) else {
@@ -252,8 +241,9 @@ struct RestoreTool {
         }
         let said = try await LocalProcess.runOffPool([local, "version"], timeout: 20)
         let first = said.stdoutText.split(separator: "\n").first.map(String.init) ?? ""
-        guard let toolVersion = first.split(separator: " ").last.map(String.init), MinorVersion(toolVersion) == minor else {
-            throw InventoryError.at(member.mark, in: workspace.inventoryPath, "\(local) says '\(first)', not \(name) \(minor.major).\(minor.minor) like the members (\(version))")
+        guard let toolVersion = first.split(separator: " ").last.map(String.init),
+              let tool = EtcdVersion(toolVersion), tool.sameLine(as: profile.version) else {
+            throw InventoryError.at(member.mark, in: workspace.inventoryPath, "\(local) says '\(first)', not \(name) \(profile.line) like the members (\(version))")
         }
         let remote = (workspace.plan.clusters.first?.members.first?.paths.etcdctl as NSString?)?.deletingLastPathComponent ?? workspace.inventory.paths.install
         var shipped = try ShippedBinary(localPath: local, remotePath: "\(remote)/\(name)-\(toolVersion)")

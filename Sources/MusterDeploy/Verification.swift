@@ -29,11 +29,13 @@ public enum Verification {
                 let tls = try ClusterCertificates.clientTLS(for: cluster, stateDirectory: workspace.state.directory)
                 let record = try workspace.state.clusterRecord(cluster.name)
                 let expectation = workspace.expectation(for: cluster, record: record)
-                let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls)
+                let endpoints = try await Endpoints.open(for: cluster, fleet: fleet, viaSSH: viaSSH, tls: tls, peers: true)
+                let peerTLS = try ClusterCertificates.peerProbeTLS(for: cluster, stateDirectory: workspace.state.directory)
                 // The metric window opens before the verifier's own write and read, so that a
                 // quiet cluster still shows a few fsyncs and commits in it.
                 let production = ProductionChecks(
                     cluster: cluster, clients: expectation.members.map { ($0, endpoints.client(for: $0)) },
+                    peerClients: cluster.members.map { ($0, endpoints.peerClient(for: $0, tls: peerTLS)) },
                     stateDirectory: workspace.state.directory, record: record, sample: sample)
                 async let sampled = production.sample()
                 var report = await Verifier(expectation: expectation, memberClient: { endpoints.client(for: $0) }).run()
@@ -46,6 +48,8 @@ public enum Verification {
                     // The facts carry each supervisor's state: no second round trip for it.
                     report.supervisors = operations.supervisorStatesFromPreflight(cluster)
                     report.checks.append(configCurrent(cluster, facts: operations.facts))
+                    report.checks.append(DiskSpace.check(cluster, quota: DiskSpace.quotaBytes(of: cluster.name, inventory: workspace.inventory),
+                                                         facts: operations.facts))
                     let hosts = Array(Set(cluster.members.map(\.host))).sorted()
                     report.checks.append(ClockSkew.check(await ClockSkew.measure(hosts, fleet: fleet)))
                 }

@@ -79,21 +79,16 @@ public struct EtcdVersionProfile: Sendable, Equatable {
     /// a client certificate too.
     public var gatewayTakesItsOwnClientCertificate: Bool { minor >= 5 }
 
-    // MARK: tools and endpoints
+    // MARK: tools and data
 
     /// `snapshot restore` (and `snapshot status`): etcdctl on 3.4; etcdutl from 3.5 (3.5's
     /// etcdctl restores with a deprecation notice, 3.6 removed it from etcdctl).
     public var restoreTool: Tool { minor <= 4 ? .etcdctl : .etcdutl }
 
-    /// The health endpoints a member serves: `/health` always, `/livez` and `/readyz` from 3.4.29,
-    /// 3.5.11 and 3.6.0 (not on Debian's 3.4.23).
-    public var healthEndpoints: [String] {
-        let probes: Bool = switch minor {
-        case ...4: version.patch >= 29
-        case 5: version.patch >= 11
-        default: true
-        }
-        return probes ? ["/health", "/livez", "/readyz"] : ["/health"]
+    /// Whether a member of this line runs a data dir (or a snapshot restored from one) that a
+    /// cluster at `clusterVersion` wrote: etcd never runs a data dir of a newer minor.
+    public func runsDataWritten(by clusterVersion: EtcdVersion) -> Bool {
+        (clusterVersion.major, clusterVersion.minor) <= (version.major, version.minor)
     }
 
     // MARK: membership

@@ -60,56 +60,6 @@ public struct HostPaths: Sendable, Equatable {
     public init() {}
 }
 
-public enum DiscoverySource: Sendable, Equatable {
-    /// A token on another cluster of this inventory (brought up first, with v2 enabled).
-    case cluster(String)
-    /// An existing etcd's v2 keys API, e.g. `http://172.19.19.122:2379`.
-    case url(String)
-    /// A discovery.etcd.io-style service asked `GET /new?size=N`.
-    case service(String)
-    /// An etcd outside the inventory, by its client URLs: v3 discovery's backend.
-    case endpoints([String])
-}
-
-/// What `bootstrap: { discovery: ... }` says besides its backend and size.
-public struct DiscoveryOptions: Sendable, Equatable {
-    /// `protocol:`, when the inventory forces one.
-    public var forcedProtocol: DiscoveryProtocol?
-    /// Where a refusal of the protocol points: `protocol:`, else the discovery mapping.
-    public var protocolMark: Mark
-    /// `tls:` of an `endpoints:` backend: files on the controller, shipped to every member.
-    public var tls: DiscoveryTLSFiles?
-
-    public init(forcedProtocol: DiscoveryProtocol? = nil, protocolMark: Mark, tls: DiscoveryTLSFiles? = nil) {
-        self.forcedProtocol = forcedProtocol
-        self.protocolMark = protocolMark
-        self.tls = tls
-    }
-}
-
-/// The CA that signed an external v3 discovery backend's server certificate, and the client
-/// certificate and key its members present to it (paths on the controller).
-public struct DiscoveryTLSFiles: Sendable, Equatable {
-    public var ca: String
-    public var cert: String
-    public var key: String
-    public var mark: Mark
-}
-
-public enum Bootstrap: Sendable, Equatable {
-    case staticCluster
-    case discovery(source: DiscoverySource, size: Int, proxy: String?)
-    case dns(domain: String, serviceName: String)
-
-    public var modeName: String {
-        switch self {
-        case .staticCluster: return "static"
-        case .discovery: return "discovery"
-        case .dns: return "dns"
-        }
-    }
-}
-
 /// Which addresses a member serves clients on.
 public enum ClientListen: String, Sendable {
     /// Its address and 127.0.0.1 (the walkthrough's layout).
@@ -192,8 +142,7 @@ public struct Inventory: Sendable {
         var placed = Set<String>()
         func place(_ cluster: Cluster, depth: Int) {
             guard !placed.contains(cluster.name), depth < clusters.count + 1 else { return }
-            if case .discovery(.cluster(let backend), _, _) = cluster.bootstrap,
-               let dependency = self.cluster(named: backend) {
+            if let backend = cluster.bootstrap.backendCluster, let dependency = self.cluster(named: backend) {
                 place(dependency, depth: depth + 1)
             }
             placed.insert(cluster.name)

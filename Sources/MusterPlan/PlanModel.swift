@@ -90,112 +90,6 @@ public struct JoinPlan: Sendable, Equatable {
     public var isNew: Bool
 }
 
-public struct SRVRecord: Sendable, Codable, Equatable {
-    public var service: String
-    public var domain: String
-    public var target: String
-    public var port: Int
-}
-
-public struct HostRecord: Sendable, Codable, Equatable {
-    public var fqdn: String
-    public var address: String
-}
-
-public struct DNSPlan: Sendable, Codable {
-    public var serverHost: String
-    public var serverAddress: String
-    public var domain: String
-    public var serviceName: String
-    public var configPath: String
-    public var serverRecords: [SRVRecord]
-    public var clientRecords: [SRVRecord]
-    public var hostRecords: [HostRecord]
-    /// dnsmasq's pidfile where no systemd supervises it, under the inventory's `paths.run`.
-    public var pidfile: String = ""
-
-    // The pidfile is a host detail, not part of the plan document tools read.
-    enum CodingKeys: String, CodingKey {
-        case serverHost, serverAddress, domain, serviceName, configPath, serverRecords, clientRecords, hostRecords
-    }
-}
-
-public struct DiscoveryPlan: Sendable, Codable {
-    public enum Backend: String, Sendable, Codable { case cluster, url, service }
-    public var backend: Backend
-    /// The backend cluster's name for `.cluster`.
-    public var backendCluster: String?
-    public var token: String
-    /// What members get as `discovery:`; a marked placeholder until a service has answered.
-    public var url: String
-    public var isPlaceholder: Bool
-    public var size: Int
-    public var proxy: String?
-    /// Where `up` asks for a token (`GET SERVICE/new?size=N`) for a service backend.
-    public var serviceURL: String?
-    /// The key `up` sets for an etcd backend: `PUT URL/_config/size value=N`.
-    public var sizeKeyURL: String?
-}
-
-/// etcd's v3 discovery (3.6+ members): each member registers under a token in a backend etcd,
-/// through its v3 API. The layout is etcd's own (server/etcdserver/api/v3discovery/discovery.go,
-/// v3.6.14 and v3.7.1 alike): `/_etcd/registry/TOKEN/_config/size` holds the size in decimal,
-/// written beforehand; each member puts `/_etcd/registry/TOKEN/members/ID` (its ID in lowercase
-/// hex, unpadded) = `NAME=PEERURLS`; the first `size` by create revision form the cluster.
-public struct DiscoveryV3Plan: Sendable, Codable {
-    /// The inventory cluster that serves the registry; `nil` for an `endpoints:` backend.
-    public var backendCluster: String?
-    public var token: String
-    /// The backend's client URLs, as the members dial them (and muster too).
-    public var endpoints: [String]
-    public var size: Int
-    /// The backend speaks TLS (https endpoints).
-    public var tls: Bool
-    /// Members present a client certificate and check the backend's against its CA (files
-    /// muster ships: `MemberPaths.discoveryCert`, ...); without it, the system's roots.
-    public var clientCertificate: Bool
-
-    public init(backendCluster: String?, token: String, endpoints: [String], size: Int, tls: Bool, clientCertificate: Bool) {
-        self.backendCluster = backendCluster
-        self.token = token
-        self.endpoints = endpoints
-        self.size = size
-        self.tls = tls
-        self.clientCertificate = clientCertificate
-    }
-
-    /// etcd's `discoveryPrefix` joined with the token: every key of the token is under it.
-    public var registryPrefix: String { "/_etcd/registry/" + token }
-    public var sizeKey: String { registryPrefix + "/_config/size" }
-    /// etcd reads members with this prefix as is (no trailing slash), so muster does too.
-    public var membersPrefix: String { registryPrefix + "/members" }
-    /// The key a member of this ID registers under.
-    public func memberKey(id: UInt64) -> String { membersPrefix + "/" + String(id, radix: 16) }
-}
-
-/// How a cluster forms, with the data each way needs. Every place that behaves differently per
-/// mode switches over this enum, so the compiler finds them all when a mode is added.
-public enum BootstrapPlan: Sendable {
-    /// `initial-cluster` lists every member; `initial-cluster-token` keeps clusters apart.
-    case staticCluster(token: String)
-    /// Members find each other through a discovery URL (an etcd's v2 keys or a service).
-    case discovery(DiscoveryPlan)
-    /// Members register under a token in a backend etcd's v3 keys (etcd 3.6+).
-    case discoveryV3(DiscoveryV3Plan)
-    /// Members find each other by SRV records that muster's dnsmasq serves.
-    case dns(DNSPlan, token: String)
-
-    /// The name `render` prints and `plan.json` carries.
-    public var modeName: String {
-        switch self {
-        case .staticCluster: return "static"
-        case .discovery: return "discovery"
-        case .discoveryV3: return "discovery-v3"
-        case .dns: return "dns"
-        }
-    }
-}
-
 public struct ClusterPlan: Sendable {
     public var name: String
     public var bootstrap: BootstrapPlan
@@ -219,25 +113,8 @@ public struct ClusterPlan: Sendable {
     public var learnerLimit = 1
 
     public var mode: String { bootstrap.modeName }
-    public var discovery: DiscoveryPlan? {
-        if case .discovery(let plan) = bootstrap { return plan }
-        return nil
-    }
-    public var discoveryV3: DiscoveryV3Plan? {
-        if case .discoveryV3(let plan) = bootstrap { return plan }
-        return nil
-    }
-    public var dns: DNSPlan? {
-        if case .dns(let plan, _) = bootstrap { return plan }
-        return nil
-    }
     /// `initial-cluster-token`: discovery clusters take theirs from the discovery URL.
-    public var initialClusterToken: String? {
-        switch bootstrap {
-        case .staticCluster(let token), .dns(_, let token): return token
-        case .discovery, .discoveryV3: return nil
-        }
-    }
+    public var initialClusterToken: String? { bootstrap.initialClusterToken }
     /// Every host the cluster needs: its members' and its DNS server's.
     public var hosts: [String] {
         (members.map(\.host) + (dns.map { [$0.serverHost] } ?? []) + removals.compactMap(\.member?.host)).uniqued()

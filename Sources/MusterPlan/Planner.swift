@@ -98,14 +98,7 @@ public struct Planner {
     public init(inventory: Inventory, facts: PlanFacts) {
         self.inventory = inventory
         self.facts = facts
-        // Only a v2 backend needs its v2 keys API on and a client port without certificates.
-        v2DiscoveryBackends = Set(inventory.clusters.compactMap { cluster in
-            guard case .discovery(.cluster(let backend), _, _) = cluster.bootstrap,
-                  case .success(.v2) = DiscoveryProtocol.choose(memberVersion: facts.version(of: cluster.name),
-                                                                forced: cluster.discoveryOptions?.forcedProtocol)
-            else { return nil }
-            return backend
-        })
+        v2DiscoveryBackends = Self.v2Backends(of: inventory, facts: facts)
     }
 
     public func plan(only clusterName: String? = nil) throws -> [ClusterPlan] {
@@ -132,28 +125,18 @@ public struct Planner {
     private func plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> ClusterPlan {
         let scheme = cluster.tls ? "https" : "http"
         let isBackend = v2DiscoveryBackends.contains(cluster.name)
-        var dnsDomain: String?
-        if case .dns(let domain, _) = cluster.bootstrap { dnsDomain = domain }
-
-        let protocolChoice = try discoveryProtocol(cluster)
-        let discovery = protocolChoice == .v2 ? try discoveryPlan(cluster, backends: backends) : nil
-        let discoveryV3 = protocolChoice == .v3 ? try discoveryV3Plan(cluster, backends: backends) : nil
+        let mode = try modePlanning(cluster, backends: backends)
         // A restore under way founds the cluster again: no history, the restore's token.
         let restoring = facts.restoring[cluster.name]
         let history = restoring == nil ? facts.histories[cluster.name] : nil
         let restoreToken = restoring ?? history?.restoreToken
-        let modeToken: String? = switch cluster.bootstrap {
-        case .staticCluster, .dns: cluster.token
-        // v3 discovery founds under the bare token (etcd's PeerURLsMapAndToken), v2 under the URL.
-        case .discovery: discoveryV3?.token ?? discovery.flatMap { $0.isPlaceholder ? nil : $0.url }
-        }
-        let idToken = restoring ?? modeToken
+        let idToken = restoring ?? mode.idToken
 
         var members: [MemberPlan] = []
         for name in cluster.members {
             guard let host = inventory.host(named: name) else { continue }
             let advertiseHost: String
-            if let dnsDomain {
+            if let dnsDomain = mode.advertisedDomain {
                 advertiseHost = host.fqdn ?? "\(host.name).\(dnsDomain)"
             } else {
                 advertiseHost = host.fqdn ?? URLParts.urlHost(host.address)
@@ -182,13 +165,9 @@ public struct Planner {
                 memberID: idToken.map { EtcdIDs.memberID(peerURLs: [peerURL], token: $0) },
                 paths: paths(for: cluster)))
         }
-        let foundedStatically: Bool = switch cluster.bootstrap {
-        case .staticCluster: true
-        case .discovery, .dns: false
-        }
         // A restore founds by initial-cluster in every mode (the restore tool writes it into
         // the data), so its founders' conf.yml carries it.
-        if foundedStatically || restoreToken != nil {
+        if mode.foundsStatically || restoreToken != nil {
             // Founders keep the initial-cluster they formed with; without a record, every member.
             let founding = history.map { $0.founders.map { "\($0.name)=\($0.peerURL)" } }
                 ?? members.map { "\($0.name)=\($0.peerURL)" }
@@ -207,16 +186,7 @@ public struct Planner {
             }
         }
         let ids = members.compactMap(\.memberID)
-        let bootstrap: BootstrapPlan
-        switch cluster.bootstrap {
-        case .staticCluster: bootstrap = .staticCluster(token: cluster.token)
-        case .discovery: bootstrap = discoveryV3.map(BootstrapPlan.discoveryV3) ?? .discovery(discovery!)
-        case .dns:
-            guard let dns = dnsPlan(cluster, members: members) else {
-                throw PlanError(description: "cluster '\(cluster.name)' bootstraps by DNS but the inventory has no dns server")
-            }
-            bootstrap = .dns(dns, token: cluster.token)
-        }
+        let bootstrap = try mode.plan(members: members)
         return ClusterPlan(
             name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
             memberVersion: facts.version(of: cluster.name),
@@ -225,43 +195,10 @@ public struct Planner {
                 && (isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) }),
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
-            dependsOn: (discovery?.backendCluster ?? discoveryV3?.backendCluster).map { [$0] } ?? [],
+            dependsOn: mode.dependsOn,
             removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [],
             restoreToken: restoreToken, servesV2Discovery: isBackend,
             learnerLimit: (try? EtcdVersionProfile(facts.version(of: cluster.name)).learnerLimit(options: cluster.etcdOptions)) ?? 1)
-    }
-
-    /// The protocol of a discovery cluster (`nil` for the other modes). The inventory check has
-    /// refused what its members cannot speak already.
-    private func discoveryProtocol(_ cluster: Cluster) throws -> DiscoveryProtocol? {
-        guard case .discovery = cluster.bootstrap else { return nil }
-        switch DiscoveryProtocol.choose(memberVersion: facts.version(of: cluster.name), forced: cluster.discoveryOptions?.forcedProtocol) {
-        case .success(let chosen): return chosen
-        case .failure(let refusal):
-            throw PlanError(description: "cluster '\(cluster.name)': \(refusal.reason); \(refusal.wayOn)")
-        }
-    }
-
-    private func discoveryV3Plan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> DiscoveryV3Plan? {
-        guard case .discovery(let source, let size, _) = cluster.bootstrap else { return nil }
-        guard let token = facts.discoveryTokens[cluster.name]?.token else {
-            throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
-        }
-        switch source {
-        case .cluster(let backendName):
-            guard let backend = backends[backendName], !backend.members.isEmpty else {
-                throw PlanError(description: "discovery backend '\(backendName)' of cluster '\(cluster.name)' has no members")
-            }
-            // Members dial every member of the backend, by the URL it advertises to clients.
-            return DiscoveryV3Plan(backendCluster: backendName, token: token, endpoints: backend.members.map { $0.clientURLs[0] },
-                                   size: size, tls: backend.tls, clientCertificate: backend.tls)
-        case .endpoints(let urls):
-            return DiscoveryV3Plan(backendCluster: nil, token: token, endpoints: urls.map(URLParts.trimmingSlashes), size: size,
-                                   tls: urls.contains { $0.hasPrefix("https://") },
-                                   clientCertificate: cluster.discoveryOptions?.tls != nil)
-        case .url, .service:
-            throw PlanError(description: "cluster '\(cluster.name)': v3 discovery needs an inventory cluster or endpoints as its backend")
-        }
     }
 
     /// Recorded members the inventory's `members:` no longer lists.
@@ -314,67 +251,6 @@ public struct Planner {
             member.formerPeerURL = now
         }
         return member
-    }
-
-    private func discoveryPlan(_ cluster: Cluster, backends: [String: ClusterPlan]) throws -> DiscoveryPlan? {
-        guard case .discovery(let source, let size, let proxy) = cluster.bootstrap else { return nil }
-        let stored = facts.discoveryTokens[cluster.name]
-        switch source {
-        case .cluster(let backendName):
-            guard let backend = backends[backendName], let first = backend.members.first else {
-                throw PlanError(description: "discovery backend '\(backendName)' of cluster '\(cluster.name)' has no members")
-            }
-            guard let token = stored?.token else {
-                throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
-            }
-            // etcd's discovery client speaks plain v2 keys to the backend's advertised client URL.
-            let base = first.clientURLs[0] + "/v2/keys/discovery/" + token
-            return DiscoveryPlan(backend: .cluster, backendCluster: backendName, token: token, url: base,
-                                 isPlaceholder: false, size: size, proxy: proxy, serviceURL: nil,
-                                 sizeKeyURL: base + "/_config/size")
-        case .url(let url):
-            guard let token = stored?.token else {
-                throw PlanError(description: "no discovery token recorded for cluster '\(cluster.name)'")
-            }
-            let base = URLParts.trimmingSlashes(url) + "/v2/keys/discovery/" + token
-            return DiscoveryPlan(backend: .url, backendCluster: nil, token: token, url: base,
-                                 isPlaceholder: false, size: size, proxy: proxy, serviceURL: nil,
-                                 sizeKeyURL: base + "/_config/size")
-        case .endpoints:
-            throw PlanError(description: "cluster '\(cluster.name)': 'endpoints' is a v3 discovery backend")
-        case .service(let service):
-            if let answered = stored?.serviceURL {
-                return DiscoveryPlan(backend: .service, backendCluster: nil,
-                                     token: String(answered.split(separator: "/").last ?? ""),
-                                     url: answered, isPlaceholder: false, size: size, proxy: proxy,
-                                     serviceURL: URLParts.trimmingSlashes(service), sizeKeyURL: nil)
-            }
-            return DiscoveryPlan(backend: .service, backendCluster: nil, token: Self.placeholderMarker,
-                                 url: URLParts.trimmingSlashes(service) + "/\(Self.placeholderMarker)-asked-of-the-service-at-up",
-                                 isPlaceholder: true, size: size, proxy: proxy,
-                                 serviceURL: URLParts.trimmingSlashes(service), sizeKeyURL: nil)
-        }
-    }
-
-    private func dnsPlan(_ cluster: Cluster, members: [MemberPlan]) -> DNSPlan? {
-        guard case .dns(let domain, let serviceName) = cluster.bootstrap, let dns = inventory.dns,
-              let server = inventory.host(named: dns.server) else { return nil }
-        // With TLS the -ssl records replace the plain ones: etcd 3.5 merges both lookups and
-        // would otherwise see every member twice.
-        let suffix = (cluster.tls ? "-ssl" : "") + (serviceName.isEmpty ? "" : "-\(serviceName)")
-        func records(_ kind: String, port: Int) -> [SRVRecord] {
-            members.map { member in
-                SRVRecord(service: "_etcd-\(kind)\(suffix)._tcp", domain: domain,
-                          target: URLParts.host(of: member.peerURL), port: port)
-            }
-        }
-        let hostRecords = members.map { HostRecord(fqdn: URLParts.host(of: $0.peerURL), address: $0.address) }
-        return DNSPlan(serverHost: server.name, serverAddress: server.address, domain: domain,
-                       serviceName: serviceName,
-                       configPath: "\(inventory.paths.dnsmasq)/muster-\(cluster.name).conf",
-                       serverRecords: records("server", port: cluster.peerPort),
-                       clientRecords: records("client", port: cluster.clientPort),
-                       hostRecords: hostRecords, pidfile: "\(inventory.paths.run)/dnsmasq-\(cluster.name).pid")
     }
 
     private func paths(for cluster: Cluster) -> MemberPaths {

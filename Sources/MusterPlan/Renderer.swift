@@ -75,31 +75,14 @@ public struct Renderer: Sendable {
         ]
         context["initialCluster"] = member.initialCluster.map(TemplateValue.text)
         context["initialClusterState"] = .text(member.join == nil ? "new" : "existing")
-        switch cluster.bootstrap {
-        case _ where member.join != nil:
-            break  // a joining member finds its peers by its initial-cluster alone
-        case _ where cluster.restoreToken != nil:
+        if member.join != nil {
+            // A joining member finds its peers by its initial-cluster alone.
+        } else if let restoreToken = cluster.restoreToken {
             // Founded by a restore: the initial-cluster and token its data was restored with
             // (a discovery or SRV key beside initial-cluster is a conflict etcd refuses).
-            context["initialClusterToken"] = cluster.restoreToken.map(TemplateValue.text)
-        case .staticCluster(let token):
-            context["initialClusterToken"] = .text(token)
-        case .dns(let dns, let token):
-            context["discoverySRV"] = .text(dns.domain)
-            if !dns.serviceName.isEmpty { context["discoverySRVName"] = .text(dns.serviceName) }
-            context["initialClusterToken"] = .text(token)
-        case .discovery(let discovery):
-            context["discovery"] = .text(discovery.url)
-            if let proxy = discovery.proxy { context["discoveryProxy"] = .text(proxy) }
-        case .discoveryV3(let discovery):
-            context["discoveryToken"] = .text(discovery.token)
-            context["discoveryEndpoints"] = .list(discovery.endpoints.map { ["url": .text($0)] })
-            context["discoverySecure"] = .flag(discovery.tls)
-            if discovery.clientCertificate {
-                context["discoveryCert"] = .text(member.paths.discoveryCert)
-                context["discoveryKey"] = .text(member.paths.discoveryKey)
-                context["discoveryCACert"] = .text(member.paths.discoveryCACert)
-            }
+            context["initialClusterToken"] = .text(restoreToken)
+        } else {
+            cluster.bootstrap.addFoundingKeys(to: &context, member: member)
         }
         if cluster.tls {
             let paths = member.paths

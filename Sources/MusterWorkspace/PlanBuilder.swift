@@ -109,7 +109,7 @@ public struct Workspace: Sendable {
             histories[cluster.name] = try workspace.state.clusterRecord(cluster.name)?.history
             // Discovery's size counts at formation only: a formed cluster grows past it through
             // learners, like any other.
-            if histories[cluster.name] == nil, case .discovery(_, let size, _) = cluster.bootstrap, size < cluster.members.count {
+            if histories[cluster.name] == nil, let size = cluster.bootstrap.formationSize, size < cluster.members.count {
                 throw InventoryError.at(cluster.bootstrapMark, in: workspace.inventoryPath,
                                         "discovery size \(size) of cluster '\(cluster.name)' is smaller than its \(cluster.members.count) members: the extra members could never join while it forms (once formed, members join through learners)")
             }
@@ -199,8 +199,8 @@ public struct PlanBuilder: Sendable {
         let stored = try state.discoveryTokens()
         var fresh: [String: DiscoveryToken] = [:]
         for cluster in inventory.clusters {
-            guard case .discovery(let source, _, _) = cluster.bootstrap, stored[cluster.name] == nil else { continue }
-            if case .service = source { continue }  // the service hands out the token at `up`
+            // A discovery service hands its token out at `up`.
+            guard cluster.bootstrap.tokenMadeByMuster, stored[cluster.name] == nil else { continue }
             fresh[cluster.name] = DiscoveryToken(token: LocalState.newToken())
         }
         let scope: ClusterScope = cluster.map { includeBackendOfUnformedCluster ? .withBackendIfUnformed($0) : .only($0) } ?? .all

@@ -27,6 +27,9 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Skip the snapshot taken before restarting or reconfiguring a running cluster.")
     var noBackup = false
 
+    @Flag(help: "Start new members without measuring fdatasync on their data dirs' filesystems (preflight refuses a p99 over 100 ms).")
+    var skipDiskCheck = false
+
     @Option(help: "Result format: table or json.")
     var output: OutputFormat = .table
 
@@ -42,6 +45,7 @@ struct Up: AsyncParsableCommand {
             bringUp.wipeRemovedData = wipeData
             bringUp.force = force
             bringUp.backup = !noBackup
+            bringUp.checkDisks = !skipDiskCheck
             let outcome = try await bringUp.run()
             switch output {
             case .table:

@@ -152,7 +152,7 @@ import MusterTestSupport
             let text = try String(contentsOfFile: builder.inventoryPath, encoding: .utf8)
             try text.replacingOccurrences(of: "members: [host1, host2, host3]", with: "members: [host1, host2]")
                 .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+            var shrink = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             shrink.removeMembers = true
             shrink.wipeRemovedData = true
             let shrunk = try await shrink.run()
@@ -181,7 +181,7 @@ import MusterTestSupport
             let formed = try await DeploySandbox.up(builder)
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             try setMembers("host1, host2", in: builder)
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+            var shrink = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             shrink.removeMembers = true
             _ = try await shrink.run()
             #expect(try DeploySandbox.exec("host3", "[ -d /var/lib/etcd/main/member ] && echo kept") == "kept")

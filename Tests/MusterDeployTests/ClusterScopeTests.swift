@@ -9,17 +9,6 @@ import MusterSandbox
 /// through, so `down` and `verify` of it leave the backend alone; and every `--output json` is
 /// one object with a `clusters` array.
 @Suite struct ClusterScopeTests {
-    private func muster(_ arguments: [String]) throws -> ProcessResult {
-        let binary = repositoryRoot + "/.build/debug/muster"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
-        }
-        var environment = ProcessInfo.processInfo.environment
-        environment["MUSTER_SANDBOX_ONLY"] = "1"
-        return try LocalProcess.run([binary] + arguments + ["--templates", repositoryRoot + "/templates"],
-                                    environment: environment, timeout: 120)
-    }
-
     @Test func clusterMeansThatClusterForDownAndVerifyAndJSONHasOneShape() async throws {
         try await onSandbox {
             let builder = try DeploySandbox.inventory(.discovery)
@@ -28,7 +17,7 @@ import MusterSandbox
             let backendPid = try DeploySandbox.exec("host1", "cat /run/etcd/disco.pid")
 
             // verify --cluster main: one object, one cluster, whatever the inventory holds.
-            let verified = try muster(["verify", builder.inventoryPath, "--cluster", "main", "--output", "json"])
+            let verified = try MusterCLI.run(["verify", builder.inventoryPath, "--cluster", "main", "--output", "json"])
             #expect(verified.status == 0, "\(verified.stderrText)")
             let document = try JSONSerialization.jsonObject(with: verified.stdout) as? [String: Any]
             #expect(document?["ok"] as? Bool == true)
@@ -36,7 +25,7 @@ import MusterSandbox
 
             // The backend down: main, formed, still verifies on its own.
             try await TearDown(builder: { var b = builder; b.cluster = "disco"; return b }(), options: DeploySandbox.options, progress: Progress(quiet: true)).run()
-            let alone = try muster(["verify", builder.inventoryPath, "--cluster", "main", "--output", "json"])
+            let alone = try MusterCLI.run(["verify", builder.inventoryPath, "--cluster", "main", "--output", "json"])
             #expect(alone.status == 0, "main must not need its backend once formed: \(alone.stdoutText) \(alone.stderrText)")
             let upAgain = try await DeploySandbox.up(builder)
             #expect(upAgain.reports.allSatisfy { $0.ok })
@@ -44,13 +33,13 @@ import MusterSandbox
             // down --cluster main stops main's members and leaves the backend running.
             let newBackendPid = try DeploySandbox.exec("host1", "cat /run/etcd/disco.pid")
             #expect(newBackendPid != backendPid)
-            let down = try muster(["down", builder.inventoryPath, "--cluster", "main"])
+            let down = try MusterCLI.run(["down", builder.inventoryPath, "--cluster", "main"])
             #expect(down.status == 0, "\(down.stderrText)")
             #expect(try DeploySandbox.exec("host1", "cat /run/etcd/disco.pid") == newBackendPid, "the backend was stopped too")
             #expect(try DeploySandbox.exec("host2", "cat /run/etcd/main.pid 2>/dev/null || echo stopped") == "stopped")
 
             // up --output json: the same envelope, with what changed per host.
-            let up = try muster(["up", builder.inventoryPath, "--output", "json"])
+            let up = try MusterCLI.run(["up", builder.inventoryPath, "--output", "json"])
             #expect(up.status == 0, "\(up.stderrText)")
             let upDocument = try JSONSerialization.jsonObject(with: up.stdout) as? [String: Any]
             #expect((upDocument?["clusters"] as? [Any])?.count == 2)

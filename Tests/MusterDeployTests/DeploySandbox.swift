@@ -138,7 +138,15 @@ enum DeploySandbox {
     }
 
     static func up(_ builder: PlanBuilder, progress: MusterDeploy.Progress = MusterDeploy.Progress()) async throws -> BringUp.Outcome {
-        try await BringUp(builder: builder, options: options, progress: progress).run()
+        try await bringUp(builder: builder, options: options, progress: progress).run()
+    }
+
+    /// `up` as scenarios run it: without the disk check, which would measure the CI machine's
+    /// disk under whatever load it has; DiskCheckTests cover it on devices of their own.
+    static func bringUp(builder: PlanBuilder, options: RunOptions, progress: MusterDeploy.Progress) -> BringUp {
+        var bringUp = BringUp(builder: builder, options: options, progress: progress)
+        bringUp.checkDisks = false
+        return bringUp
     }
 
     /// `up` with every progress line kept, and the error it ended with (nil on success).

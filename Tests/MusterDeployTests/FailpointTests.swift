@@ -147,7 +147,7 @@ import MusterSandbox
             #expect(!cut.succeeded && cut.stderrText.contains("failpoint shrink.after-remove"), "\(cut.stderrText)")
             #expect(try etcdctl(["member", "list"]).stdoutText.split(separator: "\n").count == 2, "removed before the cut")
 
-            var finish = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            var finish = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
             finish.removeMembers = true
             let finished = try await finish.run()
             #expect(finished.reports.allSatisfy { $0.ok }, "\(finished.reports.map { $0.table() })")
@@ -199,7 +199,7 @@ import MusterSandbox
                 #expect(!shrink.succeeded && shrink.stderrText.contains("failpoint \(shrinkPoint)"), "\(shrink.stderrText)")
                 let left = try etcdctl(["member", "list"]).stdoutText.split(separator: "\n").count
                 #expect(left == (shrinkPoint == "shrink.after-leader-move" ? 3 : 2), "\(shrinkPoint): \(left) members")
-                var finish = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+                var finish = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
                 finish.removeMembers = true
                 finish.wipeRemovedData = true
                 let shrunk = try await finish.run()

@@ -121,7 +121,7 @@ import MusterSandbox
             }
             // 2 -> 1 is what etcd calls unsafe: refused without --force.
             try setMembers(keep[0], in: builder)
-            var unsafe = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
+            var unsafe = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress(quiet: true))
             unsafe.removeMembers = true
             await #expect(throws: DeployError.self) { _ = try await unsafe.run() }
             #expect(try etcdctl(keep, ["member", "list"]).stdoutText.split(separator: "\n").count == 2)
@@ -214,7 +214,7 @@ import MusterSandbox
             defer { _ = try? DeploySandbox.exec("host2", "kill -CONT \(stopped)") }
             try setMembers("host1, host2", in: builder)
             before = try hostListings()
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            var shrink = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
             shrink.removeMembers = true
             do {
                 _ = try await shrink.run()
@@ -297,7 +297,7 @@ import MusterSandbox
     func up(_ builder: PlanBuilder, options: RunOptions = DeploySandbox.options, dryRun: Bool = false,
             removeMembers: Bool = false) async throws -> (outcome: BringUp.Outcome, lines: Lines) {
         let lines = Lines()
-        var run = BringUp(builder: builder, options: options, progress: Progress(observer: { lines.add($0.line) }))
+        var run = DeploySandbox.bringUp(builder: builder, options: options, progress: Progress(observer: { lines.add($0.line) }))
         run.dryRun = dryRun
         run.removeMembers = removeMembers
         return (try await run.run(), lines)
@@ -412,7 +412,7 @@ import MusterSandbox
                 options.acceptNewHostKeys = true
                 // A new address together with a removal: one change at a time, refused before any host.
                 try setMembers("host1, host2", in: builder)
-                var both = BringUp(builder: builder, options: options, progress: Progress(quiet: true))
+                var both = DeploySandbox.bringUp(builder: builder, options: options, progress: Progress(quiet: true))
                 both.removeMembers = true
                 do {
                     _ = try await both.run()
@@ -457,7 +457,7 @@ import MusterSandbox
                 #expect(record.members.first { $0.name == "host2" }?.peerURLs == ["https://\(new):2380"], "\(record)")
                 #expect(record.founders.first { $0.name == "host2" }?.peerURLs == ["https://\(old):2380"], "the founding stays as it formed")
 
-                let again = try await BringUp(builder: builder, options: options, progress: Progress()).run()
+                let again = try await DeploySandbox.bringUp(builder: builder, options: options, progress: Progress()).run()
                 #expect(again.reports.allSatisfy { $0.ok }, "\(again.reports.map { $0.table() })")
                 #expect(again.hosts.allSatisfy { $0.restarted.isEmpty && $0.started.isEmpty }, "nothing more to do: \(again.hosts)")
 
@@ -467,7 +467,7 @@ import MusterSandbox
                 try edited.replacingOccurrences(of: "host2: { address: \(new) }", with: "host2: { address: \(old) }")
                     .write(toFile: builder.inventoryPath, atomically: true, encoding: .utf8)
                 let returned = Lines()
-                let back = try await BringUp(builder: builder, options: options, progress: Progress(observer: { returned.add($0.line) })).run()
+                let back = try await DeploySandbox.bringUp(builder: builder, options: options, progress: Progress(observer: { returned.add($0.line) })).run()
                 #expect(back.reports.allSatisfy { $0.ok }, "\(back.reports.map { $0.table() })")
                 #expect(returned.all.contains { $0.contains("host2 is not running; it starts on its new address") }, "\(returned.all)")
                 #expect(back.hosts.first { $0.host == "host2" }?.started == ["main"], "\(back.hosts)")
@@ -557,7 +557,7 @@ import MusterSandbox
             let keep = all.filter { !removed.contains($0) }
             let shrinking = writer("three", through: keep)
             try setMembers(keep.joined(separator: ", "), in: builder)
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            var shrink = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
             shrink.removeMembers = true
             let shrunk = try await shrink.run()
             shrinking.cancel()

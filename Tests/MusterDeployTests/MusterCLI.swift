@@ -16,14 +16,17 @@ enum MusterCLI {
     }
 
     /// Any command (`["defrag", INVENTORY, "--output", "json"]`), with the repository's templates.
-    static func run(_ arguments: [String], failpoint: String? = nil, timeout: TimeInterval = 120) throws -> ProcessResult {
+    /// `up` skips its disk check unless `diskCheck`: a scenario's outcome must not hang on the
+    /// CI machine's disk (DiskCheckTests measure on devices of their own).
+    static func run(_ arguments: [String], failpoint: String? = nil, diskCheck: Bool = false, timeout: TimeInterval = 120) throws -> ProcessResult {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw SandboxError("\(binary) is missing: `swift build` first (this test runs the CLI)")
         }
         var environment = ProcessInfo.processInfo.environment
         environment["MUSTER_SANDBOX_ONLY"] = "1"
         environment["MUSTER_FAILPOINT"] = failpoint
-        return try LocalProcess.run([binary] + arguments + ["--templates", repositoryRoot + "/templates"],
+        let skip = arguments.first == "up" && !diskCheck ? ["--skip-disk-check"] : []
+        return try LocalProcess.run([binary] + arguments + skip + ["--templates", repositoryRoot + "/templates"],
                                     environment: environment, timeout: timeout)
     }
 

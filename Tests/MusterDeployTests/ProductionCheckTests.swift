@@ -114,6 +114,10 @@ import MusterWorkspace
             #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
             let healthy = try await verify(builder)
             #expect(healthy.check(named: "db-quota")?.ok == true, "\(healthy.table())")
+            // disk-free judges the hosts' free space against the inventory's quota, not etcd's default.
+            let hosts = try await verify(builder, viaSSH: true)
+            let space = try #require(hosts.check(named: "disk-free"), "\(hosts.table())")
+            #expect(space.ok && space.detail.contains("quota-backend-bytes 8.4 MB"), "\(space.detail)")
             let client = EtcdClient(baseURL: try builder.build().plan.clusters[0].members[0].endpoint, timeout: 10)
             let value = String(repeating: "x", count: 48 * 1024)
 
@@ -213,6 +217,8 @@ extension ProductionCheckTests {
             let agreed = try await verify(builder, viaSSH: true)
             let fine = try #require(agreed.check(named: "clock-skew"), "\(agreed.table())")
             #expect(fine.ok && fine.detail.contains("host1") && fine.detail.contains("host3"), "\(fine.detail)")
+            // Hosts with gigabytes free under the default 2 GiB quota.
+            #expect(agreed.check(named: "disk-free")?.ok == true, "\(agreed.table())")
             // Without SSH sessions nothing is asked of the hosts.
             #expect(try await verify(builder).check(named: "clock-skew") == nil)
 
@@ -228,6 +234,63 @@ extension ProductionCheckTests {
             #expect(failure.failed && (failure.detail.contains("host2 -3.0") || failure.detail.contains("host2 -2.99")), "\(failure.detail)")
             #expect(behind.exitCode == 1)
             _ = try DeploySandbox.exec("host2", "rm -f /usr/local/bin/date")
+            try await DeploySandbox.down(builder, wipe: true)
+        }
+    }
+
+    /// `up`'s preflight measures the same clocks as verify and warns, changing nothing else.
+    @Test func upWarnsOfAHostsSkewedClock() async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static)
+            defer { _ = try? DeploySandbox.exec("host2", "rm -f /usr/local/bin/date") }
+            let agreed = try MusterCLI.run(["up", builder.inventoryPath, "--dry-run"])
+            #expect(agreed.status == 0 && !agreed.stderrText.contains("clock-skew"), "\(agreed.stderrText)")
+
+            try setClock(of: "host2", ahead: 0.8)
+            let ahead = try MusterCLI.run(["up", builder.inventoryPath, "--dry-run"])
+            let warning = try #require(ahead.stderrText.split(separator: "\n").first { $0.contains("WARN clock-skew: ") }, "\(ahead.stderrText)")
+            #expect(warning.contains("host2 +0.") && warning.contains("warn beyond 0.5 s, fail beyond 1.0 s"), "\(warning)")
+            #expect(ahead.status == 0 && ahead.stderrText.contains("dry run: preflight passed"), "\(ahead.stderrText)")
+
+            // Beyond etcd's own 1 s: still a warning in up (etcd runs), the figure named.
+            try setClock(of: "host2", ahead: -3)
+            let behind = try MusterCLI.run(["up", builder.inventoryPath, "--dry-run"])
+            let far = try #require(behind.stderrText.split(separator: "\n").first { $0.contains("WARN clock-skew: ") }, "\(behind.stderrText)")
+            #expect(far.contains("host2 -3.0") || far.contains("host2 -2.99"), "\(far)")
+            #expect(behind.status == 0, "\(behind.stderrText)")
+        }
+    }
+
+    /// A member's peer port presents a certificate of its own (signed by the peer CA): read in
+    /// its handshake, directly and through SSH tunnels (etcd 3.4.23 and 3.5.16).
+    @Test(arguments: ["/usr/bin/etcd", DeploySandbox.etcd35])
+    func aPeerCertificateNearItsEndWarns(binary: String) async throws {
+        try await onSandbox {
+            let builder = try DeploySandbox.inventory(.static, binary: binary) {
+                $0.replacingOccurrences(of: "    tls: false\n", with: "    tls: true\n")
+            }
+            let formed = try await DeploySandbox.up(builder)
+            #expect(formed.reports.allSatisfy { $0.ok }, "\(formed.reports.map { $0.table() })")
+            let workspace = try builder.build()
+            let pki = workspace.state.directory + "/pki/main"
+            let fresh = try await verify(builder)
+            #expect(fresh.check(named: "cert-expiry")?.ok == true, "\(fresh.table())")
+
+            let host3 = try #require(workspace.plan.clusters[0].members.first { $0.name == "host3" })
+            let peerCA = try CertificateAuthority(directory: pki, commonName: "muster peer CA for main", baseName: "peer-ca")
+            let issued = try peerCA.issue(kind: .peer, commonName: host3.name, dnsNames: ["localhost"],
+                                          ipAddresses: [host3.address, "127.0.0.1"], validityDays: 20)
+            for (path, text) in [(host3.paths.peerKey, issued.privateKeyPEM), (host3.paths.peerCert, issued.certificatePEM)] {
+                _ = try DeploySandbox.exec(host3.host, "cat > \(Shell.quote(path)) <<'PEM'\n\(text)PEM")
+            }
+            for viaSSH in [false, true] {
+                let warned = try await verify(builder, viaSSH: viaSSH)
+                let warning = try #require(warned.check(named: "cert-expiry"))
+                #expect(warning.warned, "\(warned.table())")
+                #expect(warning.detail.contains("host3 presents at its peer URL \(host3.peerURL)") && warning.detail.contains("ends in 19 days"), "\(warning.detail)")
+                // Its client port and the state's copy still have years.
+                #expect(!warning.detail.contains("host3 presents at https") && !warning.detail.contains("pki/main/"), "\(warning.detail)")
+            }
             try await DeploySandbox.down(builder, wipe: true)
         }
     }

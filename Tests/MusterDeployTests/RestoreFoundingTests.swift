@@ -80,7 +80,7 @@ import MusterSandbox
 
             // After a shrink.
             try setMembers("host1, host2", in: builder)
-            var shrink = BringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
+            var shrink = DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options, progress: Progress())
             shrink.removeMembers = true
             let shrunk = try await shrink.run()
             #expect(shrunk.reports.allSatisfy { $0.ok }, "\(shrunk.reports.map { $0.table() })")

@@ -47,7 +47,7 @@ import MusterTestSupport
     }
 
     private func up(_ builder: PlanBuilder) async throws -> BringUp.Outcome {
-        try await BringUp(builder: builder, options: Self.options, progress: Progress()).run()
+        try await DeploySandbox.bringUp(builder: builder, options: Self.options, progress: Progress()).run()
     }
 
     /// Polls `check` (bounded: 120 tries, 0.5 s apart).

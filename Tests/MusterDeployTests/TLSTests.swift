@@ -115,7 +115,7 @@ import MusterSandbox
                 .write(toFile: wrongPath, atomically: true, encoding: .utf8)
             wrong.inventoryPath = wrongPath
             wrong.stateDirectory = try builder.build().state.directory
-            var dryRun = BringUp(builder: wrong, options: DeploySandbox.options, progress: Progress(quiet: true))
+            var dryRun = DeploySandbox.bringUp(builder: wrong, options: DeploySandbox.options, progress: Progress(quiet: true))
             dryRun.dryRun = true
             await #expect(throws: DeployError.self) { try await dryRun.run() }
             #expect(try Data(contentsOf: URL(fileURLWithPath: "\(pki)/host2-server.crt")) == certificate,

@@ -119,7 +119,7 @@ import MusterSandbox
         try setBinary(binary, in: builder)
         // muster's per-host events line the writer's failures up with each member's outage.
         let events = EventLog()
-        let rolled = try await BringUp(builder: builder, options: DeploySandbox.options,
+        let rolled = try await DeploySandbox.bringUp(builder: builder, options: DeploySandbox.options,
                                        progress: Progress(observer: { events.append($0) })).run()
         writer.cancel()
         let (acknowledged, failures) = await writer.value

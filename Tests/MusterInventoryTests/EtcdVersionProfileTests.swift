@@ -23,11 +23,12 @@ import MusterYAML
         #expect(try profile("3.4.23").restoreTool == .etcdctl)
         #expect(try profile("3.5.16").restoreTool == .etcdutl)
         #expect(try profile("3.7.1").restoreTool == .etcdutl)
-        #expect(try profile("3.4.23").healthEndpoints == ["/health"])
-        #expect(try profile("3.4.29").healthEndpoints == ["/health", "/livez", "/readyz"])
-        #expect(try profile("3.5.10").healthEndpoints == ["/health"])
-        #expect(try profile("3.5.11").healthEndpoints.contains("/readyz"))
-        #expect(try profile("3.6.0").healthEndpoints.contains("/livez"))
+        // A snapshot of a newer minor never restores onto older members (etcd has no downgrade
+        // of a data dir); clusterVersion is MAJOR.MINOR.0 in the snapshot's cluster bucket.
+        #expect(try profile("3.5.16").runsDataWritten(by: EtcdVersion(3, 4, 0)))
+        #expect(try profile("3.5.16").runsDataWritten(by: EtcdVersion(3, 5, 0)))
+        #expect(try !profile("3.5.30").runsDataWritten(by: EtcdVersion(3, 6, 0)))
+        #expect(try !profile("3.4.23").runsDataWritten(by: EtcdVersion(3, 5, 0)))
         #expect(try profile("3.4.23").dnsSRVNeedsTLS && !profile("3.5.16").dnsSRVNeedsTLS)
         // etcd issue 21640: strict reconfig check refuses an add while a voter is down until
         // 3.5.30 and 3.6.11.
