@@ -32,6 +32,8 @@ struct ClusterCertificates {
         pki = try ClusterPKI(stateDirectory: stateDirectory, cluster: cluster.name, pending: pending)
         let client = try pki.clientCertificate()
         tls = EtcdTLS(caPath: client.caPath, certPath: client.certPath, keyPath: client.keyPath)
+        // etcd 3.5+ gives its gateway a certificate of its own (3.4 presents the server one).
+        let ownGateway = (try? EtcdVersionProfile(cluster.memberVersion))?.gatewayTakesItsOwnClientCertificate ?? false
         for member in cluster.members {
             // Every name and address the member is reached by: its address, its advertised name,
             // the SRV domain (etcd 3.4 checks peers against it), and loopback for local clients.
@@ -41,7 +43,7 @@ struct ClusterCertificates {
             let certificates = try pki.memberCertificates(
                 member: member.name, dnsNames: names.filter { !IPAddress.isLiteral($0) }.uniqued(),
                 ipAddresses: (addresses + names.filter(IPAddress.isLiteral)).uniqued(), pending: pending,
-                fresh: reissuing.contains(member.name))
+                fresh: reissuing.contains(member.name), gateway: ownGateway)
             if certificates.renewed { renewed.insert(member.name) }
             let paths = member.paths
             files += [
@@ -52,6 +54,13 @@ struct ClusterCertificates {
                 RenderedFile(host: member.host, path: paths.peerCert, contents: certificates.peer.certificatePEM, mode: 0o644),
                 RenderedFile(host: member.host, path: paths.peerKey, contents: certificates.peer.privateKeyPEM, mode: 0o600, owner: "etcd:etcd"),
             ]
+            if let gateway = certificates.gateway {
+                files += [
+                    RenderedFile(host: member.host, path: paths.clientPortTrust, contents: certificates.clientPortTrustPEM, mode: 0o644),
+                    RenderedFile(host: member.host, path: paths.gatewayCert, contents: gateway.certificatePEM, mode: 0o644),
+                    RenderedFile(host: member.host, path: paths.gatewayKey, contents: gateway.privateKeyPEM, mode: 0o600, owner: "etcd:etcd"),
+                ]
+            }
         }
     }
 

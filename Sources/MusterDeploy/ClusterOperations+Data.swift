@@ -160,13 +160,14 @@ extension ClusterOperations {
         }
     }
 
-    /// Writes each member's conf.yml as `plan` renders it (a restore's founding), on every
-    /// member's host, each file beside its target and renamed over it.
-    func writeConfigs(of cluster: ClusterPlan, from plan: Plan) async throws {
+    /// Writes each member's conf.yml as `plan` renders it (a restore's founding), and `files`
+    /// (its certificates), on every member's host, each file beside its target and renamed over it.
+    func writeConfigs(of cluster: ClusterPlan, from plan: Plan, with files: [RenderedFile] = []) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for host in cluster.members.map(\.host).uniqued() {
                 let configs = Set(cluster.members.filter { $0.host == host }.map(\.paths.config))
                 var script = ApplyScript()
+                for file in files where file.host == host { script.write(file) }
                 for file in plan.files where file.host == host && configs.contains(file.path) { script.write(file) }
                 guard !script.isEmpty else { continue }
                 group.addTask {

@@ -179,7 +179,7 @@ extension ClusterOperations {
         }
         try checkpoint("shrink.after-remove")
         if let member = reachable {
-            // Its private keys were credentials of the cluster (a peer's; on 3.4 a client's too),
+            // Its private keys were credentials of the cluster (a peer's; on 3.4 a client's too; its gateway's),
             // and it is no member now: they leave its host (data stays unless `wipe`).
             try await stop(member, wipe: wipe, disable: true, deletingKeys: true)
             try checkpoint("shrink.after-stop")

@@ -13,6 +13,12 @@ extension ClusterOperations {
         return ["\(quoted).muster-before-restore-*", "\(quoted).muster-replaced-*", "\(quoted).muster-restoring", "\(quoted).muster-restore-*.db"]
     }
 
+    /// Every private key muster puts on a member's host: server, peer, the gateway's (etcd 3.5+)
+    /// and the v3 discovery client's.
+    static func privateKeys(_ paths: MemberPaths) -> [String] {
+        [paths.serverKey, paths.peerKey, paths.gatewayKey, paths.discoveryKey]
+    }
+
     /// Removes each of `words` (quoted paths, or globs after a quoted prefix) that exists, and
     /// says so: `removed PATH` per path.
     static func removeEach(_ words: [String]) -> String {
@@ -41,7 +47,7 @@ extension ClusterOperations {
     static func wipeScript(paths: MemberPaths, purge: Bool) -> String {
         let installDirectory = (paths.binary as NSString).deletingLastPathComponent
         let configRoot = (paths.configDir as NSString).deletingLastPathComponent
-        var words = [Shell.quote(paths.data), Shell.quote(paths.marker), Shell.quote(paths.serverKey), Shell.quote(paths.peerKey)]
+        var words = [Shell.quote(paths.data), Shell.quote(paths.marker)] + privateKeys(paths).map(Shell.quote)
             + copiesOfData(paths.data) + [RestoreStaging.leftovers(paths)]
         if purge {
             words += [Shell.quote(paths.configDir), Shell.quote(paths.logDir), Shell.quote(paths.pidfile), Shell.quote(paths.unit)]

@@ -95,7 +95,7 @@ struct ClusterOperations: Sendable {
             script += "\necho \"data kept in \(member.paths.data)\""
         }
         if deletingKeys {
-            script += "\nrm -f -- \(Shell.quote(member.paths.serverKey)) \(Shell.quote(member.paths.peerKey))"
+            script += "\nrm -f -- " + Self.privateKeys(member.paths).map(Shell.quote).joined(separator: " ")
         }
         return script
     }

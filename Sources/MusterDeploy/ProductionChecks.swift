@@ -88,7 +88,9 @@ struct ProductionChecks {
             let target = targets[index]
             switch answer {
             case .success(let certificate?):
-                seen.append(.init(label: "the certificate \(target.name) presents \(target.port) (CN \(certificate.commonName))",
+                // Member certificates have no CN (etcd would take it for a user name).
+                let name = certificate.commonName.isEmpty ? "" : " (CN \(certificate.commonName))"
+                seen.append(.init(label: "the certificate \(target.name) presents \(target.port)\(name)",
                                   notAfter: certificate.notAfter))
             case .success(nil): break
             case .failure(let error):

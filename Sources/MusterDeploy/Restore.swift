@@ -156,7 +156,12 @@ public struct Restore: Sendable {
                     asideSuffix: founding.asideSuffix, skipHashCheck: rawDatabase))
                 members.append(.init(name: member.name, host: member.host, id: member.memberID!, movedAside: aside))
             case .writeConfigs(let written):
-                try await operations.writeConfigs(of: ClusterPlan(copying: restored, members: written), from: founding.workspace.plan)
+                // conf.yml names the certificates this muster issues (a gateway's from etcd 3.5, for
+                // a cluster an earlier muster made): they go with it, renewed as `up` would.
+                let planned = ClusterPlan(copying: restored, members: written)
+                let certificates = restored.tls ? try ClusterCertificates(cluster: planned, stateDirectory: workspace.state.directory) : nil
+                try await operations.writeConfigs(of: planned, from: founding.workspace.plan, with: certificates?.files ?? [])
+                try certificates?.commit()
             case .start(let member):
                 try await operations.start(member)
             case .waitHealthy:

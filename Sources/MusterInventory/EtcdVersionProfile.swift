@@ -69,6 +69,16 @@ public struct EtcdVersionProfile: Sendable, Equatable {
     /// bootstrap works only with `_etcd-server-ssl._tcp`, that is with TLS.
     public var dnsSRVNeedsTLS: Bool { minor <= 4 }
 
+    // MARK: TLS
+
+    /// etcd's JSON gateway dials the member's own client port with TLS. From 3.5 it presents the
+    /// certificate of `client-transport-security`'s `client-cert-file` (read in 3.5.0's
+    /// `server/embed/config.go` and `client/pkg/transport/listener.go`), so muster gives it a
+    /// certificate of its own and the server certificate carries no clientAuth. etcd 3.4 has no
+    /// such key: its gateway presents the server certificate (etcd issue 9785), which must stay
+    /// a client certificate too.
+    public var gatewayTakesItsOwnClientCertificate: Bool { minor >= 5 }
+
     // MARK: tools and data
 
     /// `snapshot restore` (and `snapshot status`): etcdctl on 3.4; etcdutl from 3.5 (3.5's

@@ -7,18 +7,24 @@ import Glibc
 
 /// What a certificate is for; decides its extended key usages.
 public enum CertificateKind: String, Sendable, CaseIterable {
-    /// A member's client-port certificate. Carries clientAuth too: etcd 3.4's gRPC gateway dials
-    /// its own client port with it (etcd issue 9785).
+    /// A member's client-port certificate: serverAuth only, so that no member's server key is a
+    /// client credential (etcd 3.5 and later: its gateway presents a certificate of its own,
+    /// `client-cert-file`).
     case server
+    /// A member's client-port certificate for etcd 3.4: clientAuth too. etcd 3.4's gRPC gateway
+    /// dials its own client port presenting the server certificate (etcd issue 9785), and 3.4
+    /// has no `client-cert-file` to give it another.
+    case serverDialingItself
     /// A member's peer-port certificate: peers are servers and clients of each other.
     case peer
-    /// muster's and operators' etcdctl certificate.
+    /// muster's and operators' etcdctl certificate, and a member's gateway certificate.
     case client
 
     /// extendedKeyUsage, in OpenSSL's configuration syntax.
     var extendedKeyUsages: String {
         switch self {
-        case .server, .peer: return "serverAuth,clientAuth"
+        case .server: return "serverAuth"
+        case .serverDialingItself, .peer: return "serverAuth,clientAuth"
         case .client: return "clientAuth"
         }
     }
@@ -26,7 +32,8 @@ public enum CertificateKind: String, Sendable, CaseIterable {
     /// The same usages as libcrypto's XKU_* flags.
     var extendedKeyUsageFlags: UInt32 {
         switch self {
-        case .server, .peer: return UInt32(XKU_SSL_SERVER | XKU_SSL_CLIENT)
+        case .server: return UInt32(XKU_SSL_SERVER)
+        case .serverDialingItself, .peer: return UInt32(XKU_SSL_SERVER | XKU_SSL_CLIENT)
         case .client: return UInt32(XKU_SSL_CLIENT)
         }
     }
@@ -128,26 +135,42 @@ public struct CertificateAuthority: Sendable {
         }
     }
 
-    /// Signs a new key pair for `commonName` with the given subject alternative names. Entries of
+    /// Signs a new key pair for `commonName` (nil: none) with the given subject alternative names. Entries of
     /// `dnsNames` that are IP addresses are put among the IP SANs (Go matches IPs only there).
-    public func issue(kind: CertificateKind, commonName: String, dnsNames: [String], ipAddresses: [String],
-                      validityDays: Int = 825) throws -> IssuedCertificate {
+    public func issue(kind: CertificateKind, commonName: String?, organizationalUnit: String? = nil,
+                      dnsNames: [String], ipAddresses: [String], validityDays: Int = 825) throws -> IssuedCertificate {
+        // Never past the CA's own end: a chain is only as valid as its shortest link.
+        try Self.issue(kind: kind, commonName: commonName, organizationalUnit: organizationalUnit, dnsNames: dnsNames,
+                       ipAddresses: ipAddresses, validityDays: validityDays, until: certificate.notValidAfter,
+                       issuer: (certificate, privateKey))
+    }
+
+    /// A certificate signed by its own key: trusted only where its PEM is put among the trusted
+    /// CAs (a member's gateway certificate, which its own client port alone trusts).
+    public static func issueSelfSigned(kind: CertificateKind, organizationalUnit: String,
+                                       validityDays: Int = 825) throws -> IssuedCertificate {
+        try issue(kind: kind, commonName: nil, organizationalUnit: organizationalUnit, dnsNames: [], ipAddresses: [],
+                  validityDays: validityDays, until: .distantFuture, issuer: nil)
+    }
+
+    private static func issue(kind: CertificateKind, commonName: String?, organizationalUnit: String?,
+                              dnsNames: [String], ipAddresses: [String], validityDays: Int, until end: Date,
+                              issuer: (certificate: X509Certificate, key: P256Key)?) throws -> IssuedCertificate {
         let sans = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
         let key = try P256Key.generate()
         let now = Date()
-        // Never past the CA's own end: a chain is only as valid as its shortest link.
-        let notAfter = min(now + Double(validityDays) * 86400, certificate.notValidAfter)
+        let notAfter = min(now + Double(validityDays) * 86400, end)
         var extensions: [(nid: Int32, value: String)] = [
             (NID_basic_constraints, "critical,CA:FALSE"),
             (NID_key_usage, "critical,digitalSignature"),  // ECDSA: no key encipherment
             (NID_ext_key_usage, kind.extendedKeyUsages),
             (NID_subject_key_identifier, "hash"),
-            (NID_authority_key_identifier, "keyid:always"),
         ]
+        if issuer != nil { extensions.append((NID_authority_key_identifier, "keyid:always")) }
         if !sans.isEmpty { extensions.append((NID_subject_alt_name, sans.configValue)) }
-        let request = CertificateRequest(organization: "muster", commonName: commonName,
+        let request = CertificateRequest(organization: "muster", commonName: commonName, organizationalUnit: organizationalUnit,
                                          notBefore: now - 3600, notAfter: notAfter, extensions: extensions)
-        let issued = try request.sign(key: key, issuer: certificate, issuerKey: privateKey)
+        let issued = try request.sign(key: key, issuer: issuer?.certificate, issuerKey: issuer?.key ?? key)
         return IssuedCertificate(certificatePEM: try issued.pemRepresentation,
                                  privateKeyPEM: try key.pemRepresentation,
                                  notAfter: issued.notValidAfter)

@@ -28,7 +28,8 @@ public enum CertificateOutcome: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// One member's server and peer certificates.
+/// One member's server and peer certificates, and its gateway certificate where its etcd line
+/// takes one.
 public struct MemberCertificates: Sendable {
     public var member: String
     public var caPath: String
@@ -39,19 +40,31 @@ public struct MemberCertificates: Sendable {
     public var peer: CertificateFiles
     public var serverOutcome: CertificateOutcome
     public var peerOutcome: CertificateOutcome
+    /// The client certificate etcd's own JSON gateway presents to this member's client port
+    /// (`client-cert-file`, etcd 3.5 and later): self-signed, trusted by that port alone.
+    public var gateway: CertificateFiles?
+    public var gatewayOutcome: CertificateOutcome = .reused
 
-    /// True when either certificate was written by this call (first issue or renewal): the member
+    /// True when any certificate was written by this call (first issue or renewal): the member
     /// needs the new files and, if it runs, a restart.
-    public var renewed: Bool { serverOutcome != .reused || peerOutcome != .reused }
+    public var renewed: Bool { serverOutcome != .reused || peerOutcome != .reused || gatewayOutcome != .reused }
+
+    /// What the member's client port trusts: the cluster CA, and its own gateway certificate
+    /// (which no other member trusts).
+    public var clientPortTrustPEM: String { caPEM + (gateway?.certificatePEM ?? "") }
 }
 
 /// A cluster's PKI in muster's local state, `STATE/pki/CLUSTER/` (directories 0700, keys 0600):
 ///
 ///     ca.crt ca.key                      the cluster CA (ECDSA P-256, 10 years): client port, clients
 ///     peer-ca.crt peer-ca.key            the peer CA: peer port only (clusters made before it: none)
-///     MEMBER-server.crt MEMBER-server.key  a member's client-port certificate (serverAuth+clientAuth)
+///     MEMBER-server.crt MEMBER-server.key  a member's client-port certificate (serverAuth; etcd 3.4:
+///                                          clientAuth too, its gateway presents it)
+///     MEMBER-gateway.crt MEMBER-gateway.key  etcd 3.5+: the certificate the member's gateway presents
+///                                          to its own client port (clientAuth, self-signed)
 ///     MEMBER-peer.crt MEMBER-peer.key      a member's peer-port certificate (serverAuth+clientAuth),
 ///                                          signed by the peer CA
+///     (member certificates have no CN: etcd takes a client certificate's CN for a user name)
 ///     client.crt client.key              muster's and operators' etcdctl certificate, CN "muster"
 ///
 /// Certificates are reused while they still fit: signed by this CA, key matching, the same SANs
@@ -113,16 +126,32 @@ public struct ClusterPKI: Sendable {
     /// a run writes them into the state only once they are on the member's host.
     /// `fresh`: new keys and certificates whatever is on disk (a replaced member: its host may
     /// have been rebuilt after a compromise, so its old keys are not to be trusted again).
+    /// `gateway`: the member's etcd presents a certificate of its own to its own client port
+    /// (etcd 3.5 and later), so its server certificate carries serverAuth alone.
+    ///
+    /// None has a common name: etcd takes a client certificate's CN for the user name under
+    /// `auth enable`, and the empty name is the one etcd's UserAdd refuses (`ErrUserEmpty`; it
+    /// accepts any other string), so no user an operator creates, `root` included, can be a
+    /// member's certificate. The member's name is in the OU, for people.
     public func memberCertificates(member: String, dnsNames: [String], ipAddresses: [String],
-                                   pending: PendingCertificates? = nil, fresh: Bool = false) throws -> MemberCertificates {
+                                   pending: PendingCertificates? = nil, fresh: Bool = false,
+                                   gateway: Bool = false) throws -> MemberCertificates {
         try ClusterPKI.checkFileName(member, what: "member")
-        let (server, serverOutcome) = try ensure(kind: .server, base: "\(member)-server", commonName: member,
+        let (server, serverOutcome) = try ensure(kind: gateway ? .server : .serverDialingItself, base: "\(member)-server",
+                                                 commonName: nil, organizationalUnit: "etcd member \(member) server",
                                                  dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending, fresh: fresh)
-        let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer", commonName: member,
+        let (peer, peerOutcome) = try ensure(kind: .peer, base: "\(member)-peer",
+                                             commonName: nil, organizationalUnit: "etcd member \(member) peer",
                                              dnsNames: dnsNames, ipAddresses: ipAddresses, pending: pending, fresh: fresh)
-        return MemberCertificates(member: member, caPath: caPath, caPEM: authority.certificatePEM,
-                                  peerCAPEM: peerAuthority.certificatePEM, server: server, peer: peer,
-                                  serverOutcome: serverOutcome, peerOutcome: peerOutcome)
+        var certificates = MemberCertificates(member: member, caPath: caPath, caPEM: authority.certificatePEM,
+                                              peerCAPEM: peerAuthority.certificatePEM, server: server, peer: peer,
+                                              serverOutcome: serverOutcome, peerOutcome: peerOutcome)
+        if gateway {
+            (certificates.gateway, certificates.gatewayOutcome) = try ensure(
+                kind: .client, base: "\(member)-gateway", commonName: nil, organizationalUnit: "etcd member \(member) gateway",
+                dnsNames: [], ipAddresses: [], pending: pending, fresh: fresh, selfSigned: true)
+        }
+        return certificates
     }
 
     /// Deletes a member's certificates and keys from the state (a removed member): should it
@@ -130,7 +159,7 @@ public struct ClusterPKI: Sendable {
     public static func forget(member: String, cluster: String, stateDirectory: String) throws {
         try checkFileName(member, what: "member")
         let directory = directory(stateDirectory: stateDirectory, cluster: cluster)
-        for base in ["\(member)-server", "\(member)-peer"] {
+        for base in ["\(member)-server", "\(member)-peer", "\(member)-gateway"] {
             for file in ["\(directory)/\(base).crt", "\(directory)/\(base).key"] where FileManager.default.fileExists(atPath: file) {
                 try FileManager.default.removeItem(atPath: file)
             }
@@ -190,9 +219,10 @@ public struct ClusterPKI: Sendable {
 
     // MARK: Reuse or issue
 
-    func ensure(kind: CertificateKind, base: String, commonName: String, dnsNames: [String],
-                ipAddresses: [String], pending: PendingCertificates? = nil,
-                authority: Bool = false, fresh: Bool = false) throws -> (CertificateFiles, CertificateOutcome) {
+    /// `selfSigned`: signed by its own key, not by a CA of the cluster.
+    func ensure(kind: CertificateKind, base: String, commonName: String?, organizationalUnit: String? = nil,
+                dnsNames: [String], ipAddresses: [String], pending: PendingCertificates? = nil,
+                authority: Bool = false, fresh: Bool = false, selfSigned: Bool = false) throws -> (CertificateFiles, CertificateOutcome) {
         let certPath = "\(directory)/\(base).crt", keyPath = "\(directory)/\(base).key"
         let wanted = try SANs(dnsNames: dnsNames, ipAddresses: ipAddresses)
         let manager = FileManager.default
@@ -200,13 +230,15 @@ public struct ClusterPKI: Sendable {
         if fresh && (manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath)) {
             outcome = .renewed(reason: "new keys for a replaced member")
         } else if manager.fileExists(atPath: certPath) || manager.fileExists(atPath: keyPath) {
-            switch judge(certPath: certPath, keyPath: keyPath, kind: kind, commonName: commonName, wanted: wanted) {
+            switch judge(certPath: certPath, keyPath: keyPath, kind: kind, commonName: commonName, wanted: wanted, selfSigned: selfSigned) {
             case .keep(let files): return (files, .reused)
             case .replace(let reason): outcome = .renewed(reason: reason)
             }
         }
-        let issued = try signer(for: kind).issue(kind: kind, commonName: commonName, dnsNames: dnsNames,
-                                         ipAddresses: ipAddresses, validityDays: validityDays)
+        let issued = selfSigned
+            ? try CertificateAuthority.issueSelfSigned(kind: kind, organizationalUnit: organizationalUnit ?? base, validityDays: validityDays)
+            : try signer(for: kind).issue(kind: kind, commonName: commonName, organizationalUnit: organizationalUnit,
+                                          dnsNames: dnsNames, ipAddresses: ipAddresses, validityDays: validityDays)
         if let pending {
             pending.add(key: issued.privateKeyPEM, at: keyPath, certificate: issued.certificatePEM, at: certPath,
                         authority: authority)
@@ -224,7 +256,8 @@ public struct ClusterPKI: Sendable {
         case replace(reason: String)
     }
 
-    func judge(certPath: String, keyPath: String, kind: CertificateKind, commonName: String, wanted: SANs) -> OnDisk {
+    func judge(certPath: String, keyPath: String, kind: CertificateKind, commonName: String?, wanted: SANs,
+               selfSigned: Bool = false) -> OnDisk {
         let certificatePEM: String, certificate: X509Certificate, privateKeyPEM: String, key: P256Key
         do {
             certificatePEM = try PKIFiles.readText(certPath)
@@ -234,7 +267,7 @@ public struct ClusterPKI: Sendable {
         } catch {
             return .replace(reason: "\(error)")
         }
-        if let reason = staleness(of: certificate, key: key, kind: kind, commonName: commonName, wanted: wanted) {
+        if let reason = staleness(of: certificate, key: key, kind: kind, commonName: commonName, wanted: wanted, selfSigned: selfSigned) {
             return .replace(reason: reason)
         }
         return .keep(CertificateFiles(certPath: certPath, keyPath: keyPath, certificatePEM: certificatePEM,
@@ -242,20 +275,24 @@ public struct ClusterPKI: Sendable {
     }
 
     /// Why a certificate and its key cannot be kept, or nil when they can.
-    func staleness(of certificate: X509Certificate, key: P256Key, kind: CertificateKind, commonName: String,
-                   wanted: SANs) -> String? {
+    func staleness(of certificate: X509Certificate, key: P256Key, kind: CertificateKind, commonName: String?,
+                   wanted: SANs, selfSigned: Bool = false) -> String? {
         if !certificate.hasPublicKey(of: key) {
             return "key does not match the certificate"
         }
-        if !signer(for: kind).signed(certificate) { return kind == .peer ? "not signed by the peer CA" : "not signed by the cluster CA" }
+        if selfSigned {
+            if !certificate.isSigned(by: certificate) { return "not self-signed" }
+        } else if !signer(for: kind).signed(certificate) {
+            return kind == .peer ? "not signed by the peer CA" : "not signed by the cluster CA"
+        }
         let now = Date()
         if certificate.notValidAfter < now + renewalWindow {
             let days = Int((certificate.notValidAfter.timeIntervalSince(now) / 86400).rounded(.down))
             return days < 0 ? "expired" : "expires in \(days) days"
         }
         if certificate.notValidBefore > now { return "not valid yet" }
-        if certificate.commonNames != [commonName] {
-            return "common name changed to \(commonName)"
+        if certificate.commonNames != (commonName.map { [$0] } ?? []) {
+            return commonName.map { "common name changed to \($0)" } ?? "a common name etcd would take for a user name"
         }
         if certificate.extendedKeyUsageFlags != kind.extendedKeyUsageFlags { return "key usages differ" }
         let present = SANs(certificate)

@@ -189,7 +189,11 @@ final class X509Certificate: @unchecked Sendable {
 /// What a new certificate says, before it is signed.
 struct CertificateRequest {
     var organization: String
-    var commonName: String
+    /// nil: no CN at all (a member's certificates: etcd takes a client certificate's CN for a
+    /// user name, and the empty name is the one no etcd user can have).
+    var commonName: String?
+    /// Who the certificate is for, for people reading it (etcd reads no OU).
+    var organizationalUnit: String? = nil
     var notBefore: Date
     var notAfter: Date
     /// Extensions in OpenSSL's configuration syntax, by NID, in order
@@ -206,7 +210,9 @@ struct CertificateRequest {
         try setRandomSerial(certificate)
         guard let name = X509_NAME_new() else { throw PKIError(path: "", message: libcryptoError("X509_NAME_new")) }
         defer { X509_NAME_free(name) }
-        for (nid, value) in [(NID_organizationName, organization), (NID_commonName, commonName)] {
+        let entries = [(NID_organizationName, organization)] + (organizationalUnit.map { [(NID_organizationalUnitName, $0)] } ?? [])
+            + (commonName.map { [(NID_commonName, $0)] } ?? [])
+        for (nid, value) in entries {
             guard X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8, value, -1, -1, 0) == 1 else {
                 throw PKIError(path: "", message: libcryptoError("cannot set the subject"))
             }

@@ -23,6 +23,11 @@ public struct MemberPaths: Sendable, Codable, Equatable {
     public var peerCACert: String { pkiDir + "/peer-ca.crt" }
     public var serverCert: String { pkiDir + "/server.crt" }
     public var serverKey: String { pkiDir + "/server.key" }
+    /// etcd 3.5+: the certificate the member's JSON gateway presents to its own client port, and
+    /// what that port trusts (the cluster CA and this gateway certificate).
+    public var gatewayCert: String { pkiDir + "/gateway.crt" }
+    public var gatewayKey: String { pkiDir + "/gateway.key" }
+    public var clientPortTrust: String { pkiDir + "/client-port-trust.crt" }
     public var peerCert: String { pkiDir + "/peer.crt" }
     public var peerKey: String { pkiDir + "/peer.key" }
     /// v3 discovery with TLS: the backend's CA and the client certificate the member presents to it.

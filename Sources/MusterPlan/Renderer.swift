@@ -87,7 +87,14 @@ public struct Renderer: Sendable {
         if cluster.tls {
             let paths = member.paths
             context["tls"] = .flag(true)
-            context["caCert"] = .text(paths.caCert)
+            // etcd 3.5+: its gateway presents a certificate of its own, which only this member's
+            // client port trusts, so no member's server key is a client credential.
+            let ownGateway = (try? EtcdVersionProfile(cluster.memberVersion))?.gatewayTakesItsOwnClientCertificate ?? false
+            context["caCert"] = .text(ownGateway ? paths.clientPortTrust : paths.caCert)
+            if ownGateway {
+                context["gatewayCert"] = .text(paths.gatewayCert)
+                context["gatewayKey"] = .text(paths.gatewayKey)
+            }
             context["peerCACert"] = .text(paths.peerCACert)
             context["serverCert"] = .text(paths.serverCert)
             context["serverKey"] = .text(paths.serverKey)

@@ -51,6 +51,15 @@ import MusterSandbox
             #expect(version.stdoutText.contains("\"etcdcluster\":\"3.5.0\""), "\(version.stdoutText)")
             #expect(upgraded.reports.first?.clusterVersion == "3.5.0", "verify shows the cluster version")
             #expect(upgraded.reports.first?.endpoints.allSatisfy { $0.version == "3.5.16" } == true, "and every member's server version")
+            // The roll moved each member's certificates to 3.5's form (issue 28): the server
+            // certificate serverAuth alone, the gateway presenting its own.
+            for host in ["host1", "host2", "host3"] {
+                #expect(try DeploySandbox.exec(host, "openssl x509 -in /etc/etcd/main/pki/server.crt -noout -ext extendedKeyUsage | tail -n 1 | tr -d ' '") == "TLSWebServerAuthentication", "\(host)")
+                #expect(try DeploySandbox.exec(host, "grep -c 'client-cert-file: /etc/etcd/main/pki/gateway.crt' /etc/etcd/main/conf.yml") == "1", "\(host)")
+            }
+            let server = try LocalProcess.run(["curl", "-s", "--cacert", "\(pki)/ca.crt", "--cert", "\(pki)/host2-server.crt",
+                                               "--key", "\(pki)/host2-server.key", "https://\(try DeploySandbox.host("host1").address):2379/version"])
+            #expect(!server.succeeded, "host2's server key is still a client credential on host1: \(server.stdoutText)")
 
             // The backup taken before the upgrade is kept apart (issue 34, item 5): `snapshot
             // save --keep 1` again and again never prunes it.

@@ -80,7 +80,7 @@ let memberIPs = ["10.0.0.1", "127.0.0.1"]
         let server = try openssl(["x509", "-noout", "-text", "-in", member.server.certPath])
         #expect(server.contains("DNS:example.test, DNS:localhost, DNS:m1.example.test, IP Address:10.0.0.1, IP Address:127.0.0.1"), "\(server)")
         #expect(server.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
-        #expect(server.contains("Subject: O = muster, CN = m1"))
+        #expect(server.contains("Subject: O = muster, OU = etcd member m1 server"), "\(server)")
         #expect(server.contains("ecdsa-with-SHA256") && server.contains("prime256v1"))
         let peer = try openssl(["x509", "-noout", "-text", "-in", member.peer.certPath])
         #expect(peer.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
