@@ -97,7 +97,7 @@ public struct BringUp: Sendable {
         let memberCount = workspace.plan.clusters.reduce(0) { $0 + $1.members.count }
         progress.note("plan: \(workspace.plan.clusters.count) cluster(s), \(memberCount) member(s); connecting to \(hosts.count) host(s)")
         for cluster in workspace.plan.clusters {
-            if let note = PlanSummary.evenCountNote(cluster) { progress.note("cluster \(cluster.name): \(note)") }
+            for note in PlanSummary.notes(cluster) { progress.note("cluster \(cluster.name): \(note)") }
         }
         let fleet: Fleet, outputs: [String: String]
         do {

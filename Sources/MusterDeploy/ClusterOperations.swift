@@ -162,20 +162,8 @@ struct ClusterOperations: Sendable {
     func failure(_ member: MemberPlan, step: String, _ message: String) async -> DeployError {
         let (command, source) = supervisor(on: member.host).logCommand(member)
         let log = (try? await fleet.session(member.host).run(command, timeout: 10, privileged: true))?.stdoutText ?? ""
-        var text = "cluster '\(member.cluster)': \(message)\nlast lines of \(source):\n\(LogText.escaped(log))"
+        var text = "cluster '\(member.cluster)': \(message)\nlast lines of \(source):\n\(TerminalText.escaped(log))"
         if let cause = KnownErrors.explain(log) { text += "\ncause: \(cause)" }
         return DeployError(host: member.host, cluster: member.cluster, step: step, text)
-    }
-}
-
-/// Member log lines are shown to a terminal: control characters in them are escaped.
-enum LogText {
-    static func escaped(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.flatMap { scalar -> [Unicode.Scalar] in
-            if scalar == "\n" || scalar == "\t" || !(scalar.value < 0x20 || scalar.value == 0x7f || (0x80...0x9f).contains(scalar.value)) {
-                return [scalar]
-            }
-            return Array(String(format: "\\x%02x", scalar.value).unicodeScalars)
-        }))
     }
 }

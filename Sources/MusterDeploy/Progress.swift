@@ -53,7 +53,7 @@ public final class Progress: Sendable {
         event.line = text
         observer?(event)
         guard !quiet else { return }
-        output.withLock { _ in FileHandle.standardError.write(Data((TransferMeter.clearLine + text + "\n").utf8)) }
+        output.withLock { _ in FileHandle.standardError.write(Data((TransferMeter.clearLine + TerminalText.escaped(text) + "\n").utf8)) }
     }
 }
 

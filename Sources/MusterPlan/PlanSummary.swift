@@ -10,7 +10,7 @@ public enum PlanSummary {
             header += cluster.tls ? "TLS" : "plain http"
             header += ", etcd \(cluster.memberVersion)"
             lines.append(header)
-            if let note = evenCountNote(cluster) { lines.append("  note         \(note)") }
+            for note in notes(cluster) { lines.append("  note         \(note)") }
             if let id = cluster.clusterID { lines.append("  cluster ID   \(EtcdIDs.hex(id))") }
             if let token = cluster.initialClusterToken { lines.append("  token        \(token)") }
             if cluster.enableV2 { lines.append("  v2 API       enabled (discovery backend of another cluster)") }
@@ -43,9 +43,21 @@ public enum PlanSummary {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// What the operator should know of a cluster as planned, which is no reason to refuse it.
+    public static func notes(_ cluster: ClusterPlan) -> [String] {
+        [evenCountNote(cluster), openDiscoveryBackendNote(cluster)].compactMap { $0 }
+    }
+
+    /// etcd's v2 discovery client dials its backend with no certificate and no credentials, and
+    /// trusts only the system's roots: the backend's client port cannot ask for either.
+    static func openDiscoveryBackendNote(_ cluster: ClusterPlan) -> String? {
+        guard cluster.servesV2Discovery else { return nil }
+        return "serves etcd's v2 discovery, whose client has no certificate and no credentials: its client port runs without TLS, and whoever reaches it reads and writes every key, v3 API included; keep it on a network only the members it serves reach, or bootstrap by v3 discovery (members on etcd 3.6+), `muster discovery serve`, static or DNS SRV"
+    }
+
     /// An even member count buys nothing: N members tolerate as many failures as N - 1, and
     /// need one more member up for quorum.
-    public static func evenCountNote(_ cluster: ClusterPlan) -> String? {
+    static func evenCountNote(_ cluster: ClusterPlan) -> String? {
         let count = cluster.members.count
         guard count > 0, count % 2 == 0 else { return nil }
         let quorum = count / 2 + 1

@@ -22,7 +22,7 @@ enum ErrorReporting {
     /// Prints `error` once: a line on stderr, and with `--output json` also a document on stdout.
     static func report(_ error: Error, json: Bool) -> ExitCode {
         let kind = kind(of: error)
-        FileHandle.standardError.write(Data(("\(error)\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.escaped("\(error)") + "\n").utf8))
         if json {
             let classified = error as? ClassifiedError
             let document = JSONValue.object(["error": .object([

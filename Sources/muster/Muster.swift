@@ -44,7 +44,7 @@ enum Main {
     private static func exitForParse(_ error: Error) -> Never {
         let code = Muster.exitCode(for: error)
         guard code != .success else { Muster.exit(withError: error) }  // --help, --version
-        FileHandle.standardError.write(Data((Muster.fullMessage(for: error) + "\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.escaped(Muster.fullMessage(for: error)) + "\n").utf8))
         exit(code == .validationFailure ? 2 : code.rawValue)
     }
 }

@@ -113,6 +113,16 @@ import Testing
         #expect(run.stderrText.contains("/nonexistent/etcd"), "\(run)")
     }
 
+    /// What reaches the terminal from elsewhere (here a path given on the command line, as
+    /// remote stderr and etcd's error text do) cannot drive it: ESC and BEL are shown as `\x1b`,
+    /// `\x07`. (The inventory's own values refuse control characters at their key.)
+    @Test func controlCharactersInAnErrorAreShownEscaped() throws {
+        let run = try MusterBinary().run(["render", NSTemporaryDirectory() + "/muster-nowhere/\u{1b}]0;owned\u{07}\u{1b}[2J.yml"])
+        #expect(run.status == 2, "\(run.status)")
+        #expect(!run.stderr.contains(0x1b) && !run.stderr.contains(0x07), "control characters reached the terminal")
+        #expect(run.stderrText.contains(#"\x1b]0;owned\x07\x1b[2J.yml"#), "\(run.stderrText.debugDescription)")
+    }
+
     @Test func aMissingIdentityFileExits2BeforeAnyHostIsContacted() throws {
         let file = try inventory(oneCluster.replacingOccurrences(of: "h1: { address: 127.0.0.1 }", with: "h1: { address: 127.0.0.1, ssh: { identity: /nonexistent/key, port: 1 } }"))
         defer { try? FileManager.default.removeItem(atPath: file.directory) }
