@@ -35,19 +35,14 @@ extension ClusterOperations {
             unlink(partial)
             throw DeployError(host: source.host, cluster: cluster.name, step: "snapshot", "\(error)")
         }
-        // link + unlink: never replaces a file of the same name. Two snapshots of one revision
-        // within a second (a re-run right after a cut one) take the next free second's name.
-        var stamp = takenAt, path = "", linked = false, reason = ""
-        for _ in 0..<10 {
-            path = directory + "/" + SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: stamp)
-            if link(partial, path) == 0 { linked = true; break }
-            reason = String(cString: strerror(errno))
-            guard errno == EEXIST else { break }
-            stamp = stamp.addingTimeInterval(1)
-        }
-        guard linked else {
+        let (path, stamp): (String, Date)
+        do {
+            (path, stamp) = try SnapshotCatalog.linkUnderFreeName(partial, from: takenAt) {
+                directory + "/" + SnapshotCatalog.fileName(cluster: cluster.name, revision: facts.revision, takenAt: $0)
+            }
+        } catch {
             unlink(partial)
-            throw DeployError(host: nil, cluster: cluster.name, step: "snapshot", "cannot name the snapshot \(path): \(reason)")
+            throw DeployError(host: nil, cluster: cluster.name, step: "snapshot", "\(error)")
         }
         unlink(partial)
         let rate = String(format: "%.2f s, %.1f MiB/s", download.seconds, Double(download.bytes) / 1_048_576 / max(download.seconds, 0.001))

@@ -57,19 +57,18 @@ public struct MemberRecovery: Sendable {
             } catch {
                 throw MusterError(.input, "cannot create \(directory): \(error.localizedDescription)")
             }
-            // A re-run within a second of a cut run takes the next free second's name: each
-            // run keeps its own copy (the state is locked, so nothing else names one meanwhile).
-            let now = Date()
-            let names = (0..<60).lazy.map { "\(directory)/\(cluster.name)-from-\(member.name)-\(SnapshotCatalog.stamp(now.addingTimeInterval(Double($0)))).db" }
-            guard let path = names.first(where: { !FileManager.default.fileExists(atPath: $0) }) else {
-                throw DeployError(host: member.host, cluster: cluster.name, step: "recover", "no free name for the copy in \(directory): move older copies away; nothing was changed")
-            }
             progress.host(member.host, "recover", "\(cluster.name): stopping \(member.name) so that its database holds still")
             _ = try await operations.stop(member, wipe: false)
             let database = member.paths.data + "/member/snap/db"
-            let bytes: Int64
+            // Each run keeps its own copy: named like a snapshot, by the next free second.
+            let partial = "\(directory)/.\(cluster.name)-from-\(member.name).\(UUID().uuidString).partial"
+            let bytes: Int64, path: String
             do {
-                bytes = try await operations.fleet.session(member.host).download(database, to: path, privileged: true)
+                defer { unlink(partial) }
+                bytes = try await operations.fleet.session(member.host).download(database, to: partial, privileged: true)
+                path = try SnapshotCatalog.linkUnderFreeName(partial, from: Date()) {
+                    "\(directory)/\(cluster.name)-from-\(member.name)-\(SnapshotCatalog.stamp($0)).db"
+                }.path
             } catch {
                 throw DeployError(host: member.host, cluster: cluster.name, step: "recover", "cannot copy \(database): \(error)")
             }

@@ -52,6 +52,20 @@ public enum SnapshotCatalog {
         return formatter.string(from: date)
     }
 
+    /// Links `partial` under `name(at:)` of `start`, or of the next second while that name is
+    /// taken (a re-run right after a cut one, within one second): link never replaces a file, so
+    /// no snapshot is ever overwritten. Returns the path and the time it names; `partial` stays.
+    static func linkUnderFreeName(_ partial: String, from start: Date, name: (Date) -> String) throws -> (path: String, at: Date) {
+        var stamp = start
+        for _ in 0..<60 {
+            let path = name(stamp)
+            if link(partial, path) == 0 { return (path, stamp) }
+            guard errno == EEXIST else { throw SnapshotError("cannot name the snapshot \(path): \(String(cString: strerror(errno)))") }
+            stamp = stamp.addingTimeInterval(1)
+        }
+        throw SnapshotError("cannot name the snapshot \(name(start)): it and the next 59 seconds' names are taken")
+    }
+
     public static func fileName(cluster: String, revision: Int64, takenAt: Date) -> String {
         "\(cluster)-\(revision)-\(stamp(takenAt)).db"
     }
