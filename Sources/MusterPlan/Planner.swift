@@ -187,18 +187,19 @@ public struct Planner {
         }
         let ids = members.compactMap(\.memberID)
         let bootstrap = try mode.plan(members: members)
+        let profile = try? EtcdVersionProfile(facts.version(of: cluster.name))
         return ClusterPlan(
             name: cluster.name, bootstrap: bootstrap, tls: cluster.tls,
             memberVersion: facts.version(of: cluster.name),
             // A 3.6+ member serves no v2 API (enable-v2 is refused in its keys).
-            enableV2: (try? EtcdVersionProfile(facts.version(of: cluster.name)).servesV2API) != false
+            enableV2: profile?.servesV2API != false
                 && (isBackend || cluster.etcdOptions.contains { $0.key == "enable-v2" && $0.value == .bool(true) }),
             clusterID: history?.clusterID ?? (ids.count == members.count && !ids.isEmpty ? EtcdIDs.clusterID(memberIDs: ids) : nil),
             members: members,
             dependsOn: mode.dependsOn,
             removals: history.map { removals(cluster, history: $0, scheme: scheme) } ?? [],
             restoreToken: restoreToken, servesV2Discovery: isBackend,
-            learnerLimit: (try? EtcdVersionProfile(facts.version(of: cluster.name)).learnerLimit(options: cluster.etcdOptions)) ?? 1)
+            learnerLimit: profile?.learnerLimit(options: cluster.etcdOptions) ?? 1)
     }
 
     /// Recorded members the inventory's `members:` no longer lists.
