@@ -25,7 +25,10 @@ import MusterTestSupport
     /// Waits (bounded) for Patroni to say what `condition` wants.
     private func waitForPatroni(_ address: String, seconds: Int, log: String,
                                 until condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
-        for _ in 0..<(seconds * 4) {
+        // A deadline, not a count: each question may take up to curl's 2 s, so a count of
+        // polls waited up to nine times the bound it names.
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
             if let state = try patroniState(address), condition(state) { return state }
             try await Task.sleep(for: .milliseconds(250))
         }
